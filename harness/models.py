@@ -290,6 +290,15 @@ class LoadedModel:
         return module_path(self.layout, layer, role)  # type: ignore[arg-type]
 
     @property
+    def identity(self) -> dict[str, Any]:
+        """What determines this model's numbers: name, source, weights hash or revision, dtype, device."""
+        keys = ("model", "source", "location", "gguf_sha256", "revision", "dtype", "device", "attn_implementation")
+        identity = {k: self.provenance.get(k) for k in keys}
+        if self.spec.toy_config is not None:
+            identity["toy_config"] = self.spec.toy_config
+        return identity
+
+    @property
     def v_columns(self) -> slice:
         """Columns of the value-projection output that hold V."""
         g = self.geometry

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.measurement_cache import CACHE_MODES, MeasurementCache
 from harness.metrics import DEFAULT_WINDOW
 from harness.models import (
     DEFAULT_MODEL,
@@ -55,6 +56,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--seed", type=int, default=0, help="run seed for sampling, bootstrap and controls")
     group.addoption("--n", dest="n_cap", type=int, default=None, help="cap on prompts (or pairs) per condition")
+    group.addoption(
+        "--claims-cache",
+        dest="claims_cache",
+        default="readwrite",
+        choices=CACHE_MODES,
+        help="on-disk cache of raw measurements: off, read, readwrite (default), refresh",
+    )
     group.addoption(
         "--window", type=int, default=DEFAULT_WINDOW, help=f"V window W in content tokens (default {DEFAULT_WINDOW})"
     )
@@ -161,3 +169,9 @@ def prompt_bank(pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
     from harness.prompts import load_bank
 
     return load_bank(pytestconfig.getoption("prompt_bank"))
+
+
+@pytest.fixture(scope="session")
+def measurement_cache(pytestconfig: pytest.Config) -> MeasurementCache:
+    """The on-disk cache of raw per-item measurements (mode from ``--claims-cache``)."""
+    return MeasurementCache(mode=pytestconfig.getoption("claims_cache"))
