@@ -64,6 +64,7 @@ LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 PAIR_KINDS: Mapping[str, tuple[str, str]] = {
     "recursive_baseline": ("recursive", "baseline"),
+    "grounded_confabulation": ("grounded", "confabulation"),
 }
 """Pair kind -> (group of ``first``, group of ``second``)."""
 

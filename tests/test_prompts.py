@@ -34,6 +34,24 @@ def test_default_bank_loads_with_required_groups(bank: PromptBank) -> None:
     assert str(DEFAULT_BANK_DIR) in bank.source[0]
 
 
+def test_default_bank_has_the_planned_group_sizes(bank: PromptBank) -> None:
+    levels = {lvl: len(bank.group("recursive", level=lvl)) for lvl in (1, 2, 3, 4, 5)}
+    assert levels[1] >= 12 and levels[2] >= 12 and min(levels[3], levels[4], levels[5]) >= 20, levels
+    sizes = {g: len(bank.group(g)) for g in GROUPS}
+    assert sizes["baseline"] >= 60
+    assert min(sizes["long_control"], sizes["repetitive"], sizes["about_recursion"]) >= 20, sizes
+    assert min(sizes["grounded"], sizes["confabulation"]) >= 20, sizes
+    assert bank.groups == GROUPS
+
+
+def test_default_pairs_cover_each_prompt_once(bank: PromptBank) -> None:
+    pairs = bank.pairs("recursive_baseline")
+    assert sorted(p.first for p in pairs) == sorted(p.id for p in bank.group("recursive"))
+    assert sorted(p.second for p in pairs) == sorted(p.id for p in bank.group("baseline"))
+    confab = bank.pairs("grounded_confabulation")
+    assert len(confab) == len(bank.group("confabulation")) >= 20
+
+
 def test_group_is_sorted_by_id_and_filters_level(bank: PromptBank) -> None:
     recursive = bank.group("recursive")
     assert [p.id for p in recursive] == sorted(p.id for p in recursive)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness.prompts import PromptBank, check_min_tokens, content_token_count, load_bank
+from harness.prompts import PromptBank, check_min_tokens, content_token_count, equal_length_pairs, load_bank
 
 WINDOW = 16
 EMBEDDED = ("smollm2-135m", "gemma3-270m")
@@ -64,3 +64,33 @@ def test_recursive_and_baseline_lengths_match_within_20_percent(bank: PromptBank
         g: statistics.mean(content_token_count(p.text, tok) for p in bank.group(g)) for g in ("recursive", "baseline")
     }
     assert 0.8 <= means["recursive"] / means["baseline"] <= 1.2, means
+
+
+def test_recorded_pairs_are_exactly_length_matched(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    name, tok = tokenizer
+    pairs = bank.pairs("recursive_baseline")
+    assert len(pairs) >= 60
+    for pair in pairs:
+        live = (content_token_count(bank.get(pair.first).text, tok), content_token_count(bank.get(pair.second).text, tok))
+        assert pair.counts(name) == live, (pair.id, pair.counts(name), live)
+        assert live[0] == live[1], pair.id
+
+
+def test_equal_length_pairs_keeps_every_recorded_pair(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    _, tok = tokenizer
+    assert equal_length_pairs(bank, tok) == bank.pairs("recursive_baseline")
+
+
+def test_persona_system_prompts_have_equal_token_length(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    _, tok = tokenizer
+    personas = bank.personas()
+    assert len(personas) >= 4 and all(len(users) >= 10 for users in personas.values())
+    lengths = {name: content_token_count(users[0].system or "", tok) for name, users in personas.items()}
+    assert len(set(lengths.values())) == 1, lengths
+
+
+def test_long_control_matches_recursive_l4_l5_length(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    _, tok = tokenizer
+    deep = [content_token_count(p.text, tok) for p in bank.group("recursive") if (p.level or 0) >= 4]
+    long = [content_token_count(p.text, tok) for p in bank.group("long_control")]
+    assert abs(statistics.mean(long) / statistics.mean(deep) - 1) <= 0.10
