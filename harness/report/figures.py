@@ -19,6 +19,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 DPI = 110
+SYNTHETIC_MARK = "SYNTHETIC DATA\nnot a measurement"
 
 
 def _num(values: Sequence[Any]) -> list[float]:
@@ -133,6 +134,9 @@ def write_figures(records: Sequence[dict[str, Any]], out_dir: Path) -> dict[str,
             fig = plt.figure(figsize=(max(width, 5.0), 4.2), layout="constrained")
             try:
                 draw(fig, per_model, claim)
+                if any((r.get("details") or {}).get("synthetic") for r in recs):
+                    fig.text(0.5, 0.5, SYNTHETIC_MARK, ha="center", va="center", fontsize=26, color="red",
+                             alpha=0.25, rotation=20, transform=fig.transFigure)
                 name = f"{kind}-{claim}.png"
                 fig.savefig(out_dir / name, dpi=DPI)
             finally:

@@ -95,7 +95,7 @@ def run_header(
         "synthetic": any((rec.get("details") or {}).get("synthetic") for rec in records),
         "git": git,
         "date_utc": started.isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command_line(sys.argv),
         "invocation_args": list(config.invocation_params.args),
         "seed": _option(config, "seed"),
         "options": {name: _option(config, name) for name in ("model", "device", "dtype", "prompt_bank", "n")},
@@ -110,6 +110,14 @@ def run_header(
                     "finished_utc": finished.isoformat(timespec="seconds"),
                     "wall_s": round((finished - started).total_seconds(), 3)},
     }
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """The command as typed: ``pytest ...`` for the console script, ``python -m pytest ...`` for the module."""
+    program = Path(argv[0]).name if argv else "pytest"
+    if program in ("__main__.py", "pytest.py"):
+        program = "python -m pytest"
+    return " ".join([program, *argv[1:]])
 
 
 def _option(config: pytest.Config, name: str) -> Any:

@@ -82,6 +82,7 @@ class RowCollector:
     def __init__(self) -> None:
         self._rows: dict[Identity, Row] = {}
         self._by_node: dict[str, Identity] = {}
+        self._durations: dict[str, dict[str, float]] = {}
 
     def add(self, report: Any) -> None:
         """Feed one phase report (setup, call, teardown, or xdist's crash report)."""
@@ -95,7 +96,7 @@ class RowCollector:
             return  # not a claim test
         worker = _worker_of(report)
         when, outcome = report.when, report.outcome
-        duration = float(getattr(report, "duration", 0.0) or 0.0)
+        duration = float(getattr(report, "duration", 0.0) or 0.0)  # seconds for this phase
 
         if record is not None and when == "call":
             result = ClaimResult.from_record(record)
@@ -122,9 +123,7 @@ class RowCollector:
                                         nodeid, worker), nodeid)
         if identity is not None:
             self._by_node[nodeid] = identity
-            row = self._rows.get(identity)
-            if row is not None and row.test == nodeid:
-                row.durations_s[when] = duration
+            self._durations.setdefault(nodeid, {})[when] = duration
 
     def _put(self, identity: Identity | None, row: Row, nodeid: str) -> None:
         if identity is None:
@@ -145,7 +144,10 @@ class RowCollector:
             r = row.result
             return (claim_rank.get(r.claim, len(claim_rank)), r.claim, model_rank.get(r.model, len(models)), r.model)
 
-        return sorted(self._rows.values(), key=key)
+        rows = sorted(self._rows.values(), key=key)
+        for row in rows:
+            row.durations_s = dict(self._durations.get(row.test, {}))
+        return rows
 
 
 def _worker_of(report: Any) -> str:
