@@ -55,14 +55,15 @@ def capture_v_windows(
     positions = [
         content_window(ids, specials, window, prompt_id=pid) for (pid, _), ids in zip(prompts, token_lists)
     ]
-    paths = {layer: lm.path(layer, "v_proj") for layer in layers}
+    layers = sorted(set(layers))
+    paths = {layer: lm.path(layer, "v_proj") for layer in layers}  # deepest last: the forward stops there
     columns = lm.v_columns
     collected: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     for start in range(0, len(prompts), batch_size):
         chunk = token_lists[start : start + batch_size]
         batch = left_pad(chunk, pad_id(lm.tokenizer)).to(lm.input_device)
-        with TraceDict(lm.model, paths.values()) as traces:
-            lm.model(
+        with TraceDict(lm.model, paths.values(), stop=True) as traces:
+            lm.model.base_model(
                 input_ids=batch.input_ids,
                 attention_mask=batch.attention_mask,
                 position_ids=batch.position_ids,

@@ -27,10 +27,12 @@ def require_groups(bank: PromptBank, spec: ClaimSpec, n_cap: int | None) -> dict
 
 
 def run_details(lm: LoadedModel, bank: PromptBank, **extra: Any) -> dict[str, Any]:
-    """Provenance every claim record carries: model provenance, layers, prompt-bank hash."""
+    """Provenance every claim record carries: model provenance, layers, prompt-bank hash, load timing."""
+    provenance = {k: v for k, v in lm.provenance.items() if k != "load_seconds"}
     return {
-        "model_provenance": dict(lm.provenance),
+        "model_provenance": provenance,
+        "timings": {"model_load_s": lm.provenance.get("load_seconds")},
         "layers": {"early": lm.layers.early, "late": lm.layers.late, "patch": list(lm.layers.patch_layers)},
-        "prompt_bank_hash": bank.content_hash,
+        "prompt_bank_sha256": bank.content_hash,
         **extra,
     }

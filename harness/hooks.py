@@ -24,6 +24,14 @@ class EditFn(Protocol):
     def __call__(self, output: torch.Tensor, path: str) -> torch.Tensor: ...
 
 
+class StopForward(Exception):
+    """Raised by a ``stop=True`` trace after its module ran, to skip the rest of the forward pass.
+
+    ``TraceDict``/``Trace`` swallow it on exit, so ``with TraceDict(..., stop=True): model(x)`` returns
+    normally with the outputs captured up to the stopping module.
+    """
+
+
 class UnknownModulePathError(KeyError):
     """A requested module path does not exist in the model."""
 
@@ -67,8 +75,10 @@ class Trace:
         retain_output: bool = True,
         retain_all: bool = False,
         edit_output: EditFn | None = None,
+        stop: bool = False,
     ) -> None:
         self.path = path
+        self.stop = stop
         self.module = resolve_module(model, path)
         self.retain_output = retain_output
         self.retain_all = retain_all
@@ -88,6 +98,8 @@ class Trace:
             self.output = kept
             if self.retain_all:
                 self.outputs.append(kept)
+        if self.stop:
+            raise StopForward(self.path)
         return result if self.edit_output is not None else None
 
     def __enter__(self) -> Trace:
@@ -100,14 +112,17 @@ class Trace:
             self._handle.remove()
             self._handle = None
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> bool:
         self.close()
+        return exc_type is not None and issubclass(exc_type, StopForward)
 
 
 class TraceDict(dict[str, Trace]):
     """Several ``Trace`` objects keyed by path, registered and removed together.
 
     All paths are resolved before any hook is registered, so a bad path leaves the model untouched.
+    With ``stop=True`` the forward pass is cut short right after the *last* path's module ran (the
+    remaining layers and the LM head are not computed); use it when only the traced outputs are needed.
     """
 
     def __init__(
@@ -118,15 +133,18 @@ class TraceDict(dict[str, Trace]):
         retain_output: bool = True,
         retain_all: bool = False,
         edit_output: EditFn | None = None,
+        stop: bool = False,
     ) -> None:
         super().__init__()
-        for path in dict.fromkeys(paths):  # ordered, de-duplicated
+        ordered = list(dict.fromkeys(paths))  # ordered, de-duplicated
+        for path in ordered:
             self[path] = Trace(
                 model,
                 path,
                 retain_output=retain_output,
                 retain_all=retain_all,
                 edit_output=edit_output,
+                stop=stop and path == ordered[-1],
             )
 
     def __enter__(self) -> TraceDict:
@@ -143,8 +161,9 @@ class TraceDict(dict[str, Trace]):
         for trace in self.values():
             trace.close()
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> bool:
         self.close()
+        return exc_type is not None and issubclass(exc_type, StopForward)
 
 
 def active_forward_hooks(model: nn.Module) -> int:
@@ -161,6 +180,7 @@ def active_forward_hooks(model: nn.Module) -> int:
 
 __all__ = [
     "EditFn",
+    "StopForward",
     "Trace",
     "TraceDict",
     "UnknownModulePathError",

@@ -59,3 +59,15 @@ def test_retain_all_keeps_one_output_per_call(toy_llama: LoadedModel) -> None:
             toy_llama.model(ids(toy_llama))
             toy_llama.model(ids(toy_llama))
     assert trace.calls == 2 and len(trace.outputs) == 2
+
+
+def test_stop_cuts_the_forward_after_the_last_path(toy_llama: LoadedModel) -> None:
+    late = toy_llama.path(3, "v_proj")
+    out = "never assigned"
+    with Trace(toy_llama.model, late, retain_all=True) as witness:
+        with TraceDict(toy_llama.model, [toy_llama.path(0, "v_proj"), toy_llama.path(1, "v_proj")], stop=True) as traces:
+            out = toy_llama.model(ids(toy_llama))
+    assert out == "never assigned"  # the with-block swallowed StopForward; the call never returned
+    assert traces[toy_llama.path(1, "v_proj")].output is not None
+    assert witness.calls == 0  # layer 3 never ran
+    assert active_forward_hooks(toy_llama.model) == 0
