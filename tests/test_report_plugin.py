@@ -19,9 +19,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# the root conftest may already load pytester; requiring it here keeps this module self-contained
-pytest_plugins = ["pytester"]
-
 INNER_CONFTEST = '''
 import pytest
 

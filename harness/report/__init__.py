@@ -20,7 +20,7 @@ verdict table is printed at the end of the terminal output.
 -------------------------------------------------------------------------------------------
 - ``model_provenance``: ``{"source", "revision", "sha256", "dtype", "device", ...}`` → run header ``models``
   and ``device``.
-- ``prompt_bank_sha256``: the bank's content hash → run header (or set
+- ``prompt_bank_hash`` (or ``prompt_bank_sha256``): the bank's content hash → run header (or set
   ``config.stash[harness.report.provenance.PROMPT_BANK_HASH_KEY]`` on the controller).
 - ``synthetic``: ``True`` for fabricated plumbing data → a banner on claims.md and ``run.synthetic``.
 - ``examples``: ``{condition: [generated continuation, ...]}`` (e.g. baseline, recursive, patched,

@@ -21,6 +21,9 @@ import pytest
 PACKAGES = ("torch", "transformers", "accelerate", "gguf", "numpy", "scipy", "statsmodels", "pandas",
             "matplotlib", "pytest", "pytest-xdist", "hypothesis", "sentence-transformers")
 
+BANK_HASH_KEYS = ("prompt_bank_sha256", "prompt_bank_hash")
+"""``details`` keys read for the prompt bank's content hash."""
+
 PROMPT_BANK_HASH_KEY = pytest.StashKey[str]()
 """A plugin that loads the prompt bank on the controller may put its content hash here."""
 
@@ -88,7 +91,7 @@ def run_header(
             models.setdefault(rec["model"], [])
             if prov not in models[rec["model"]]:
                 models[rec["model"]].append(prov)
-    bank = _distinct([(rec.get("details") or {}).get("prompt_bank_sha256") for rec in records]
+    bank = _distinct([(rec.get("details") or {}).get(key) for rec in records for key in BANK_HASH_KEYS]
                      + [config.stash.get(PROMPT_BANK_HASH_KEY, None)])
     return {
         "run_id": run_id(started, git.get("short")),
@@ -98,7 +101,7 @@ def run_header(
         "command": command_line(sys.argv),
         "invocation_args": list(config.invocation_params.args),
         "seed": _option(config, "seed"),
-        "options": {name: _option(config, name) for name in ("model", "device", "dtype", "prompt_bank", "n")},
+        "options": {name: _option(config, name) for name in ("model", "device", "dtype", "prompt_bank", "n_cap", "window", "claims_cache")},
         "prompt_bank_sha256": bank,
         "models": {name: (provs[0] if len(provs) == 1 else provs) for name, provs in models.items()},
         "device": _distinct([((rec.get("details") or {}).get("model_provenance") or {}).get("device")
