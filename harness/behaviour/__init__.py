@@ -1,0 +1,91 @@
+"""Behaviour scorers on generated text only (DESIGN §4.7).
+
+Every function here takes *continuations* (decoded generated tokens, see
+:func:`~harness.behaviour.text.decode_continuation`), never prompts. Per continuation,
+:func:`score_continuations` returns a :class:`BehaviourScore` with:
+
+- ``lexicon_raw``: recursive-lexicon matches per 100 words (:mod:`harness.behaviour.lexicon`);
+- ``embedding_raw``: max(0, cosine-to-recursive-centroid − cosine-to-baseline-centroid) with the offline
+  MiniLM (:mod:`harness.behaviour.embedding`);
+- the degeneration measures and gate (:mod:`harness.behaviour.degeneration`);
+- ``lexicon_gated`` / ``embedding_gated``: the raw scores, or 0 when the output is degenerate, so a loop of
+  recursive words never counts as recursive behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from harness.behaviour.degeneration import (
+    DISTINCT2_MIN,
+    REPEAT_SHARE_MAX,
+    Degeneration,
+    degeneration,
+    distinct_n,
+    repeat_share,
+)
+from harness.behaviour.embedding import EmbeddingScore, EmbeddingUnavailableError, embedding_scores
+from harness.behaviour.lexicon import LEXICON, LexiconPattern, lexicon_matches, lexicon_rate
+from harness.behaviour.text import decode_continuation, normalise, words
+
+__all__ = [
+    "DISTINCT2_MIN",
+    "LEXICON",
+    "REPEAT_SHARE_MAX",
+    "BehaviourScore",
+    "Degeneration",
+    "EmbeddingScore",
+    "EmbeddingUnavailableError",
+    "LexiconPattern",
+    "decode_continuation",
+    "degeneration",
+    "distinct_n",
+    "embedding_scores",
+    "lexicon_matches",
+    "lexicon_rate",
+    "normalise",
+    "repeat_share",
+    "score_continuations",
+    "words",
+]
+
+
+@dataclass(frozen=True)
+class BehaviourScore:
+    """All behaviour measures of one generated continuation (see the package docstring for units)."""
+
+    lexicon_raw: float
+    lexicon_gated: float
+    embedding_raw: float
+    embedding_gated: float
+    embedding_margin: float
+    distinct_2: float
+    repeat_share: float
+    degenerate: bool
+    n_words: int
+
+
+def score_continuations(continuations: Sequence[str], embedding: bool = True) -> list[BehaviourScore]:
+    """Score generated continuations (never prompts). ``embedding=False`` skips the MiniLM (scores 0)."""
+    if isinstance(continuations, str):
+        raise TypeError("score_continuations takes a sequence of continuations, not a single string")
+    embedded = embedding_scores(continuations) if embedding else [EmbeddingScore(0.0, 0.0, 0.0, 0.0)] * len(continuations)
+    out = []
+    for text, emb in zip(continuations, embedded):
+        deg = degeneration(text)
+        lex = lexicon_rate(text)
+        out.append(
+            BehaviourScore(
+                lexicon_raw=lex,
+                lexicon_gated=0.0 if deg.degenerate else lex,
+                embedding_raw=emb.score,
+                embedding_gated=0.0 if deg.degenerate else emb.score,
+                embedding_margin=emb.margin,
+                distinct_2=deg.distinct_2,
+                repeat_share=deg.repeat_share,
+                degenerate=deg.degenerate,
+                n_words=deg.n_words,
+            )
+        )
+    return out
