@@ -13,7 +13,8 @@ whose total length is ``L`` and that stores ``s`` slots holds padded indices ``[
 Invariants enforced here:
 
 - prefill runs under ``torch.no_grad()`` (not ``inference_mode``) with explicit ``position_ids``
-  (``cumsum(mask) − 1``) and a full attention mask, into an explicit ``DynamicCache``;
+  (``cumsum(mask) − 1``, from ``harness.tokens.left_pad``) and a full attention mask, into an
+  explicit ``DynamicCache``;
 - nothing mutates a :class:`Prefill` handed in: patching returns a deep copy, decoding clones;
 - mixing is ``(1−α)·recipient + α·donor`` in float32, cast back to each layer's own dtype and
   device, the same code for every α;
@@ -27,6 +28,7 @@ import copy
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from transformers import DynamicCache
@@ -41,6 +43,7 @@ from harness.patching import (
     norm_matched_gaussian,
     shuffle_permutation,
 )
+from harness.tokens import left_pad
 
 __all__ = [
     "CacheError",
@@ -48,6 +51,7 @@ __all__ = [
     "LayerPatchReport",
     "PatchReport",
     "Prefill",
+    "StepOutput",
     "cache_hash",
     "clone",
     "held_range",
@@ -57,7 +61,6 @@ __all__ = [
     "layer_lengths",
     "num_layers",
     "patch_kv",
-    "positions_from_mask",
     "prefill",
     "replace_layer",
 ]
@@ -163,24 +166,8 @@ def cache_hash(prefill_: Prefill) -> str:
     return h.hexdigest()
 
 
-def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for b, row in enumerate(rows):
-        if len(row):
-            ids[b, width - len(row) :] = torch.as_tensor(list(row), dtype=torch.long)
-            mask[b, width - len(row) :] = 1
-    return ids.to(device), mask.to(device)
-
-
-def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids ``cumsum(mask) − 1`` for a left-padded mask (pad slots get 0; they are masked anyway)."""
-    return (mask.cumsum(-1) - 1).clamp(min=0)
-
-
 def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: int) -> Prefill:
-    """Run the model over token rows (left-padded to a batch) and return the filled cache.
+    """Run the model over token rows (left-padded by ``harness.tokens.left_pad``) and return the filled cache.
 
     Runs under ``torch.no_grad()`` (cache tensors stay editable and deep-copyable) into an explicit
     ``DynamicCache(config=model.config)``, so sliding-window layers get their own layer type.
@@ -189,18 +176,18 @@ def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: in
         raise CacheError("prefill needs at least one row and every row needs at least one token")
     if model.training:
         raise CacheError("model is in training mode (dropout active); call model.eval() first")
-    ids, mask = _left_pad(rows, pad_id, input_device(model))
+    batch = left_pad(rows, pad_id).to(input_device(model))
     cache = DynamicCache(config=model.config)
     with torch.no_grad():
         model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions_from_mask(mask),
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         )
-    result = Prefill(cache=cache, lengths=tuple(len(r) for r in rows), attention_mask=mask)
+    result = Prefill(cache=cache, lengths=tuple(len(r) for r in rows), attention_mask=batch.attention_mask)
     _check_equal_lengths(result)
     return result
 
@@ -359,6 +346,13 @@ def patch_kv(
     return out, report
 
 
+class StepOutput(NamedTuple):
+    """One decode step: next-token logits ``[batch, vocab]`` (float32) and, when asked, per-layer attention probabilities."""
+
+    logits: torch.Tensor
+    attentions: tuple[torch.Tensor, ...] | None
+
+
 class DecodeState:
     """Continues decoding from a prefilled cache, one token per row per step.
 
@@ -387,8 +381,12 @@ class DecodeState:
             raise CacheError(f"cache layers disagree on their length during decoding: {sorted(lengths)}")
         return lengths.pop()
 
-    def step(self, model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-        """Feed ``tokens`` (shape ``[batch]``) and return next-token logits ``[batch, vocab]`` in float32."""
+    def step(self, model: torch.nn.Module, tokens: torch.Tensor, *, attentions: bool = False) -> StepOutput:
+        """Feed ``tokens`` (shape ``[batch]``) and return the next-token logits ``[batch, vocab]`` (float32).
+
+        With ``attentions=True`` also returns the eager attention probabilities of this step, one
+        ``[batch, n_heads, 1, kv]`` tensor per layer (query heads; ``kv`` = what the layer attends to).
+        """
         if tokens.shape != (self._state.batch_size,):
             raise CacheError(f"expected one token per row ({self._state.batch_size}), got shape {tuple(tokens.shape)}")
         device = self._mask.device
@@ -400,7 +398,13 @@ class DecodeState:
                 position_ids=self._positions[:, None],
                 past_key_values=self._state.cache,
                 use_cache=True,
+                output_attentions=attentions,
             )
         self._positions = self._positions + 1
         self.steps += 1
-        return out.logits[:, -1, :].float()
+        probs = None
+        if attentions:
+            probs = tuple(out.attentions)
+            if any(p is None for p in probs):
+                raise CacheError("the model returned no attention weights; load it with attn_implementation='eager'")
+        return StepOutput(out.logits[:, -1, :].float(), probs)
