@@ -10,7 +10,7 @@ chooses the next from the step's logits:
 - repetition penalty (optional, any mode): as transformers does it, a score ``s`` of a token already
   in the row's prompt or output becomes ``s/penalty`` if ``s > 0`` else ``s·penalty``;
 - sampling: softmax(scores / temperature), one draw per row from a ``torch.Generator`` seeded with
-  ``derive_seed(run_seed, pair_id, sample_index)``, so every condition of a (pair, sample) uses the
+  ``sampling_seed(run_seed, pair_id, sample_index)`` (sha256, ``harness.seeds``), so every condition of a (pair, sample) uses the
   same random stream, whatever the batch composition.
 
 A row stops after emitting an EOS token (``stop_at_eos``) or ``max_new_tokens`` tokens. Hooks for
@@ -39,9 +39,9 @@ from harness.patching import (
     KVPatchSpec,
     PatchSpecError,
     check_alignment,
-    derive_seed,
 )
 from harness.records import GenerationRecord
+from harness.seeds import derive_seed
 from harness.tokens import pad_id
 
 __all__ = [

@@ -39,10 +39,10 @@ from harness.patching import (
     ControlKind,
     KVPatchSpec,
     PatchSpecError,
-    derive_seed,
     norm_matched_gaussian,
     shuffle_permutation,
 )
+from harness.seeds import derive_seed
 from harness.tokens import left_pad
 
 __all__ = [

@@ -22,7 +22,6 @@ Controls (§4.4):
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ __all__ = [
     "SpanKind",
     "assign_roles",
     "check_alignment",
-    "derive_seed",
     "norm_matched_gaussian",
     "shuffle_permutation",
 ]
@@ -56,17 +54,6 @@ T = TypeVar("T")
 
 class PatchSpecError(ValueError):
     """A patch specification is invalid, or does not fit the prompts or model it is applied to."""
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit integer seed from ``parts`` via sha256 of their ``str`` forms joined by U+001F.
-
-    Deterministic across processes and platforms (never uses ``hash()``); used for sampling
-    seeds per (pair, sample index) and for control randomness per (pair, layer, component).
-    """
-    text = "\x1f".join(str(p) for p in parts)
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
 
 
 class Alignment(str, Enum):
