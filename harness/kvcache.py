@@ -40,6 +40,7 @@ from harness.patching import (
     KVPatchSpec,
     PatchSpecError,
     norm_matched_gaussian,
+    rotate_keys,
     shuffle_permutation,
 )
 from harness.seeds import derive_seed
@@ -63,6 +64,7 @@ __all__ = [
     "patch_kv",
     "prefill",
     "replace_layer",
+    "rope_inv_freq",
 ]
 
 
@@ -75,13 +77,15 @@ class Prefill:
     """A prefilled KV cache for a left-padded batch, with its bookkeeping.
 
     ``lengths[b]`` is the number of tokens of row ``b`` in the cache; ``attention_mask`` is
-    ``[batch, padded_length]`` (1 = real token) on the model's input device. Treat it as
-    read-only: every function of this module returns new caches.
+    ``[batch, padded_length]`` (1 = real token) on the model's input device. ``rope_inv_freq[i]`` is
+    layer ``i``'s rotary inverse frequencies (float32, CPU), used to move keys between positions.
+    Treat it as read-only: every function of this module returns new caches.
     """
 
     cache: DynamicCache
     lengths: tuple[int, ...]
     attention_mask: torch.Tensor
+    rope_inv_freq: tuple[torch.Tensor, ...] = ()
 
     @property
     def batch_size(self) -> int:
@@ -100,6 +104,32 @@ class Prefill:
 def input_device(model: torch.nn.Module) -> torch.device:
     """Device of the input embeddings (where token ids and masks must go, also under ``device_map``)."""
     return model.get_input_embeddings().weight.device
+
+
+def rope_inv_freq(model: torch.nn.Module) -> tuple[torch.Tensor, ...]:
+    """Each decoder layer's rotary inverse frequencies ``[head_dim/2]`` (float32, CPU), by feature detection.
+
+    transformers 5.x keeps one buffer per layer type on ``rotary_emb`` (``sliding_attention_inv_freq``,
+    ``full_attention_inv_freq``); 4.57 Gemma 3 has a separate ``rotary_emb_local`` for sliding layers;
+    other models have one ``rotary_emb.inv_freq``.
+    """
+    config = model.config.get_text_config(decoder=True)
+    layer_types = getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers
+    modules = dict(model.named_modules())
+    rotary = next((m for name, m in modules.items() if name.endswith("rotary_emb")), None)
+    local = next((m for name, m in modules.items() if name.endswith("rotary_emb_local")), None)
+    if rotary is None:
+        raise CacheError(f"{type(model).__name__} has no `rotary_emb` module; keys cannot be moved between positions")
+
+    def lookup(layer_type: str) -> torch.Tensor:
+        per_type = getattr(rotary, f"{layer_type}_inv_freq", None)
+        if per_type is not None:
+            return per_type
+        if layer_type == "sliding_attention" and local is not None:
+            return local.inv_freq
+        return rotary.inv_freq
+
+    return tuple(lookup(t).detach().to("cpu", torch.float32) for t in layer_types)
 
 
 def _layers(cache: DynamicCache) -> list:
@@ -187,7 +217,12 @@ def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: in
             use_cache=True,
             logits_to_keep=1,
         )
-    result = Prefill(cache=cache, lengths=tuple(len(r) for r in rows), attention_mask=batch.attention_mask)
+    result = Prefill(
+        cache=cache,
+        lengths=tuple(len(r) for r in rows),
+        attention_mask=batch.attention_mask,
+        rope_inv_freq=rope_inv_freq(model),
+    )
     _check_equal_lengths(result)
     return result
 
@@ -206,6 +241,7 @@ def clone(prefill_: Prefill) -> Prefill:
         cache=copy.deepcopy(prefill_.cache),
         lengths=prefill_.lengths,
         attention_mask=prefill_.attention_mask.clone(),
+        rope_inv_freq=prefill_.rope_inv_freq,
     )
 
 
@@ -289,6 +325,9 @@ def patch_kv(
 ) -> tuple[Prefill, PatchReport]:
     """A patched copy of ``recipient``: at ``spec.layers`` × span positions, K/V ← (1−α)·recipient + α·donor.
 
+    The donor entry for target position ``p`` is the donor's position ``p`` (or, for the shuffled
+    control, its permuted source ``s``, with the key re-rotated by ``p − s`` positions).
+
     Rows are paired (recipient row ``b`` with donor row ``b``). ``row_keys`` (one per row, e.g. the
     pair id) seed the shuffled and random controls, so a row's control draw does not depend on
     batch composition; they are required for those controls. Neither input is modified.
@@ -327,6 +366,9 @@ def patch_kv(
                 donor_part = getattr(don_layers[layer], name)[b][:, src.to(getattr(don_layers[layer], name).device)]
                 if control is not None and control.kind is ControlKind.RANDOM_NORM_MATCHED:
                     donor_part = norm_matched_gaussian(donor_part, derive_seed(control.seed, keys[b], layer, name))
+                elif name == "keys" and any(p != s for p, s in ok):
+                    delta = torch.tensor([p - s for p, s in ok])
+                    donor_part = rotate_keys(donor_part, delta, out.rope_inv_freq[layer])
                 idx = tgt.to(store.device)
                 store[b][:, idx] = _mix(store[b][:, idx], donor_part, spec.alpha)
         for name in names:

@@ -13,7 +13,12 @@ donor, with the same RoPE phase. For a recipient of ``n`` tokens the prefix cach
 Controls (§4.4):
 
 - ``SHUFFLED``: donor positions permuted inside the span by a seeded derangement (no position keeps
-  its own donor entry), the same permutation for K and V and for every layer;
+  its own donor entry), the same permutation for K and V and for every layer. The moved keys are
+  re-rotated from their source position's RoPE phase to the target position's (:func:`rotate_keys`).
+  Without that, a joint K/V permutation is *exactly* the main condition for every decode query:
+  attention is a sum over (key, value) pairs, so it is invariant to permuting them together (the
+  "in-window shuffle identical to main" pitfall). With re-rotation the donor's states sit at new
+  relative distances, which is what a position shuffle is meant to test;
 - ``RANDOM_NORM_MATCHED``: donor K/V replaced by Gaussian vectors whose Euclidean norm equals the
   donor's, per layer, KV head and position;
 - ``CROSS_BASELINE``: the donor is a different baseline prompt;
@@ -46,6 +51,7 @@ __all__ = [
     "assign_roles",
     "check_alignment",
     "norm_matched_gaussian",
+    "rotate_keys",
     "shuffle_permutation",
 ]
 
@@ -362,6 +368,23 @@ def shuffle_permutation(n: int, seed: int) -> tuple[int, ...]:
         perm = torch.randperm(n, generator=generator)
         if not bool((perm == identity).any()):
             return tuple(int(i) for i in perm)
+
+
+def rotate_keys(keys: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
+    """Move post-RoPE keys by ``delta`` positions: rotary rotation by angle ``delta · inv_freq`` (float32).
+
+    ``keys`` is ``[..., S, head_dim]``, ``delta`` ``[S]`` (target − source position), ``inv_freq``
+    ``[head_dim/2]``. Uses the half-split pairing of transformers' ``rotate_half`` (dimension ``i``
+    rotates with ``i + head_dim/2``); rotations compose, so a key computed at position ``s`` and moved
+    by ``p − s`` equals the key the same pre-RoPE vector gets at position ``p``.
+    """
+    angles = delta.to(torch.float32)[:, None] * inv_freq.to(torch.float32)[None, :]
+    cos = torch.cat([angles.cos(), angles.cos()], dim=-1).to(keys.device)
+    sin = torch.cat([angles.sin(), angles.sin()], dim=-1).to(keys.device)
+    k = keys.float()
+    half = k.shape[-1] // 2
+    rotated_half = torch.cat([-k[..., half:], k[..., :half]], dim=-1)
+    return k * cos + rotated_half * sin
 
 
 def norm_matched_gaussian(reference: torch.Tensor, seed: int) -> torch.Tensor:
