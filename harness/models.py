@@ -492,7 +492,9 @@ def _tokenizer_kwargs(common: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unavailable_message(spec: ModelSpec) -> str:
-    hub_cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface/hub"
+    from huggingface_hub import constants
+
+    hub_cache = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
     revision = f" (revision {spec.revision})" if spec.revision else ""
     token = " It is gated: accept its licence on the Hub and set HF_TOKEN before downloading." if spec.gated else ""
     return (

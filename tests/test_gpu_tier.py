@@ -67,8 +67,14 @@ def test_batched_first_step_close_to_single_in_bf16(big: LoadedModel) -> None:
     batched = generate(big, requests, decoding=decoding, batch_size=3, keep_first_logits=True)
     for request, record in zip(requests, batched):
         single = generate(big, [request], decoding=decoding, batch_size=1, keep_first_logits=True)[0]
-        delta = (torch.as_tensor(record.first_logits) - torch.as_tensor(single.first_logits)).abs().max().item()
-        assert delta < 0.25, f"{request.pair_id}: bf16 batched vs single first-step logits differ by {delta}"
+        a, b = torch.as_tensor(record.first_logits), torch.as_tensor(single.first_logits)
+        # bf16 keeps ~3 significant digits and padding changes the kernels' reduction order, so compare
+        # relative to the logit scale (fp32 CPU tests use 1e-4 absolute) and require the same greedy choice
+        # unless the top-2 gap is inside the observed difference.
+        relative = ((a - b).abs().max() / b.abs().max()).item()
+        assert relative < 0.02, f"{request.pair_id}: bf16 batched vs single first-step logits differ by {relative:.3%}"
+        top2 = b.topk(2).values
+        assert a.argmax() == b.argmax() or (top2[0] - top2[1]).item() <= (a - b).abs().max().item()
 
 
 def test_v_capture_runs_on_cuda(big: LoadedModel) -> None:
