@@ -82,7 +82,8 @@ def test_rope_rerotation(lm, prompt_bank, run_settings, measurement_cache, recor
             lm, prompt_bank, deltas=list(DELTAS), layer_types=list(lm.geometry.layer_types),
             max_abs_logit_diff_by_delta={d: max(c["max_abs_logit_diff"] for c in cs) for d, cs in per_delta.items()},
             wrong_delta_control={
-                "what": "the same cache moved by Δ + 1 instead of Δ, against the same reference (min over prompts)",
+                "what": "keys re-rotated by Δ + 1 while decoding at the positions of a move by Δ, against the same "
+                        "reference; min over prompts of max |Δ logit|",
                 "min_abs_logit_diff_by_delta": {d: min(c["wrong_delta_logit_diff"] for c in cs)
                                                 for d, cs in per_delta.items()},
             },

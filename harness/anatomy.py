@@ -13,8 +13,9 @@ numbers and caches the raw results on disk (:class:`~harness.measurement_cache.M
   logits of one forward pass over the whole text.
 - **Re-rotation.** Prefill ``0…n−2`` at positions ``0…``, move the cache by Δ
   (:func:`kvcache.shift_positions`), feed token ``n−1`` at position ``n−1+Δ``; compare with prefilling the same
-  tokens at positions ``Δ…`` and feeding the same token. A move by Δ + 1 is recorded beside it: it shows
-  how large a wrong rotation's difference is on the same data.
+  tokens at positions ``Δ…`` and feeding the same token. A wrong rotation is recorded beside it (keys
+  turned by Δ + 1 while decoding continues at the positions of a move by Δ): it shows how large the
+  difference of a re-rotation by the wrong Δ is on the same data.
 - **Persona signature.** Each item is a system prompt followed by a user prompt, as plain text with no chat
   template: ``encode(system + "\\n\\n") + encode(user, no special tokens)``, so the user turn starts at the
   same position under every persona when the system prompts have equal token counts. Its feature is the
@@ -26,6 +27,7 @@ Logit differences are in logit units (max over the vocabulary); bytes are bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -221,7 +223,7 @@ def rerotation_difference(lm: LoadedModel, ids: Sequence[int], delta: int) -> Re
     state = _prefill(lm, prefix)
     moved = kvcache.shift_positions(state, delta)
     encoded = _prefill(lm, prefix, position_offset=delta)
-    wrong = kvcache.shift_positions(state, delta + 1)
+    wrong = dataclasses.replace(kvcache.shift_positions(state, delta + 1), position_offset=delta)
     reference = _next_logits(lm, encoded, last)
     keys, values = [], []
     for layer in range(kvcache.num_layers(state)):

@@ -92,6 +92,8 @@ def test_rerotation_difference_is_tiny_per_layer(toy_model: LoadedModel) -> None
     assert check.max_abs_logit_diff <= 1e-4
     assert len(check.key_diff_per_layer) == toy_model.geometry.n_layers
     assert max(check.key_diff_per_layer) <= 1e-4 and max(check.value_diff_per_layer) <= 1e-4
+    # a rotation by the wrong Δ is visible even through a random model's near-uniform attention
+    assert check.wrong_delta_logit_diff > 1000 * max(check.max_abs_logit_diff, 1e-7)
     with pytest.raises(ValueError, match="positive"):
         anatomy.rerotation_difference(toy_model, encode(toy_model.tokenizer, TEXTS[0]), 0)
 
