@@ -297,5 +297,5 @@ def rv_layer_sweep(
         "fixed_layer": fixed_late,
         "early_layer": early,
         "n_layers": n_layers,
-        "effect_label": f"Hedges g of R_V (early layer {early} fixed)",
+        "effect_label": "Hedges g of R_V, early layer fixed",
     }
