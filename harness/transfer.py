@@ -36,6 +36,8 @@ that have every prompt its conditions need.
 from __future__ import annotations
 
 import base64
+import hashlib
+import inspect
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -473,7 +475,8 @@ class Continuation:
 
     ``v`` maps a captured layer to float32 ``[steps, n_kv_heads·head_dim]`` V of each fed token (step 0 is
     the recipient's last prompt token); ``entropy`` maps a layer to ``[steps, n_heads]`` attention entropy
-    in nats. Both are empty unless a capture was requested.
+    in nats. Both are empty unless a capture was requested. Equality (``==``) ignores these two arrays;
+    compare them with ``np.array_equal``.
     """
 
     sample_index: int
@@ -482,8 +485,8 @@ class Continuation:
     stopped_at_eos: bool
     min_top2_gap: float
     score: BehaviourScore
-    v: dict[int, np.ndarray] = field(default_factory=dict)
-    entropy: dict[int, np.ndarray] = field(default_factory=dict)
+    v: dict[int, np.ndarray] = field(default_factory=dict, compare=False)
+    entropy: dict[int, np.ndarray] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -576,6 +579,14 @@ ENGINE_MODULES: tuple[ModuleType, ...] = (
     behaviour, degeneration, embedding, lexicon, behaviour.references, behaviour.text,
 )
 """Modules whose source determines an outcome; their fingerprint is part of every cache key."""
+
+
+def engine_fingerprint() -> str:
+    """sha256 over the source of :data:`ENGINE_MODULES` and of this module's functions that turn a condition
+    into requests, decode and store outcomes (editing any of them invalidates cached outcomes)."""
+    local = (decoding_config, Condition.patch_for, _generate_missing, _stored, _outcome)
+    text = code_fingerprint(ENGINE_MODULES) + "".join(inspect.getsource(f) for f in local)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _encode_array(x: torch.Tensor | np.ndarray) -> dict[str, Any]:
@@ -743,7 +754,7 @@ def run_condition(
                 raise ValueError(f"condition {condition.name!r} needs the {role.value} prompt; pair {pair.id!r} has none")
     cache = cache or MeasurementCache(mode="off")
     capture = capture or CaptureSpec()
-    fingerprint = code_fingerprint(ENGINE_MODULES)
+    fingerprint = engine_fingerprint()
     patches = {p.id: condition.patch_for(lm, p.id, run_seed) for p in pairs}
     parts = {p.id: _pair_parts(lm, p, condition, patches[p.id], decoding, run_seed, capture, fingerprint) for p in pairs}
     found = {p.id: _lookup(cache, parts[p.id]) for p in pairs}
