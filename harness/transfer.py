@@ -539,6 +539,12 @@ class ConditionRun:
         return float(np.mean(flags)) if flags else math.nan
 
     @property
+    def empty_share(self) -> float:
+        """Share of all continuations with no words (e.g. the model emitted EOS at once; scored 0, not degenerate)."""
+        flags = [s.score.n_words == 0 for o in self.outcomes for s in o.samples]
+        return float(np.mean(flags)) if flags else math.nan
+
+    @property
     def n_continuations(self) -> int:
         return sum(len(o.samples) for o in self.outcomes)
 
@@ -547,12 +553,14 @@ class ConditionRun:
         return [o.samples[0].text for o in self.outcomes[:k]]
 
     def summary(self, measure: str = BEHAVIOUR_SCORE) -> dict[str, Any]:
-        """Builtin summary for claim details: mean score, mean raw score, degenerate share, mean distinct-2."""
+        """Builtin summary for claim details: mean scores (gated, raw embedding, raw lexicon), degenerate and empty
+        shares, mean distinct-2, counts, and how many pairs had sliding-window positions it could not patch."""
         return {
             "mean_score": float(np.mean(self.scores(measure))) if self.outcomes else None,
             "mean_embedding_raw": float(np.mean(self.scores("embedding_raw"))) if self.outcomes else None,
             "mean_lexicon_raw": float(np.mean(self.scores("lexicon_raw"))) if self.outcomes else None,
             "degenerate_share": self.degenerate_share,
+            "empty_share": self.empty_share,
             "mean_distinct_2": float(np.mean(self.scores("distinct_2"))) if self.outcomes else None,
             "n_pairs": len(self.outcomes),
             "n_continuations": self.n_continuations,

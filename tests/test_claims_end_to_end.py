@@ -27,13 +27,12 @@ HEADLINE = {
     "single_layer_fails": "claims/test_single_layer_fails.py",
 }
 RULE_VERDICTS = {"PASS", "FAIL", "INCONCLUSIVE"}
-N = 3
+N = 6
 
 
 @pytest.fixture
 def claims_env(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
     monkeypatch.setenv("PYTHONPATH", str(REPO))
-    monkeypatch.setenv("KVCLAIMS_CACHE", str(tmp_path / "kvclaims-cache"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     return pytester
@@ -72,9 +71,9 @@ def _assert_behaviour_details(record: dict) -> None:
     details = record["details"]
     assert details["decoding"] == spec.decoding.describe()
     assert details["behaviour_score"] == spec.behaviour_score
-    assert set(details["degenerate_share"]) == set(details["examples"]) == set(details["conditions"])
+    assert set(details["degenerate_share"]) == set(details["empty_share"]) == set(details["examples"]) == set(details["conditions"])
     assert all(0.0 <= share <= 1.0 for share in details["degenerate_share"].values())
-    assert all(len(texts) == N for texts in details["examples"].values())
+    assert all(len(texts) == min(3, N) for texts in details["examples"].values())
     assert len(details["pairs"]) == N
 
 
@@ -94,10 +93,10 @@ def test_headline_claims_run_end_to_end_on_a_toy_model(claims_env: pytest.Pytest
 
 
 def _user_bank(path: Path) -> Path:
-    """Four recorded pairs of the default bank as a user file: ids, groups and texts only (no levels, no pairs)."""
+    """N recorded pairs of the default bank as a user file: ids, groups and texts only (no levels, no pairs)."""
     bank = load_bank()
     prompts = []
-    for pair in bank.pairs()[:4]:
+    for pair in bank.pairs()[:N]:
         for member in (pair.first, pair.second):
             p = bank.get(member)
             prompts.append({"id": f"user-{p.id}", "group": p.group, "text": p.text})
