@@ -100,6 +100,7 @@ __all__ = [
     "kv_alpha",
     "kv_condition",
     "make_pair",
+    "prompt_clusters",
     "run_condition",
     "select_pairs",
     "transfer",
@@ -816,6 +817,35 @@ def _aligned(*runs: ConditionRun) -> None:
         raise ValueError(f"transfer needs at least 2 pairs, got {len(first)}")
 
 
+def prompt_clusters(*runs: ConditionRun) -> list[int] | None:
+    """Cluster labels over pairs for the bootstrap when a prompt recurs across pairs, else None.
+
+    Two pairs fall in one cluster when any run gives them a prompt in common (as recipient or donor), e.g.
+    the cross-baseline donor of one pair is another pair's baseline; clusters are the connected components,
+    so every resample keeps such pairs together (the registry's "clustered by prompt where a prompt recurs").
+    """
+    _aligned(*runs)
+    n = len(runs[0].outcomes)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_seen: dict[str, int] = {}
+    for run in runs:
+        for i, o in enumerate(run.outcomes):
+            for prompt_id in (o.recipient_id, o.donor_id):
+                if prompt_id is None:
+                    continue
+                j = first_seen.setdefault(prompt_id, i)
+                parent[root(i)] = root(j)
+    labels = [root(i) for i in range(n)]
+    return labels if len(set(labels)) < n else None
+
+
 def transfer(
     patched: ConditionRun,
     recipient: ConditionRun,
@@ -831,11 +861,13 @@ def transfer(
 
     ``recipient`` and ``donor`` are the natural runs of the patched run's recipient and donor prompts (for
     the main condition B and A; for the reverse patch A and B). CI: ``method`` bootstrap over pairs at
-    ``level`` (:func:`harness.stats.transfer_ci`); undefined when the gap's CI includes 0.
+    ``level`` (:func:`harness.stats.transfer_ci`), resampling clusters of pairs that share a prompt
+    (:func:`prompt_clusters`); undefined when the gap's CI includes 0.
     """
     _aligned(patched, recipient, donor)
     p, r, d = patched.scores(measure), recipient.scores(measure), donor.scores(measure)
-    est = transfer_ci(p, r, d, level=level, method=method, n_resamples=n_resamples, rng=rng)
+    est = transfer_ci(p, r, d, clusters=prompt_clusters(patched, recipient, donor), level=level, method=method,
+                      n_resamples=n_resamples, rng=rng)
     return TransferResult(est.estimate, est.ci, est.denominator, est.undefined_reason, len(p),
                           float(np.mean(p)), float(np.mean(r)), float(np.mean(d)))
 
@@ -857,15 +889,16 @@ def transfer_step_cis(
     n_resamples: int = 9999,
 ) -> list[ConfidenceInterval]:
     """CIs of the adjacent steps T(c_k+1) − T(c_k) = mean(s_k+1 − s_k) / (mean s(donor) − mean s(recipient)) over
-    ordered conditions, each a paired bootstrap over pairs that resamples numerator and gap together."""
+    ordered conditions, each a paired bootstrap over pairs (clustered as in :func:`transfer`) that resamples
+    numerator and gap together."""
     if len(ordered) < 2:
         raise ValueError("transfer_step_cis needs at least two ordered conditions")
-    _aligned(*ordered, recipient, donor)
+    clusters = prompt_clusters(*ordered, recipient, donor)
     gen = np.random.default_rng(rng)
     d, r = donor.scores(measure), recipient.scores(measure)
     return [
-        bootstrap_ci(_step_ratio, hi.scores(measure), lo.scores(measure), d, r, paired=True, level=level,
-                     method=method, n_resamples=n_resamples, rng=gen)
+        bootstrap_ci(_step_ratio, hi.scores(measure), lo.scores(measure), d, r, paired=True, clusters=clusters,
+                     level=level, method=method, n_resamples=n_resamples, rng=gen)
         for lo, hi in zip(ordered[:-1], ordered[1:])
     ]
 
