@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness import transfer as tr
-from harness.behaviour import BehaviourScore
+from harness.transfer import runner
 from harness.claims_registry import BEHAVIOUR_DECODING, Decoding
 from harness.generation import CaptureSpec, DecodingMode, GenerationRequest, generate
 from harness.measurement_cache import MeasurementCache
@@ -203,7 +203,7 @@ def test_cached_outcomes_are_identical_and_skip_generation(toy_llama, pairs, tmp
     def no_generation(*args, **kwargs):
         raise AssertionError("a cached condition must not generate")
 
-    monkeypatch.setattr(tr, "generate", no_generation)
+    monkeypatch.setattr(runner, "generate", no_generation)
     again = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache,
                              capture=capture, progress=False)
     assert again.outcomes == first.outcomes
@@ -225,13 +225,13 @@ def test_cache_key_changes_with_what_determines_the_outcome(toy_llama, pairs, tm
     cache = _cache(tmp_path)
     tr.run_condition(toy_llama, pairs, tr.SHUFFLED, decoding=SHORT, run_seed=0, cache=cache, progress=False)
     calls = []
-    real = tr.generate
+    real = runner.generate
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tr, "generate", counting)
+    monkeypatch.setattr(runner, "generate", counting)
     longer = Decoding(mode="greedy", temperature=None, samples_per_pair=1, max_new_tokens=6, repetition_penalty=1.2)
     for decoding, seed in ((longer, 0), (SHORT, 1)):  # other decoding; other control seed
         before = len(calls)
