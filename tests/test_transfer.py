@@ -283,3 +283,14 @@ def test_sliding_window_layers_list_evicted_positions_as_not_applicable(toy_gemm
     for p, o in zip(pairs, run.outcomes):
         assert set(o.not_applicable) == sliding
         assert all(len(pos) == p.n_tokens - 1 - (toy_gemma3.geometry.sliding_window - 1) for pos in o.not_applicable.values())
+
+
+def test_standard_capture_keeps_early_and_late_v_downstream_of_any_v_patch(toy_llama, pairs):
+    early, late = toy_llama.layers.early, toy_llama.layers.late
+    natural = tr.run_condition(toy_llama, pairs[:1], tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0, progress=False)
+    sample = natural.outcomes[0].samples[0]
+    assert set(sample.v) == {early, late} and sample.v[late].shape == (len(sample.generated_ids), toy_llama.geometry.v_width)
+    assert tr.standard_capture(toy_llama, tr.V_PATCH_LATE).v_layers == (early,)  # the patched site is not measured
+    bare = tr.run_condition(toy_llama, pairs[:1], tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0,
+                            capture=CaptureSpec(), progress=False)
+    assert bare.outcomes[0].samples[0].v == {} and bare.outcomes[0].samples == natural.outcomes[0].samples

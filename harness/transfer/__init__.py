@@ -21,7 +21,8 @@ Vocabulary
   returns typed :class:`PairOutcome` s. Each pair's outcome is cached on disk through
   :class:`~harness.measurement_cache.MeasurementCache`, keyed by the model identity, the pair id (it seeds
   the shuffled and random controls), the recipient and donor texts, the resolved patch spec, the decoding
-  regime, the capture spec and a fingerprint of the engine and scorer source; so claims that share a
+  regime, the capture spec (by default V at the early and late layers, :func:`standard_capture`) and a
+  fingerprint of the engine and scorer source read at import; so claims that share a
   condition compute it once per model and re-runs are free. Greedy continuations do not depend on batch
   composition except at numerical near-ties (top-2 logit gap < 1e-4, see ``tests/test_generation.py``),
   so an outcome cached from one batch stands for any other.
@@ -59,12 +60,13 @@ from harness.transfer.conditions import (
 from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_step_cis
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 from harness.transfer.pairs import Role, TransferPair, make_pair, select_pairs, transfer_pairs
-from harness.transfer.runner import ENGINE_MODULES, decoding_config, engine_fingerprint, run_condition
+from harness.transfer.runner import ENGINE_MODULES, decoding_config, engine_fingerprint, run_condition, standard_capture
 
 __all__ = [
     "ALPHAS", "CATALOGUE", "CROSS_BASELINE", "ENGINE_MODULES", "KV_MAIN", "KV_SINGLE_LATE", "NATURAL_BASELINE",
     "NATURAL_RECURSIVE", "RANDOM_NORM_MATCHED", "REVERSE", "SHUFFLED", "V_PATCH_LATE", "Condition", "ConditionRun",
     "Continuation", "Intervention", "LayerSet", "PairOutcome", "Role", "TransferPair", "TransferResult",
     "activation_condition", "decoding_config", "engine_fingerprint", "kv_alpha", "kv_condition", "make_pair",
-    "prompt_clusters", "run_condition", "select_pairs", "transfer", "transfer_pairs", "transfer_step_cis",
+    "prompt_clusters", "run_condition", "select_pairs", "standard_capture", "transfer", "transfer_pairs",
+    "transfer_step_cis",
 ]

@@ -26,11 +26,11 @@ from harness.generation import CaptureSpec, DecodingConfig, GenerationRequest, g
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
 from harness.records import GenerationRecord, to_builtin
-from harness.transfer.conditions import Condition
+from harness.transfer.conditions import Condition, Intervention
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 from harness.transfer.pairs import TransferPair
 
-__all__ = ["ENGINE_MODULES", "decoding_config", "engine_fingerprint", "run_condition"]
+__all__ = ["ENGINE_MODULES", "decoding_config", "engine_fingerprint", "run_condition", "standard_capture"]
 
 
 def decoding_config(decoding: Decoding) -> DecodingConfig:
@@ -51,12 +51,30 @@ ENGINE_MODULES: tuple[ModuleType, ...] = (
 """Modules whose source determines an outcome; their fingerprint is part of every cache key."""
 
 
-def engine_fingerprint() -> str:
-    """sha256 over the source of :data:`ENGINE_MODULES` and of this module's functions that turn a condition
-    into requests, decode and store outcomes (editing any of them invalidates cached outcomes)."""
+def _source_fingerprint() -> str:
     local = (decoding_config, Condition.patch_for, _generate_missing, _stored, _outcome)
     text = code_fingerprint(ENGINE_MODULES) + "".join(inspect.getsource(f) for f in local)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def engine_fingerprint() -> str:
+    """sha256 over the source of :data:`ENGINE_MODULES` and of this module's functions that turn a condition
+    into requests, decode and store outcomes (editing any of them invalidates cached outcomes).
+
+    Read once, when this module is imported, so the key describes the code that runs even if the files on
+    disk change during a session.
+    """
+    return _ENGINE_FINGERPRINT
+
+
+def standard_capture(lm: LoadedModel, condition: Condition) -> CaptureSpec:
+    """What :func:`run_condition` captures by default: V (``v_proj`` output) of every fed token at the model's
+    early and late layers, so claims that need generated-token geometry share outcomes with those that do not.
+    A layer whose ``v_proj`` output the condition itself patches is left out (not a downstream measurement)."""
+    layers = {lm.layers.early, lm.layers.late}
+    if condition.intervention is Intervention.V_PROJ:
+        layers -= set(condition.layers.resolve(lm))  # type: ignore[union-attr]
+    return CaptureSpec(v_layers=tuple(sorted(layers)))
 
 
 def _encode_array(x: torch.Tensor | np.ndarray) -> dict[str, Any]:
@@ -212,8 +230,9 @@ def run_condition(
     """Run ``condition`` on every pair (``decoding.samples_per_pair`` continuations each) and score them.
 
     Pairs already in ``cache`` are read back; the rest are generated in batches of ``batch_size`` requests
-    (a tqdm bar per condition) and written. Raises ValueError for duplicate pair ids or a pair lacking a
-    prompt the condition needs (e.g. no other baseline of its length).
+    (a tqdm bar per condition) and written. ``capture`` defaults to :func:`standard_capture`; pass
+    ``CaptureSpec()`` for none (a different cache entry). Raises ValueError for duplicate pair ids or a pair
+    lacking a prompt the condition needs (e.g. no other baseline of its length).
     """
     ids = [p.id for p in pairs]
     if len(set(ids)) != len(ids):
@@ -223,7 +242,7 @@ def run_condition(
             if role is not None and not pair.has(role):
                 raise ValueError(f"condition {condition.name!r} needs the {role.value} prompt; pair {pair.id!r} has none")
     cache = cache or MeasurementCache(mode="off")
-    capture = capture or CaptureSpec()
+    capture = capture if capture is not None else standard_capture(lm, condition)
     fingerprint = engine_fingerprint()
     patches = {p.id: condition.patch_for(lm, p.id, run_seed) for p in pairs}
     parts = {p.id: _pair_parts(lm, p, condition, patches[p.id], decoding, run_seed, capture, fingerprint) for p in pairs}
@@ -234,3 +253,6 @@ def run_condition(
         for pair, _ in missing:
             found[pair.id] = cache.get_or_compute("transfer_outcome", parts[pair.id], lambda v=fresh[pair.id]: v)
     return ConditionRun(condition, lm.name, tuple(_outcome(p.id, condition, found[p.id]) for p in pairs))  # type: ignore[arg-type]
+
+
+_ENGINE_FINGERPRINT = _source_fingerprint()
