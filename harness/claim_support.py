@@ -125,3 +125,17 @@ def transfer_result(
         undefined_reason=t.undefined_reason,
         details=behaviour_details(lm, bank, spec, runs, transfer=t.describe(), p_note=p_note, **extra),
     )
+
+
+def require_float32(lm: LoadedModel, spec: ClaimSpec) -> None:
+    """Skip an invariant whose registered tolerance is for float32 when the model runs in another dtype.
+
+    bf16 keeps about 3 significant digits, so a 1e-4 logit tolerance is not the registered claim there;
+    such a run needs ``--dtype float32`` (or a new claim version with a dtype-specific tolerance).
+    """
+    import torch
+
+    dtype = next(lm.model.parameters()).dtype
+    if dtype != torch.float32:
+        pytest.skip(f"{spec.id}: its tolerance ({spec.rule_words}) is registered for float32, this run is "
+                    f"{str(dtype).removeprefix('torch.')}; rerun with --dtype float32")
