@@ -197,7 +197,7 @@ def _layer_sweep_tables(recs: Sequence[dict[str, Any]]) -> list[str]:
         return []
     return [f"**Layer sweep** ({label or 'effect size'}; late layer swept, depth = layer / number of layers). "
             "Reported beside the verdict, which uses the pre-registered layer only.", "",
-            md_table(["model", "late layer", "depth", "estimate", "CI", ""], rows), ""]
+            md_table(["model", "late layer", "depth", "estimate", "CI", "note"], rows), ""]
 
 
 def _cross_model_depth(records: Sequence[dict[str, Any]]) -> list[str]:
