@@ -20,7 +20,8 @@ import pytest
 
 from harness import anatomy
 from harness.claim_support import require_float32, require_groups, run_details
-from harness.claims_registry import get_claim
+from harness.claims_registry import ClaimSpec, get_claim
+from harness.prompts import Prompt, PromptBank
 from harness.results import Verdict, evaluate, record_claim
 from harness.stats import binomial_test, proportion_ci
 
@@ -31,7 +32,7 @@ SHOWN = 20
 """At most this many mismatch lines go into a record."""
 
 
-def _coverage(bank, spec, n_cap):
+def _coverage(bank: PromptBank, spec: ClaimSpec, n_cap: int | None) -> list[Prompt]:
     """The first planned-n baseline prompts (by id): the coverage the invariant's registry entry asks for."""
     return require_groups(bank, spec, n_cap)["baseline"][: spec.planned_n]
 

@@ -20,15 +20,18 @@ import pytest
 from harness.claim_support import require_groups, run_details
 from harness.claims_registry import ClaimSpec, get_claim
 from harness.geometry import hedges_contrast, measure_rv
-from harness.prompts import Prompt
+from harness.measurement_cache import MeasurementCache
+from harness.models import LoadedModel
+from harness.prompts import Prompt, PromptBank
+from harness.pytest_plugin import RunSettings
 from harness.results import ClaimResult, Verdict, evaluate, record_claim
 from harness.seeds import derive_seed
 
 LONG_CONTROL_LEVELS = (4, 5)
 
 
-def _rv_versus_control(spec: ClaimSpec, control: str, lm, bank, settings, cache, recursive: list[Prompt],
-                       **notes: object) -> ClaimResult:
+def _rv_versus_control(spec: ClaimSpec, control: str, lm: LoadedModel, bank: PromptBank, settings: RunSettings,
+                       cache: MeasurementCache, recursive: list[Prompt], **notes: object) -> ClaimResult:
     """Hedges g of R_V, recursive − ``control`` group, evaluated under ``spec``."""
     others = require_groups(bank, spec, settings.n_cap)[control]
     table = measure_rv(lm, recursive + others, window=settings.window, cache=cache)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import capture, generation, metrics
+from harness import capture, generation, hooks, metrics, tokens
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.metrics import PRKind, per_head_pr, participation_ratio
 from harness.models import LoadedModel
@@ -98,16 +98,18 @@ class _NotCached(Exception):
     """Raised inside a cache lookup to learn that an entry is missing (computed later in one batch)."""
 
 
-def _missing(_: Any = None) -> Any:
+def _missing() -> Any:
     raise _NotCached
 
 
 def _code() -> str:
-    return code_fingerprint([capture, metrics, generation, sys.modules[__name__]])
+    return code_fingerprint([capture, hooks, tokens, metrics, generation, sys.modules[__name__]])
 
 
 def _parts(lm: LoadedModel, prompt: Prompt, window: int, code: str) -> dict[str, Any]:
-    return {"model": lm.identity, "prompt": [prompt.id, prompt.text], "window": window, "code": code}
+    attention = getattr(lm.model.config, "_attn_implementation", None)  # as running now, not as loaded
+    return {"model": lm.identity, "attention": attention, "prompt": [prompt.id, prompt.text], "window": window,
+            "code": code}
 
 
 def has_eager_attention(lm: LoadedModel) -> bool:
@@ -228,6 +230,8 @@ def measure_attention_entropy(
     if not prompts:
         raise ValueError("measure_attention_entropy: no prompts given")
     records = measure_prompts(lm, prompts, window=window, cache=cache)
+    if any(r["entropy"] is None for r in records):
+        raise capture.AttentionWeightsUnavailableError(f"{lm.name}: a cached measurement holds no attention entropy")
     return EntropyTable(
         tuple(p.id for p in prompts), chosen, window, {layer: [r["entropy"][layer] for r in records] for layer in chosen}
     )

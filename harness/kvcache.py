@@ -429,7 +429,9 @@ def shift_positions(prefill_: Prefill, delta: int) -> Prefill:
     the positions they still hold. With rotary attention depending only on relative positions, the
     result is the cache that encoding the same tokens at positions shifted by ``delta`` gives (up to
     floating-point error); ``position_offset`` grows by ``delta`` so decoding continues at the new
-    positions. Keys are rotated in float32 and cast back to each layer's dtype.
+    positions. Keys are rotated in float32 and cast back to each layer's dtype. This needs rotary
+    frequencies that do not depend on the sequence length (default, linear, llama3 and YaRN scaling);
+    dynamic-NTK and LongRoPE change them with the length and are not covered.
 
     Raises:
         CacheError: the prefill carries no rotary frequencies for some layer, or the shift would move

@@ -26,6 +26,8 @@ def test_strongest_layer_follows_the_claims_direction() -> None:
     assert strongest_layer_index("persona_signature", data) == 2  # rule '>': largest
     assert strongest_layer_index("not_registered", data) == 1  # unknown: largest |estimate|
     assert strongest_layer_index("rv_contraction", sweep([None, None], 8)) is None
+    assert strongest_layer_index("rv_contraction", sweep([0.8, 1.1], 8)) is None  # no layer contracts
+    assert strongest_layer_index("persona_signature", sweep([-0.8, -1.1], 8)) is None
 
 
 def test_sweep_table_and_cross_model_section() -> None:
@@ -38,6 +40,12 @@ def test_sweep_table_and_cross_model_section() -> None:
     section = md.split("## Cross-model: depth of the strongest layer", 1)[1].split("## Verdict matrix", 1)[0]
     assert "| rv_contraction | small | 10 | 1 | 3 (0.3) | -1.5 | 3 (0.3) | -1.5 [-2, -1] |" in section
     assert "| rv_contraction | deep | 20 | 1 | 3 (0.15) | -0.3 | 4 (0.2) | -2 [-2.5, -1.5] |" in section
+
+
+def test_a_sweep_without_the_effect_shows_no_strongest_layer() -> None:
+    md = claims_markdown([record("m", sweep([0.4, 0.9], 10))], {"run_id": "r"}, {})
+    assert "| rv_contraction | m | 10 | 1 | 3 (0.3) | 0.9 | – | – |" in md
+    assert "strongest" not in md.split("**Layer sweep**", 1)[1].split("## Cross-model", 1)[0]
 
 
 def test_no_sweep_no_section() -> None:

@@ -158,18 +158,18 @@ def _sweep(rec: dict[str, Any]) -> dict[str, Any] | None:
 
 def strongest_layer_index(claim: str, sweep: dict[str, Any]) -> int | None:
     """Index into ``sweep["layers"]`` of the strongest effect in the claim's direction: the most negative
-    estimate for a claim whose rule is '<' (e.g. R_V contraction), the largest for '>', else the largest |estimate|.
-    None when no estimate is finite."""
+    estimate below 0 for a claim whose rule is '<' (e.g. R_V contraction), the largest above 0 for '>', else the
+    largest |estimate|. None when no finite estimate lies on the claim's side of 0."""
     values = [(i, float(v)) for i, v in enumerate(sweep.get("estimate") or []) if v is not None and math.isfinite(v)]
-    if not values:
-        return None
     spec = CLAIMS.get(claim)
     op = spec.comparator if spec is not None else None
     if op in ("<", "<="):
-        return min(values, key=lambda iv: iv[1])[0]
+        below = [iv for iv in values if iv[1] < 0]
+        return min(below, key=lambda iv: iv[1])[0] if below else None
     if op in (">", ">="):
-        return max(values, key=lambda iv: iv[1])[0]
-    return max(values, key=lambda iv: abs(iv[1]))[0]
+        above = [iv for iv in values if iv[1] > 0]
+        return max(above, key=lambda iv: iv[1])[0] if above else None
+    return max(values, key=lambda iv: abs(iv[1]))[0] if values else None
 
 
 def _at(sweep: dict[str, Any], key: str, i: int) -> Any:
@@ -197,7 +197,7 @@ def _layer_sweep_tables(recs: Sequence[dict[str, Any]]) -> list[str]:
         return []
     return [f"**Layer sweep** ({label or 'effect size'}; late layer swept, depth = layer / number of layers). "
             "Reported beside the verdict, which uses the pre-registered layer only.", "",
-            md_table(["model", "late layer", "depth", "estimate", "CI", ""], rows), ""]
+            md_table(["model", "late layer", "depth", "estimate", "CI", "note"], rows), ""]
 
 
 def _cross_model_depth(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -222,8 +222,9 @@ def _cross_model_depth(records: Sequence[dict[str, Any]]) -> list[str]:
         return []
     return ["## Cross-model: depth of the strongest layer", "",
             "Per model, the late layer with the strongest effect in the claim's direction (layer sweep, early layer "
-            "fixed) and its depth fraction (layer / number of layers), beside the pre-registered layer. The strongest "
-            "layer is chosen after seeing the data: it describes where the effect peaks, it is not a test.", "",
+            "fixed) and its depth fraction (layer / number of layers), beside the pre-registered layer; '–' when no "
+            "layer shows the effect in the claim's direction. The strongest layer is chosen after seeing the data: it "
+            "describes where the effect peaks, it is not a test.", "",
             md_table(["claim", "model", "layers", "early layer", "pre-registered late layer (depth)", "estimate there",
                       "strongest layer (depth)", "estimate there [CI]"], rows), ""]
 
