@@ -31,19 +31,6 @@ NEAR_TIE = 1e-4
 """Top-2 logit gap under which two fp32 runs that differ only in rounding may legitimately pick different tokens."""
 
 
-@pytest.fixture(
-    params=[
-        "toy_llama",
-        "toy_gemma3",
-        pytest.param("smollm2", marks=pytest.mark.slow),
-        pytest.param("gemma3", marks=pytest.mark.slow),
-    ]
-)
-def engine_lm(request: pytest.FixtureRequest) -> LoadedModel:
-    """The toy models always; the embedded models when slow tests run."""
-    return request.getfixturevalue(request.param)
-
-
 STARTER_PER_GROUP = 20
 """The starter bank of issue 2: the first 20 recursive and the first 20 baseline prompts (by id)."""
 

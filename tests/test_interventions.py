@@ -14,21 +14,7 @@ from harness.models import LoadedModel
 from harness.patching import ActivationPatchSpec, ActivationSite, Components, DecodeSource, KVPatchSpec, PatchMode, PatchSpecError, Span
 from harness.tokens import encode, pad_id
 
-TEXT_A = "The river bends past the old mill where the children used to swim every summer afternoon before dinner"
-TEXT_B = "I notice myself noticing the thought that is noticing itself, and the noticing folds back on the noticer"
-
-
-@pytest.fixture(
-    params=[
-        "toy_llama",
-        "toy_gemma3",
-        pytest.param("smollm2", marks=pytest.mark.slow),
-        pytest.param("gemma3", marks=pytest.mark.slow),
-    ]
-)
-def engine_lm(request: pytest.FixtureRequest) -> LoadedModel:
-    """The toy models always; the embedded models when slow tests run."""
-    return request.getfixturevalue(request.param)
+from fixtures.texts import TEXT_A, TEXT_B
 
 
 def pair(lm: LoadedModel) -> GenerationRequest:

@@ -15,21 +15,7 @@ from harness.models import LoadedModel, load_model
 from harness.patching import Alignment, Components, KVPatchSpec, PatchSpecError, Span, rotate_keys
 from harness.tokens import encode, pad_id
 
-TEXT_A = "The river bends past the old mill where the children used to swim every summer afternoon before dinner"
-TEXT_B = "I notice myself noticing the thought that is noticing itself, and the noticing folds back on the noticer"
-
-
-@pytest.fixture(
-    params=[
-        "toy_llama",
-        "toy_gemma3",
-        pytest.param("smollm2", marks=pytest.mark.slow),
-        pytest.param("gemma3", marks=pytest.mark.slow),
-    ]
-)
-def engine_lm(request: pytest.FixtureRequest) -> LoadedModel:
-    """The toy models always; the embedded models when slow tests run."""
-    return request.getfixturevalue(request.param)
+from fixtures.texts import TEXT_A, TEXT_B
 
 
 def matched(lm: LoadedModel, a: str = TEXT_A, b: str = TEXT_B) -> tuple[list[int], list[int]]:
