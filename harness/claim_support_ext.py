@@ -50,16 +50,18 @@ def _rho(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def rank_correlation(
-    x: Sequence[float], y: Sequence[float], *, alternative: str, level: float, rng: int | np.random.Generator
+    x: Sequence[float], y: Sequence[float], *, alternative: str, level: float, rng: int | np.random.Generator,
+    n_resamples: int = 9999,
 ) -> Correlation:
     """Spearman ρ(x, y) (:func:`harness.stats.spearman`, one-sided p in ``alternative``) with a BCa CI
-    resampling (x, y) rows jointly. Undefined (NaN, with the reason) when either sample is constant."""
+    resampling (x, y) rows jointly (``n_resamples`` draws). Undefined (NaN, with the reason) when either
+    sample is constant."""
     xa, ya = np.asarray(x, np.float64), np.asarray(y, np.float64)
     try:
         test = spearman(xa, ya, alternative=alternative)
     except ValueError as exc:
         return Correlation(math.nan, math.nan, math.nan, None, len(xa), str(exc))
-    ci = bootstrap_ci(_rho, xa, ya, paired=True, level=level, rng=rng)
+    ci = bootstrap_ci(_rho, xa, ya, paired=True, level=level, n_resamples=n_resamples, rng=rng)
     return Correlation(test.statistic, ci.low, ci.high, test.p_value, len(xa), None)
 
 

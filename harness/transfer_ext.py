@@ -34,6 +34,7 @@ everything that determines them, so re-runs are free.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import inspect
 import io
@@ -202,8 +203,10 @@ def _replay_one(
 REPLAY_MODULES = (kvcache, hooks, patching)
 
 
+@functools.cache
 def replay_fingerprint() -> str:
-    """sha256 over the source that determines a replay: the cache surgery, hooks, patch specs and this function."""
+    """sha256 over the source that determines a replay: the cache surgery, hooks, patch specs and the replay
+    function (computed once per process)."""
     text = code_fingerprint(REPLAY_MODULES) + inspect.getsource(_replay_one)
     return hashlib.sha256(text.encode()).hexdigest()
 
