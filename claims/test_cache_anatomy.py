@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 
 from harness import anatomy
-from harness.claim_support import require_groups, run_details
+from harness.claim_support import require_float32, require_groups, run_details
 from harness.claims_registry import ClaimSpec, get_claim
 from harness.prompts import Prompt, PromptBank
 from harness.results import Verdict, evaluate, record_claim
@@ -57,6 +57,7 @@ def test_cache_shapes_match_config(lm, prompt_bank, run_settings, measurement_ca
 @pytest.mark.claim("cache_injection_equals_text")
 def test_cache_injection_equals_text(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
     spec = get_claim("cache_injection_equals_text")
+    require_float32(lm, spec)
     prompts = _coverage(prompt_bank, spec, run_settings.n_cap)
     injection = anatomy.measure_injection(lm, prompts, cache=measurement_cache)
     diffs = injection["max_abs_logit_diff"]
@@ -74,6 +75,7 @@ def test_cache_injection_equals_text(lm, prompt_bank, run_settings, measurement_
 @pytest.mark.claim("rope_rerotation")
 def test_rope_rerotation(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
     spec = get_claim("rope_rerotation")
+    require_float32(lm, spec)
     prompts = _coverage(prompt_bank, spec, run_settings.n_cap)
     checks = anatomy.measure_rerotation(lm, prompts, DELTAS, cache=measurement_cache)["checks"]
     per_delta = {d: [c for key, c in checks.items() if key.endswith(f"|{d}")] for d in DELTAS}

