@@ -129,3 +129,14 @@ def test_scorers_separate_natural_outputs_on_heldout_prompts(
         if held["aurocs"][k]["auroc"] < ACCEPTANCE_AUROC
     }
     assert not failing, f"{model_name}: held-out AUROC below {ACCEPTANCE_AUROC}: {failing}"
+
+
+def test_prompt_echo_share() -> None:
+    from harness.scorer_validation import prompt_echo
+
+    prompt = "Observe the observer that is observing this text and describe it"
+    assert prompt_echo(prompt, "Observe the observer that is observing this text") == 1.0
+    assert prompt_echo(prompt, "The river carries sediment down to the sea every year") == 0.0
+    assert prompt_echo(prompt, "too short") == 0.0
+    half = prompt_echo(prompt, "observe the observer that is. Rivers carry mud to seas")
+    assert 0.0 < half < 1.0
