@@ -140,3 +140,17 @@ def test_prompt_echo_share() -> None:
     assert prompt_echo(prompt, "too short") == 0.0
     half = prompt_echo(prompt, "observe the observer that is. Rivers carry mud to seas")
     assert 0.0 < half < 1.0
+
+
+@settings(deadline=None, max_examples=100)
+@given(
+    st.lists(st.sampled_from(["the", "observer", "river", "sea", "watching", "itself", "a", "b"]), max_size=30),
+    st.lists(st.sampled_from(["the", "observer", "river", "sea", "watching", "itself", "a", "b"]), max_size=30),
+)
+def test_prompt_echo_is_a_share(prompt_words: list[str], cont_words: list[str]) -> None:
+    from harness.scorer_validation import prompt_echo
+
+    prompt, cont = " ".join(prompt_words), " ".join(cont_words)
+    assert 0.0 <= prompt_echo(prompt, cont) <= 1.0
+    if len(prompt_words) >= 4:
+        assert prompt_echo(prompt, prompt) == 1.0
