@@ -199,7 +199,8 @@ def generate_continuations(
     """Greedy continuations of raw prompt texts (left-padded batches); only generated tokens are decoded.
 
     Left padding with an attention mask lets ``generate`` derive positions per row; batched greedy
-    decoding can differ from one-at-a-time decoding only through floating-point noise.
+    decoding can differ from one-at-a-time decoding only through floating-point noise. Sets the
+    tokenizer's padding side to ``left`` (and its pad token to EOS when it has none).
     """
     import torch
 
