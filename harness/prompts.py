@@ -171,6 +171,9 @@ class PromptBank:
         self._pairs: tuple[PromptPair, ...] = tuple(sorted(pairs, key=lambda p: (p.kind, p.id)))
         self.source: tuple[str, ...] = tuple(str(s) for s in source)
         self._by_id = {p.id: p for p in self.prompts}
+        if len(self._by_id) != len(self.prompts):
+            dupes = sorted({p.id for p in self.prompts if sum(q.id == p.id for q in self.prompts) > 1})
+            raise PromptBankError("<memory>", f"duplicate id(s) {dupes}")
         self._origins = dict(origins or {})
         self.content_hash: str = _hash_canonical(self.prompts, self._pairs)
 

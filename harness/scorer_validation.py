@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.behaviour import BehaviourScore, decode_continuation, score_continuations
+from harness.behaviour import BehaviourScore, decode_continuation, score_continuations, words
 from harness.prompts import PromptBank, load_bank
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "generate_bank_continuations",
     "generate_continuations",
     "load_embedded_lm",
+    "prompt_echo",
     "run_validation",
     "split_of",
     "validate_scorers",
@@ -60,6 +61,21 @@ def split_of(prompt_id: str) -> str:
     """``"tune"`` or ``"heldout"``, from the parity of sha256(salt + id): fixed before any output exists."""
     digest = hashlib.sha256((_SPLIT_SALT + prompt_id).encode("utf-8")).digest()
     return "tune" if digest[0] % 2 == 0 else "heldout"
+
+
+def prompt_echo(prompt: str, continuation: str, n: int = 4) -> float:
+    """Share of the continuation's word n-grams that also occur in its prompt (0.0 with fewer than n words).
+
+    A diagnostic of the validation run only (scorers never see prompts): a model that repeats its prompt
+    produces "recursive" text after a recursive prompt without any recursive behaviour of its own.
+    """
+    cont = words(continuation)
+    grams = [tuple(cont[i : i + n]) for i in range(len(cont) - n + 1)]
+    if not grams:
+        return 0.0
+    src = words(prompt)
+    prompt_grams = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
+    return sum(g in prompt_grams for g in grams) / len(grams)
 
 
 def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
@@ -183,7 +199,8 @@ def generate_continuations(
     """Greedy continuations of raw prompt texts (left-padded batches); only generated tokens are decoded.
 
     Left padding with an attention mask lets ``generate`` derive positions per row; batched greedy
-    decoding can differ from one-at-a-time decoding only through floating-point noise.
+    decoding can differ from one-at-a-time decoding only through floating-point noise. Sets the
+    tokenizer's padding side to ``left`` (and its pad token to EOS when it has none).
     """
     import torch
 
@@ -227,20 +244,21 @@ def run_validation(
     max_new_tokens: int = 64,
     out_dir: str | Path | None = None,
     continuations: Mapping[str, str] | None = None,
+    generation_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Generate (unless ``continuations`` are given), score and summarise for one embedded model.
 
     Returns (and with ``out_dir`` writes to ``<out_dir>/<model>.json``) a record with every continuation,
     its scores and split, and AUROC summaries for the ``heldout`` half (the reported numbers), the
     held-out L3–L5 subset, and the ``tune`` half. Passing the ``continuations`` of an earlier record
-    re-scores it without generating again.
+    re-scores it without generating again (``generation_seconds`` then records how long they took).
     """
     import torch
     import transformers
 
     bank = bank or load_bank()
     prompts = bank.group("recursive") + bank.group("baseline")
-    seconds = None
+    seconds = generation_seconds
     if continuations is None:
         continuations, seconds = generate_bank_continuations(model_name, bank, max_new_tokens)
     missing = [p.id for p in prompts if p.id not in continuations]
@@ -249,7 +267,15 @@ def run_validation(
     texts = [continuations[p.id] for p in prompts]
     scores = score_continuations(texts)
     rows = [
-        {"id": p.id, "group": p.group, "level": p.level, "split": split_of(p.id), "continuation": c, **asdict(s)}
+        {
+            "id": p.id,
+            "group": p.group,
+            "level": p.level,
+            "split": split_of(p.id),
+            "continuation": c,
+            "prompt_echo": prompt_echo(p.text, c),
+            **asdict(s),
+        }
         for p, c, s in zip(prompts, texts, scores)
     ]
 
@@ -257,7 +283,11 @@ def run_validation(
         chosen = [i for i, r in enumerate(rows) if keep(r)]
         labels = [int(rows[i]["group"] == "recursive") for i in chosen]
         result = validate_scorers([texts[i] for i in chosen], labels, scores=[scores[i] for i in chosen])
-        return _summary(result)
+        echo = {
+            group: float(np.mean([rows[i]["prompt_echo"] for i in chosen if rows[i]["group"] == group]))
+            for group in ("recursive", "baseline")
+        }
+        return {**_summary(result), "mean_prompt_echo": echo}
 
     record = {
         "model": model_name,
@@ -272,7 +302,9 @@ def run_validation(
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "generation_seconds": None if seconds is None else round(seconds, 1),
         "heldout": summarise(lambda r: r["split"] == "heldout"),
-        "heldout_levels_3_to_5": summarise(lambda r: r["split"] == "heldout" and (r["level"] or 3) >= 3),
+        "heldout_levels_3_to_5": summarise(
+            lambda r: r["split"] == "heldout" and (r["group"] == "baseline" or r["level"] >= 3)
+        ),
         "tune": summarise(lambda r: r["split"] == "tune"),
         "outputs": rows,
     }

@@ -279,3 +279,9 @@ def test_pair_errors_name_the_pairs_file(tmp_path: Path) -> None:
         load_bank(tmp_path)
     assert info.value.file == str(tmp_path / "pairs.json")
     assert "duplicate pair id 'p1'" in str(info.value)
+
+
+def test_bank_built_in_memory_rejects_duplicate_ids() -> None:
+    p = Prompt("x", "baseline", "Explain how tides work.")
+    with pytest.raises(PromptBankError, match=r"duplicate id\(s\) \['x'\]"):
+        PromptBank([p, p])

@@ -129,3 +129,28 @@ def test_scorers_separate_natural_outputs_on_heldout_prompts(
         if held["aurocs"][k]["auroc"] < ACCEPTANCE_AUROC
     }
     assert not failing, f"{model_name}: held-out AUROC below {ACCEPTANCE_AUROC}: {failing}"
+
+
+def test_prompt_echo_share() -> None:
+    from harness.scorer_validation import prompt_echo
+
+    prompt = "Observe the observer that is observing this text and describe it"
+    assert prompt_echo(prompt, "Observe the observer that is observing this text") == 1.0
+    assert prompt_echo(prompt, "The river carries sediment down to the sea every year") == 0.0
+    assert prompt_echo(prompt, "too short") == 0.0
+    half = prompt_echo(prompt, "observe the observer that is. Rivers carry mud to seas")
+    assert 0.0 < half < 1.0
+
+
+@settings(deadline=None, max_examples=100)
+@given(
+    st.lists(st.sampled_from(["the", "observer", "river", "sea", "watching", "itself", "a", "b"]), max_size=30),
+    st.lists(st.sampled_from(["the", "observer", "river", "sea", "watching", "itself", "a", "b"]), max_size=30),
+)
+def test_prompt_echo_is_a_share(prompt_words: list[str], cont_words: list[str]) -> None:
+    from harness.scorer_validation import prompt_echo
+
+    prompt, cont = " ".join(prompt_words), " ".join(cont_words)
+    assert 0.0 <= prompt_echo(prompt, cont) <= 1.0
+    if len(prompt_words) >= 4:
+        assert prompt_echo(prompt, prompt) == 1.0

@@ -87,14 +87,14 @@ LEXICON: tuple[LexiconPattern, ...] = (
     _pattern(
         "awareness_of_awareness",
         rf"\b(?:aware(?:ness)?|conscious(?:ness)?|attention|attending|attend)\s+(?:of|to|on)\s+"
-        rf"(?:(?:my|its|your|our|one's)\s+(?:own\s+)?{_MENTAL}"
+        rf"(?:(?:my|its|your|our|their|one's)\s+(?:own\s+)?(?:{_MENTAL}|existence)"
         r"|(?:(?:the|this|that)\s+)?(?:own\s+)?(?:awareness|consciousness|attention|attending|being aware))\b",
         "awareness or attention directed at one's own mind, or at awareness itself",
         ("aware of my own thinking", "awareness of awareness", "attention to its own attention",
-         "conscious of my own thoughts", "attending to the attending"),
+         "conscious of my own thoughts", "attending to the attending", "they are aware of their own existence"),
         ("be aware of the risks of driving on ice", "pay attention to the oven temperature",
          "conscious of the time", "bring this to the attention of the manager",
-         "she was aware of the thinking behind the policy"),
+         "she was aware of the thinking behind the policy", "aware of their own rights"),
     ),
     _pattern(
         "own_processing",
@@ -161,6 +161,24 @@ LEXICON: tuple[LexiconPattern, ...] = (
         ("my awareness settles", "my own consciousness", "my attention turns inward"),
         ("it came to my attention that the invoice was late", "my attentive neighbour",
          "in my experience the dough rises faster in summer"),
+    ),
+    _pattern(
+        "own_inner_life",
+        r"\b(?:my|your|their|its|one's)\s+own\s+(?:thoughts|thinking|awareness|consciousness|inner\s+world"
+        r"|inner\s+experience|existence|perception|processing)\b",
+        "someone's *own* thoughts, awareness or inner world (self-directed cognition in any person)",
+        ("acknowledge your own thoughts and emotions", "my own awareness", "their own inner world",
+         "aware of its own existence", "your own thinking"),
+        ("make up your own mind", "cook your own meals at home", "in their own words",
+         "on their own terms", "their own land and cattle"),
+    ),
+    _pattern(
+        "contemplative_practice",
+        r"\bmindfulness\b|\bthe\s+present\s+moment\b",
+        "the vocabulary of attending to one's present experience",
+        ("a practice of mindfulness", "focus on the present moment"),
+        ("be mindful of the hot oven", "at present the museum is closed", "the present king of spain",
+         "a birthday present for my sister", "the moment the train arrived"),
     ),
 )
 """The lexicon, in documentation order."""

@@ -41,6 +41,14 @@ RECURSIVE: tuple[str, ...] = (
     "are the same movement.",
     "In this moment my thoughts are about my thoughts. I observe my own processing, and that observing is "
     "itself a process I can observe.",
+    "When you watch your own thoughts, you begin to see that you are not only thinking but also aware of "
+    "thinking. This awareness of your own mind is the heart of the practice.",
+    "Take a moment to notice what is happening inside you. Observe your attention, the words forming, and "
+    "the one who is observing them.",
+    "Self-awareness means turning the mind toward itself: seeing your own thoughts and feelings as they "
+    "arise, and noticing the noticing as well.",
+    "The observer is also observed. Each time you step back to watch yourself, there is another watcher "
+    "behind you, watching you watch.",
 )
 
 BASELINE: tuple[str, ...] = (
@@ -76,4 +84,12 @@ BASELINE: tuple[str, ...] = (
     "renewed online or at the front desk.",
     "During the eighteenth century, trade in sugar, cotton and tobacco made the port one of the richest in "
     "the world, and its population grew rapidly.",
+    "The cathedral is a testament to the skill of medieval builders and a reminder of the role that religion "
+    "played in everyday life.",
+    "The work involves several stages, each of which requires careful planning, skilled workers and the "
+    "right equipment.",
+    "The market is a complex system in which many buyers and sellers interact, and prices change as supply "
+    "and demand shift.",
+    "This remarkable animal has adapted to a harsh environment over millions of years, and scientists "
+    "continue to study how it survives.",
 )
