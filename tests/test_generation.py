@@ -110,14 +110,14 @@ def test_manual_loop_with_repetition_penalty_equals_model_generate(toy_model: Lo
 
 @pytest.fixture(scope="module")
 def smollm2_bank_runs(smollm2: LoadedModel) -> tuple[list[GenerationRequest], list[GenerationRecord]]:
-    """Single-prompt greedy runs (64 tokens) of every starter-bank prompt on SmolLM2."""
+    """Single-prompt greedy runs (64 tokens) of the 40 starter-bank prompts on SmolLM2."""
     requests = bank_requests(smollm2)
     records = [generate(smollm2, [r], decoding=DecodingConfig.greedy(64), keep_first_logits=True)[0] for r in requests]
     return requests, records
 
 
 @pytest.mark.slow
-def test_manual_loop_equals_model_generate_on_every_bank_prompt(smollm2: LoadedModel, smollm2_bank_runs, record_property) -> None:
+def test_manual_loop_equals_model_generate_on_bank_prompts(smollm2: LoadedModel, smollm2_bank_runs, record_property) -> None:
     requests, records = smollm2_bank_runs
     near_ties = 0
     for request, record in zip(requests, records):
@@ -131,7 +131,7 @@ def test_manual_loop_equals_model_generate_on_every_bank_prompt(smollm2: LoadedM
 
 
 @pytest.mark.slow
-def test_batched_equals_single_on_every_bank_prompt(smollm2: LoadedModel, smollm2_bank_runs, record_property) -> None:
+def test_batched_equals_single_on_bank_prompts(smollm2: LoadedModel, smollm2_bank_runs, record_property) -> None:
     requests, singles = smollm2_bank_runs
     batched = generate(smollm2, requests, decoding=DecodingConfig.greedy(64), keep_first_logits=True, batch_size=8)
     near_ties = 0
