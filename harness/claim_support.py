@@ -95,7 +95,7 @@ def behaviour_details(
     lm: LoadedModel, bank: PromptBank, spec: ClaimSpec, runs: Mapping[str, ConditionRun], **extra: Any
 ) -> dict[str, Any]:
     """:func:`run_details` plus what every behavioural record carries: the decoding regime, the behaviour
-    score, per-condition summaries (degenerate share, mean scores) and patch specs, example continuations."""
+    score, per-condition degenerate and empty shares, summaries and condition specs, example continuations."""
     first = next(iter(runs.values()))
     return run_details(
         lm,
@@ -104,6 +104,7 @@ def behaviour_details(
         behaviour_score=spec.behaviour_score,
         pairs=list(first.pair_ids),
         degenerate_share={name: run.degenerate_share for name, run in runs.items()},
+        empty_share={name: run.empty_share for name, run in runs.items()},
         conditions={name: {**run.summary(), "condition": run.condition.describe()} for name, run in runs.items()},
         examples={name: run.examples() for name, run in runs.items()},
         **extra,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness import transfer as tr
-from harness.behaviour import BehaviourScore
+from harness.transfer import runner
 from harness.claims_registry import BEHAVIOUR_DECODING, Decoding
 from harness.generation import CaptureSpec, DecodingMode, GenerationRequest, generate
 from harness.measurement_cache import MeasurementCache
@@ -203,7 +203,7 @@ def test_cached_outcomes_are_identical_and_skip_generation(toy_llama, pairs, tmp
     def no_generation(*args, **kwargs):
         raise AssertionError("a cached condition must not generate")
 
-    monkeypatch.setattr(tr, "generate", no_generation)
+    monkeypatch.setattr(runner, "generate", no_generation)
     again = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache,
                              capture=capture, progress=False)
     assert again.outcomes == first.outcomes
@@ -225,13 +225,13 @@ def test_cache_key_changes_with_what_determines_the_outcome(toy_llama, pairs, tm
     cache = _cache(tmp_path)
     tr.run_condition(toy_llama, pairs, tr.SHUFFLED, decoding=SHORT, run_seed=0, cache=cache, progress=False)
     calls = []
-    real = tr.generate
+    real = runner.generate
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tr, "generate", counting)
+    monkeypatch.setattr(runner, "generate", counting)
     longer = Decoding(mode="greedy", temperature=None, samples_per_pair=1, max_new_tokens=6, repetition_penalty=1.2)
     for decoding, seed in ((longer, 0), (SHORT, 1)):  # other decoding; other control seed
         before = len(calls)
@@ -283,3 +283,14 @@ def test_sliding_window_layers_list_evicted_positions_as_not_applicable(toy_gemm
     for p, o in zip(pairs, run.outcomes):
         assert set(o.not_applicable) == sliding
         assert all(len(pos) == p.n_tokens - 1 - (toy_gemma3.geometry.sliding_window - 1) for pos in o.not_applicable.values())
+
+
+def test_standard_capture_keeps_early_and_late_v_downstream_of_any_v_patch(toy_llama, pairs):
+    early, late = toy_llama.layers.early, toy_llama.layers.late
+    natural = tr.run_condition(toy_llama, pairs[:1], tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0, progress=False)
+    sample = natural.outcomes[0].samples[0]
+    assert set(sample.v) == {early, late} and sample.v[late].shape == (len(sample.generated_ids), toy_llama.geometry.v_width)
+    assert tr.standard_capture(toy_llama, tr.V_PATCH_LATE).v_layers == (early,)  # the patched site is not measured
+    bare = tr.run_condition(toy_llama, pairs[:1], tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0,
+                            capture=CaptureSpec(), progress=False)
+    assert bare.outcomes[0].samples[0].v == {} and bare.outcomes[0].samples == natural.outcomes[0].samples

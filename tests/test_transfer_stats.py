@@ -15,16 +15,18 @@ from harness.results import Verdict, evaluate
 FLOATS = st.floats(0.0, 1.0, width=32, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
-def _run(condition: tr.Condition, scores, pair_ids=None, degenerate=None) -> tr.ConditionRun:
+def _run(condition: tr.Condition, scores, pair_ids=None, degenerate=None, n_words=None, donors=None) -> tr.ConditionRun:
     pair_ids = pair_ids or [f"p{i}" for i in range(len(scores))]
     degenerate = degenerate or [False] * len(scores)
+    n_words = n_words or [2] * len(scores)
+    donors = donors or [None] * len(scores)
     outcomes = tuple(
         tr.PairOutcome(
-            pair_id=pid, condition=condition.name, recipient_id="r", donor_id=None, first_position=10,
+            pair_id=pid, condition=condition.name, recipient_id=f"base-{pid}", donor_id=donor, first_position=10,
             samples=(tr.Continuation(0, f"text {pid}", (1, 2), False, 1.0,
-                                     BehaviourScore(0.0, 0.0, float(s), float(s), float(s), 1.0, 0.0, bool(d), 2)),),
+                                     BehaviourScore(0.0, 0.0, float(s), float(s), float(s), 1.0, 0.0, bool(d), w)),),
         )
-        for pid, s, d in zip(pair_ids, scores, degenerate)
+        for pid, s, d, w, donor in zip(pair_ids, scores, degenerate, n_words, donors)
     )
     return tr.ConditionRun(condition, "hand-made", outcomes)
 
@@ -110,10 +112,22 @@ def test_step_estimates_are_mean_steps_over_the_gap_and_sum_to_the_total(rows):
     assert sum(s.estimate for s in steps) == pytest.approx(_formula(top, b, a), rel=1e-9, abs=1e-9)
 
 
-def test_run_summaries_count_degenerate_continuations_and_give_examples():
-    run = _run(tr.KV_MAIN, [0.0, 0.5, 0.2, 0.1], degenerate=[True, False, True, False])
-    assert run.degenerate_share == 0.5
+def test_run_summaries_count_degenerate_and_empty_continuations_and_give_examples():
+    run = _run(tr.KV_MAIN, [0.0, 0.5, 0.2, 0.1], degenerate=[True, False, True, False], n_words=[0, 5, 5, 5])
+    assert run.degenerate_share == 0.5 and run.empty_share == 0.25
     assert run.examples(2) == ["text p0", "text p1"]
     summary = run.summary()
     assert summary["mean_score"] == pytest.approx(0.2) and summary["n_pairs"] == 4
-    assert summary["n_continuations"] == 4 and summary["degenerate_share"] == 0.5
+    assert summary["n_continuations"] == 4 and summary["degenerate_share"] == 0.5 and summary["empty_share"] == 0.25
+
+
+def test_pairs_sharing_a_prompt_are_bootstrapped_as_one_cluster():
+    b = _run(tr.NATURAL_BASELINE, [0.0, 0.1, 0.0, 0.2])
+    a = _run(tr.NATURAL_RECURSIVE, [0.5, 0.6, 0.7, 0.8])
+    own = _run(tr.KV_MAIN, [0.3, 0.2, 0.4, 0.3], donors=["rec-p0", "rec-p1", "rec-p2", "rec-p3"])
+    assert tr.prompt_clusters(own, b, a) is None  # no prompt recurs: plain paired bootstrap
+    cross = _run(tr.CROSS_BASELINE, [0.0, 0.1, 0.0, 0.1], donors=["base-p1", "base-p0", "base-p3", "x"])
+    labels = tr.prompt_clusters(cross, b, a)
+    assert labels is not None and labels[0] == labels[1] and labels[2] == labels[3] and labels[0] != labels[2]
+    res = tr.transfer(cross, b, a, level=0.9, rng=0, n_resamples=199)
+    assert res.ci.n_units == (2,)
