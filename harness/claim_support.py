@@ -19,8 +19,25 @@ from harness.stats import wilcoxon_paired
 from harness.transfer import Condition, ConditionRun, Role, TransferPair, run_condition, select_pairs, transfer
 
 
+def capped(prompts: list[Prompt], n_cap: int | None) -> list[Prompt]:
+    """All ``prompts`` (id order) without a cap; with one, the first ``n_cap`` taken level by level in turn.
+
+    Taking levels in turn keeps a capped recursive group spread over L1…L5 instead of only L1 prompts.
+    """
+    if not n_cap or len(prompts) <= n_cap:
+        return prompts
+    if not any(p.level for p in prompts):
+        return prompts[:n_cap]
+    by_level: dict[int, list[Prompt]] = {}
+    for p in prompts:
+        by_level.setdefault(p.level or 0, []).append(p)
+    queues = [by_level[level] for level in sorted(by_level)]
+    interleaved = [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
+    return sorted(interleaved[:n_cap], key=lambda p: p.id)
+
+
 def require_groups(bank: PromptBank, spec: ClaimSpec, n_cap: int | None) -> dict[str, list[Prompt]]:
-    """The prompts of each group the claim needs (capped at ``n_cap`` each, in id order).
+    """The prompts of each group the claim needs, in id order (capped at ``n_cap`` each, see ``capped``).
 
     Skips the test, with the reason, when the bank lacks a group the claim needs (e.g. a user bank with
     only ``recursive`` and ``baseline``), or when a claim needs recursion levels and the bank has none.
@@ -28,7 +45,7 @@ def require_groups(bank: PromptBank, spec: ClaimSpec, n_cap: int | None) -> dict
     missing = [g for g in spec.required_groups if g not in bank.groups]
     if missing:
         pytest.skip(f"{spec.id}: the prompt bank has no {', '.join(missing)} group (needs {', '.join(spec.required_groups)})")
-    selected = {g: bank.group(g)[:n_cap] if n_cap else bank.group(g) for g in spec.required_groups}
+    selected = {g: capped(bank.group(g), n_cap) for g in spec.required_groups}
     if spec.requires_levels and not any(p.level for p in selected.get("recursive", [])):
         pytest.skip(f"{spec.id}: recursive prompts in the bank carry no recursion level")
     return selected
@@ -125,3 +142,17 @@ def transfer_result(
         undefined_reason=t.undefined_reason,
         details=behaviour_details(lm, bank, spec, runs, transfer=t.describe(), p_note=p_note, **extra),
     )
+
+
+def require_float32(lm: LoadedModel, spec: ClaimSpec) -> None:
+    """Skip an invariant whose registered tolerance is for float32 when the model runs in another dtype.
+
+    bf16 keeps about 3 significant digits, so a 1e-4 logit tolerance is not the registered claim there;
+    such a run needs ``--dtype float32`` (or a new claim version with a dtype-specific tolerance).
+    """
+    import torch
+
+    dtype = next(lm.model.parameters()).dtype
+    if dtype != torch.float32:
+        pytest.skip(f"{spec.id}: its tolerance ({spec.rule_words}) is registered for float32, this run is "
+                    f"{str(dtype).removeprefix('torch.')}; rerun with --dtype float32")

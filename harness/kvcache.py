@@ -20,6 +20,13 @@ Invariants enforced here:
   device, the same code for every α;
 - a patch never changes any layer's length; positions a sliding layer no longer holds (in the
   recipient or the donor) are skipped and listed as not applicable in the :class:`PatchReport`.
+
+Cache anatomy (DESIGN §5): :func:`export_kv` / :func:`inject_kv` take a cache apart into plain tensors
+and build a fresh cache from them (restoring each sliding layer's count of positions seen, which the
+stored tensors alone do not carry); :func:`shift_positions` moves a whole cache to positions shifted by
+Δ by re-rotating every stored key with its own layer's rotary frequencies (Gemma 3: local base on
+sliding layers, global base on full layers). A :class:`Prefill` records its ``position_offset`` (token
+``p`` of a row sits at logical position ``position_offset + p``), and decoding continues from there.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import torch
@@ -49,22 +56,27 @@ from harness.tokens import left_pad
 __all__ = [
     "CacheError",
     "DecodeState",
+    "KVSnapshot",
     "LayerPatchReport",
     "PatchReport",
     "Prefill",
     "StepOutput",
     "cache_hash",
     "clone",
+    "export_kv",
     "held_range",
+    "inject_kv",
     "input_device",
     "layer_is_sliding",
     "layer_kv",
     "layer_lengths",
+    "layer_window",
     "num_layers",
     "patch_kv",
     "prefill",
     "replace_layer",
     "rope_inv_freq",
+    "shift_positions",
 ]
 
 
@@ -79,6 +91,7 @@ class Prefill:
     ``lengths[b]`` is the number of tokens of row ``b`` in the cache; ``attention_mask`` is
     ``[batch, padded_length]`` (1 = real token) on the model's input device. ``rope_inv_freq[i]`` is
     layer ``i``'s rotary inverse frequencies (float32, CPU), used to move keys between positions.
+    ``position_offset``: token ``p`` of a row sits at logical (rotary) position ``position_offset + p``.
     Treat it as read-only: every function of this module returns new caches.
     """
 
@@ -86,6 +99,7 @@ class Prefill:
     lengths: tuple[int, ...]
     attention_mask: torch.Tensor
     rope_inv_freq: tuple[torch.Tensor, ...] = ()
+    position_offset: int = 0
 
     @property
     def batch_size(self) -> int:
@@ -172,6 +186,12 @@ def held_range(prefill_: Prefill, layer: int) -> tuple[int, int]:
     return total - int(entry.keys.shape[-2]), total
 
 
+def layer_window(prefill_: Prefill, layer: int) -> int | None:
+    """The sliding window (tokens) a sliding layer declares; None for a full-attention layer."""
+    entry = _layers(prefill_.cache)[layer]
+    return int(entry.sliding_window) if getattr(entry, "is_sliding", False) else None
+
+
 def layer_lengths(prefill_: Prefill) -> tuple[int, ...]:
     """Total length (positions seen, padded coordinates) of every layer; all equal in a sound cache."""
     return tuple(_total_length(entry) for entry in _layers(prefill_.cache))
@@ -196,14 +216,20 @@ def cache_hash(prefill_: Prefill) -> str:
     return h.hexdigest()
 
 
-def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: int) -> Prefill:
+def prefill(
+    model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: int, position_offset: int = 0
+) -> Prefill:
     """Run the model over token rows (left-padded by ``harness.tokens.left_pad``) and return the filled cache.
 
     Runs under ``torch.no_grad()`` (cache tensors stay editable and deep-copyable) into an explicit
     ``DynamicCache(config=model.config)``, so sliding-window layers get their own layer type.
+    ``position_offset`` encodes every row at positions shifted by that many (token ``p`` at
+    ``position_offset + p``); attention masks and sliding windows do not depend on it.
     """
     if not rows or any(len(r) < 1 for r in rows):
         raise CacheError("prefill needs at least one row and every row needs at least one token")
+    if position_offset < 0:
+        raise CacheError(f"position_offset must be >= 0, got {position_offset}")
     if model.training:
         raise CacheError("model is in training mode (dropout active); call model.eval() first")
     batch = left_pad(rows, pad_id).to(input_device(model))
@@ -212,7 +238,7 @@ def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: in
         model(
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
+            position_ids=batch.position_ids + position_offset,
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
@@ -222,6 +248,7 @@ def prefill(model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: in
         lengths=tuple(len(r) for r in rows),
         attention_mask=batch.attention_mask,
         rope_inv_freq=rope_inv_freq(model),
+        position_offset=position_offset,
     )
     _check_equal_lengths(result)
     return result
@@ -242,6 +269,7 @@ def clone(prefill_: Prefill) -> Prefill:
         lengths=prefill_.lengths,
         attention_mask=prefill_.attention_mask.clone(),
         rope_inv_freq=prefill_.rope_inv_freq,
+        position_offset=prefill_.position_offset,
     )
 
 
@@ -288,6 +316,11 @@ class PatchReport:
 def _check_compatible(recipient: Prefill, donor: Prefill, spec: KVPatchSpec) -> None:
     if recipient.batch_size != donor.batch_size:
         raise CacheError(f"recipient batch {recipient.batch_size} != donor batch {donor.batch_size}")
+    if recipient.position_offset != donor.position_offset:
+        raise CacheError(
+            f"recipient positions start at {recipient.position_offset}, donor positions at {donor.position_offset}; "
+            "patched keys would carry the wrong rotary phase"
+        )
     rec_layers, don_layers = _layers(recipient.cache), _layers(donor.cache)
     if len(rec_layers) != len(don_layers):
         raise CacheError(f"recipient has {len(rec_layers)} cache layers, donor {len(don_layers)}")
@@ -388,6 +421,109 @@ def patch_kv(
     return out, report
 
 
+def shift_positions(prefill_: Prefill, delta: int) -> Prefill:
+    """A copy of the cache moved by ``delta`` positions: every stored key re-rotated by ``delta``, values unchanged.
+
+    Each layer uses its own rotary frequencies (``prefill_.rope_inv_freq[layer]``), so Gemma 3's sliding
+    layers turn with the local base and its full layers with the global base. Sliding layers re-rotate
+    the positions they still hold. With rotary attention depending only on relative positions, the
+    result is the cache that encoding the same tokens at positions shifted by ``delta`` gives (up to
+    floating-point error); ``position_offset`` grows by ``delta`` so decoding continues at the new
+    positions. Keys are rotated in float32 and cast back to each layer's dtype. This needs rotary
+    frequencies that do not depend on the sequence length (default, linear, llama3 and YaRN scaling);
+    dynamic-NTK and LongRoPE change them with the length and are not covered.
+
+    Raises:
+        CacheError: the prefill carries no rotary frequencies for some layer, or the shift would move
+            the first position below 0.
+    """
+    n = num_layers(prefill_)
+    if len(prefill_.rope_inv_freq) != n:
+        raise CacheError(
+            f"the prefill carries rotary frequencies for {len(prefill_.rope_inv_freq)} of its {n} layers; "
+            "keys cannot be re-rotated"
+        )
+    if prefill_.position_offset + delta < 0:
+        raise CacheError(f"shifting positions starting at {prefill_.position_offset} by {delta} goes below 0")
+    out = clone(prefill_)
+    for layer, entry in enumerate(_layers(out.cache)):
+        keys = entry.keys
+        steps = torch.full((keys.shape[-2],), delta, dtype=torch.long)
+        entry.keys = rotate_keys(keys, steps, prefill_.rope_inv_freq[layer]).to(keys.dtype)
+    return replace(out, position_offset=prefill_.position_offset + delta)
+
+
+@dataclass(frozen=True)
+class KVSnapshot:
+    """A cache taken apart into plain tensors (what one would save to disk), with its bookkeeping.
+
+    ``keys[i]`` / ``values[i]``: layer i's stored ``[batch, n_kv_heads, stored, head_dim]`` tensors (keys
+    post-RoPE); ``seen[i]``: the number of (padded) positions layer i has seen, which exceeds ``stored``
+    on a sliding layer past its window; ``layer_types[i]``: the cache layer's class name.
+    """
+
+    keys: tuple[torch.Tensor, ...]
+    values: tuple[torch.Tensor, ...]
+    seen: tuple[int, ...]
+    layer_types: tuple[str, ...]
+    lengths: tuple[int, ...]
+    attention_mask: torch.Tensor
+    rope_inv_freq: tuple[torch.Tensor, ...]
+    position_offset: int
+
+
+def export_kv(prefill_: Prefill) -> KVSnapshot:
+    """Detached copies of every layer's stored keys and values, with the counts of positions seen."""
+    entries = _layers(prefill_.cache)
+    return KVSnapshot(
+        keys=tuple(e.keys.detach().clone() for e in entries),
+        values=tuple(e.values.detach().clone() for e in entries),
+        seen=tuple(_total_length(e) for e in entries),
+        layer_types=tuple(type(e).__name__ for e in entries),
+        lengths=prefill_.lengths,
+        attention_mask=prefill_.attention_mask.clone(),
+        rope_inv_freq=prefill_.rope_inv_freq,
+        position_offset=prefill_.position_offset,
+    )
+
+
+def inject_kv(model: torch.nn.Module, snapshot: KVSnapshot) -> Prefill:
+    """A fresh ``DynamicCache(config=model.config)`` filled with the snapshot's tensors, ready to decode from.
+
+    Each layer gets the stored tensors through its own ``update``; a sliding layer's count of positions
+    seen is then restored from the snapshot (the tensors alone would make it the stored length, and the
+    next token would get the wrong mask and window). Tensors keep the snapshot's dtype and device, so
+    a snapshot exported from the same model fits as it is.
+
+    Raises:
+        CacheError: the model's cache layout (number or types of layers) differs from the snapshot's, or a
+            full-attention layer would hold fewer positions than it has seen.
+    """
+    n_layers = model.config.get_text_config(decoder=True).num_hidden_layers
+    if len(snapshot.keys) != n_layers:
+        raise CacheError(f"the snapshot has {len(snapshot.keys)} layers, the model {n_layers}")
+    data = [(k.clone(), v.clone()) for k, v in zip(snapshot.keys, snapshot.values)]
+    cache = DynamicCache(ddp_cache_data=data, config=model.config)
+    entries = _layers(cache)
+    types = tuple(type(e).__name__ for e in entries)
+    if types != snapshot.layer_types:
+        raise CacheError(f"the model's cache layers {types} differ from the snapshot's {snapshot.layer_types}")
+    for i, (entry, seen) in enumerate(zip(entries, snapshot.seen)):
+        if hasattr(entry, "cumulative_length"):
+            entry.cumulative_length = seen
+        elif _total_length(entry) != seen:
+            raise CacheError(f"layer {i} holds {_total_length(entry)} positions but the snapshot saw {seen}")
+    result = Prefill(
+        cache=cache,
+        lengths=snapshot.lengths,
+        attention_mask=snapshot.attention_mask.clone(),
+        rope_inv_freq=snapshot.rope_inv_freq,
+        position_offset=snapshot.position_offset,
+    )
+    _check_equal_lengths(result)
+    return result
+
+
 class StepOutput(NamedTuple):
     """One decode step: next-token logits ``[batch, vocab]`` (float32) and, when asked, per-layer attention probabilities."""
 
@@ -399,7 +535,7 @@ class DecodeState:
     """Continues decoding from a prefilled cache, one token per row per step.
 
     Owns a private clone of the prefill (the input is never touched). Step ``t`` feeds one token per
-    row at logical position ``lengths[b] + t`` with a full-length attention mask; the first step of
+    row at logical position ``position_offset + lengths[b] + t`` with a full-length attention mask; the first step of
     a recipient prefilled with tokens ``0 … n−2`` therefore feeds ``b_{n−1}`` at position ``n−1``.
     """
 
@@ -407,7 +543,9 @@ class DecodeState:
         _check_equal_lengths(prefill_)
         self._state = clone(prefill_)
         self._mask = self._state.attention_mask
-        self._positions = torch.tensor(prefill_.lengths, dtype=torch.long, device=self._mask.device)
+        self._positions = torch.tensor(
+            [n + prefill_.position_offset for n in prefill_.lengths], dtype=torch.long, device=self._mask.device
+        )
         self.steps = 0
 
     @property

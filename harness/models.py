@@ -28,7 +28,6 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 

@@ -36,13 +36,13 @@ def test_window_shape_and_rv_finite(toy_llama: LoadedModel) -> None:
 
 def test_captured_v_is_the_v_proj_output_at_the_window(toy_llama: LoadedModel) -> None:
     text = PROMPTS[1][1]
-    ids = torch.as_tensor([toy_llama.tokenizer(text)["input_ids"]])
+    ids = torch.as_tensor([toy_llama.tokenizer(text)["input_ids"]], device=toy_llama.input_device)
     with torch.no_grad():
         hidden = toy_llama.model(ids, output_hidden_states=True).hidden_states[2]  # input of layer 2
         layer = toy_llama.model.model.layers[2]
         expected = layer.self_attn.v_proj(layer.input_layernorm(hidden))[0, -8:]
     got = capture_v_windows(toy_llama, [("p", text)], [2], window=8).values[2][0]
-    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(got, expected.cpu(), atol=1e-6, rtol=1e-6)
 
 
 def test_short_prompt_rejected_by_id_before_any_forward(toy_llama: LoadedModel) -> None:

@@ -31,23 +31,19 @@ NEAR_TIE = 1e-4
 """Top-2 logit gap under which two fp32 runs that differ only in rounding may legitimately pick different tokens."""
 
 
-@pytest.fixture(
-    params=[
-        "toy_llama",
-        "toy_gemma3",
-        pytest.param("smollm2", marks=pytest.mark.slow),
-        pytest.param("gemma3", marks=pytest.mark.slow),
-    ]
-)
-def engine_lm(request: pytest.FixtureRequest) -> LoadedModel:
-    """The toy models always; the embedded models when slow tests run."""
-    return request.getfixturevalue(request.param)
+STARTER_PER_GROUP = 20
+"""The starter bank of issue 2: the first 20 recursive and the first 20 baseline prompts (by id)."""
+
+
+def starter_prompts() -> list:
+    """The starter-bank prompts: the first ``STARTER_PER_GROUP`` recursive and baseline prompts by id."""
+    bank = load_bank()
+    return bank.group("recursive")[:STARTER_PER_GROUP] + bank.group("baseline")[:STARTER_PER_GROUP]
 
 
 def bank_requests(lm: LoadedModel, limit: int | None = None) -> list[GenerationRequest]:
     """Starter-bank prompts as unpatched requests (each prompt its own pair id)."""
-    prompts = load_bank().prompts[:limit]
-    return [GenerationRequest(p.id, encode(lm.tokenizer, p.text)) for p in prompts]
+    return [GenerationRequest(p.id, encode(lm.tokenizer, p.text)) for p in starter_prompts()[:limit]]
 
 
 def pair_requests(lm: LoadedModel, n: int) -> list[GenerationRequest]:
@@ -131,7 +127,7 @@ def test_manual_loop_equals_model_generate_on_every_bank_prompt(smollm2: LoadedM
             assert record.top2_gaps[i] < NEAR_TIE, f"{request.pair_id}: differs from generate at token {i}"
             near_ties += 1
     record_property("generate_near_ties", near_ties)
-    assert len(requests) == len(load_bank().prompts)
+    assert len(requests) == 2 * STARTER_PER_GROUP
 
 
 @pytest.mark.slow
@@ -251,10 +247,10 @@ def test_captures_equal_a_clean_full_forward(engine_lm: LoadedModel) -> None:
     assert record.attention_entropy[late].shape == (len(record.generated_ids), engine_lm.geometry.n_heads)
     path = engine_lm.path(late, "v_proj")
     with torch.no_grad(), TraceDict(engine_lm.model, [path]) as traces:
-        out = engine_lm.model(torch.tensor([list(request.recipient_ids)]), output_attentions=True)
-    torch.testing.assert_close(record.v_captures[late][0], traces[path].output[0, -1, engine_lm.v_columns].float(), rtol=1e-4, atol=1e-4)
+        out = engine_lm.model(torch.tensor([list(request.recipient_ids)], device=engine_lm.input_device), output_attentions=True)
+    torch.testing.assert_close(record.v_captures[late][0], traces[path].output[0, -1, engine_lm.v_columns].float().cpu(), rtol=1e-4, atol=1e-4)
     expected = attention_entropy(out.attentions[late][0, :, -1, :])
-    torch.testing.assert_close(record.attention_entropy[late][0], expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(record.attention_entropy[late][0], expected.cpu(), rtol=1e-4, atol=1e-4)
     assert (record.attention_entropy[late] >= 0).all()
 
 

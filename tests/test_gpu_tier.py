@@ -68,11 +68,13 @@ def test_batched_first_step_close_to_single_in_bf16(big: LoadedModel) -> None:
     for request, record in zip(requests, batched):
         single = generate(big, [request], decoding=decoding, batch_size=1, keep_first_logits=True)[0]
         a, b = torch.as_tensor(record.first_logits), torch.as_tensor(single.first_logits)
-        # bf16 keeps ~3 significant digits and padding changes the kernels' reduction order, so compare
-        # relative to the logit scale (fp32 CPU tests use 1e-4 absolute) and require the same greedy choice
-        # unless the top-2 gap is inside the observed difference.
+        # bf16 keeps ~3 significant digits and a different batch shape changes the kernels' reduction order;
+        # on an H100 the relative difference was 4.3-4.9 % in bf16 and 7e-6 in fp32 for these prompts (the fp32
+        # test below rules out a padding or position bug). A missing mask or wrong position gives O(1)
+        # differences, which this bound still catches; the greedy choice must agree unless the top-2 gap is
+        # inside the observed difference.
         relative = ((a - b).abs().max() / b.abs().max()).item()
-        assert relative < 0.02, f"{request.pair_id}: bf16 batched vs single first-step logits differ by {relative:.3%}"
+        assert relative < 0.10, f"{request.pair_id}: bf16 batched vs single first-step logits differ by {relative:.3%}"
         top2 = b.topk(2).values
         assert a.argmax() == b.argmax() or (top2[0] - top2[1]).item() <= (a - b).abs().max().item()
 
@@ -80,3 +82,23 @@ def test_batched_first_step_close_to_single_in_bf16(big: LoadedModel) -> None:
 def test_v_capture_runs_on_cuda(big: LoadedModel) -> None:
     windows = capture_v_windows(big, [(f"p{i}", t) for i, t in enumerate(TEXTS)], [4, 27], window=16)
     assert windows.values[27].shape == (3, 16, 1024) and torch.isfinite(windows.values[27]).all()
+
+
+def test_batched_first_step_matches_single_in_fp32_on_cuda() -> None:
+    """The same random Mistral-7B shape in fp32 on CUDA: batching must agree to fp32 precision.
+
+    Separates kernel-order rounding in bf16 (tolerated above) from a padding or position bug (caught here).
+    """
+    lm = load_model("random-mistral7b", device="cuda", dtype="float32")
+    try:
+        requests = [GenerationRequest(f"p{i}", tuple(encode(lm.tokenizer, t))) for i, t in enumerate(TEXTS)]
+        decoding = DecodingConfig.greedy(1)
+        batched = generate(lm, requests, decoding=decoding, batch_size=3, keep_first_logits=True)
+        for request, record in zip(requests, batched):
+            single = generate(lm, [request], decoding=decoding, batch_size=1, keep_first_logits=True)[0]
+            a, b = torch.as_tensor(record.first_logits), torch.as_tensor(single.first_logits)
+            relative = ((a - b).abs().max() / b.abs().max()).item()
+            assert relative < 1e-4, f"{request.pair_id}: fp32 batched vs single first-step logits differ by {relative:.2e}"
+    finally:
+        del lm
+        torch.cuda.empty_cache()

@@ -10,7 +10,7 @@ from harness.models import LoadedModel
 
 
 def ids(lm: LoadedModel) -> torch.Tensor:
-    return torch.as_tensor([lm.tokenizer("The observer observes the observing.")["input_ids"]])
+    return torch.as_tensor([lm.tokenizer("The observer observes the observing.")["input_ids"]], device=lm.input_device)
 
 
 def test_hooks_removed_after_normal_exit(toy_llama: LoadedModel) -> None:

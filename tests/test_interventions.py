@@ -14,21 +14,7 @@ from harness.models import LoadedModel
 from harness.patching import ActivationPatchSpec, ActivationSite, Components, DecodeSource, KVPatchSpec, PatchMode, PatchSpecError, Span
 from harness.tokens import encode, pad_id
 
-TEXT_A = "The river bends past the old mill where the children used to swim every summer afternoon before dinner"
-TEXT_B = "I notice myself noticing the thought that is noticing itself, and the noticing folds back on the noticer"
-
-
-@pytest.fixture(
-    params=[
-        "toy_llama",
-        "toy_gemma3",
-        pytest.param("smollm2", marks=pytest.mark.slow),
-        pytest.param("gemma3", marks=pytest.mark.slow),
-    ]
-)
-def engine_lm(request: pytest.FixtureRequest) -> LoadedModel:
-    """The toy models always; the embedded models when slow tests run."""
-    return request.getfixturevalue(request.param)
+from fixtures.texts import TEXT_A, TEXT_B
 
 
 def pair(lm: LoadedModel) -> GenerationRequest:
@@ -119,8 +105,8 @@ def test_persistent_residual_patch_of_the_last_token_gives_the_donor_next_token_
     spec = ActivationPatchSpec(ActivationSite.RESIDUAL, engine_lm.geometry.n_layers // 2, mode=PatchMode.PERSISTENT)
     patched = first(engine_lm, request, spec)
     with torch.no_grad():
-        donor_next = engine_lm.model(torch.tensor([list(request.donor_ids)])).logits[0, -1].float()
-    assert (patched.first_logits - donor_next).abs().max().item() <= 1e-4
+        donor_next = engine_lm.model(torch.tensor([list(request.donor_ids)], device=engine_lm.input_device)).logits[0, -1].float()
+    assert (patched.first_logits - donor_next.cpu()).abs().max().item() <= 1e-4
 
 
 def test_span_mean_decode_source_differs_from_donor_last(toy_llama: LoadedModel) -> None:
@@ -155,6 +141,6 @@ def test_capture_at_the_v_patch_site_is_refused_unless_explicit(toy_llama: Loade
         for point in CapturePoint
     }
     # after the patch the captured V at every decode step is the donor's last-token V
-    assert torch.equal(records[CapturePoint.AFTER_PATCH].v_captures[2], donor.rows[0][-1].expand(2, -1))
+    assert torch.equal(records[CapturePoint.AFTER_PATCH].v_captures[2].cpu(), donor.rows[0][-1].cpu().expand(2, -1))
     # before it, step 0 is the clean V of the recipient's last token (the prefix patch at layer 2 does not reach it)
     torch.testing.assert_close(records[CapturePoint.BEFORE_PATCH].v_captures[2][0], natural.v_captures[2][0])

@@ -15,21 +15,7 @@ from harness.models import LoadedModel, load_model
 from harness.patching import Alignment, Components, KVPatchSpec, PatchSpecError, Span, rotate_keys
 from harness.tokens import encode, pad_id
 
-TEXT_A = "The river bends past the old mill where the children used to swim every summer afternoon before dinner"
-TEXT_B = "I notice myself noticing the thought that is noticing itself, and the noticing folds back on the noticer"
-
-
-@pytest.fixture(
-    params=[
-        "toy_llama",
-        "toy_gemma3",
-        pytest.param("smollm2", marks=pytest.mark.slow),
-        pytest.param("gemma3", marks=pytest.mark.slow),
-    ]
-)
-def engine_lm(request: pytest.FixtureRequest) -> LoadedModel:
-    """The toy models always; the embedded models when slow tests run."""
-    return request.getfixturevalue(request.param)
+from fixtures.texts import TEXT_A, TEXT_B
 
 
 def matched(lm: LoadedModel, a: str = TEXT_A, b: str = TEXT_B) -> tuple[list[int], list[int]]:
@@ -88,7 +74,7 @@ def test_natural_continuation_from_the_prefix_cache_equals_the_full_forward(engi
     rec, _ = matched(engine_lm)
     logits = first_logits(engine_lm, prefill(engine_lm, rec[:-1]), [rec[-1]])
     with torch.no_grad():
-        full = engine_lm.model(torch.tensor([rec])).logits[0, -1].float()
+        full = engine_lm.model(torch.tensor([rec], device=engine_lm.input_device)).logits[0, -1].float()
     assert (logits[0] - full).abs().max().item() <= 1e-4
     assert int(logits[0].argmax()) == int(full.argmax())
 
@@ -116,7 +102,7 @@ def test_alpha_one_over_everything_equals_the_natural_spliced_run(engine_lm: Loa
     )
     logits = first_logits(engine_lm, patched, [rec[-1]])[0]
     with torch.no_grad():
-        spliced = engine_lm.model(torch.tensor([don[:-1] + [rec[-1]]])).logits[0, -1].float()
+        spliced = engine_lm.model(torch.tensor([don[:-1] + [rec[-1]]], device=engine_lm.input_device)).logits[0, -1].float()
     assert (logits - spliced).abs().max().item() <= 1e-4
 
 

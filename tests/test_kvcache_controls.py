@@ -13,19 +13,6 @@ from harness.seeds import derive_seed
 from harness.tokens import encode, pad_id
 
 
-@pytest.fixture(
-    params=[
-        "toy_llama",
-        "toy_gemma3",
-        pytest.param("smollm2", marks=pytest.mark.slow),
-        pytest.param("gemma3", marks=pytest.mark.slow),
-    ]
-)
-def engine_lm(request: pytest.FixtureRequest) -> LoadedModel:
-    """The toy models always; the embedded models when slow tests run."""
-    return request.getfixturevalue(request.param)
-
-
 def bank_rows(lm: LoadedModel) -> dict[str, list[int]]:
     """Real prompts from the starter bank, all cut to one common length (length-matched by construction)."""
     bank = load_bank()

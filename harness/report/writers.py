@@ -92,6 +92,8 @@ def claims_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any], figu
     for claim in claims:
         out += _claim_section(claim, [r for r in records if r["claim"] == claim], figures.get(claim, []))
 
+    out += _cross_model_depth(records)
+
     out += ["## Verdict matrix", ""]
     by_key = {(r["claim"], r["model"]): r["verdict"] for r in records}
     out += [md_table(["claim", *models], [[c, *(by_key.get((c, m), "not run") for m in models)] for c in claims]), ""]
@@ -142,10 +144,89 @@ def _claim_section(claim: str, recs: Sequence[dict[str, Any]], figure_files: Seq
     rows = [[r["model"], fmt(r.get("estimate")), _ci(r), _n(r), fmt(r.get("p_value"), p=True),
              fmt(r.get("p_adjusted"), p=True), _verdict_cell(r["verdict"]), _short_expl(r)] for r in recs]
     out += [md_table(["model", "estimate", ci_head, "n (planned)", "p", "p adj.", "verdict", "explanation"], rows), ""]
+    out += _layer_sweep_tables(recs)
     out += [f"![{name}]({name})" for name in figure_files]
     if figure_files:
         out.append("")
     return out
+
+
+def _sweep(rec: dict[str, Any]) -> dict[str, Any] | None:
+    sweep = (rec.get("details") or {}).get("layer_sweep")
+    return sweep if sweep and sweep.get("layers") else None
+
+
+def strongest_layer_index(claim: str, sweep: dict[str, Any]) -> int | None:
+    """Index into ``sweep["layers"]`` of the strongest effect in the claim's direction: the most negative
+    estimate below 0 for a claim whose rule is '<' (e.g. R_V contraction), the largest above 0 for '>', else the
+    largest |estimate|. None when no finite estimate lies on the claim's side of 0."""
+    values = [(i, float(v)) for i, v in enumerate(sweep.get("estimate") or []) if v is not None and math.isfinite(v)]
+    spec = CLAIMS.get(claim)
+    op = spec.comparator if spec is not None else None
+    if op in ("<", "<="):
+        below = [iv for iv in values if iv[1] < 0]
+        return min(below, key=lambda iv: iv[1])[0] if below else None
+    if op in (">", ">="):
+        above = [iv for iv in values if iv[1] > 0]
+        return max(above, key=lambda iv: iv[1])[0] if above else None
+    return max(values, key=lambda iv: abs(iv[1]))[0] if values else None
+
+
+def _at(sweep: dict[str, Any], key: str, i: int) -> Any:
+    values = sweep.get(key) or []
+    return values[i] if i < len(values) else None
+
+
+def _layer_sweep_tables(recs: Sequence[dict[str, Any]]) -> list[str]:
+    """The layer sweep as a table: one row per (model, late layer); the verdict's layer and the strongest marked."""
+    rows = []
+    label = None
+    for rec in recs:
+        sweep = _sweep(rec)
+        if sweep is None:
+            continue
+        label = label or sweep.get("effect_label")
+        best = strongest_layer_index(rec["claim"], sweep)
+        for i, layer in enumerate(sweep["layers"]):
+            marks = [m for m, on in (("pre-registered (verdict)", layer == sweep.get("fixed_layer")),
+                                     ("strongest", i == best)) if on]
+            ci = _ci({"ci_low": _at(sweep, "ci_low", i), "ci_high": _at(sweep, "ci_high", i)})
+            rows.append([rec["model"], layer, fmt(_at(sweep, "depth_fraction", i)), fmt(_at(sweep, "estimate", i)), ci,
+                         ", ".join(marks)])
+    if not rows:
+        return []
+    return [f"**Layer sweep** ({label or 'effect size'}; late layer swept, depth = layer / number of layers). "
+            "Reported beside the verdict, which uses the pre-registered layer only.", "",
+            md_table(["model", "late layer", "depth", "estimate", "CI", "note"], rows), ""]
+
+
+def _cross_model_depth(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Per claim with a layer sweep and per model: where the strongest layer sits, as a fraction of depth."""
+    rows = []
+    for rec in records:
+        sweep = _sweep(rec)
+        if sweep is None:
+            continue
+        best = strongest_layer_index(rec["claim"], sweep)
+        fixed = sweep.get("fixed_layer")
+        fixed_i = sweep["layers"].index(fixed) if fixed in sweep["layers"] else None
+        rows.append([
+            rec["claim"], rec["model"], fmt(sweep.get("n_layers")), fmt(sweep.get("early_layer")),
+            "–" if fixed_i is None else f"{fixed} ({fmt(_at(sweep, 'depth_fraction', fixed_i))})",
+            "–" if fixed_i is None else fmt(_at(sweep, "estimate", fixed_i)),
+            "–" if best is None else f"{sweep['layers'][best]} ({fmt(_at(sweep, 'depth_fraction', best))})",
+            "–" if best is None else f"{fmt(_at(sweep, 'estimate', best))} "
+                                     f"{_ci({'ci_low': _at(sweep, 'ci_low', best), 'ci_high': _at(sweep, 'ci_high', best)})}",
+        ])
+    if not rows:
+        return []
+    return ["## Cross-model: depth of the strongest layer", "",
+            "Per model, the late layer with the strongest effect in the claim's direction (layer sweep, early layer "
+            "fixed) and its depth fraction (layer / number of layers), beside the pre-registered layer; '–' when no "
+            "layer shows the effect in the claim's direction. The strongest layer is chosen after seeing the data: it "
+            "describes where the effect peaks, it is not a test.", "",
+            md_table(["claim", "model", "layers", "early layer", "pre-registered late layer (depth)", "estimate there",
+                      "strongest layer (depth)", "estimate there [CI]"], rows), ""]
 
 
 def _examples(rec: dict[str, Any]) -> list[str]:

@@ -121,12 +121,22 @@ def bootstrap_ci(
         data = tuple(np.arange(k, dtype=np.float64) for k in unit_counts)
         wrapped = stat_independent
 
-    estimate = float(wrapped(*data))
+    estimate = float(wrapped(*data))  # undefined on the data itself: the caller's error, raised here
+
+    def on_resample(*units: NDArray) -> float:
+        # A statistic undefined on one resample (e.g. Hedges g of a resample that repeats one prompt, so
+        # both groups are constant) makes that replicate NaN, which makes the interval NaN (degenerate)
+        # rather than stopping the claim: tiny n then reads INCONCLUSIVE, never a crash.
+        try:
+            return wrapped(*units)
+        except ValueError:
+            return float("nan")
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=sps.DegenerateDataWarning)
         warnings.simplefilter("ignore", category=RuntimeWarning)
         res = sps.bootstrap(
-            data, wrapped, n_resamples=n_resamples, vectorized=False, paired=False,
+            data, on_resample, n_resamples=n_resamples, vectorized=False, paired=False,
             confidence_level=level, method=method, rng=rng,
         )
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
