@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
-from harness.claim_support_ext import decode_step_rv, replay_runs
+from harness.claim_support_ext import decode_step_rv, replay_capture_gap, replay_runs
 from harness.claims_registry import get_claim
 from harness.results import Verdict, evaluate, record_claim
 from harness.seeds import derive_seed
@@ -78,6 +78,8 @@ def test_geometry_at_encoding(lm, prompt_bank, run_settings, measurement_cache, 
                       "token (step 0: the prompt's last W content tokens; step 40: generated tokens g_24…g_39), "
                       "natural continuations, V from the run's own prefill and a teacher-forced replay"),
             window=run_settings.window,
+            replay_vs_decode_capture_max_abs=replay_capture_gap([runs[c.name] for c in CONDITIONS],
+                                                                [rep_rec, rep_base]),
             hedges_g_by_step={str(step): by_step[step] for step in STEPS},
             rv_by_group={f"{name} (step {step})": values[np.isfinite(values)].tolist()
                          for step in STEPS for name, values in zip(("recursive", "baseline"), rv[step])},

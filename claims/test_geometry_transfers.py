@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
-from harness.claim_support_ext import GENERATED_RV_TEXT, generated_rv, replay_runs
+from harness.claim_support_ext import GENERATED_RV_TEXT, generated_rv, replay_capture_gap, replay_runs
 from harness.claims_registry import get_claim
 from harness.results import Verdict, evaluate, record_claim
 from harness.seeds import derive_seed
@@ -59,6 +59,7 @@ def test_geometry_transfers(lm, prompt_bank, run_settings, measurement_cache, re
         details=behaviour_details(
             lm, prompt_bank, CLAIM, runs,
             measured=GENERATED_RV_TEXT,
+            replay_vs_decode_capture_max_abs=replay_capture_gap([runs[c.name] for c in CONDITIONS], replays),
             min_generated_tokens=run_settings.window,
             dropped_pairs=[pair.id for pair, k in zip(pairs, keep) if not k],
             rv_gap=gap,

@@ -107,6 +107,23 @@ def replay_runs(
     return [replay_v(lm, pairs, run, layers, run_seed=run_seed, cache=cache) for run in runs]
 
 
+def replay_capture_gap(runs: Sequence[ConditionRun], replays: Sequence[Sequence[Sequence[ReplayedV]]]) -> float | None:
+    """Max |replay V − the decode loop's own per-step V capture| over every (layer, row) both hold, across
+    ``runs`` and their replays (same order); None when the runs captured no V. A runtime check that the
+    replay reproduces the V the continuation was decoded with (capture row s = position n − 1 + s)."""
+    gaps = []
+    for run, per_run in zip(runs, replays):
+        for outcome, per_pair in zip(run.outcomes, per_run):
+            for sample, replay in zip(outcome.samples, per_pair):
+                for layer, captured in sample.v.items():
+                    if layer not in replay.v or not len(captured):
+                        continue
+                    start = replay.prompt_length - 1
+                    rows = replay.rows(layer, list(range(start, start + captured.shape[0])))
+                    gaps.append(float(np.max(np.abs(rows - captured))))
+    return max(gaps) if gaps else None
+
+
 def first_eligible(pairs: Sequence[TransferPair], keep: Callable[[TransferPair], bool], spec: ClaimSpec,
                    n_cap: int | None) -> tuple[list[TransferPair], int]:
     """The first ``min(planned_n, n_cap)`` pairs that satisfy ``keep``, and how many satisfy it in all."""

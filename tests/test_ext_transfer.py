@@ -18,7 +18,7 @@ from harness import transfer as tr
 from harness import transfer_ext as tx
 from harness.behaviour import LEXICON
 from harness.capture import capture_v_windows
-from harness.claim_support_ext import decode_step_rv, generated_rv, rank_correlation
+from harness.claim_support_ext import decode_step_rv, generated_rv, rank_correlation, replay_capture_gap
 from harness.claims_registry import Decoding
 from harness.generation import CaptureSpec
 from harness.hooks import TraceDict
@@ -60,6 +60,20 @@ def test_replay_equals_the_decode_loops_own_capture(toy_model, bank, condition):
             np.testing.assert_allclose(replay.rows(layer, positions), sample.v[layer], rtol=1e-4, atol=1e-5)
         last = replay.rows(layers[1], [len(replay.token_ids) - 1])
         assert last.shape == (1, sample.v[layers[1]].shape[1]) and np.all(np.isfinite(last))
+
+
+def test_replay_capture_gap_checks_the_runs_own_capture(toy_llama, bank):
+    pairs = tr.select_pairs(toy_llama, bank, 2)
+    layers = (toy_llama.layers.early, toy_llama.layers.late)
+    captured = _run(toy_llama, pairs, tr.KV_MAIN, CaptureSpec(v_layers=layers))
+    replays = tx.replay_v(toy_llama, pairs, captured, layers, run_seed=0)
+    gap = replay_capture_gap([captured], [replays])
+    assert gap is not None and gap < 1e-4
+    bare = _run(toy_llama, pairs, tr.KV_MAIN, CaptureSpec())
+    assert replay_capture_gap([bare], [replays]) is None
+    shifted = [[tx.ReplayedV(r.pair_id, r.condition, r.sample_index, r.prompt_length, r.token_ids, r.first_row,
+                             {k: v + 1.0 for k, v in r.v.items()}) for r in per_pair] for per_pair in replays]
+    assert replay_capture_gap([captured], [shifted]) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_patched_replay_differs_from_natural_and_refuses_prompt_positions(toy_llama, bank):
