@@ -93,6 +93,9 @@ class ClaimsReport:
         self.config = config
         self.collector = RowCollector()
         self.started = utc_now()
+        # the code that ran is the code at the start: a commit made while a long run is going must not be
+        # attributed to it
+        self.git = git_info(Path(config.rootpath))
         self.workers: dict[str, dict[str, Any]] = {}
         self.records: list[dict[str, Any]] = []
         self.report_dir: Path | None = None
@@ -128,7 +131,7 @@ class ClaimsReport:
         apply_multiplicity(rows)
         self.records = [row.record() for row in rows]
         root = Path(self.config.rootpath)
-        git = git_info(root)
+        git = self.git
         header = run_header(config=self.config, records=self.records, started=self.started, finished=utc_now(),
                             git=git, workers=dict(sorted(self.workers.items())))
         option = self.config.getoption("report_dir", default=None)
