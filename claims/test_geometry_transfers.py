@@ -21,7 +21,13 @@ import numpy as np
 import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
-from harness.claim_support_ext import GENERATED_RV_TEXT, generated_rv, replay_capture_gap, replay_runs
+from harness.claim_support_ext import (
+    GENERATED_RV_TEXT,
+    generated_rv,
+    generated_token_counts,
+    replay_capture_gap,
+    replay_runs,
+)
 from harness.claims_registry import get_claim
 from harness.results import Verdict, evaluate, record_claim
 from harness.seeds import derive_seed
@@ -62,6 +68,7 @@ def test_geometry_transfers(lm, prompt_bank, run_settings, measurement_cache, re
             replay_vs_decode_capture_max_abs=replay_capture_gap([runs[c.name] for c in CONDITIONS], replays),
             min_generated_tokens=run_settings.window,
             dropped_pairs=[pair.id for pair, k in zip(pairs, keep) if not k],
+            generated_tokens={c.name: generated_token_counts(lm, r) for c, r in zip(CONDITIONS, replays)},
             rv_gap=gap,
             mean_rv={name: float(np.mean(v[keep])) if keep.any() else None for name, v in labels.items()},
             rv_per_pair={name: v.tolist() for name, v in labels.items()},

@@ -84,6 +84,13 @@ def generated_rv(
     return _per_pair(replays, one)
 
 
+def generated_token_counts(lm: LoadedModel, replays: Sequence[Sequence[ReplayedV]]) -> list[float]:
+    """Per pair, the mean over samples of the number of non-special generated tokens (0 = the model emitted EOS
+    first: an empty continuation)."""
+    specials = special_ids(lm.tokenizer)
+    return _per_pair(replays, lambda r: float(len(generated_positions(r, specials)))).tolist()
+
+
 def decode_step_rv(
     lm: LoadedModel, replays: Sequence[Sequence[ReplayedV]], *, step: int, window: int
 ) -> np.ndarray:

@@ -18,7 +18,13 @@ from harness import transfer as tr
 from harness import transfer_ext as tx
 from harness.behaviour import LEXICON
 from harness.capture import capture_v_windows
-from harness.claim_support_ext import decode_step_rv, generated_rv, rank_correlation, replay_capture_gap
+from harness.claim_support_ext import (
+    decode_step_rv,
+    generated_rv,
+    generated_token_counts,
+    rank_correlation,
+    replay_capture_gap,
+)
 from harness.claims_registry import Decoding
 from harness.generation import CaptureSpec
 from harness.hooks import TraceDict
@@ -173,6 +179,7 @@ def test_generated_rv_needs_min_tokens(toy_llama, bank):
     run = _run(toy_llama, pairs, tr.NATURAL_BASELINE)
     replays = tx.replay_v(toy_llama, pairs, run, (toy_llama.layers.early, toy_llama.layers.late), run_seed=0)
     k = [len(o.samples[0].generated_ids) for o in run.outcomes]
+    assert generated_token_counts(toy_llama, replays) == [float(n) for n in k]  # toy continuations hold no EOS
     assert np.all(np.isnan(generated_rv(toy_llama, replays, min_tokens=max(k) + 1)))
     values = generated_rv(toy_llama, replays, min_tokens=2)
     assert np.all(np.isfinite(values)) and np.all(values > 0)
