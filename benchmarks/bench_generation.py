@@ -4,7 +4,7 @@ Runs the same greedy requests (unpatched, and with a KV patch over the model's p
 ``harness.generation.generate`` once with ``batch_size=1`` (the naive loop) and once batched, checks
 that the tokens agree, and prints wall-clock seconds and the speed-up ratio naive / batched.
 
-    python benchmarks/bench_generation.py --model smollm2-135m --prompts 16 --tokens 32 --batch-size 8
+    python -m benchmarks.bench_generation --model smollm2-135m --prompts 16 --tokens 32 --batch-size 8
 """
 
 from __future__ import annotations
