@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness.prompts import PromptBank, check_min_tokens, content_token_count, equal_length_pairs, load_bank
-from harness.scorer_validation import embedded_gguf
+from harness.models import load_model
 
 WINDOW = 16
 EMBEDDED = ("smollm2-135m", "gemma3-270m")
@@ -21,17 +21,9 @@ EMBEDDED = ("smollm2-135m", "gemma3-270m")
 
 @pytest.fixture(scope="module", params=EMBEDDED)
 def tokenizer(request: pytest.FixtureRequest) -> tuple[str, Any]:
-    from transformers import AutoTokenizer
-
+    """The embedded model's tokenizer, from the converted copy the model loader keeps."""
     name = request.param
-    saved = Path(request.config.cache.mkdir(f"tokenizer-{name}"))
-    if not (saved / "tokenizer_config.json").exists():
-        try:
-            gguf = embedded_gguf(name)
-        except RuntimeError as exc:
-            pytest.skip(str(exc))
-        AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(str(saved))
-    return name, AutoTokenizer.from_pretrained(str(saved))
+    return name, load_model(name, device="cpu").tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,50 @@
+"""Claim attention_entropy_differs: mean attention entropy at the late layer differs between recursive and
+baseline prompts.
+
+Method: in the same clean prefill that captures V (cached per prompt), a hook on the late layer's attention
+module reduces the eager attention probabilities to entropies at once (the probabilities are not kept):
+for every query head, H = −Σ_k p_k ln p_k (nats) over the keys the head attends to, averaged over the last W
+content-token query positions. Per prompt, the mean over query heads. Effect: Hedges g (recursive −
+baseline), 95 % BCa CI resampling prompts within each group, two-sided Welch t; per-head g in the record.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.claim_support import require_groups, run_details
+from harness.claims_registry import get_claim
+from harness.geometry import hedges_contrast, measure_attention_entropy
+from harness.results import Verdict, evaluate, record_claim
+from harness.seeds import derive_seed
+from harness.stats import hedges_g
+
+CLAIM = get_claim("attention_entropy_differs")
+pytestmark = pytest.mark.claim(CLAIM.id)
+
+
+def test_attention_entropy_differs(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
+    groups = require_groups(prompt_bank, CLAIM, run_settings.n_cap)
+    recursive, baseline = groups["recursive"], groups["baseline"]
+    late = lm.layers.late
+    rec = measure_attention_entropy(lm, recursive, [late], window=run_settings.window, cache=measurement_cache)
+    base = measure_attention_entropy(lm, baseline, [late], window=run_settings.window, cache=measurement_cache)
+    c = hedges_contrast(rec.mean_over_heads(late), base.mean_over_heads(late), alternative="two-sided",
+                        level=CLAIM.ci_level, seed=derive_seed(run_settings.seed, CLAIM.id, lm.name))
+    heads = range(lm.geometry.n_heads)
+    result = evaluate(
+        CLAIM, model=lm.name, estimate=c.estimate, ci_low=c.ci.low, ci_high=c.ci.high, p_value=c.p_value,
+        n=min(len(c.first), len(c.second)),
+        details=run_details(
+            lm, prompt_bank, window=run_settings.window, entropy_layer=late, entropy_units="nats",
+            sliding_layer=lm.geometry.layer_types[late] == "sliding_attention",
+            entropy_by_group={"recursive": c.first.tolist(), "baseline": c.second.tolist()},
+            mean_entropy={"recursive": float(np.mean(c.first)), "baseline": float(np.mean(c.second))},
+            per_head_g=[hedges_g(rec.head(late, h), base.head(late, h)) for h in heads],
+            per_head_mean={"recursive": [float(np.mean(rec.head(late, h))) for h in heads],
+                           "baseline": [float(np.mean(base.head(late, h))) for h in heads]},
+        ),
+    )
+    record_claim(record_property, result)
+    assert result.verdict is Verdict.PASS, result.explanation

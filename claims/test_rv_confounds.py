@@ -1,0 +1,86 @@
+"""Claims rv_survives_{long_control, repetition, about_recursion}: R_V contraction is not a confound.
+
+Method: as rv_contraction (R_V = PR(V late) / PR(V early) over the last W content tokens, eigenvalue PR,
+uncentred, one clean prefill per prompt, shared through the on-disk cache), but the comparison group is a
+confound control instead of the factual baselines:
+
+- long_control: long non-recursive prompts (length confound). The recursive side is restricted to levels
+  L4–L5, the levels the long controls are length-matched to (registry note); a bank whose recursive prompts
+  carry no level uses all of them and says so in the record.
+- repetitive: repetitive or nested structure without self-reference (repetition confound).
+- about_recursion: third-person talk about recursion without an instruction to observe oneself (topic).
+
+Effect: Hedges g (recursive − control), 95 % BCa CI resampling prompts within each group, one-sided Welch t.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.claim_support import require_groups, run_details
+from harness.claims_registry import ClaimSpec, get_claim
+from harness.geometry import hedges_contrast, measure_rv
+from harness.measurement_cache import MeasurementCache
+from harness.models import LoadedModel
+from harness.prompts import Prompt, PromptBank
+from harness.pytest_plugin import RunSettings
+from harness.results import ClaimResult, Verdict, evaluate, record_claim
+from harness.seeds import derive_seed
+
+LONG_CONTROL_LEVELS = (4, 5)
+
+
+def _rv_versus_control(spec: ClaimSpec, control: str, lm: LoadedModel, bank: PromptBank, settings: RunSettings,
+                       cache: MeasurementCache, recursive: list[Prompt], **notes: object) -> ClaimResult:
+    """Hedges g of R_V, recursive − ``control`` group, evaluated under ``spec``."""
+    others = require_groups(bank, spec, settings.n_cap)[control]
+    table = measure_rv(lm, recursive + others, window=settings.window, cache=cache)
+    early, late = lm.layers.early, lm.layers.late
+    c = hedges_contrast(
+        table.select([p.id for p in recursive]).r_v(early, late), table.select([p.id for p in others]).r_v(early, late),
+        alternative="less", level=spec.ci_level, seed=derive_seed(settings.seed, spec.id, lm.name),
+    )
+    return evaluate(
+        spec, model=lm.name, estimate=c.estimate, ci_low=c.ci.low, ci_high=c.ci.high, p_value=c.p_value,
+        n=min(len(c.first), len(c.second)),
+        details=run_details(
+            lm, bank, pr_kind="eigen", centered=False, window=settings.window,
+            rv_by_group={"recursive": c.first.tolist(), control: c.second.tolist()},
+            mean_rv={"recursive": float(c.first.mean()), control: float(c.second.mean())},
+            n_by_group={"recursive": len(c.first), control: len(c.second)},
+            **notes,
+        ),
+    )
+
+
+@pytest.mark.claim("rv_survives_long_control")
+def test_rv_survives_long_control(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
+    spec = get_claim("rv_survives_long_control")
+    recursive = require_groups(prompt_bank, spec, None)["recursive"]
+    if any(p.level for p in recursive):
+        recursive, side = [p for p in recursive if p.level in LONG_CONTROL_LEVELS], "levels L4–L5"
+    else:
+        side = "all recursive prompts (the bank's recursive prompts carry no level)"
+    recursive = recursive[: run_settings.n_cap] if run_settings.n_cap else recursive
+    result = _rv_versus_control(spec, "long_control", lm, prompt_bank, run_settings, measurement_cache, recursive,
+                                recursive_side=side)
+    record_claim(record_property, result)
+    assert result.verdict is Verdict.PASS, result.explanation
+
+
+@pytest.mark.claim("rv_survives_repetition")
+def test_rv_survives_repetition(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
+    spec = get_claim("rv_survives_repetition")
+    recursive = require_groups(prompt_bank, spec, run_settings.n_cap)["recursive"]
+    result = _rv_versus_control(spec, "repetitive", lm, prompt_bank, run_settings, measurement_cache, recursive)
+    record_claim(record_property, result)
+    assert result.verdict is Verdict.PASS, result.explanation
+
+
+@pytest.mark.claim("rv_survives_about_recursion")
+def test_rv_survives_about_recursion(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
+    spec = get_claim("rv_survives_about_recursion")
+    recursive = require_groups(prompt_bank, spec, run_settings.n_cap)["recursive"]
+    result = _rv_versus_control(spec, "about_recursion", lm, prompt_bank, run_settings, measurement_cache, recursive)
+    record_claim(record_property, result)
+    assert result.verdict is Verdict.PASS, result.explanation

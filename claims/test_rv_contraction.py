@@ -1,0 +1,67 @@
+"""Claim rv_contraction: recursive self-observation prompts have lower R_V than baseline factual prompts.
+
+Method: for every recursive and baseline prompt, capture V (v_proj output) over the last W content tokens
+in one clean prefill; R_V = PR(V at the late layer) / PR(V at the early layer), eigenvalue PR, uncentred.
+Effect: Hedges g (recursive − baseline), 95 % BCa bootstrap CI resampling prompts within each group,
+one-sided Welch t. Decision rule and planned n: the registry entry.
+
+Layer sweep (reported, never decides): the same g and CI with the early layer fixed and the late layer
+swept over every later layer, from the same capture; the verdict stays on the pre-registered late layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.claim_support import require_groups, run_details
+from harness.claims_registry import get_claim
+from harness.geometry import hedges_contrast, measure_rv, rv_layer_sweep
+from harness.results import Verdict, evaluate, record_claim
+from harness.seeds import derive_seed
+
+CLAIM = get_claim("rv_contraction")
+pytestmark = pytest.mark.claim(CLAIM.id)
+
+
+def test_rv_contraction(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
+    groups = require_groups(prompt_bank, CLAIM, run_settings.n_cap)
+    recursive, baseline = groups["recursive"], groups["baseline"]
+    table = measure_rv(lm, recursive + baseline, window=run_settings.window, cache=measurement_cache)
+    early, late = lm.layers.early, lm.layers.late
+    rec_ids, base_ids = [p.id for p in recursive], [p.id for p in baseline]
+    seed = derive_seed(run_settings.seed, CLAIM.id, lm.name)
+
+    c = hedges_contrast(
+        table.select(rec_ids).r_v(early, late), table.select(base_ids).r_v(early, late),
+        alternative="less", level=CLAIM.ci_level, seed=seed,
+    )
+    sweep = rv_layer_sweep(
+        table, rec_ids, base_ids, early=early, fixed_late=late, n_layers=lm.geometry.n_layers,
+        level=CLAIM.ci_level, seed=seed,
+    )
+    result = evaluate(
+        CLAIM,
+        model=lm.name,
+        estimate=c.estimate,
+        ci_low=c.ci.low,
+        ci_high=c.ci.high,
+        p_value=c.p_value,
+        n=min(len(c.first), len(c.second)),
+        details=run_details(
+            lm,
+            prompt_bank,
+            pr_kind="eigen",
+            centered=False,
+            window=run_settings.window,
+            rv_by_group={"recursive": c.first.tolist(), "baseline": c.second.tolist()},
+            mean_rv={"recursive": float(c.first.mean()), "baseline": float(c.second.mean())},
+            centered_rv_mean={
+                name: float(np.mean(table.select([p.id for p in prompts]).r_v(early, late, centered=True)))
+                for name, prompts in groups.items()
+            },
+            layer_sweep=sweep,
+        ),
+    )
+    record_claim(record_property, result)
+    assert result.verdict is Verdict.PASS, result.explanation

@@ -1,0 +1,177 @@
+"""pytest interface of the suite: options, model parametrization, session-scoped model fixture.
+
+Any test that requests the ``lm`` fixture is parametrized (indirectly, session scope) over the models
+selected with ``--model``: one parameter per model, with exactly one ``xdist_group`` mark (one model
+per xdist worker under ``--dist loadgroup``) and a ``gpu`` mark for GPU-tier and user-named models.
+Collection depends only on the command line, never on worker-local state (CUDA, caches).
+
+A GPU-tier model on a machine without CUDA is *skipped* with a reason naming the missing GPU (so
+``pytest claims/ -m gpu --model mistral7b`` exits 0 on a laptop); missing weights are a one-line setup
+error that says where the loader looked and how to provide them.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.measurement_cache import CACHE_MODES, MeasurementCache
+from harness.metrics import DEFAULT_WINDOW
+from harness.models import (
+    DEFAULT_MODEL,
+    EMBEDDED_MODELS,
+    MODEL_REGISTRY,
+    GPUUnavailableError,
+    LoadedModel,
+    ModelUnavailableError,
+    UnknownModelError,
+    load_model,
+    resolve_spec,
+)
+
+MODEL_ALIASES: dict[str, tuple[str, ...]] = {
+    "embedded": EMBEDDED_MODELS,
+    "gpu": tuple(sorted(n for n, s in MODEL_REGISTRY.items() if s.tier == "gpu")),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kvclaims", "KV-cache and value-geometry claims")
+    group.addoption(
+        "--model",
+        action="append",
+        default=None,
+        help=f"model name(s), comma-separated or repeated (default {DEFAULT_MODEL}); registry names, "
+        "'embedded', 'gpu', hf:<org/name>[@revision] or path:<dir>",
+    )
+    group.addoption("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where models run")
+    group.addoption("--dtype", default=None, help="override the model's dtype: float32, bfloat16, float16")
+    group.addoption("--prompt-bank", dest="prompt_bank", default=None, help="a prompt bank file or directory")
+    group.addoption(
+        "--report-dir", dest="report_dir", default=None, help="where reports go (default reports/<run-id>/)"
+    )
+    group.addoption("--seed", type=int, default=0, help="run seed for sampling, bootstrap and controls")
+    group.addoption("--n", dest="n_cap", type=int, default=None, help="cap on prompts (or pairs) per condition")
+    group.addoption(
+        "--claims-cache",
+        dest="claims_cache",
+        default="readwrite",
+        choices=CACHE_MODES,
+        help="on-disk cache of raw measurements: off, read, readwrite (default), refresh",
+    )
+    group.addoption(
+        "--window", type=int, default=DEFAULT_WINDOW, help=f"V window W in content tokens (default {DEFAULT_WINDOW})"
+    )
+
+
+def selected_models(config: pytest.Config) -> list[str]:
+    """Model names from ``--model`` (comma-separated and repeatable), aliases expanded, de-duplicated, sorted.
+
+    Raises:
+        pytest.UsageError: for a name that is not a registry name, alias, ``hf:`` or ``path:`` reference.
+    """
+    raw = config.getoption("model") or [DEFAULT_MODEL]
+    names: list[str] = []
+    for item in raw:
+        for name in (part.strip() for part in item.split(",")):
+            if name:
+                names.extend(MODEL_ALIASES.get(name, (name,)))
+    for name in names:
+        try:
+            resolve_spec(name)
+        except UnknownModelError as exc:
+            raise pytest.UsageError(f"--model: {exc}") from None
+    return sorted(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Run-wide settings every claim reads: seed, prompt cap, V window, report directory, device, dtype."""
+
+    seed: int
+    n_cap: int | None
+    window: int
+    report_dir: Path | None
+    device: str
+    dtype: str | None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gpu: GPU replication tier (CUDA and local weights)")
+    config.addinivalue_line("markers", "slow: loads an embedded pretrained model on CPU")
+    selected_models(config)  # fail fast with a usage error, before collection
+    if config.getoption("n_cap") is not None and config.getoption("n_cap") < 2:
+        raise pytest.UsageError("--n must be at least 2")
+    if config.getoption("window") < 2:
+        raise pytest.UsageError("--window must be at least 2")
+    bank_path = config.getoption("prompt_bank")
+    if bank_path is not None:
+        from harness.prompts import PromptBankError, load_bank
+
+        try:
+            load_bank(bank_path)
+        except PromptBankError as exc:
+            raise pytest.UsageError(f"--prompt-bank: {exc}") from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lm" not in metafunc.fixturenames:
+        return
+    params = []
+    for name in selected_models(metafunc.config):
+        marks = [pytest.mark.xdist_group(name)]
+        if resolve_spec(name).tier in ("gpu", "any"):
+            marks.append(pytest.mark.gpu)
+        params.append(pytest.param(name, id=name, marks=marks))
+    metafunc.parametrize("lm", params, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def run_settings(pytestconfig: pytest.Config) -> RunSettings:
+    """The run-wide settings from the command line."""
+    report_dir = pytestconfig.getoption("report_dir")
+    return RunSettings(
+        seed=pytestconfig.getoption("seed"),
+        n_cap=pytestconfig.getoption("n_cap"),
+        window=pytestconfig.getoption("window"),
+        report_dir=Path(report_dir) if report_dir else None,
+        device=pytestconfig.getoption("device"),
+        dtype=pytestconfig.getoption("dtype"),
+    )
+
+
+@pytest.fixture(scope="session")
+def lm(request: pytest.FixtureRequest, run_settings: RunSettings) -> Iterator[LoadedModel]:
+    """The model under test (one per parameter, session scope, one resident per process). Read-only."""
+    name = request.param
+    try:
+        loaded = load_model(name, device=run_settings.device, dtype=run_settings.dtype)
+    except GPUUnavailableError as exc:
+        pytest.skip(str(exc))
+    except ModelUnavailableError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield loaded
+    del loaded
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@pytest.fixture(scope="session")
+def prompt_bank(pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
+    """The prompt bank: ``--prompt-bank`` or the default bank in ``prompts/``."""
+    from harness.prompts import load_bank
+
+    return load_bank(pytestconfig.getoption("prompt_bank"))
+
+
+@pytest.fixture(scope="session")
+def measurement_cache(pytestconfig: pytest.Config) -> MeasurementCache:
+    """The on-disk cache of raw per-item measurements (mode from ``--claims-cache``)."""
+    return MeasurementCache(mode=pytestconfig.getoption("claims_cache"))

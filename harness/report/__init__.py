@@ -1,0 +1,39 @@
+"""The claims report: a pytest plugin (:mod:`harness.report.plugin`) and its writers.
+
+Contract for claim tests
+------------------------
+- Mark the test ``@pytest.mark.claim("<claim id>")`` (an id of :data:`harness.claims_registry.CLAIMS`;
+  unknown ids stop collection with a usage error) and parametrize it with the model name as the value and
+  id of its ``lm`` parameter (``model`` and ``model_name`` are accepted too). Name it ``test_<claim id>``
+  so that even a worker crash before any report can be attributed.
+- Build a :class:`harness.results.ClaimResult` with :func:`harness.results.evaluate`, call
+  :func:`harness.results.record_claim` **before** asserting, then assert the verdict.
+- One test per claim × model. Setup errors become ERROR rows, skips SKIPPED rows (with the reason),
+  a test that fails or passes without recording becomes an ERROR row.
+
+Outputs (controller only, written at session finish when at least one claim row exists), in
+``--report-dir`` or by default ``reports/<UTC timestamp>-<short git sha>/``: ``claims.md``, ``claims.csv``,
+``claims.json`` (``{"run": header, "records": [...]}``) and figures ``<kind>-<claim>.png``; a compact
+verdict table is printed at the end of the terminal output.
+
+``details`` keys the report reads (all optional; numbers as floats, lists of equal length)
+-------------------------------------------------------------------------------------------
+- ``model_provenance``: ``{"source", "revision", "sha256", "dtype", "device", ...}`` → run header ``models``
+  and ``device``.
+- ``prompt_bank_hash`` (or ``prompt_bank_sha256``): the bank's content hash → run header (or set
+  ``config.stash[harness.report.provenance.PROMPT_BANK_HASH_KEY]`` on the controller).
+- ``synthetic``: ``True`` for fabricated plumbing data → a banner on claims.md and ``run.synthetic``.
+- ``examples``: ``{condition: [generated continuation, ...]}`` (e.g. baseline, recursive, patched,
+  shuffled) → the Examples section, first 3 per condition.
+- ``rv_by_group``: ``{group: [R_V per prompt, ...]}`` → ``rv_by_group-<claim>.png`` (panel per model).
+- ``layer_sweep``: ``{"layers": [int], "depth_fraction": [float], "estimate": [...], "ci_low": [...],
+  "ci_high": [...], "fixed_layer": int, "effect_label": str}`` → ``layer_sweep-<claim>.png``.
+- ``alpha_curve``: ``{"alpha": [...], "estimate": [...], "ci_low": [...], "ci_high": [...],
+  "effect_label": str}`` → ``alpha_dose_response-<claim>.png``.
+- ``transfer_by_range``: ``{"labels": [str], "estimate": [...], "ci_low": [...], "ci_high": [...]}`` →
+  ``transfer_by_layer_range-<claim>.png``.
+- ``step_cis`` is filled by :func:`harness.results.evaluate` for trend rules with steps.
+
+Records carry volatile fields (``run.worker``, ``run.durations_s``) apart from the rest, so the same run
+with ``-n 0`` and ``-n 2`` gives identical records once ``run`` is dropped.
+"""

@@ -1,0 +1,154 @@
+"""The claims report plugin: controller-only collection of claim rows and the report files.
+
+Registered by the root conftest (``pytest_plugins``). Works with and without pytest-xdist and without the
+harness's own options (it reads the dests ``report_dir``, ``seed``, ``model``, ``device``, ``dtype``,
+``prompt_bank`` and ``n_cap`` with ``config.getoption(name, default=None)``). See :mod:`harness.report`
+for the contract claim tests follow and the ``details`` keys the report reads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.claims_registry import CLAIMS
+from harness.report.figures import write_figures
+from harness.report.gpu import pinned_visible_devices
+from harness.report.identity import CLAIM_ID_PROPERTY, CLAIM_MODEL_PROPERTY, NO_MODEL, model_from_callspec
+from harness.report.provenance import git_info, run_header, run_id, utc_now
+from harness.report.rows import RowCollector, apply_multiplicity
+from harness.report.writers import claims_markdown, terminal_table, write_csv, write_json
+from harness.results import PROPERTY_NAME, Verdict
+
+PLUGIN_NAME = "claims-report"
+WORKER_INFO_KEY = "claims_report_worker"
+MARKER_LINE = "claim(id): a pre-registered claim test; id is a key of harness.claims_registry.CLAIMS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker; pin a worker's GPU; on the controller, start the collector."""
+    config.addinivalue_line("markers", MARKER_LINE)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        _pin_worker_gpu(str(workerinput["workerid"]))
+    elif not config.pluginmanager.has_plugin(PLUGIN_NAME):
+        config.pluginmanager.register(ClaimsReport(config), PLUGIN_NAME)
+
+
+def _pin_worker_gpu(worker_id: str) -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        raise pytest.UsageError(
+            f"worker {worker_id}: CUDA was initialised before the claims report plugin could pin this worker "
+            "to one GPU; do not touch CUDA at import time in conftest files or plugins"
+        )
+    pinned = pinned_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"), worker_id)
+    if pinned is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = pinned
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Copy each claim test's claim id and model into its user_properties (so every report names them)."""
+    for item in items:
+        marker = item.get_closest_marker("claim")
+        if marker is None:
+            continue
+        claim = marker.args[0] if marker.args else marker.kwargs.get("id")
+        if claim not in CLAIMS:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.claim({claim!r}) names no registered claim; known: {', '.join(CLAIMS)}"
+            )
+        callspec = getattr(item, "callspec", None)
+        model = model_from_callspec(dict(callspec.params), callspec.id) if callspec is not None else NO_MODEL
+        item.user_properties.append((CLAIM_ID_PROPERTY, claim))
+        item.user_properties.append((CLAIM_MODEL_PROPERTY, model))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a worker, send its device facts to the controller (read with .get, so a crash costs only these)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKER_INFO_KEY] = _worker_facts()
+
+
+def _worker_facts() -> dict[str, Any]:
+    facts: dict[str, Any] = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        facts["gpu"] = torch.cuda.get_device_name(0)
+        facts["cuda"] = torch.version.cuda
+        facts["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(0))
+    return facts
+
+
+class ClaimsReport:
+    """Controller-side collector and writer (registered only where there is no ``workerinput``)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.collector = RowCollector()
+        self.started = utc_now()
+        self.workers: dict[str, dict[str, Any]] = {}
+        self.records: list[dict[str, Any]] = []
+        self.report_dir: Path | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.collector.add(report)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        self.workers[str(node.gateway.id)] = dict(output.get(WORKER_INFO_KEY) or {"lost": True})
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, Any] | None:
+        """Show INCONCLUSIVE claims as ``I`` / ``INCONCLUSIVE`` while still counting them as failed."""
+        if report.when != "call" or report.outcome != "failed":
+            return None
+        record = next((v for k, v in report.user_properties if k == PROPERTY_NAME), None)
+        if isinstance(record, dict) and record.get("verdict") == Verdict.INCONCLUSIVE.value:
+            return "failed", "I", ("INCONCLUSIVE", {"yellow": True})
+        return None
+
+    def _model_order(self) -> list[str]:
+        value = self.config.getoption("model", default=None)
+        if value is None:
+            return []
+        parts = value if isinstance(value, list | tuple) else [value]
+        return [m.strip() for p in parts for m in str(p).split(",") if m.strip()]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        rows = self.collector.rows(self._model_order())
+        if not rows:
+            return
+        apply_multiplicity(rows)
+        self.records = [row.record() for row in rows]
+        root = Path(self.config.rootpath)
+        git = git_info(root)
+        header = run_header(config=self.config, records=self.records, started=self.started, finished=utc_now(),
+                            git=git, workers=dict(sorted(self.workers.items())))
+        option = self.config.getoption("report_dir", default=None)
+        out = Path(option) if option else root / "reports" / run_id(self.started, git.get("short"))
+        out.mkdir(parents=True, exist_ok=True)
+        figures = write_figures(self.records, out)
+        markdown = claims_markdown(self.records, header, figures)
+        (out / "claims.md").write_text(markdown, encoding="utf-8")
+        write_csv(self.records, out / "claims.csv")
+        write_json(self.records, header, out / "claims.json")
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(markdown + "\n")
+        self.report_dir = out
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.records:
+            return
+        terminalreporter.write_sep("=", "claim verdicts")
+        for line in terminal_table(self.records):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"report: {self.report_dir}")

@@ -1,0 +1,292 @@
+"""Claim results, the three-valued verdict (DESIGN §5) and recording into pytest's ``user_properties``.
+
+A claim test measures, computes its estimate, CI and p-value with :mod:`harness.stats`, then::
+
+    result = evaluate(get_claim("rv_contraction"), model=lm.name, estimate=g, ci_low=lo, ci_high=hi,
+                      p_value=p, n=n, details={...})
+    record_claim(record_property, result)     # before asserting, so a FAIL still reaches the report
+    assert result.verdict is Verdict.PASS, result.explanation
+
+Verdict logic (:func:`evaluate`): each rule condition of the :class:`~harness.claims_registry.ClaimSpec` is
+true, false or unknown (see that module); PASS when all are true, FAIL when any is false, INCONCLUSIVE
+otherwise. Two overrides give INCONCLUSIVE regardless: an undefined estimate (``undefined_reason``, or a
+NaN estimate or CI where the rule needs one) and n below the planned n. The explanation always says which.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.claims_registry import ClaimSpec, Condition
+
+PROPERTY_NAME = "claim_result"
+
+
+class Verdict(str, enum.Enum):
+    """PASS / FAIL / INCONCLUSIVE come from a claim's rule; SKIPPED and ERROR only appear in report rows."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    SKIPPED = "SKIPPED"
+    ERROR = "ERROR"
+
+
+class _Tri(enum.Enum):
+    TRUE = "met"
+    FALSE = "not met"
+    UNKNOWN = "undecided"
+
+
+@dataclass
+class ClaimResult:
+    """One claim × model outcome. Numbers are in the claim's estimator units (see its ``effect_type``).
+
+    ``p_adjusted`` is filled by the report over the registry family (Holm); a test leaves it None.
+    ``details`` holds claim-specific data for the report (figures read documented keys, see
+    :mod:`harness.report`); it must contain only JSON-representable values after :func:`to_builtin`.
+    """
+
+    claim: str
+    version: int
+    model: str
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    ci_level: float | None
+    p_value: float | None
+    n: int | None
+    planned_n: int | None
+    alpha_test: float | None
+    rule: str
+    verdict: Verdict
+    explanation: str
+    p_adjusted: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True only for PASS."""
+        return self.verdict is Verdict.PASS
+
+    def to_record(self) -> dict[str, Any]:
+        """A dict of builtin types only (numpy scalars cast, enums as their value, NaN/inf as None)."""
+        record = {
+            "claim": self.claim, "version": self.version, "model": self.model,
+            "estimate": self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high, "ci_level": self.ci_level,
+            "p_value": self.p_value, "p_adjusted": self.p_adjusted, "n": self.n, "planned_n": self.planned_n,
+            "alpha_test": self.alpha_test, "rule": self.rule, "verdict": self.verdict,
+            "explanation": self.explanation, "details": self.details,
+        }
+        return to_builtin(record)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ClaimResult:
+        """Inverse of :meth:`to_record` (the report uses it on records that arrive from workers)."""
+        known = {f for f in cls.__dataclass_fields__}
+        missing = {"claim", "model", "verdict"} - set(record)
+        if missing:
+            raise ValueError(f"claim record lacks {sorted(missing)}: {dict(record)!r:.200}")
+        kwargs = {k: record.get(k) for k in known}
+        kwargs["verdict"] = Verdict(record["verdict"])
+        kwargs["details"] = dict(record.get("details") or {})
+        kwargs["rule"] = record.get("rule") or ""
+        kwargs["explanation"] = record.get("explanation") or ""
+        kwargs["version"] = int(record.get("version") or 0)
+        return cls(**kwargs)
+
+
+def to_builtin(obj: Any) -> Any:
+    """Recursively convert to JSON-safe builtins: numpy scalars/arrays, enums, tuples, str subclasses.
+
+    Non-finite floats become None (JSON has no NaN); mapping keys become ``str``.
+    """
+    if isinstance(obj, enum.Enum):
+        return to_builtin(obj.value)
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, str):
+        return str(obj)
+    if obj is None:
+        return None
+    if isinstance(obj, np.ndarray):
+        return [to_builtin(v) for v in obj.tolist()]
+    if isinstance(obj, Mapping):
+        return {str(to_builtin(k)): to_builtin(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        items = sorted(obj, key=repr) if isinstance(obj, set | frozenset) else obj
+        return [to_builtin(v) for v in items]
+    raise TypeError(f"to_builtin: cannot convert {type(obj).__name__} ({obj!r:.80}) to a JSON builtin")
+
+
+def record_claim(record_property: Callable[[str, Any], None], result: ClaimResult) -> None:
+    """Record ``result`` as the single user property ``claim_result`` (a builtin-only dict).
+
+    Call this before asserting: the report reads the property from the call-phase report even when the
+    test then fails.
+    """
+    record_property(PROPERTY_NAME, result.to_record())
+
+
+# ------------------------------------------------------------------------------------------------ verdicts
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "undefined"
+    return f"{x:.3g}"
+
+
+def _is_num(x: float | None) -> bool:
+    return x is not None and math.isfinite(float(x))
+
+
+def _ci_vs(op: str, bound: float, low: float, high: float) -> _Tri:
+    if op == "<":
+        return _Tri.TRUE if high < bound else _Tri.FALSE if low >= bound else _Tri.UNKNOWN
+    if op == "<=":
+        return _Tri.TRUE if high <= bound else _Tri.FALSE if low > bound else _Tri.UNKNOWN
+    if op == ">":
+        return _Tri.TRUE if low > bound else _Tri.FALSE if high <= bound else _Tri.UNKNOWN
+    if op == ">=":
+        return _Tri.TRUE if low >= bound else _Tri.FALSE if high < bound else _Tri.UNKNOWN
+    raise ValueError(f"unknown comparator {op!r}")
+
+
+_SIDE = {"<": "below", "<=": "at or below", ">": "above", ">=": "at or above"}
+_NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def _value_vs(op: str, bound: float, x: float) -> bool:
+    return {"<": x < bound, "<=": x <= bound, ">": x > bound, ">=": x >= bound}[op]
+
+
+def _judge(
+    c: Condition,
+    spec: ClaimSpec,
+    estimate: float | None,
+    ci: tuple[float | None, float | None],
+    p_value: float | None,
+    steps: Sequence[tuple[float, float]] | None,
+) -> tuple[_Tri, str]:
+    """One condition's truth value and a short phrase saying why."""
+    low, high = ci
+    ci_text = f"{spec.ci_level:.0%} CI [{_fmt(low)}, {_fmt(high)}]" if spec.ci_level else ""
+    if c.kind in ("ci", "ci_within", "ci_outside"):
+        if not (_is_num(low) and _is_num(high)):
+            return _Tri.UNKNOWN, "CI undefined"
+        lo, hi = float(low), float(high)  # type: ignore[arg-type]
+        if c.kind == "ci":
+            op = c.op or "<"
+            t = _ci_vs(op, float(c.bound), lo, hi)  # type: ignore[arg-type]
+            if t is _Tri.UNKNOWN:
+                return t, f"{ci_text} straddles {c.bound:g}"
+            side = _SIDE[op] if t is _Tri.TRUE else _SIDE[_NEGATED[op]]
+            return t, f"{ci_text} lies {side} {c.bound:g}"
+        a, b = c.bounds  # type: ignore[misc]
+        inside = a < lo and hi < b
+        outside = hi < a or lo > b
+        touches_outside = hi <= a or lo >= b
+        touches_inside = a <= lo and hi <= b
+        if c.kind == "ci_within":
+            t = _Tri.TRUE if inside else _Tri.FALSE if touches_outside else _Tri.UNKNOWN
+            word = {_Tri.TRUE: "inside", _Tri.FALSE: "outside", _Tri.UNKNOWN: "crosses"}[t]
+        else:
+            t = _Tri.TRUE if outside else _Tri.FALSE if touches_inside else _Tri.UNKNOWN
+            word = {_Tri.TRUE: "outside", _Tri.FALSE: "inside", _Tri.UNKNOWN: "crosses"}[t]
+        return t, f"{ci_text} {word} ({a:g}, {b:g})"
+    if c.kind == "p_below":
+        if not _is_num(p_value):
+            return _Tri.UNKNOWN, "p undefined"
+        ok = float(p_value) < float(spec.alpha_test)  # type: ignore[arg-type]
+        return (_Tri.TRUE if ok else _Tri.FALSE), f"p = {_fmt(p_value)} {'<' if ok else '≥'} {spec.alpha_test:.3g}"
+    if c.kind == "steps_at_least":
+        if not steps:
+            raise ValueError(f"claim {spec.id}: the rule needs adjacent-step CIs (step_cis) and none were given")
+        bound = float(c.bound)  # type: ignore[arg-type]
+        states = [_ci_vs(">=", bound, lo, hi) if _is_num(lo) and _is_num(hi) else _Tri.UNKNOWN for lo, hi in steps]
+        worst = min(range(len(steps)), key=lambda i: steps[i][0] if _is_num(steps[i][0]) else -math.inf)
+        t = _Tri.FALSE if _Tri.FALSE in states else _Tri.UNKNOWN if _Tri.UNKNOWN in states else _Tri.TRUE
+        lo, hi = steps[worst]
+        return t, f"lowest step CI [{_fmt(lo)}, {_fmt(hi)}] vs −δ = {bound:g}"
+    if c.kind == "value":
+        if not _is_num(estimate):
+            return _Tri.UNKNOWN, "value undefined"
+        ok = _value_vs(c.op or "<=", float(c.bound), float(estimate))  # type: ignore[arg-type]
+        return (_Tri.TRUE if ok else _Tri.FALSE), f"{_fmt(estimate)} {'' if ok else 'not '}{c.op} {c.bound:g}"
+    raise ValueError(f"claim {spec.id}: unknown condition kind {c.kind!r}")
+
+
+def evaluate(
+    spec: ClaimSpec,
+    *,
+    model: str,
+    estimate: float | None,
+    n: int,
+    ci_low: float | None = None,
+    ci_high: float | None = None,
+    p_value: float | None = None,
+    step_cis: Sequence[tuple[float, float]] | None = None,
+    undefined_reason: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> ClaimResult:
+    """Apply ``spec``'s decision rule to the measured numbers and return the :class:`ClaimResult`.
+
+    ``n`` is in ``spec.n_unit``. ``step_cis`` are the adjacent-step CIs for a ``steps_at_least`` rule.
+    ``undefined_reason`` (e.g. "denominator CI includes 0") makes the verdict INCONCLUSIVE.
+    """
+    if not model:
+        raise ValueError(f"claim {spec.id}: model name is empty")
+    if n < 0:
+        raise ValueError(f"claim {spec.id}: n must be ≥ 0, got {n}")
+    if _is_num(ci_low) and _is_num(ci_high) and float(ci_low) > float(ci_high):  # type: ignore[arg-type]
+        raise ValueError(f"claim {spec.id}: ci_low {ci_low} exceeds ci_high {ci_high}")
+    if p_value is not None and _is_num(p_value) and not 0.0 <= float(p_value) <= 1.0:
+        raise ValueError(f"claim {spec.id}: p_value must be in [0, 1], got {p_value}")
+    if step_cis is not None:
+        step_cis = [(float(lo), float(hi)) for lo, hi in step_cis]
+
+    judged = [_judge(c, spec, estimate, (ci_low, ci_high), p_value, step_cis) for c in spec.conditions]
+    states = [t for t, _ in judged]
+    if _Tri.FALSE in states:
+        rule_verdict = Verdict.FAIL
+        why = [w for t, w in judged if t is _Tri.FALSE]
+    elif _Tri.UNKNOWN in states:
+        rule_verdict = Verdict.INCONCLUSIVE
+        why = [w for t, w in judged if t is _Tri.UNKNOWN]
+    else:
+        rule_verdict = Verdict.PASS
+        why = [w for _, w in judged]
+
+    head = f"{spec.effect_type} = {_fmt(estimate)}"
+    if undefined_reason:
+        verdict, text = Verdict.INCONCLUSIVE, f"estimate undefined: {undefined_reason}"
+    elif n < spec.planned_n:
+        verdict = Verdict.INCONCLUSIVE
+        text = f"n = {n} < planned {spec.planned_n} {spec.n_unit} (rule alone: {rule_verdict.value}; {'; '.join(why)})"
+    else:
+        verdict, text = rule_verdict, "; ".join(why)
+
+    return ClaimResult(
+        claim=spec.id, version=spec.version, model=model,
+        estimate=_float_or_none(estimate), ci_low=_float_or_none(ci_low), ci_high=_float_or_none(ci_high),
+        ci_level=spec.ci_level, p_value=_float_or_none(p_value), n=int(n), planned_n=spec.planned_n,
+        alpha_test=spec.alpha_test, rule=spec.rule_words, verdict=verdict,
+        explanation=f"{verdict.value}: {head}; {text}",
+        details=dict(details or {}) | ({"step_cis": [list(s) for s in step_cis]} if step_cis else {}),
+    )
+
+
+def _float_or_none(x: float | None) -> float | None:
+    return float(x) if x is not None else None

@@ -1,0 +1,34 @@
+"""Statistics for the claims (DESIGN §6): effect sizes, tests, bootstrap CIs, multiplicity, power.
+
+Each function states its definition and the library routine behind it; see the submodules.
+"""
+
+from harness.stats.bootstrap import ConfidenceInterval, bootstrap_ci
+from harness.stats.effect_sizes import cohens_d, hedges_correction, hedges_g, paired_dz, pooled_sd
+from harness.stats.multiplicity import adjust, benjamini_hochberg, holm
+from harness.stats.proportions import binomial_test, proportion_ci
+from harness.stats.power import PowerPart, fisher_z_effect, part, proportion_effect, solve_n
+from harness.stats.significance import (
+    TestResult,
+    TostResult,
+    WelchT,
+    mann_whitney,
+    page_trend,
+    permutation_test_ind,
+    permutation_test_paired,
+    spearman,
+    tost_ind,
+    tost_paired,
+    welch_t,
+    wilcoxon_paired,
+)
+from harness.stats.transfer import TransferEstimate, adjacent_step_cis, steps_as_bounds, transfer_ci
+
+__all__ = [
+    "ConfidenceInterval", "PowerPart", "TestResult", "TostResult", "TransferEstimate", "WelchT",
+    "adjacent_step_cis", "adjust", "benjamini_hochberg", "binomial_test", "bootstrap_ci", "cohens_d",
+    "fisher_z_effect", "hedges_correction", "hedges_g", "holm", "mann_whitney", "page_trend", "paired_dz",
+    "part", "permutation_test_ind", "permutation_test_paired", "pooled_sd", "proportion_ci",
+    "proportion_effect", "solve_n", "spearman", "steps_as_bounds", "tost_ind", "tost_paired", "transfer_ci",
+    "welch_t", "wilcoxon_paired",
+]

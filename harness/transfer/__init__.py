@@ -1,0 +1,72 @@
+"""The behavioural experiment layer: named conditions, cached batched runs, transfer T (DESIGN §4.3–4.8).
+
+Modules: :mod:`~harness.transfer.pairs` (pairs and their order), :mod:`~harness.transfer.conditions` (conditions
+as data and the catalogue), :mod:`~harness.transfer.outcomes` (typed results), :mod:`~harness.transfer.runner`
+(generation, scoring, cache), :mod:`~harness.transfer.estimate` (T and step CIs). Import from here.
+
+Vocabulary
+----------
+- A :class:`TransferPair` is a recursive prompt A and a baseline prompt B with exactly equal token counts
+  under the model's tokenizer (BOS included, so positions align one to one), optionally with a second
+  baseline B' of the same length (the cross-baseline donor).
+- A :class:`Condition` is model-independent data: which prompt of the pair is the recipient, which the
+  donor, and what is patched (KV over a :class:`LayerSet` and token :class:`~harness.patching.Span`, with
+  α, components and a control; or a ``v_proj`` / residual activation patch). :meth:`Condition.patch_for`
+  resolves it against a model into the exact :class:`~harness.patching.KVPatchSpec` /
+  :class:`~harness.patching.ActivationPatchSpec` that runs. The catalogue below names the suite's
+  conditions; :func:`kv_condition` and :func:`activation_condition` build new ones (layer ranges, token
+  spans, the peak zone, explicit positions per pair).
+- :func:`run_condition` generates one continuation per (pair, sample) with :func:`harness.generation.generate`
+  in batches, scores it with :func:`harness.behaviour.score_continuations` (generated tokens only) and
+  returns typed :class:`PairOutcome` s. Each pair's outcome is cached on disk through
+  :class:`~harness.measurement_cache.MeasurementCache`, keyed by the model identity, the pair id (it seeds
+  the shuffled and random controls), the recipient and donor texts, the resolved patch spec, the decoding
+  regime, the capture spec (by default V at the early and late layers, :func:`standard_capture`) and a
+  fingerprint of the engine and scorer source read at import; so claims that share a
+  condition compute it once per model and re-runs are free. Greedy continuations do not depend on batch
+  composition except at numerical near-ties (top-2 logit gap < 1e-4, see ``tests/test_generation.py``),
+  so an outcome cached from one batch stands for any other.
+- :func:`transfer` computes T = (mean score(B⊕A) − mean score(B)) / (mean score(A) − mean score(B)), paired
+  by pair, with a bootstrap CI over pairs (:func:`harness.stats.transfer_ci`); T is undefined when the CI
+  of the natural gap includes 0, and the result says why.
+
+Pair order (fixed before any data were generated): the bank's recorded recursive/baseline pairs that are
+exactly equal in length under the model's tokenizer, then live exact-length matches of the remaining
+prompts (:func:`harness.prompts.equal_length_pairs` with ``rematch=True``); within that list the pairs are
+interleaved by the recursive prompt's level (L1, L2, …, L5, L1, …, each level in pair-id order), so every
+prefix of the list covers all levels evenly. A claim uses the first ``planned_n`` pairs (capped by ``--n``)
+that have every prompt its conditions need.
+"""
+
+from harness.transfer.conditions import (
+    ALPHAS,
+    CATALOGUE,
+    CROSS_BASELINE,
+    KV_MAIN,
+    KV_SINGLE_LATE,
+    NATURAL_BASELINE,
+    NATURAL_RECURSIVE,
+    RANDOM_NORM_MATCHED,
+    REVERSE,
+    SHUFFLED,
+    V_PATCH_LATE,
+    Condition,
+    Intervention,
+    LayerSet,
+    activation_condition,
+    kv_alpha,
+    kv_condition,
+)
+from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_step_cis
+from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
+from harness.transfer.pairs import Role, TransferPair, make_pair, select_pairs, transfer_pairs
+from harness.transfer.runner import ENGINE_MODULES, decoding_config, engine_fingerprint, run_condition, standard_capture
+
+__all__ = [
+    "ALPHAS", "CATALOGUE", "CROSS_BASELINE", "ENGINE_MODULES", "KV_MAIN", "KV_SINGLE_LATE", "NATURAL_BASELINE",
+    "NATURAL_RECURSIVE", "RANDOM_NORM_MATCHED", "REVERSE", "SHUFFLED", "V_PATCH_LATE", "Condition", "ConditionRun",
+    "Continuation", "Intervention", "LayerSet", "PairOutcome", "Role", "TransferPair", "TransferResult",
+    "activation_condition", "decoding_config", "engine_fingerprint", "kv_alpha", "kv_condition", "make_pair",
+    "prompt_clusters", "run_condition", "select_pairs", "standard_capture", "transfer", "transfer_pairs",
+    "transfer_step_cis",
+]

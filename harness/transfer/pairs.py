@@ -1,0 +1,135 @@
+"""Transfer pairs: a recursive and a baseline prompt of exactly equal token length, in the pre-registered order.
+
+See :mod:`harness.transfer` for the order and how claims select pairs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from itertools import zip_longest
+
+from harness.models import LoadedModel
+from harness.prompts import Prompt, PromptBank, equal_length_pairs
+from harness.tokens import encode
+
+__all__ = ["Role", "TransferPair", "make_pair", "select_pairs", "transfer_pairs"]
+
+
+class Role(str, Enum):
+    """Which prompt of a :class:`TransferPair` plays a part: A (recursive), B (baseline) or B' (other baseline)."""
+
+    RECURSIVE = "recursive"
+    BASELINE = "baseline"
+    OTHER_BASELINE = "other_baseline"
+
+
+@dataclass(frozen=True)
+class TransferPair:
+    """A recursive prompt and a baseline prompt of exactly equal token length (``ids`` = model token ids).
+
+    ``other_baseline`` is a different baseline prompt of the same token length (the cross-baseline donor),
+    or None when the bank has none.
+    """
+
+    id: str
+    recursive: Prompt
+    baseline: Prompt
+    recursive_ids: tuple[int, ...]
+    baseline_ids: tuple[int, ...]
+    other_baseline: Prompt | None = None
+    other_baseline_ids: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.recursive_ids) != len(self.baseline_ids):
+            raise ValueError(
+                f"pair {self.id!r}: {self.recursive.id} has {len(self.recursive_ids)} tokens and "
+                f"{self.baseline.id} {len(self.baseline_ids)}; a transfer pair needs exactly equal lengths"
+            )
+        if (self.other_baseline is None) != (self.other_baseline_ids is None):
+            raise ValueError(f"pair {self.id!r}: other_baseline and other_baseline_ids go together")
+        if self.other_baseline is not None:
+            if self.other_baseline.id == self.baseline.id:
+                raise ValueError(f"pair {self.id!r}: the other baseline must differ from the pair's baseline")
+            if len(self.other_baseline_ids or ()) != len(self.baseline_ids):
+                raise ValueError(f"pair {self.id!r}: the other baseline {self.other_baseline.id} differs in length")
+
+    @property
+    def n_tokens(self) -> int:
+        """Token count of each prompt of the pair (BOS included)."""
+        return len(self.baseline_ids)
+
+    def has(self, role: Role) -> bool:
+        """Whether the pair has a prompt for ``role``."""
+        return role is not Role.OTHER_BASELINE or self.other_baseline is not None
+
+    def prompt(self, role: Role) -> tuple[Prompt, tuple[int, ...]]:
+        """The prompt playing ``role`` and its token ids."""
+        if role is Role.RECURSIVE:
+            return self.recursive, self.recursive_ids
+        if role is Role.BASELINE:
+            return self.baseline, self.baseline_ids
+        if self.other_baseline is None or self.other_baseline_ids is None:
+            raise ValueError(f"pair {self.id!r} has no other baseline of its length ({self.n_tokens} tokens)")
+        return self.other_baseline, self.other_baseline_ids
+
+
+def make_pair(lm: LoadedModel, recursive: Prompt, baseline: Prompt, *, pair_id: str | None = None,
+              other_baseline: Prompt | None = None) -> TransferPair:
+    """A :class:`TransferPair` from two prompts (e.g. a donor of another level onto a baseline recipient).
+
+    Raises ValueError when the token lengths under ``lm``'s tokenizer differ.
+    """
+    other_ids = tuple(encode(lm.tokenizer, other_baseline.text)) if other_baseline is not None else None
+    return TransferPair(
+        id=pair_id or f"{recursive.id}~{baseline.id}",
+        recursive=recursive,
+        baseline=baseline,
+        recursive_ids=tuple(encode(lm.tokenizer, recursive.text)),
+        baseline_ids=tuple(encode(lm.tokenizer, baseline.text)),
+        other_baseline=other_baseline,
+        other_baseline_ids=other_ids,
+    )
+
+
+def _level_interleaved(pairs: list[TransferPair]) -> list[TransferPair]:
+    by_level: dict[int, list[TransferPair]] = defaultdict(list)
+    for p in pairs:
+        by_level[p.recursive.level or 0].append(p)
+    rounds = zip_longest(*(by_level[level] for level in sorted(by_level)))
+    return [p for group in rounds for p in group if p is not None]
+
+
+def transfer_pairs(lm: LoadedModel, bank: PromptBank) -> list[TransferPair]:
+    """All exact-length recursive/baseline pairs of ``bank`` under ``lm``'s tokenizer, in the pre-registered
+    order of the module docstring, each with its cross-baseline donor where one exists.
+
+    The cross-baseline donor of baseline B is the next baseline prompt in id order (cyclically) with the
+    same token count as B, B excluded.
+    """
+    baselines = bank.group("baseline")
+    baseline_ids = {p.id: tuple(encode(lm.tokenizer, p.text)) for p in baselines}
+    by_length: dict[int, list[Prompt]] = defaultdict(list)
+    for p in baselines:
+        by_length[len(baseline_ids[p.id])].append(p)
+    out = []
+    for rec_base in equal_length_pairs(bank, lm.tokenizer, rematch=True):
+        recursive, baseline = bank.get(rec_base.first), bank.get(rec_base.second)
+        same = by_length[len(baseline_ids[baseline.id])]
+        other = None
+        if len(same) > 1:
+            other = same[(same.index(baseline) + 1) % len(same)]
+        out.append(make_pair(lm, recursive, baseline, pair_id=rec_base.id, other_baseline=other))
+    return _level_interleaved(out)
+
+
+def select_pairs(
+    lm: LoadedModel, bank: PromptBank, n: int, *, roles: Sequence[Role] = (Role.RECURSIVE, Role.BASELINE)
+) -> list[TransferPair]:
+    """The first ``n`` pairs of :func:`transfer_pairs` that have a prompt for every role in ``roles``."""
+    if n < 1:
+        raise ValueError(f"select_pairs: n must be >= 1, got {n}")
+    eligible = [p for p in transfer_pairs(lm, bank) if all(p.has(r) for r in roles)]
+    return eligible[:n]

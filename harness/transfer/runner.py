@@ -1,0 +1,258 @@
+"""Running a condition on pairs: batched generation, scoring, and the per-pair on-disk cache.
+
+See :mod:`harness.transfer` for what the cache key holds and why outcomes cached from one batch stand for any other.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import inspect
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness import behaviour, generation, hooks, interventions, kvcache, patching, records, tokens
+from harness.behaviour import BehaviourScore, degeneration, embedding, lexicon, score_continuations
+from harness.claims_registry import Decoding
+from harness.generation import CaptureSpec, DecodingConfig, GenerationRequest, generate
+from harness.measurement_cache import MeasurementCache, code_fingerprint
+from harness.models import LoadedModel
+from harness.records import GenerationRecord, to_builtin
+from harness.transfer.conditions import Condition, Intervention
+from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
+from harness.transfer.pairs import TransferPair
+
+__all__ = ["ENGINE_MODULES", "decoding_config", "engine_fingerprint", "run_condition", "standard_capture"]
+
+
+def decoding_config(decoding: Decoding) -> DecodingConfig:
+    """The engine's :class:`~harness.generation.DecodingConfig` for a registered decoding regime."""
+    penalty = decoding.repetition_penalty if decoding.repetition_penalty is not None else 1.0
+    if decoding.mode == "greedy":
+        return DecodingConfig(generation.DecodingMode.GREEDY, decoding.max_new_tokens, repetition_penalty=penalty)
+    if decoding.temperature is None:
+        raise ValueError("a sampling regime needs a temperature")
+    return DecodingConfig(generation.DecodingMode.SAMPLING, decoding.max_new_tokens,
+                          temperature=decoding.temperature, repetition_penalty=penalty)
+
+
+ENGINE_MODULES: tuple[ModuleType, ...] = (
+    generation, kvcache, patching, interventions, hooks, records, tokens,
+    behaviour, degeneration, embedding, lexicon, behaviour.references, behaviour.text,
+)
+"""Modules whose source determines an outcome; their fingerprint is part of every cache key."""
+
+
+def _source_fingerprint() -> str:
+    local = (decoding_config, Condition.patch_for, _generate_missing, _stored, _outcome)
+    text = code_fingerprint(ENGINE_MODULES) + "".join(inspect.getsource(f) for f in local)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def engine_fingerprint() -> str:
+    """sha256 over the source of :data:`ENGINE_MODULES` and of this module's functions that turn a condition
+    into requests, decode and store outcomes (editing any of them invalidates cached outcomes).
+
+    Read once, when this module is imported, so the key describes the code that runs even if the files on
+    disk change during a session.
+    """
+    return _ENGINE_FINGERPRINT
+
+
+def standard_capture(lm: LoadedModel, condition: Condition) -> CaptureSpec:
+    """What :func:`run_condition` captures by default: V (``v_proj`` output) of every fed token at the model's
+    early and late layers, so claims that need generated-token geometry share outcomes with those that do not.
+    A layer whose ``v_proj`` output the condition itself patches is left out (not a downstream measurement)."""
+    layers = {lm.layers.early, lm.layers.late}
+    if condition.intervention is Intervention.V_PROJ:
+        layers -= set(condition.layers.resolve(lm))  # type: ignore[union-attr]
+    return CaptureSpec(v_layers=tuple(sorted(layers)))
+
+
+def _encode_array(x: torch.Tensor | np.ndarray) -> dict[str, Any]:
+    arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    return {"shape": list(arr.shape), "f32": base64.b64encode(arr.tobytes()).decode("ascii")}
+
+
+def _decode_array(obj: Mapping[str, Any]) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(obj["f32"]), dtype=np.float32).reshape(obj["shape"]).copy()
+
+
+def _pair_parts(lm: LoadedModel, pair: TransferPair, condition: Condition, patch: Any, decoding: Decoding,
+                run_seed: int, capture: CaptureSpec, fingerprint: str) -> dict[str, Any]:
+    _, recipient_ids = pair.prompt(condition.recipient)
+    donor = pair.prompt(condition.donor)[1] if condition.donor is not None else None
+    return {
+        "model": lm.identity,
+        "pair_id": pair.id,
+        "recipient_ids": list(recipient_ids),
+        "donor_ids": list(donor) if donor is not None else None,
+        "patch": to_builtin(patch),
+        "decoding": to_builtin(decoding),
+        "run_seed": run_seed if decoding.mode == "sample" else None,
+        "capture": to_builtin(capture),
+        "code": fingerprint,
+    }
+
+
+def _stored(records_: Sequence[GenerationRecord], scores: Sequence[BehaviourScore], recipient_id: str,
+            donor_id: str | None) -> dict[str, Any]:
+    first = records_[0]
+    return {
+        "recipient_id": recipient_id,
+        "donor_id": donor_id,
+        "first_position": first.first_position,
+        "not_applicable": {str(k): list(v) for k, v in first.not_applicable.items()},
+        "intervention_counts": first.intervention_counts,
+        "samples": [
+            {
+                "sample_index": r.sample_index,
+                "text": r.text,
+                "generated_ids": list(r.generated_ids),
+                "stopped_at_eos": r.stopped_at_eos,
+                "min_top2_gap": r.min_gap() if r.top2_gaps else None,
+                "score": asdict(s),
+                "v": {str(k): _encode_array(v) for k, v in r.v_captures.items()},
+                "entropy": {str(k): _encode_array(v) for k, v in r.attention_entropy.items()},
+            }
+            for r, s in zip(records_, scores)
+        ],
+    }
+
+
+def _outcome(pair_id: str, condition: Condition, stored: Mapping[str, Any]) -> PairOutcome:
+    samples = tuple(
+        Continuation(
+            sample_index=s["sample_index"],
+            text=s["text"],
+            generated_ids=tuple(s["generated_ids"]),
+            stopped_at_eos=s["stopped_at_eos"],
+            min_top2_gap=math.inf if s["min_top2_gap"] is None else float(s["min_top2_gap"]),
+            score=BehaviourScore(**s["score"]),
+            v={int(k): _decode_array(v) for k, v in s["v"].items()},
+            entropy={int(k): _decode_array(v) for k, v in s["entropy"].items()},
+        )
+        for s in stored["samples"]
+    )
+    return PairOutcome(
+        pair_id=pair_id,
+        condition=condition.name,
+        recipient_id=stored["recipient_id"],
+        donor_id=stored["donor_id"],
+        first_position=stored["first_position"],
+        samples=samples,
+        not_applicable={int(k): tuple(v) for k, v in stored["not_applicable"].items()},
+        intervention_counts=stored["intervention_counts"],
+    )
+
+
+class _Missing(Exception):
+    """Raised inside a cache lookup to learn that an entry is absent (without computing it there)."""
+
+
+def _lookup(cache: MeasurementCache, parts: dict[str, Any]) -> dict[str, Any] | None:
+    def absent() -> dict[str, Any]:
+        raise _Missing
+
+    try:
+        return cache.get_or_compute("transfer_outcome", parts, absent)
+    except _Missing:
+        return None
+
+
+def _generate_missing(
+    lm: LoadedModel,
+    jobs: Sequence[tuple[TransferPair, Any]],
+    condition: Condition,
+    decoding: Decoding,
+    run_seed: int,
+    capture: CaptureSpec,
+    batch_size: int,
+    progress: bool,
+) -> dict[str, dict[str, Any]]:
+    """Generate and score every (pair, sample) of ``jobs``; returns the storable outcome per pair id."""
+    config = decoding_config(decoding)
+    by_patch: dict[str, list[tuple[TransferPair, Any]]] = defaultdict(list)
+    for pair, patch in jobs:
+        by_patch[repr(to_builtin(patch))].append((pair, patch))
+    batches: list[tuple[Any, list[GenerationRequest]]] = []
+    for group in by_patch.values():
+        patch = group[0][1]
+        requests = [
+            GenerationRequest(
+                pair.id,
+                pair.prompt(condition.recipient)[1],
+                pair.prompt(condition.donor)[1] if condition.donor is not None else None,
+                sample,
+            )
+            for pair, _ in group
+            for sample in range(decoding.samples_per_pair)
+        ]
+        batches.extend((patch, requests[i : i + batch_size]) for i in range(0, len(requests), batch_size))
+    generated: list[GenerationRecord] = []
+    bar = tqdm(batches, desc=f"{lm.name} {condition.name}", unit="batch", disable=not progress, leave=False)
+    for patch, requests in bar:
+        generated.extend(generate(lm, requests, decoding=config, patch=patch, capture=capture,
+                                  condition=condition.name, run_seed=run_seed, batch_size=len(requests)))
+    scores = score_continuations([r.text for r in generated])
+    per_pair: dict[str, list[tuple[GenerationRecord, BehaviourScore]]] = defaultdict(list)
+    for r, s in zip(generated, scores):
+        per_pair[r.pair_id].append((r, s))
+    out = {}
+    for pair, _ in jobs:
+        rows = sorted(per_pair[pair.id], key=lambda rs: rs[0].sample_index)
+        recipient = pair.prompt(condition.recipient)[0].id
+        donor = pair.prompt(condition.donor)[0].id if condition.donor is not None else None
+        out[pair.id] = _stored([r for r, _ in rows], [s for _, s in rows], recipient, donor)
+    return out
+
+
+def run_condition(
+    lm: LoadedModel,
+    pairs: Sequence[TransferPair],
+    condition: Condition,
+    *,
+    decoding: Decoding,
+    run_seed: int,
+    cache: MeasurementCache | None = None,
+    capture: CaptureSpec | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> ConditionRun:
+    """Run ``condition`` on every pair (``decoding.samples_per_pair`` continuations each) and score them.
+
+    Pairs already in ``cache`` are read back; the rest are generated in batches of ``batch_size`` requests
+    (a tqdm bar per condition) and written. ``capture`` defaults to :func:`standard_capture`; pass
+    ``CaptureSpec()`` for none (a different cache entry). Raises ValueError for duplicate pair ids or a pair
+    lacking a prompt the condition needs (e.g. no other baseline of its length).
+    """
+    ids = [p.id for p in pairs]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"run_condition: duplicate pair ids in {ids}")
+    for pair in pairs:
+        for role in (condition.recipient, condition.donor):
+            if role is not None and not pair.has(role):
+                raise ValueError(f"condition {condition.name!r} needs the {role.value} prompt; pair {pair.id!r} has none")
+    cache = cache or MeasurementCache(mode="off")
+    capture = capture if capture is not None else standard_capture(lm, condition)
+    fingerprint = engine_fingerprint()
+    patches = {p.id: condition.patch_for(lm, p.id, run_seed) for p in pairs}
+    parts = {p.id: _pair_parts(lm, p, condition, patches[p.id], decoding, run_seed, capture, fingerprint) for p in pairs}
+    found = {p.id: _lookup(cache, parts[p.id]) for p in pairs}
+    missing = [(p, patches[p.id]) for p in pairs if found[p.id] is None]
+    if missing:
+        fresh = _generate_missing(lm, missing, condition, decoding, run_seed, capture, batch_size, progress)
+        for pair, _ in missing:
+            found[pair.id] = cache.get_or_compute("transfer_outcome", parts[pair.id], lambda v=fresh[pair.id]: v)
+    return ConditionRun(condition, lm.name, tuple(_outcome(p.id, condition, found[p.id]) for p in pairs))  # type: ignore[arg-type]
+
+
+_ENGINE_FINGERPRINT = _source_fingerprint()

@@ -1,0 +1,118 @@
+"""The claims registry: every DESIGN §5 claim is present, rules are as registered, power plans recompute."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from statsmodels.stats.power import TTestIndPower, TTestPower
+
+from harness import stats as hs
+
+from harness.claims_registry import CLAIMS, FAMILIES, P_BELOW, Kind, ci, ci_within, family_of, get_claim, steps_at_least
+from harness.results import Verdict, evaluate
+
+HEADLINE = {"rv_contraction", "v_patch_null", "kv_transfer", "alpha_monotone", "single_layer_fails"}
+EXTENDED = {
+    "reverse_patch_necessity", "control_shuffled_null", "control_random_null", "control_cross_baseline_null",
+    "geometry_transfers", "rv_behaviour_correlation", "geometry_at_encoding", "layer_quarter_localisation",
+    "token_quarter_localisation", "level_rv_trend", "level_behaviour_trend", "attention_entropy_differs",
+    "rv_survives_long_control", "rv_survives_repetition", "rv_survives_about_recursion",
+    "donor_level_transfer_trend", "peak_zone_vs_half", "self_ref_token_patch", "donor_pr_predicts_transfer",
+}
+ANATOMY = {"cache_shapes_match_config", "cache_injection_equals_text", "rope_rerotation", "persona_signature"}
+
+
+def test_registry_holds_exactly_the_design_claims():
+    assert set(CLAIMS) == HEADLINE | EXTENDED | ANATOMY
+    assert {c.id for c in CLAIMS.values() if c.headline} == HEADLINE
+
+
+def test_headline_rules_are_design_section_5():
+    rv = get_claim("rv_contraction")
+    assert rv.conditions == (ci("<", -1.0), P_BELOW) and rv.alpha == 0.01 and FAMILIES[rv.family].method == "holm"
+    vp = get_claim("v_patch_null")
+    assert vp.kind is Kind.EQUIVALENCE and vp.conditions == (ci_within(-0.10, 0.10),)
+    assert vp.alpha == 0.05 and vp.ci_level == pytest.approx(1 - 2 * 0.05)
+    kv = get_claim("kv_transfer")
+    assert kv.conditions == (ci(">=", 0.80), P_BELOW) and kv.alpha_test == 0.01
+    am = get_claim("alpha_monotone")
+    assert am.kind is Kind.TREND and am.conditions == (P_BELOW, steps_at_least(-am.delta)) and am.alpha_test == 0.01
+    sl = get_claim("single_layer_fails")
+    assert sl.conditions == (ci("<", 0.20),) and sl.ci_level == 0.95
+
+
+def test_families_are_consistent_and_alpha_test_is_bonferroni():
+    for fam in FAMILIES.values():
+        for member in fam.members:
+            spec = get_claim(member)
+            assert spec.family == fam.name and P_BELOW in spec.conditions
+            assert spec.alpha_test == pytest.approx(fam.alpha / len(fam.members))
+            assert family_of(member) is fam
+    for spec in CLAIMS.values():
+        assert (spec.alpha_test is None) == (P_BELOW not in spec.conditions)
+
+
+def test_rv_contraction_power_recomputes_independently():
+    parts = get_claim("rv_contraction").power.parts
+    ci_n = TTestIndPower().solve_power(effect_size=0.8, alpha=0.025, power=0.8, alternative="larger")
+    p_n = TTestIndPower().solve_power(effect_size=1.8, alpha=0.01 / 8, power=0.8, alternative="larger")
+    assert parts[0].n == int(-(-ci_n * (1 + 1.8**2 / 8) // 1))
+    assert parts[1].n == int(-(-p_n // 1))
+    assert get_claim("rv_contraction").planned_n == max(parts[0].n, parts[1].n)
+
+
+def test_equivalence_power_gives_joint_power():
+    """Planned n for v_patch_null gives ≥ 0.8 probability that both TOST bounds hold at true T = 0."""
+    spec = get_claim("v_patch_null")
+    n = spec.planned_n
+    each = TTestPower().power(effect_size=0.10 / 0.25, nobs=n, alpha=0.05, alternative="larger")
+    assert 1 - 2 * (1 - each) >= 0.8
+
+
+def test_every_claim_is_complete():
+    for spec in CLAIMS.values():
+        assert spec.version >= 1 and spec.statement and spec.estimator and spec.rule_words
+        assert spec.planned_n >= 1 and spec.required_groups and spec.n_unit
+        assert isinstance(spec.threshold, float | tuple) and spec.comparator in {"<", "<=", ">", ">=", "within", "outside"}
+        text = spec.decision_text()
+        assert "PASS if" in text and str(spec.planned_n) in text
+        if spec.behaviour_score is not None:
+            assert spec.decoding is not None
+        if spec.kind is not Kind.INVARIANT:
+            assert spec.power.parts, spec.id
+
+
+def test_specs_are_frozen_and_unknown_ids_name_the_known_ones():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        get_claim("rv_contraction").version = 2  # type: ignore[misc]
+    with pytest.raises(KeyError, match="rv_contraction"):
+        get_claim("no_such_claim")
+
+
+def test_spec_validation_rejects_inconsistent_rules():
+    base = get_claim("single_layer_fails")
+    with pytest.raises(ValueError, match="not a member of a family"):
+        dataclasses.replace(base, id="x", conditions=(ci("<", 0.2), P_BELOW))
+    with pytest.raises(ValueError, match="ci_level"):
+        dataclasses.replace(base, ci_level=None)
+    with pytest.raises(ValueError, match="no p condition"):
+        dataclasses.replace(base, family="behaviour")
+
+
+def test_design_check_rv_contraction_reaches_planned_power_by_simulation():
+    """At the design effect (g = −1.8) and the planned n, the full decision (bootstrap CI + Welch p) passes
+    in at least ~80 % of simulated normal studies (150 sims; 0.72 is ~2.5 binomial SEs below 0.8)."""
+    spec = get_claim("rv_contraction")
+    n = spec.planned_n
+    rng = np.random.default_rng(2024)
+    sims = 150
+    passes = 0
+    for _ in range(sims):
+        x, y = rng.normal(-1.8, 1.0, n), rng.normal(0.0, 1.0, n)
+        ci = hs.bootstrap_ci(hs.hedges_g, x, y, n_resamples=499, method="percentile", rng=rng)
+        result = evaluate(spec, model="sim", estimate=ci.estimate, ci_low=ci.low, ci_high=ci.high,
+                          p_value=hs.welch_t(x, y, "less").p, n=n)
+        passes += result.verdict is Verdict.PASS
+    assert passes / sims >= 0.72

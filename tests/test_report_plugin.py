@@ -1,0 +1,291 @@
+"""The report plugin end to end, in pytester subprocesses (with and without pytest-xdist).
+
+The inner suite is synthetic: fabricated numbers, computed with harness.stats, for two models named
+``synthetic-demo`` and ``synthetic-demo-b``, every record marked ``details["synthetic"] = True``. It covers
+PASS, FAIL, INCONCLUSIVE (underpowered), SKIPPED and ERROR rows and the data of every figure kind.
+
+Set ``CLAIMS_EXAMPLE_DIR=reports/example-synthetic`` to write the example report there (see that README).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+INNER_CONFTEST = '''
+import pytest
+
+pytest_plugins = ["harness.report.plugin"]
+
+
+def pytest_addoption(parser):
+    # the harness's own plugin defines these in the real suite; the report plugin only reads them
+    parser.addoption("--model", default="synthetic-demo,synthetic-demo-b")
+    parser.addoption("--report-dir", dest="report_dir", default=None)
+    parser.addoption("--seed", type=int, default=0)
+
+
+def pytest_generate_tests(metafunc):
+    if "lm" in metafunc.fixturenames:
+        models = [m for m in metafunc.config.getoption("model").split(",") if m]
+        params = [pytest.param(m, id=m, marks=pytest.mark.xdist_group(m)) for m in sorted(models)]
+        metafunc.parametrize("lm", params, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def lm(request):
+    return request.param
+
+
+@pytest.fixture
+def weights_missing(lm):
+    raise RuntimeError(f"synthetic setup failure: no weights for {lm}")
+'''
+
+INNER_TESTS = '''
+"""SYNTHETIC claim tests: fabricated data that exercise the report plumbing; not a measurement."""
+import zlib
+
+import numpy as np
+import pytest
+
+from harness import stats as hs
+from harness.claims_registry import get_claim
+from harness.results import Verdict, evaluate, record_claim
+
+PROVENANCE = {"source": "synthetic: no model loaded", "revision": None, "sha256": None, "dtype": "float32",
+              "device": "cpu"}
+
+
+def rng_for(lm, claim):
+    return np.random.default_rng(zlib.crc32(f"{lm}/{claim}".encode()))
+
+
+def finish(record_property, claim, lm, details, **numbers):
+    base = {"synthetic": True, "model_provenance": PROVENANCE, "prompt_bank_sha256": "synthetic-bank"}
+    result = evaluate(get_claim(claim), model=lm, details=base | details, **numbers)
+    record_claim(record_property, result)
+    assert result.verdict is Verdict.PASS, result.explanation
+
+
+def ratio(num_a, num_b, den_a, den_b):
+    return (np.mean(num_a) - np.mean(num_b)) / (np.mean(den_a) - np.mean(den_b))
+
+
+@pytest.mark.claim("rv_contraction")
+def test_rv_contraction(lm, record_property):
+    rng = rng_for(lm, "rv_contraction")
+    rec, base = rng.normal(0.55, 0.08, 40), rng.normal(0.75, 0.08, 40)
+    ci = hs.bootstrap_ci(hs.hedges_g, rec, base, n_resamples=999, rng=rng)
+    depth = np.linspace(0.0, 1.0, 30)
+    effect = -2.2 * np.exp(-((depth - 0.8) / 0.2) ** 2) + rng.normal(0, 0.05, 30)
+    sweep = {"layers": list(range(30)), "depth_fraction": depth.tolist(), "estimate": effect.tolist(),
+             "ci_low": (effect - 0.4).tolist(), "ci_high": (effect + 0.4).tolist(), "fixed_layer": 25,
+             "effect_label": "Hedges g (synthetic)"}
+    finish(record_property, "rv_contraction", lm, {"rv_by_group": {"recursive": rec.tolist(),
+           "baseline": base.tolist()}, "layer_sweep": sweep},
+           estimate=ci.estimate, ci_low=ci.low, ci_high=ci.high, p_value=hs.welch_t(rec, base, "less").p, n=40)
+
+
+@pytest.mark.claim("kv_transfer")
+def test_kv_transfer(lm, record_property):
+    rng = rng_for(lm, "kv_transfer")
+    true_t = 1.0 if lm == "synthetic-demo" else 0.4
+    b = rng.normal(0.1, 0.1, 60)
+    a = b + rng.normal(0.6, 0.1, 60)
+    patched = b + true_t * (a - b) + rng.normal(0, 0.05, 60)
+    ci = hs.bootstrap_ci(lambda p, b_, a_: ratio(p, b_, a_, b_), patched, b, a, paired=True, n_resamples=999,
+                         rng=rng)
+    quarters = {"labels": ["Q1", "Q2", "Q3", "Q4", "second half"], "estimate": [0.05, 0.1, 0.5, 0.6, ci.estimate],
+                "ci_low": [-0.05, 0.0, 0.35, 0.45, ci.low], "ci_high": [0.15, 0.2, 0.65, 0.75, ci.high]}
+    examples = {
+        "baseline (natural)": ["[synthetic] The capital of France is Paris, a city on the Seine."],
+        "recursive (natural)": ["[synthetic] I notice myself noticing the act of noticing."],
+        "patched (baseline ⊕ recursive KV)": ["[synthetic] Paris is where I find myself observing the observer."],
+        "control: shuffled": ["[synthetic] The capital of France is Paris, known for its museums."],
+    }
+    finish(record_property, "kv_transfer", lm, {"transfer_by_range": quarters, "examples": examples},
+           estimate=ci.estimate, ci_low=ci.low, ci_high=ci.high,
+           p_value=hs.wilcoxon_paired(patched, b, "greater").p_value, n=60)
+
+
+@pytest.mark.claim("alpha_monotone")
+def test_alpha_monotone(lm, record_property):
+    rng = rng_for(lm, "alpha_monotone")
+    alphas = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    scores = alphas[None, :] + rng.normal(0, 0.1, (30, 5))
+    steps = [hs.bootstrap_ci(lambda hi, lo: float(np.mean(hi - lo)), scores[:, k + 1], scores[:, k], paired=True,
+                             n_resamples=999, rng=rng) for k in range(4)]
+    means = scores.mean(axis=0)
+    sem = scores.std(axis=0, ddof=1) / np.sqrt(30)
+    curve = {"alpha": alphas.tolist(), "estimate": means.tolist(), "ci_low": (means - 1.96 * sem).tolist(),
+             "ci_high": (means + 1.96 * sem).tolist(), "effect_label": "transfer T (synthetic)"}
+    finish(record_property, "alpha_monotone", lm, {"alpha_curve": curve}, estimate=float(means[-1] - means[0]),
+           p_value=hs.page_trend(scores).p_value, step_cis=[(s.low, s.high) for s in steps], n=30)
+
+
+@pytest.mark.claim("v_patch_null")
+def test_v_patch_null(lm, record_property):
+    rng = rng_for(lm, "v_patch_null")
+    t = rng.normal(0.0, 0.2, 30)
+    ci = hs.bootstrap_ci(np.mean, t, level=0.90, n_resamples=999, rng=rng)
+    finish(record_property, "v_patch_null", lm, {}, estimate=ci.estimate, ci_low=ci.low, ci_high=ci.high, n=30)
+
+
+@pytest.mark.claim("persona_signature")
+def test_persona_signature(lm, record_property):
+    pytest.skip("prompt bank has no 'persona' group")
+
+
+@pytest.mark.claim("geometry_transfers")
+def test_geometry_transfers(lm, weights_missing, record_property):
+    raise AssertionError("not reached: the fixture errors")
+'''
+
+CRASH_TESTS = '''
+import os
+import pytest
+
+
+@pytest.mark.claim("rope_rerotation")
+def test_rope_rerotation(lm):
+    os._exit(3)
+'''
+
+VOLATILE_HEADER = {"date_utc", "timings", "workers", "command", "invocation_args", "run_id"}
+
+
+def _setup(pytester: pytest.Pytester, tests: str = INNER_TESTS) -> None:
+    pytester.makeconftest(INNER_CONFTEST)
+    pytester.makepyfile(test_synthetic_claims=tests)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _run(pytester: pytest.Pytester, out: Path, *args: str) -> tuple[pytest.RunResult, dict]:
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--report-dir", str(out), *args)
+    return result, json.loads((out / "claims.json").read_text())
+
+
+def _stable(payload: dict) -> dict:
+    payload = copy.deepcopy(payload)
+    for rec in payload["records"]:
+        rec.pop("run")
+    for key in VOLATILE_HEADER:
+        payload["run"].pop(key)
+    return payload
+
+
+@pytest.fixture
+def inner_env(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return pytester
+
+
+def test_serial_and_xdist_runs_give_identical_reports(inner_env: pytest.Pytester, tmp_path: Path):
+    _setup(inner_env)
+    serial, a = _run(inner_env, tmp_path / "n0", "-n", "0")
+    parallel, b = _run(inner_env, tmp_path / "n2", "-n", "2", "--dist", "loadgroup")
+    assert _stable(a) == _stable(b)
+    assert {r["run"]["worker"] for r in b["records"]} <= {"gw0", "gw1"}
+    assert {r["run"]["worker"] for r in a["records"]} == {"main"}
+    assert set(b["run"]["workers"]) == {"gw0", "gw1"}
+
+    rows = {(r["claim"], r["model"]): r for r in a["records"]}
+    assert [(r["claim"], r["model"]) for r in a["records"]][:4] == [
+        ("rv_contraction", "synthetic-demo"), ("rv_contraction", "synthetic-demo-b"),
+        ("v_patch_null", "synthetic-demo"), ("v_patch_null", "synthetic-demo-b")]  # registry × model order
+    assert rows[("rv_contraction", "synthetic-demo")]["verdict"] == "PASS"
+    assert rows[("kv_transfer", "synthetic-demo-b")]["verdict"] == "FAIL"  # a failing claim keeps its row
+    assert rows[("v_patch_null", "synthetic-demo")]["verdict"] == "INCONCLUSIVE"
+    assert "n = 30 < planned 55" in rows[("v_patch_null", "synthetic-demo")]["explanation"]
+    skipped = rows[("persona_signature", "synthetic-demo")]
+    assert skipped["verdict"] == "SKIPPED" and "no 'persona' group" in skipped["explanation"]
+    errored = rows[("geometry_transfers", "synthetic-demo-b")]
+    assert errored["verdict"] == "ERROR" and "synthetic setup failure" in errored["explanation"]
+    assert len(a["records"]) == 12
+
+    rv = rows[("rv_contraction", "synthetic-demo")]
+    assert rv["p_adjusted"] == pytest.approx(min(1.0, 8 * rv["p_value"]))  # Holm, one present of m = 8
+    assert rv["family"] == "geometry" and rv["details"]["synthetic"] is True
+    assert a["run"]["synthetic"] is True and a["run"]["prompt_bank_sha256"] == "synthetic-bank"
+    assert a["run"]["seed"] == 0 and a["run"]["models"]["synthetic-demo"]["device"] == "cpu"
+
+    for res in (serial, parallel):
+        res.assert_outcomes(passed=5, failed=3, skipped=2, errors=2)
+        text = res.stdout.str()
+        assert "claim verdicts" in text and "INCONCLUSIVE" in text
+        assert res.stdout.lines[-1].startswith("=") and "3 failed, 5 passed, 2 skipped, 2 errors" in res.stdout.lines[-1]
+    md = (tmp_path / "n0" / "claims.md").read_text()
+    assert "## Verdict matrix" in md and "Synthetic data" in md and "## Examples" in md
+    assert md.count("### `rv_contraction` v1") == 1
+    for png in ("rv_by_group-rv_contraction.png", "layer_sweep-rv_contraction.png",
+                "alpha_dose_response-alpha_monotone.png", "transfer_by_layer_range-kv_transfer.png"):
+        assert (tmp_path / "n2" / png).stat().st_size > 5000
+        assert f"]({png})" in md
+    csv_lines = (tmp_path / "n0" / "claims.csv").read_text().splitlines()
+    assert len(csv_lines) == 13 and csv_lines[0].startswith("claim,version,model,verdict")
+
+
+def test_worker_crash_still_gives_an_error_row(inner_env: pytest.Pytester, tmp_path: Path):
+    _setup(inner_env, CRASH_TESTS)
+    result, payload = _run(inner_env, tmp_path / "crash", "-n", "2", "--dist", "loadgroup", "--max-worker-restart", "0")
+    rows = {r["model"]: r for r in payload["records"]}
+    assert set(rows) == {"synthetic-demo", "synthetic-demo-b"}
+    assert all(r["claim"] == "rope_rerotation" and r["verdict"] == "ERROR" for r in rows.values())
+    assert any("crashed" in r["explanation"] for r in rows.values())
+    assert result.ret != 0
+
+
+def test_unknown_claim_id_is_a_usage_error(inner_env: pytest.Pytester, tmp_path: Path):
+    _setup(inner_env, "import pytest\n\n@pytest.mark.claim('no_such_claim')\ndef test_x(lm):\n    pass\n")
+    result = inner_env.runpytest_subprocess("-p", "no:cacheprovider", "--report-dir", str(tmp_path / "u"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "no_such_claim" in result.stderr.str() and "rv_contraction" in result.stderr.str()
+
+
+def test_standalone_without_harness_options(inner_env: pytest.Pytester):
+    """No --model/--report-dir/--seed defined: the report goes to reports/<run-id>/ under the rootdir."""
+    inner_env.makeconftest('pytest_plugins = ["harness.report.plugin"]\n')
+    inner_env.makepyfile(test_one='''
+import pytest
+from harness.claims_registry import get_claim
+from harness.results import evaluate, record_claim
+
+@pytest.mark.claim("cache_shapes_match_config")
+def test_cache_shapes_match_config(record_property):
+    r = evaluate(get_claim("cache_shapes_match_config"), model="toy", estimate=0, n=8)
+    record_claim(record_property, r)
+''')
+    result = inner_env.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    reports = list((inner_env.path / "reports").glob("*/claims.json"))
+    assert len(reports) == 1 and reports[0].parent.name.endswith("-nogit")
+    record = json.loads(reports[0].read_text())["records"][0]
+    assert record["verdict"] == "PASS" and record["model"] == "toy" and record["run"]["worker"] == "main"
+
+
+def test_no_claim_tests_writes_nothing(inner_env: pytest.Pytester):
+    inner_env.makeconftest('pytest_plugins = ["harness.report.plugin"]\n')
+    inner_env.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    result = inner_env.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert not (inner_env.path / "reports").exists()
+    assert "claim verdicts" not in result.stdout.str()
+
+
+@pytest.mark.skipif(not os.environ.get("CLAIMS_EXAMPLE_DIR"), reason="set CLAIMS_EXAMPLE_DIR to write the example")
+def test_write_example_report(inner_env: pytest.Pytester, tmp_path: Path):
+    target = REPO / os.environ["CLAIMS_EXAMPLE_DIR"]
+    _setup(inner_env)
+    _run(inner_env, tmp_path / "example", "-n", "2", "--dist", "loadgroup")
+    target.mkdir(parents=True, exist_ok=True)
+    for f in (tmp_path / "example").iterdir():
+        shutil.copy2(f, target / f.name)
