@@ -348,9 +348,14 @@ def _row_plan(spec: KVPatchSpec, n_rec: int, n_don: int, row_key: str | None) ->
 def _mix(
     current: torch.Tensor, donor_part: torch.Tensor, alpha: float
 ) -> torch.Tensor:
-    """``(1−α)·current + α·donor`` in float32, cast back to ``current``'s dtype (same code for every α)."""
-    mixed = (1.0 - alpha) * current.float() + alpha * donor_part.to(device=current.device, dtype=torch.float32)
-    return mixed.to(current.dtype)
+    """``(1−α)·current + α·donor`` in float32, cast back to ``current``'s dtype (same code for every α).
+
+    Computed with ``torch.lerp`` (``a + α(b − a)`` for α < 0.5, ``b − (1 − α)(b − a)`` otherwise), which is
+    exact at α = 0 (the recipient), at α = 1 (the donor) and when donor == recipient at any α (self-patch is
+    the identity to the bit); the textbook two-product form is off by an ulp there.
+    """
+    donor32 = donor_part.to(device=current.device, dtype=torch.float32)
+    return torch.lerp(current.float(), donor32, alpha).to(current.dtype)
 
 
 def patch_kv(

@@ -157,7 +157,7 @@ def test_mixing_is_float32_per_position_and_touches_only_the_spec(toy_llama: Loa
         for got, r, d in zip(kvcache.layer_kv(patched, layer), kvcache.layer_kv(recipient, layer), kvcache.layer_kv(donor, layer)):
             expected = r.clone()
             if layer == 1:
-                expected[:, :, span] = (0.7 * r[:, :, span].float() + 0.3 * d[:, :, span].float()).to(r.dtype)
+                expected[:, :, span] = torch.lerp(r[:, :, span].float(), d[:, :, span].float(), 0.3).to(r.dtype)
             assert torch.equal(got, expected)
 
 
