@@ -433,7 +433,7 @@ def _cached_sha256(path: Path) -> str:
 
 def _convert_gguf(gguf_path: Path, target: Path) -> None:
     """Dequantize a GGUF file once and save weights (safetensors), config and tokenizer atomically."""
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = dict(gguf_file=gguf_path.name)
@@ -443,7 +443,11 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
     )
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     try:
-        save_model(model, str(staging / "model.safetensors"))  # de-duplicates the tied embedding
+        state = model.state_dict()
+        if getattr(model.config, "tie_word_embeddings", False):
+            state.pop("lm_head.weight", None)  # tied to the input embedding, which is kept and re-tied on load
+        # the "format" metadata is required by transformers 4.57's loader
+        save_file({k: v.contiguous() for k, v in state.items()}, str(staging / "model.safetensors"), metadata={"format": "pt"})
         config = model.config.to_dict()
         config.pop("quantization_config", None)
         config["dtype"] = "float32"
