@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 
 from harness import anatomy
-from harness.claim_support import require_float32, require_groups, run_details
+from harness.claim_support import capped, require_float32, require_groups, run_details
 from harness.claims_registry import ClaimSpec, get_claim
 from harness.prompts import Prompt, PromptBank
 from harness.results import Verdict, evaluate, record_claim
@@ -104,7 +104,7 @@ def test_rope_rerotation(lm, prompt_bank, run_settings, measurement_cache, recor
 def test_persona_signature(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
     spec = get_claim("persona_signature")
     require_groups(prompt_bank, spec, None)
-    by_persona = {name: (ps[: run_settings.n_cap] if run_settings.n_cap else ps)
+    by_persona = {name: capped(ps, run_settings.n_cap)
                   for name, ps in prompt_bank.personas().items()}
     prompts = [p for ps in by_persona.values() for p in ps]
     late = lm.layers.late

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_support import require_groups, run_details
+from harness.claim_support import capped, require_groups, run_details
 from harness.claims_registry import ClaimSpec, get_claim
 from harness.geometry import hedges_contrast, measure_rv
 from harness.measurement_cache import MeasurementCache
@@ -61,7 +61,7 @@ def test_rv_survives_long_control(lm, prompt_bank, run_settings, measurement_cac
         recursive, side = [p for p in recursive if p.level in LONG_CONTROL_LEVELS], "levels L4–L5"
     else:
         side = "all recursive prompts (the bank's recursive prompts carry no level)"
-    recursive = recursive[: run_settings.n_cap] if run_settings.n_cap else recursive
+    recursive = capped(recursive, run_settings.n_cap)
     result = _rv_versus_control(spec, "long_control", lm, prompt_bank, run_settings, measurement_cache, recursive,
                                 recursive_side=side)
     record_claim(record_property, result)
