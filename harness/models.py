@@ -54,6 +54,10 @@ class ModelUnavailableError(RuntimeError):
     """Weights are not present locally; the message says where we looked and how to provide them."""
 
 
+class TokenizerConversionUnsupportedError(ModelUnavailableError):
+    """This transformers release converts the model's GGUF tokenizer incorrectly; the message says which to use."""
+
+
 class GPUUnavailableError(RuntimeError):
     """A GPU-tier model was requested on a machine without CUDA."""
 
@@ -403,6 +407,7 @@ def _converted_copy(spec: ModelSpec) -> tuple[Path, str]:
     """Directory with the dequantized fp32 weights, config and tokenizer of a GGUF package; its sha256."""
     import transformers
 
+    _check_gguf_tokenizer_support(spec, transformers.__version__)
     gguf_path = package_gguf(spec)
     sha = _cached_sha256(gguf_path)
     # keyed by the transformers version too: config.json layouts differ between releases (4.57 reads
@@ -416,6 +421,23 @@ def _converted_copy(spec: ModelSpec) -> tuple[Path, str]:
             return target, sha
         _convert_gguf(gguf_path, target)
     return target, sha
+
+
+def _check_gguf_tokenizer_support(spec: ModelSpec, transformers_version: str) -> None:
+    """Refuse GGUF Gemma tokenizers on transformers < 5, which converts them wrongly.
+
+    transformers 4.x builds Gemma's GGUF tokenizer as a Unigram model over the file's scores, but the
+    Gemma vocabulary is SentencePiece BPE: 4.57.6 splits "Observe the process" into
+    'Ob', 'ser', 've', '▁t', 'he', '▁pr', 'oc', 'ess' where 5.x (merges recovered from the scores) gives
+    'Observe', '▁the', '▁process'. Token counts, the content window and every prompt pairing would be
+    wrong, so the model is not offered rather than measured on a broken tokenizer.
+    """
+    if spec.family.startswith("gemma") and int(transformers_version.split(".")[0]) < 5:
+        raise TokenizerConversionUnsupportedError(
+            f"{spec.name}: transformers {transformers_version} converts Gemma's GGUF tokenizer as a Unigram "
+            "model and mis-segments text ('Observe' -> 'Ob', 'ser', 've'); the embedded Gemma model needs "
+            "transformers>=5 (pip install 'transformers>=5')"
+        )
 
 
 def _cached_sha256(path: Path) -> str:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from harness.families import FAMILIES, layout_for_config, module_path, value_slice
+from fixtures.models import load_embedded
 from harness.models import (
     MODEL_REGISTRY,
     GPUUnavailableError,
@@ -111,7 +112,7 @@ def test_toy_weights_are_deterministic(toy_llama: LoadedModel) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m"])
 def test_embedded_models_load_offline_and_match_facts(name: str) -> None:
-    lm = load_model(name, device="cpu")
+    lm = load_embedded(name)
     assert lm.geometry.n_layers == lm.spec.expected.n_layers
     assert lm.provenance["gguf_sha256"] and lm.provenance["dtype"] == "float32"
     assert type(lm.model.get_submodule(lm.path(0, "v_proj"))) is torch.nn.Linear
@@ -140,3 +141,18 @@ def test_converted_copy_equals_direct_gguf_load_and_reloads_fast(smollm2: Loaded
     with torch.no_grad():
         assert torch.equal(again.model(ids).logits, direct(ids).logits)
     assert again.model.lm_head.weight.data_ptr() == again.model.model.embed_tokens.weight.data_ptr()
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "refused"),
+    [("gemma3-270m", "4.57.6", True), ("gemma3-270m", "5.0.0", False), ("smollm2-135m", "4.57.6", False)],
+)
+def test_gemma_gguf_tokenizer_is_refused_on_transformers_4(name: str, version: str, refused: bool) -> None:
+    from harness.models import TokenizerConversionUnsupportedError, _check_gguf_tokenizer_support, resolve_spec
+
+    spec = resolve_spec(name)
+    if refused:
+        with pytest.raises(TokenizerConversionUnsupportedError, match=r"transformers 4\.57\.6 .*needs transformers>=5"):
+            _check_gguf_tokenizer_support(spec, version)
+    else:
+        _check_gguf_tokenizer_support(spec, version)

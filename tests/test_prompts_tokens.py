@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness.prompts import PromptBank, check_min_tokens, content_token_count, equal_length_pairs, load_bank
-from harness.models import load_model
+from fixtures.models import load_embedded
 
 WINDOW = 16
 EMBEDDED = ("smollm2-135m", "gemma3-270m")
@@ -23,12 +23,20 @@ EMBEDDED = ("smollm2-135m", "gemma3-270m")
 def tokenizer(request: pytest.FixtureRequest) -> tuple[str, Any]:
     """The embedded model's tokenizer, from the converted copy the model loader keeps."""
     name = request.param
-    return name, load_model(name, device="cpu").tokenizer
+    return name, load_embedded(name).tokenizer
 
 
 @pytest.fixture(scope="module")
 def bank() -> PromptBank:
     return load_bank()
+
+
+def test_whole_words_are_single_tokens(tokenizer: tuple[str, Any]) -> None:
+    """Guards against a mis-converted GGUF tokenizer (transformers 4.x split Gemma words into fragments)."""
+    _, tok = tokenizer
+    ids = tok("Observe the process by which you are observing", add_special_tokens=False).input_ids
+    pieces = [p.lstrip("▁Ġ") for p in tok.convert_ids_to_tokens(ids)]
+    assert pieces[:4] == ["Obs", "erve", "the", "process"] or pieces[:3] == ["Observe", "the", "process"], pieces
 
 
 def test_every_prompt_fits_the_window(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
