@@ -103,6 +103,7 @@ class RunSettings:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: GPU replication tier (CUDA and local weights)")
     config.addinivalue_line("markers", "slow: loads an embedded pretrained model on CPU")
+    config.addinivalue_line("markers", "validation: a measurement that writes a record (tox -e scorer-validation)")
     selected_models(config)  # fail fast with a usage error, before collection
     if config.getoption("n_cap") is not None and config.getoption("n_cap") < 2:
         raise pytest.UsageError("--n must be at least 2")

@@ -109,6 +109,7 @@ def test_validate_scorers_on_hand_written_outputs() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.validation
 @pytest.mark.parametrize("model_name", ["smollm2-135m", "gemma3-270m"])
 def test_scorers_separate_natural_outputs_on_heldout_prompts(
     model_name: str, tmp_path: Path, record_property: pytest.RecordProperty
