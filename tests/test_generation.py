@@ -117,6 +117,7 @@ def smollm2_bank_runs(smollm2: LoadedModel) -> tuple[list[GenerationRequest], li
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("smollm2-bank-runs")  # one worker computes the module fixture for both tests
 def test_manual_loop_equals_model_generate_on_bank_prompts(smollm2: LoadedModel, smollm2_bank_runs, record_property) -> None:
     requests, records = smollm2_bank_runs
     near_ties = 0
@@ -131,6 +132,7 @@ def test_manual_loop_equals_model_generate_on_bank_prompts(smollm2: LoadedModel,
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("smollm2-bank-runs")
 def test_batched_equals_single_on_bank_prompts(smollm2: LoadedModel, smollm2_bank_runs, record_property) -> None:
     requests, singles = smollm2_bank_runs
     batched = generate(smollm2, requests, decoding=DecodingConfig.greedy(64), keep_first_logits=True, batch_size=8)
