@@ -15,7 +15,7 @@ import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
 from harness.claims_registry import get_claim
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, page_trend, steps_as_bounds
 from harness.transfer import ALPHAS, NATURAL_BASELINE, NATURAL_RECURSIVE, kv_alpha, transfer, transfer_step_cis
@@ -65,4 +65,4 @@ def test_alpha_monotone(lm, prompt_bank, run_settings, measurement_cache, record
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

@@ -16,7 +16,7 @@ import pytest
 from harness.claim_support import require_groups, run_details
 from harness.claims_registry import get_claim
 from harness.geometry import hedges_contrast, measure_attention_entropy
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import hedges_g
 
@@ -47,4 +47,4 @@ def test_attention_entropy_differs(lm, prompt_bank, run_settings, measurement_ca
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

@@ -22,7 +22,7 @@ from harness import anatomy
 from harness.claim_support import capped, require_float32, require_groups, run_details
 from harness.claims_registry import ClaimSpec, get_claim
 from harness.prompts import Prompt, PromptBank
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.stats import binomial_test, proportion_ci
 
 DELTAS = (1, 64, 256)
@@ -51,7 +51,7 @@ def test_cache_shapes_match_config(lm, prompt_bank, run_settings, measurement_ca
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)
 
 
 @pytest.mark.claim("cache_injection_equals_text")
@@ -69,7 +69,7 @@ def test_cache_injection_equals_text(lm, prompt_bank, run_settings, measurement_
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)
 
 
 @pytest.mark.claim("rope_rerotation")
@@ -97,7 +97,7 @@ def test_rope_rerotation(lm, prompt_bank, run_settings, measurement_cache, recor
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)
 
 
 @pytest.mark.claim("persona_signature")
@@ -131,4 +131,4 @@ def test_persona_signature(lm, prompt_bank, run_settings, measurement_cache, rec
                           p_value=binomial_test(correct, len(prompts), 1 / k, "greater").p_value,
                           n=len(prompts), details=details)
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

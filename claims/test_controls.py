@@ -14,7 +14,7 @@ import pytest
 
 from harness.claim_support import behaviour_pairs, run_conditions, transfer_result
 from harness.claims_registry import get_claim
-from harness.results import Verdict, record_claim
+from harness.results import assert_pass, record_claim
 from harness.transfer import (
     CROSS_BASELINE,
     NATURAL_BASELINE,
@@ -35,7 +35,7 @@ def _control_null(claim_id: str, control: Condition, roles: tuple[Role, ...], lm
     result = transfer_result(spec, lm, prompt_bank, runs, control, NATURAL_BASELINE, NATURAL_RECURSIVE,
                              seed=run_settings.seed)
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)
 
 
 @pytest.mark.claim("control_shuffled_null")

@@ -16,7 +16,7 @@ import pytest
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
 from harness.claim_support_ext import rank_correlation
 from harness.claims_registry import get_claim
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, transfer
 from harness.transfer_ext import donor_cache_pr
@@ -47,4 +47,4 @@ def test_donor_pr_predicts_transfer(lm, prompt_bank, run_settings, measurement_c
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

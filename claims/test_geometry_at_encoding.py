@@ -22,7 +22,7 @@ import pytest
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
 from harness.claim_support_ext import decode_step_rv, replay_capture_gap, replay_runs
 from harness.claims_registry import get_claim
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, hedges_g, welch_t
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE
@@ -86,4 +86,4 @@ def test_geometry_at_encoding(lm, prompt_bank, run_settings, measurement_cache, 
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

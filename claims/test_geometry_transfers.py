@@ -29,7 +29,7 @@ from harness.claim_support_ext import (
     replay_runs,
 )
 from harness.claims_registry import get_claim
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import transfer_ci
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, transfer
@@ -78,4 +78,4 @@ def test_geometry_transfers(lm, prompt_bank, run_settings, measurement_cache, re
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

@@ -13,7 +13,7 @@ import pytest
 
 from harness.claim_support import behaviour_pairs, paired_p, run_conditions, transfer_result
 from harness.claims_registry import get_claim
-from harness.results import Verdict, record_claim
+from harness.results import assert_pass, record_claim
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE
 
 CLAIM = get_claim("kv_transfer")
@@ -28,4 +28,4 @@ def test_kv_transfer(lm, prompt_bank, run_settings, measurement_cache, record_pr
     result = transfer_result(CLAIM, lm, prompt_bank, runs, KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE,
                              seed=run_settings.seed, p_value=p, p_note=p_note)
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

@@ -14,7 +14,7 @@ import pytest
 from harness.claim_support import require_groups, run_details
 from harness.claims_registry import get_claim
 from harness.geometry import measure_rv
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, spearman
 
@@ -46,4 +46,4 @@ def test_level_rv_trend(lm, prompt_bank, run_settings, measurement_cache, record
         result = evaluate(CLAIM, model=lm.name, estimate=test.statistic, ci_low=ci.low, ci_high=ci.high,
                           p_value=test.p_value, n=len(rv), details=details)
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

@@ -25,7 +25,7 @@ import pytest
 from harness.claim_support import behaviour_details, require_groups, run_conditions
 from harness.claim_support_ext import first_eligible, rank_correlation
 from harness.claims_registry import get_claim
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, page_trend, spearman
 from harness.transfer import KV_MAIN, NATURAL_RECURSIVE, transfer_pairs
@@ -56,7 +56,7 @@ def test_level_behaviour_trend(lm, prompt_bank, run_settings, measurement_cache,
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)
 
 
 def _block_rho(scores: np.ndarray) -> float:
@@ -102,4 +102,4 @@ def test_donor_level_transfer_trend(lm, prompt_bank, run_settings, measurement_c
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

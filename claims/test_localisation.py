@@ -27,7 +27,7 @@ import pytest
 from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
 from harness.claims_registry import get_claim
 from harness.patching import Span
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci
 from harness.transfer import (
@@ -86,7 +86,7 @@ def test_layer_quarter_localisation(lm, prompt_bank, run_settings, measurement_c
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)
 
 
 def _difference_claim(claim_id: str, lower, upper, p_alternative: str | None, lm, prompt_bank, run_settings,
@@ -111,7 +111,7 @@ def _difference_claim(claim_id: str, lower, upper, p_alternative: str | None, lm
                                   difference=f"T({upper.name}) − T({lower.name})", p_note=p_note, **extra),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)
 
 
 @pytest.mark.claim("token_quarter_localisation")

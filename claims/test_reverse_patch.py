@@ -12,7 +12,7 @@ import pytest
 
 from harness.claim_support import behaviour_pairs, paired_p, run_conditions, transfer_result
 from harness.claims_registry import get_claim
-from harness.results import Verdict, record_claim
+from harness.results import assert_pass, record_claim
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, REVERSE
 
 CLAIM = get_claim("reverse_patch_necessity")
@@ -27,4 +27,4 @@ def test_reverse_patch_necessity(lm, prompt_bank, run_settings, measurement_cach
     result = transfer_result(CLAIM, lm, prompt_bank, runs, REVERSE, NATURAL_RECURSIVE, NATURAL_BASELINE,
                              seed=run_settings.seed, p_value=p, p_note=p_note)
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

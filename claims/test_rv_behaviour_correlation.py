@@ -17,7 +17,7 @@ from harness.claim_support import behaviour_details, require_groups, run_conditi
 from harness.claim_support_ext import first_eligible, rank_correlation
 from harness.claims_registry import get_claim
 from harness.geometry import measure_rv
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.transfer import NATURAL_RECURSIVE, transfer_pairs
 
@@ -48,4 +48,4 @@ def test_rv_behaviour_correlation(lm, prompt_bank, run_settings, measurement_cac
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

@@ -24,7 +24,7 @@ from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
 from harness.prompts import Prompt, PromptBank
 from harness.pytest_plugin import RunSettings
-from harness.results import ClaimResult, Verdict, evaluate, record_claim
+from harness.results import ClaimResult, assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 
 LONG_CONTROL_LEVELS = (4, 5)
@@ -65,7 +65,7 @@ def test_rv_survives_long_control(lm, prompt_bank, run_settings, measurement_cac
     result = _rv_versus_control(spec, "long_control", lm, prompt_bank, run_settings, measurement_cache, recursive,
                                 recursive_side=side)
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)
 
 
 @pytest.mark.claim("rv_survives_repetition")
@@ -74,7 +74,7 @@ def test_rv_survives_repetition(lm, prompt_bank, run_settings, measurement_cache
     recursive = require_groups(prompt_bank, spec, run_settings.n_cap)["recursive"]
     result = _rv_versus_control(spec, "repetitive", lm, prompt_bank, run_settings, measurement_cache, recursive)
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)
 
 
 @pytest.mark.claim("rv_survives_about_recursion")
@@ -83,4 +83,4 @@ def test_rv_survives_about_recursion(lm, prompt_bank, run_settings, measurement_
     recursive = require_groups(prompt_bank, spec, run_settings.n_cap)["recursive"]
     result = _rv_versus_control(spec, "about_recursion", lm, prompt_bank, run_settings, measurement_cache, recursive)
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

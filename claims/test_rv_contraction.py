@@ -17,7 +17,7 @@ import pytest
 from harness.claim_support import require_groups, run_details
 from harness.claims_registry import get_claim
 from harness.geometry import hedges_contrast, measure_rv, rv_layer_sweep
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 
 CLAIM = get_claim("rv_contraction")
@@ -64,4 +64,4 @@ def test_rv_contraction(lm, prompt_bank, run_settings, measurement_cache, record
         ),
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

@@ -21,7 +21,7 @@ import pytest
 from harness.claim_support import require_groups, run_conditions, transfer_result
 from harness.claim_support_ext import first_eligible
 from harness.claims_registry import get_claim
-from harness.results import Verdict, record_claim
+from harness.results import assert_pass, record_claim
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, kv_condition, transfer_pairs
 from harness.transfer_ext import self_referential_positions
 
@@ -55,4 +55,4 @@ def test_self_ref_token_patch(lm, prompt_bank, run_settings, measurement_cache, 
                                                                    key=lambda kv: str(kv[0]))},
     )
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

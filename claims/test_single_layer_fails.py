@@ -10,7 +10,7 @@ import pytest
 
 from harness.claim_support import behaviour_pairs, run_conditions, transfer_result
 from harness.claims_registry import get_claim
-from harness.results import Verdict, record_claim
+from harness.results import assert_pass, record_claim
 from harness.transfer import KV_SINGLE_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE
 
 CLAIM = get_claim("single_layer_fails")
@@ -24,4 +24,4 @@ def test_single_layer_fails(lm, prompt_bank, run_settings, measurement_cache, re
     result = transfer_result(CLAIM, lm, prompt_bank, runs, KV_SINGLE_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE,
                              seed=run_settings.seed, patched_layer=lm.layers.late)
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

@@ -12,7 +12,7 @@ import pytest
 
 from harness.claim_support import behaviour_pairs, run_conditions, transfer_result
 from harness.claims_registry import get_claim
-from harness.results import Verdict, record_claim
+from harness.results import assert_pass, record_claim
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, V_PATCH_LATE
 
 CLAIM = get_claim("v_patch_null")
@@ -28,4 +28,4 @@ def test_v_patch_null(lm, prompt_bank, run_settings, measurement_cache, record_p
                              seed=run_settings.seed, v_patch_layer=lm.layers.late,
                              v_patch_decode_elements_changed_min=min(decode_changes))
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)

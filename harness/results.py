@@ -130,6 +130,21 @@ def to_builtin(obj: Any) -> Any:
     raise TypeError(f"to_builtin: cannot convert {type(obj).__name__} ({obj!r:.80}) to a JSON builtin")
 
 
+class ClaimNotPassed(AssertionError):
+    """A claim's verdict is FAIL or INCONCLUSIVE: a scientific result, shown as one line instead of a traceback."""
+
+
+def assert_pass(result: ClaimResult) -> None:
+    """End a claim test: return on PASS, else raise :class:`ClaimNotPassed` with the verdict's explanation.
+
+    The claims report plugin replaces the traceback of this exception with its message, so ``pytest claims/``
+    prints one line per non-passing claim (the explanation names the statistic, its CI or p and the bound).
+    Call :func:`record_claim` first.
+    """
+    if result.verdict is not Verdict.PASS:
+        raise ClaimNotPassed(f"{result.claim} [{result.model}] {result.explanation}")
+
+
 def record_claim(record_property: Callable[[str, Any], None], result: ClaimResult) -> None:
     """Record ``result`` as the single user property ``claim_result`` (a builtin-only dict).
 

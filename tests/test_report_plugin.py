@@ -58,7 +58,7 @@ import pytest
 
 from harness import stats as hs
 from harness.claims_registry import get_claim
-from harness.results import Verdict, evaluate, record_claim
+from harness.results import assert_pass, evaluate, record_claim
 
 PROVENANCE = {"source": "synthetic: no model loaded", "revision": None, "sha256": None, "dtype": "float32",
               "device": "cpu"}
@@ -72,7 +72,7 @@ def finish(record_property, claim, lm, details, **numbers):
     base = {"synthetic": True, "model_provenance": PROVENANCE, "prompt_bank_sha256": "synthetic-bank"}
     result = evaluate(get_claim(claim), model=lm, details=base | details, **numbers)
     record_claim(record_property, result)
-    assert result.verdict is Verdict.PASS, result.explanation
+    assert_pass(result)
 
 
 def ratio(num_a, num_b, den_a, den_b):
@@ -197,6 +197,10 @@ def test_serial_and_xdist_runs_give_identical_reports(inner_env: pytest.Pytester
     assert {r["run"]["worker"] for r in b["records"]} <= {"gw0", "gw1"}
     assert {r["run"]["worker"] for r in a["records"]} == {"main"}
     assert set(b["run"]["workers"]) == {"gw0", "gw1"}
+    for run in (serial, parallel):  # a FAIL verdict is a result: one line with its explanation, no traceback
+        out = run.stdout.str()
+        assert "kv_transfer [synthetic-demo-b] FAIL: transfer_ratio" in out
+        assert "raise ClaimNotPassed" not in out and "assert_pass(result)" not in out
 
     rows = {(r["claim"], r["model"]): r for r in a["records"]}
     assert [(r["claim"], r["model"]) for r in a["records"]][:4] == [

@@ -22,7 +22,7 @@ from harness.report.identity import CLAIM_ID_PROPERTY, CLAIM_MODEL_PROPERTY, NO_
 from harness.report.provenance import git_info, run_header, run_id, utc_now
 from harness.report.rows import RowCollector, apply_multiplicity
 from harness.report.writers import claims_markdown, terminal_table, write_csv, write_json
-from harness.results import PROPERTY_NAME, Verdict
+from harness.results import PROPERTY_NAME, ClaimNotPassed, Verdict
 
 PLUGIN_NAME = "claims-report"
 WORKER_INFO_KEY = "claims_report_worker"
@@ -49,6 +49,15 @@ def _pin_worker_gpu(worker_id: str) -> None:
     pinned = pinned_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"), worker_id)
     if pinned is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = pinned
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A FAIL or INCONCLUSIVE verdict (``ClaimNotPassed``) is a result: report its one-line explanation, no traceback."""
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(ClaimNotPassed):
+        report.longrepr = str(call.excinfo.value)
+    return report
 
 
 @pytest.hookimpl(trylast=True)
