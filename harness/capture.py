@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from harness.generation import attention_entropy
+from harness.metrics import attention_entropy
 from harness.hooks import TraceDict, resolve_module
 from harness.metrics import DEFAULT_WINDOW, PRKind, content_window, per_head_pr, r_v
 from harness.models import LoadedModel

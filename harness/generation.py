@@ -32,6 +32,7 @@ import torch
 from harness import kvcache
 from harness.hooks import TraceDict
 from harness.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
+from harness.metrics import attention_entropy
 from harness.models import LoadedModel
 from harness.patching import (
     ActivationPatchSpec,
@@ -50,7 +51,6 @@ __all__ = [
     "DecodingConfig",
     "DecodingMode",
     "GenerationRequest",
-    "attention_entropy",
     "eos_ids",
     "generate",
     "sampling_seed",
@@ -164,12 +164,6 @@ def eos_ids(lm: LoadedModel) -> frozenset[int]:
     if configured is None:
         return frozenset()
     return frozenset([configured] if isinstance(configured, int) else configured)
-
-
-def attention_entropy(probs: torch.Tensor) -> torch.Tensor:
-    """Entropy in nats of attention distributions along the last axis (zero-probability keys contribute 0)."""
-    p = probs.float()
-    return -(p * torch.where(p > 0, p.log(), torch.zeros_like(p))).sum(dim=-1)
 
 
 def _batches(items: Sequence[GenerationRequest], size: int) -> Iterator[Sequence[GenerationRequest]]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import capture, generation, hooks, metrics, tokens
+from harness import capture, hooks, metrics, tokens
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.metrics import PRKind, per_head_pr, participation_ratio
 from harness.models import LoadedModel
@@ -103,7 +103,7 @@ def _missing() -> Any:
 
 
 def _code() -> str:
-    return code_fingerprint([capture, hooks, tokens, metrics, generation, sys.modules[__name__]])
+    return code_fingerprint([capture, hooks, tokens, metrics, sys.modules[__name__]])
 
 
 def _parts(lm: LoadedModel, prompt: Prompt, window: int, code: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from harness import geometry
 from harness.capture import AttentionWeightsUnavailableError, capture_v_windows
-from harness.generation import attention_entropy
+from harness.metrics import attention_entropy
 from harness.models import LoadedModel, load_model
 from harness.prompts import Prompt
 

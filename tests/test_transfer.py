@@ -243,6 +243,31 @@ def test_cache_key_changes_with_what_determines_the_outcome(toy_llama, pairs, tm
     assert len(calls) == before + 1  # greedy natural runs do not depend on the run seed
 
 
+def test_cached_continuations_are_rescored_by_the_current_scorer_without_regeneration(toy_llama, pairs, tmp_path,
+                                                                                        monkeypatch):
+    from dataclasses import replace
+
+    cache = _cache(tmp_path)
+    first = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+    calls = []
+    real = runner.generate
+    monkeypatch.setattr(runner, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real_scores = runner.score_continuations
+
+    def new_scorer_version(texts):  # stands for an edited scorer: a different lexicon score per text
+        return [replace(s, lexicon_raw=float(len(t))) for t, s in zip(texts, real_scores(texts))]
+
+    monkeypatch.setattr(runner, "score_continuations", new_scorer_version)
+    monkeypatch.setattr(runner, "_SCORES", {})
+    again = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+    assert calls == []  # read back, not regenerated
+    for a, b in zip(first.outcomes, again.outcomes):
+        for sa, sb in zip(a.samples, b.samples):
+            assert sa.generated_ids == sb.generated_ids and sa.text == sb.text
+            assert sb.score.lexicon_raw == float(len(sb.text))
+            assert replace(sb.score, lexicon_raw=sa.score.lexicon_raw) == sa.score
+
+
 def test_cache_off_recomputes_the_same_greedy_outcomes(toy_llama, pairs, tmp_path):
     a = tr.run_condition(toy_llama, pairs, tr.CROSS_BASELINE, decoding=SHORT, run_seed=0, progress=False)
     b = tr.run_condition(toy_llama, pairs, tr.CROSS_BASELINE, decoding=SHORT, run_seed=0,

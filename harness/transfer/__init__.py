@@ -2,7 +2,7 @@
 
 Modules: :mod:`~harness.transfer.pairs` (pairs and their order), :mod:`~harness.transfer.conditions` (conditions
 as data and the catalogue), :mod:`~harness.transfer.outcomes` (typed results), :mod:`~harness.transfer.runner`
-(generation, scoring, cache), :mod:`~harness.transfer.estimate` (T and step CIs). Import from here.
+(generation, cache, scoring), :mod:`~harness.transfer.estimate` (T and step CIs). Import from here.
 
 Vocabulary
 ----------
@@ -22,10 +22,11 @@ Vocabulary
   :class:`~harness.measurement_cache.MeasurementCache`, keyed by the model identity, the pair id (it seeds
   the shuffled and random controls), the recipient and donor texts, the resolved patch spec, the decoding
   regime, the capture spec (by default V at the early and late layers, :func:`standard_capture`) and a
-  fingerprint of the engine and scorer source read at import; so claims that share a
-  condition compute it once per model and re-runs are free. Greedy continuations do not depend on batch
-  composition except at numerical near-ties (top-2 logit gap < 1e-4, see ``tests/test_generation.py``),
-  so an outcome cached from one batch stands for any other.
+  fingerprint of the engine source read at import; so claims that share a condition compute it once per
+  model and re-runs are free. The cache holds continuations, not scores: each run scores the texts with the
+  current scorers (each distinct text once per process), so a scorer change never needs regeneration.
+  Greedy continuations do not depend on batch composition except at numerical near-ties (top-2 logit gap
+  < 1e-4, see ``tests/test_generation.py``), so an outcome cached from one batch stands for any other.
 - :func:`transfer` computes T = (mean score(B⊕A) − mean score(B)) / (mean score(A) − mean score(B)), paired
   by pair, with a bootstrap CI over pairs (:func:`harness.stats.transfer_ci`); T is undefined when the CI
   of the natural gap includes 0, and the result says why.

@@ -1,6 +1,8 @@
-"""Running a condition on pairs: batched generation, scoring, and the per-pair on-disk cache.
+"""Running a condition on pairs: batched generation, the per-pair on-disk cache, and scoring.
 
 See :mod:`harness.transfer` for what the cache key holds and why outcomes cached from one batch stand for any other.
+The cache holds continuations (tokens, text, captures), never scores: every run scores the texts with the
+scorers as they are now, so a new scorer version re-scores cached continuations instead of regenerating them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import inspect
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from types import ModuleType
 from typing import Any
 
@@ -19,8 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness import behaviour, generation, hooks, interventions, kvcache, patching, records, tokens
-from harness.behaviour import BehaviourScore, degeneration, embedding, lexicon, score_continuations
+from harness import generation, hooks, interventions, kvcache, patching, records, tokens
+from harness.behaviour import BehaviourScore, score_continuations
 from harness.claims_registry import Decoding
 from harness.generation import CaptureSpec, DecodingConfig, GenerationRequest, generate
 from harness.measurement_cache import MeasurementCache, code_fingerprint
@@ -44,22 +45,20 @@ def decoding_config(decoding: Decoding) -> DecodingConfig:
                           temperature=decoding.temperature, repetition_penalty=penalty)
 
 
-ENGINE_MODULES: tuple[ModuleType, ...] = (
-    generation, kvcache, patching, interventions, hooks, records, tokens,
-    behaviour, degeneration, embedding, lexicon, behaviour.references, behaviour.text,
-)
-"""Modules whose source determines an outcome; their fingerprint is part of every cache key."""
+ENGINE_MODULES: tuple[ModuleType, ...] = (generation, kvcache, patching, interventions, hooks, records, tokens)
+"""Modules whose source determines a continuation; their fingerprint is part of every cache key. The behaviour
+scorers are not among them: scores are computed on every run, from the cached texts."""
 
 
 def _source_fingerprint() -> str:
-    local = (decoding_config, Condition.patch_for, _generate_missing, _stored, _outcome)
+    local = (decoding_config, Condition.patch_for, _generate_missing, _stored)
     text = code_fingerprint(ENGINE_MODULES) + "".join(inspect.getsource(f) for f in local)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def engine_fingerprint() -> str:
     """sha256 over the source of :data:`ENGINE_MODULES` and of this module's functions that turn a condition
-    into requests, decode and store outcomes (editing any of them invalidates cached outcomes).
+    into requests, decode and store continuations (editing any of them invalidates cached continuations).
 
     Read once, when this module is imported, so the key describes the code that runs even if the files on
     disk change during a session.
@@ -103,8 +102,7 @@ def _pair_parts(lm: LoadedModel, pair: TransferPair, condition: Condition, patch
     }
 
 
-def _stored(records_: Sequence[GenerationRecord], scores: Sequence[BehaviourScore], recipient_id: str,
-            donor_id: str | None) -> dict[str, Any]:
+def _stored(records_: Sequence[GenerationRecord], recipient_id: str, donor_id: str | None) -> dict[str, Any]:
     first = records_[0]
     return {
         "recipient_id": recipient_id,
@@ -119,16 +117,17 @@ def _stored(records_: Sequence[GenerationRecord], scores: Sequence[BehaviourScor
                 "generated_ids": list(r.generated_ids),
                 "stopped_at_eos": r.stopped_at_eos,
                 "min_top2_gap": r.min_gap() if r.top2_gaps else None,
-                "score": asdict(s),
                 "v": {str(k): _encode_array(v) for k, v in r.v_captures.items()},
                 "entropy": {str(k): _encode_array(v) for k, v in r.attention_entropy.items()},
             }
-            for r, s in zip(records_, scores)
+            for r in records_
         ],
     }
 
 
-def _outcome(pair_id: str, condition: Condition, stored: Mapping[str, Any]) -> PairOutcome:
+def _outcome(pair_id: str, condition: Condition, stored: Mapping[str, Any], scores: Sequence[BehaviourScore]) -> PairOutcome:
+    if len(scores) != len(stored["samples"]):
+        raise ValueError(f"{pair_id}: {len(scores)} scores for {len(stored['samples'])} continuations")
     samples = tuple(
         Continuation(
             sample_index=s["sample_index"],
@@ -136,11 +135,11 @@ def _outcome(pair_id: str, condition: Condition, stored: Mapping[str, Any]) -> P
             generated_ids=tuple(s["generated_ids"]),
             stopped_at_eos=s["stopped_at_eos"],
             min_top2_gap=math.inf if s["min_top2_gap"] is None else float(s["min_top2_gap"]),
-            score=BehaviourScore(**s["score"]),
+            score=score,
             v={int(k): _decode_array(v) for k, v in s["v"].items()},
             entropy={int(k): _decode_array(v) for k, v in s["entropy"].items()},
         )
-        for s in stored["samples"]
+        for s, score in zip(stored["samples"], scores)
     )
     return PairOutcome(
         pair_id=pair_id,
@@ -178,7 +177,7 @@ def _generate_missing(
     batch_size: int,
     progress: bool,
 ) -> dict[str, dict[str, Any]]:
-    """Generate and score every (pair, sample) of ``jobs``; returns the storable outcome per pair id."""
+    """Generate every (pair, sample) of ``jobs``; returns the storable (unscored) outcome per pair id."""
     config = decoding_config(decoding)
     by_patch: dict[str, list[tuple[TransferPair, Any]]] = defaultdict(list)
     for pair, patch in jobs:
@@ -202,17 +201,28 @@ def _generate_missing(
     for patch, requests in bar:
         generated.extend(generate(lm, requests, decoding=config, patch=patch, capture=capture,
                                   condition=condition.name, run_seed=run_seed, batch_size=len(requests)))
-    scores = score_continuations([r.text for r in generated])
-    per_pair: dict[str, list[tuple[GenerationRecord, BehaviourScore]]] = defaultdict(list)
-    for r, s in zip(generated, scores):
-        per_pair[r.pair_id].append((r, s))
+    per_pair: dict[str, list[GenerationRecord]] = defaultdict(list)
+    for r in generated:
+        per_pair[r.pair_id].append(r)
     out = {}
     for pair, _ in jobs:
-        rows = sorted(per_pair[pair.id], key=lambda rs: rs[0].sample_index)
+        rows = sorted(per_pair[pair.id], key=lambda r: r.sample_index)
         recipient = pair.prompt(condition.recipient)[0].id
         donor = pair.prompt(condition.donor)[0].id if condition.donor is not None else None
-        out[pair.id] = _stored([r for r, _ in rows], [s for _, s in rows], recipient, donor)
+        out[pair.id] = _stored(rows, recipient, donor)
     return out
+
+
+_SCORES: dict[str, BehaviourScore] = {}
+"""Scores of texts seen in this process (the scorers are fixed while it runs; natural conditions recur in claims)."""
+
+
+def score_texts(texts: Sequence[str]) -> list[BehaviourScore]:
+    """:func:`harness.behaviour.score_continuations` of ``texts``, each distinct text scored once per process."""
+    new = list(dict.fromkeys(t for t in texts if t not in _SCORES))
+    if new:
+        _SCORES.update(zip(new, score_continuations(new)))
+    return [_SCORES[t] for t in texts]
 
 
 def run_condition(
@@ -230,7 +240,7 @@ def run_condition(
     """Run ``condition`` on every pair (``decoding.samples_per_pair`` continuations each) and score them.
 
     Pairs already in ``cache`` are read back; the rest are generated in batches of ``batch_size`` requests
-    (a tqdm bar per condition) and written. ``capture`` defaults to :func:`standard_capture`; pass
+    (a tqdm bar per condition) and written. Every continuation is then scored by the current scorers. ``capture`` defaults to :func:`standard_capture`; pass
     ``CaptureSpec()`` for none (a different cache entry). Raises ValueError for duplicate pair ids or a pair
     lacking a prompt the condition needs (e.g. no other baseline of its length).
     """
@@ -252,7 +262,13 @@ def run_condition(
         fresh = _generate_missing(lm, missing, condition, decoding, run_seed, capture, batch_size, progress)
         for pair, _ in missing:
             found[pair.id] = cache.get_or_compute("transfer_outcome", parts[pair.id], lambda v=fresh[pair.id]: v)
-    return ConditionRun(condition, lm.name, tuple(_outcome(p.id, condition, found[p.id]) for p in pairs))  # type: ignore[arg-type]
+    texts = [s["text"] for p in pairs for s in found[p.id]["samples"]]  # type: ignore[index]
+    scores = iter(score_texts(texts))
+    outcomes = tuple(
+        _outcome(p.id, condition, found[p.id], [next(scores) for _ in found[p.id]["samples"]])  # type: ignore[arg-type,index]
+        for p in pairs
+    )
+    return ConditionRun(condition, lm.name, outcomes)
 
 
 _ENGINE_FINGERPRINT = _source_fingerprint()
