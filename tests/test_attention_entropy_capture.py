@@ -34,11 +34,11 @@ def test_entropy_is_that_of_the_models_attention_at_the_window(toy_model: Loaded
     got = capture_v_windows(toy_model, PROMPTS, [toy_model.layers.late], window=WINDOW, attention_entropy_layers=layers)
     assert all_forward_hooks(toy_model.model) == hooks_before
     for i, (_, text) in enumerate(PROMPTS):
-        ids = torch.tensor([toy_model.tokenizer(text)["input_ids"]])
+        ids = torch.tensor([toy_model.tokenizer(text)["input_ids"]], device=toy_model.input_device)
         with torch.no_grad():
             attentions = toy_model.model(ids, output_attentions=True).attentions
         for layer in layers:
-            expected = attention_entropy(attentions[layer][0, :, -WINDOW:, :]).mean(dim=1)
+            expected = attention_entropy(attentions[layer][0, :, -WINDOW:, :]).mean(dim=1).cpu()
             torch.testing.assert_close(got.entropy[layer][i], expected, rtol=1e-5, atol=1e-5)
 
 
