@@ -63,3 +63,24 @@ def test_malformed_prompt_bank_names_file_and_problem(suite: pytest.Pytester, tm
 def test_toy_model_runs_through_the_fixture(suite: pytest.Pytester) -> None:
     result = suite.runpytest_subprocess("--model", "toy-llama,toy-gemma3", "-p", "xdist", "-n", "2", "--dist", "loadgroup")
     result.assert_outcomes(passed=2)
+
+
+def test_xdist_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import torch
+
+    from harness.pytest_plugin import share_cpu_threads_among_workers
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        assert share_cpu_threads_among_workers(None) is None  # not an xdist worker: torch's default stays
+        assert torch.get_num_threads() == before
+        expected = max(1, (os.cpu_count() or 1) // 64)
+        assert share_cpu_threads_among_workers("64") == expected == torch.get_num_threads()
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        torch.set_num_threads(before)
+        assert share_cpu_threads_among_workers("64") is None and torch.get_num_threads() == before  # user's choice wins
+    finally:
+        torch.set_num_threads(before)
