@@ -53,10 +53,12 @@ def _pin_worker_gpu(worker_id: str) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """A FAIL or INCONCLUSIVE verdict (``ClaimNotPassed``) is a result: report its one-line explanation, no traceback."""
+    """A FAIL or INCONCLUSIVE verdict (``ClaimNotPassed``) is a result: report its one-line explanation, without
+    a traceback or the test's captured output (progress bars); errors keep both."""
     report = yield
     if call.excinfo is not None and call.excinfo.errisinstance(ClaimNotPassed):
         report.longrepr = str(call.excinfo.value)
+        report.sections = [(name, text) for name, text in report.sections if not name.startswith("Captured ")]
     return report
 
 
