@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
@@ -172,7 +172,7 @@ class PromptBank:
         self.source: tuple[str, ...] = tuple(str(s) for s in source)
         self._by_id = {p.id: p for p in self.prompts}
         if len(self._by_id) != len(self.prompts):
-            dupes = sorted({p.id for p in self.prompts if sum(q.id == p.id for q in self.prompts) > 1})
+            dupes = sorted(i for i, count in Counter(p.id for p in self.prompts).items() if count > 1)
             raise PromptBankError("<memory>", f"duplicate id(s) {dupes}")
         self._origins = dict(origins or {})
         self.content_hash: str = _hash_canonical(self.prompts, self._pairs)

@@ -48,8 +48,6 @@ __all__ = [
 SCORERS: tuple[str, ...] = ("lexicon_raw", "lexicon_gated", "embedding_raw", "embedding_gated", "embedding_margin")
 """BehaviourScore fields whose AUROC is reported."""
 
-"""Embedded model name -> (PyPI package module, GGUF file name inside it)."""
-
 _SPLIT_SALT = "scorer-validation-v1:"
 
 

@@ -1,7 +1,7 @@
 """Token-length properties of the shipped bank under both embedded tokenizers.
 
-The tokenizers are read from the embedded GGUF packages once and kept (``save_pretrained``) in pytest's
-cache directory, so later runs take seconds.
+The tokenizers come from the session model fixtures (``fixtures/models.py``), whose loader keeps a converted
+copy of each GGUF package, so later runs take seconds.
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from typing import Any
 import pytest
 
 from harness.prompts import PromptBank, check_min_tokens, content_token_count, equal_length_pairs, load_bank
-from fixtures.models import load_embedded
 
 WINDOW = 16
-EMBEDDED = ("smollm2-135m", "gemma3-270m")
+EMBEDDED = {"smollm2-135m": "smollm2", "gemma3-270m": "gemma3"}
+"""Embedded model name -> its session fixture in fixtures/models.py (loaded once per process, shared)."""
 
 
-@pytest.fixture(scope="module", params=EMBEDDED)
+@pytest.fixture(scope="module", params=list(EMBEDDED))
 def tokenizer(request: pytest.FixtureRequest) -> tuple[str, Any]:
-    """The embedded model's tokenizer, from the converted copy the model loader keeps."""
+    """The embedded model's tokenizer, from the shared session model fixture."""
     name = request.param
-    return name, load_embedded(name).tokenizer
+    return name, request.getfixturevalue(EMBEDDED[name]).tokenizer
 
 
 @pytest.fixture(scope="module")

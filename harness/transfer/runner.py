@@ -125,9 +125,9 @@ def _stored(records_: Sequence[GenerationRecord], recipient_id: str, donor_id: s
     }
 
 
-def _outcome(pair_id: str, condition: Condition, stored: Mapping[str, Any], scores: Sequence[BehaviourScore]) -> PairOutcome:
-    if len(scores) != len(stored["samples"]):
-        raise ValueError(f"{pair_id}: {len(scores)} scores for {len(stored['samples'])} continuations")
+def _outcome(pair_id: str, condition: Condition, stored: Mapping[str, Any]) -> PairOutcome:
+    """The typed outcome of a stored entry, each continuation scored by :func:`score_texts`."""
+    scores = score_texts([s["text"] for s in stored["samples"]])
     samples = tuple(
         Continuation(
             sample_index=s["sample_index"],
@@ -240,8 +240,9 @@ def run_condition(
     """Run ``condition`` on every pair (``decoding.samples_per_pair`` continuations each) and score them.
 
     Pairs already in ``cache`` are read back; the rest are generated in batches of ``batch_size`` requests
-    (a tqdm bar per condition) and written. Every continuation is then scored by the current scorers. ``capture`` defaults to :func:`standard_capture`; pass
-    ``CaptureSpec()`` for none (a different cache entry). Raises ValueError for duplicate pair ids or a pair
+    (a tqdm bar per condition) and written. Every continuation is then scored by the current scorers (new
+    texts in one batch). ``capture`` defaults to :func:`standard_capture`; pass ``CaptureSpec()`` for none
+    (a different cache entry). Raises ValueError for duplicate pair ids or a pair
     lacking a prompt the condition needs (e.g. no other baseline of its length).
     """
     ids = [p.id for p in pairs]
@@ -262,13 +263,9 @@ def run_condition(
         fresh = _generate_missing(lm, missing, condition, decoding, run_seed, capture, batch_size, progress)
         for pair, _ in missing:
             found[pair.id] = cache.get_or_compute("transfer_outcome", parts[pair.id], lambda v=fresh[pair.id]: v)
-    texts = [s["text"] for p in pairs for s in found[p.id]["samples"]]  # type: ignore[index]
-    scores = iter(score_texts(texts))
-    outcomes = tuple(
-        _outcome(p.id, condition, found[p.id], [next(scores) for _ in found[p.id]["samples"]])  # type: ignore[arg-type,index]
-        for p in pairs
-    )
-    return ConditionRun(condition, lm.name, outcomes)
+    # score every new text in one batch; _outcome then reads the scores back per pair
+    score_texts([s["text"] for p in pairs for s in found[p.id]["samples"]])  # type: ignore[index]
+    return ConditionRun(condition, lm.name, tuple(_outcome(p.id, condition, found[p.id]) for p in pairs))  # type: ignore[arg-type]
 
 
 _ENGINE_FINGERPRINT = _source_fingerprint()
