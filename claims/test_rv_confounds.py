@@ -23,7 +23,7 @@ from harness.geometry import hedges_contrast, measure_rv
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
 from harness.prompts import Prompt, PromptBank
-from harness.pytest_plugin import RunSettings
+from harness.claim_context import RunSettings
 from harness.results import ClaimResult, assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 

@@ -12,7 +12,7 @@ from harness.claims_registry import ClaimSpec
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
 from harness.prompts import Prompt, PromptBank
-from harness.pytest_plugin import RunSettings
+from harness.claim_context import RunSettings
 from harness.results import ClaimResult, evaluate
 from harness.seeds import derive_seed
 from harness.stats import wilcoxon_paired

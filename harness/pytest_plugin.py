@@ -15,11 +15,11 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from harness.claim_context import ClaimContext, RunSettings
 from harness.measurement_cache import CACHE_MODES, MeasurementCache
 from harness.metrics import DEFAULT_WINDOW
 from harness.models import (
@@ -87,18 +87,6 @@ def selected_models(config: pytest.Config) -> list[str]:
         except UnknownModelError as exc:
             raise pytest.UsageError(f"--model: {exc}") from None
     return sorted(dict.fromkeys(names))
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Run-wide settings every claim reads: seed, prompt cap, V window, report directory, device, dtype."""
-
-    seed: int
-    n_cap: int | None
-    window: int
-    report_dir: Path | None
-    device: str
-    dtype: str | None
 
 
 def share_cpu_threads_among_workers(worker_count: str | None) -> int | None:
@@ -195,3 +183,25 @@ def prompt_bank(pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
 def measurement_cache(pytestconfig: pytest.Config) -> MeasurementCache:
     """The on-disk cache of raw per-item measurements (mode from ``--claims-cache``)."""
     return MeasurementCache(mode=pytestconfig.getoption("claims_cache"))
+
+
+@pytest.fixture
+def claim(
+    request: pytest.FixtureRequest,
+    lm: LoadedModel,
+    prompt_bank,  # type: ignore[no-untyped-def]
+    run_settings: RunSettings,
+    measurement_cache: MeasurementCache,
+    record_property,  # type: ignore[no-untyped-def]
+) -> ClaimContext:
+    """The context of the claim named by the test's ``@pytest.mark.claim(<id>)`` on the model under test."""
+    from harness.registry import get_claim
+
+    marker = request.node.get_closest_marker("claim")
+    claim_id = (marker.args[0] if marker.args else marker.kwargs.get("id")) if marker else None
+    if claim_id is None:
+        pytest.fail(f"{request.node.nodeid}: the claim fixture needs @pytest.mark.claim(<claim id>)", pytrace=False)
+    return ClaimContext(
+        spec=get_claim(claim_id), lm=lm, bank=prompt_bank, settings=run_settings, cache=measurement_cache,
+        record_property=record_property,
+    )

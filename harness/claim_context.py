@@ -1,0 +1,91 @@
+"""What a claim test receives: the run-wide settings and one claim's context (spec, model, bank, cache, seed).
+
+A claim module marks its test with ``@pytest.mark.claim("<id>")`` and requests the ``claim`` fixture
+(:mod:`harness.pytest_plugin`), which builds a :class:`ClaimContext` for that claim on the model under test::
+
+    pytestmark = pytest.mark.claim("kv_transfer")
+
+    def test_kv_transfer(claim: ClaimContext) -> None:
+        pairs = behaviour_pairs(claim)
+        ...
+        claim.conclude(result)   # record for the report, then pass / fail with the verdict's one-line reason
+
+The context owns the per-claim seed (``derive_seed(run seed, claim id, model name)``), so no claim derives
+seeds by hand, and the record-then-assert order, so no claim can forget to record a FAIL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.seeds import derive_seed
+
+if TYPE_CHECKING:
+    from harness.measurement_cache import MeasurementCache
+    from harness.models import LoadedModel
+    from harness.prompts import PromptBank
+    from harness.registry import ClaimSpec
+    from harness.results import ClaimResult
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Run-wide settings every claim reads, from the command line.
+
+    Attributes:
+        seed: the run seed; every seed of the run is derived from it with sha256 (:mod:`harness.seeds`).
+        n_cap: ``--n``, a cap on prompts (or pairs) per condition; None without a cap.
+        window: ``--window``, the V window W in content tokens.
+        report_dir: ``--report-dir`` (None: ``reports/<run-id>/``).
+        device: ``--device`` (``auto``, ``cpu`` or ``cuda``).
+        dtype: ``--dtype`` override, or None for the registry's dtype.
+    """
+
+    seed: int
+    n_cap: int | None
+    window: int
+    report_dir: Path | None
+    device: str
+    dtype: str | None
+
+
+@dataclass(frozen=True)
+class ClaimContext:
+    """One registered claim on one model: everything its test needs, and how its result leaves the test.
+
+    Attributes:
+        spec: the registered claim (rule, α, planned n, decoding regime, required groups).
+        lm: the model under test (session-scoped, read-only).
+        bank: the prompt bank of the run.
+        settings: the run-wide settings.
+        cache: the on-disk cache of raw per-item measurements.
+        record_property: pytest's ``record_property`` of the test (the report reads it).
+    """
+
+    spec: ClaimSpec
+    lm: LoadedModel
+    bank: PromptBank
+    settings: RunSettings
+    cache: MeasurementCache
+    record_property: Callable[[str, Any], None]
+
+    @property
+    def seed(self) -> int:
+        """This claim's seed on this model: ``derive_seed(run seed, claim id, model name)`` (bootstrap, controls)."""
+        return derive_seed(self.settings.seed, self.spec.id, self.lm.name)
+
+    def evaluate(self, **measured: Any) -> ClaimResult:
+        """The verdict of this claim on this model: :func:`harness.results.evaluate` with the spec and model."""
+        from harness.results import evaluate
+
+        return evaluate(self.spec, model=self.lm.name, **measured)
+
+    def conclude(self, result: ClaimResult) -> None:
+        """Record ``result`` for the report, then end the test: pass on PASS, else fail with its explanation."""
+        from harness.results import assert_pass, record_claim
+
+        record_claim(self.record_property, result)
+        assert_pass(result)
