@@ -22,7 +22,6 @@ forward and the probabilities are dropped.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
