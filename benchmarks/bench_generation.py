@@ -13,7 +13,8 @@ import argparse
 import time
 from collections.abc import Callable
 
-from harness.generation import DecodingConfig, GenerationRequest, generate
+from harness.decoding import DecodingRegime
+from harness.generation import GenerationRequest, generate
 from harness.models import LoadedModel, load_model
 from harness.patching import KVPatchSpec
 from harness.prompts import load_bank
@@ -46,8 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     lm = load_model(args.model)
     requests = requests_from_bank(lm, args.prompts)
-    decoding = DecodingConfig.greedy(args.tokens)
-    generate(lm, requests[:1], decoding=DecodingConfig.greedy(2))  # warm-up
+    decoding = DecodingRegime.greedy(args.tokens)
+    generate(lm, requests[:1], decoding=DecodingRegime.greedy(2))  # warm-up
     print(f"model={args.model} prompts={len(requests)} new_tokens={args.tokens} batch_size={args.batch_size}")
     for label, patch in (("natural", None), ("kv_patch", KVPatchSpec(lm.layers.patch_layers))):
         naive_s, naive = timed(lambda: generate(lm, requests, decoding=decoding, patch=patch, batch_size=1))

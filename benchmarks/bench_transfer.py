@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 from harness import transfer as tr
-from harness.claims_registry import BEHAVIOUR_DECODING
 from harness.measurement_cache import MeasurementCache
 from harness.models import load_model
 from harness.prompts import load_bank
+from harness.registry import BEHAVIOUR_DECODING
 
 
 def _timed(fn):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
-from harness.claims_registry import get_claim
+from harness.registry import get_claim
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, page_trend, steps_as_bounds

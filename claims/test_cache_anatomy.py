@@ -20,8 +20,8 @@ import pytest
 
 from harness import anatomy
 from harness.claim_support import capped, require_float32, require_groups, run_details
-from harness.claims_registry import ClaimSpec, get_claim
 from harness.prompts import Prompt, PromptBank
+from harness.registry import ClaimSpec, get_claim
 from harness.results import assert_pass, evaluate, record_claim
 from harness.stats import binomial_test, proportion_ci
 

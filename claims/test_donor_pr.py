@@ -15,7 +15,7 @@ import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
 from harness.claim_support_ext import rank_correlation
-from harness.claims_registry import get_claim
+from harness.registry import get_claim
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, transfer

@@ -21,7 +21,7 @@ import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
 from harness.claim_support_ext import decode_step_rv, replay_capture_gap, replay_runs
-from harness.claims_registry import get_claim
+from harness.registry import get_claim
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, hedges_g, welch_t

@@ -28,7 +28,7 @@ from harness.claim_support_ext import (
     replay_capture_gap,
     replay_runs,
 )
-from harness.claims_registry import get_claim
+from harness.registry import get_claim
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import transfer_ci

@@ -24,7 +24,7 @@ import pytest
 
 from harness.claim_support import behaviour_details, require_groups, run_conditions
 from harness.claim_support_ext import first_eligible, rank_correlation
-from harness.claims_registry import get_claim
+from harness.registry import get_claim
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, page_trend, spearman

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
-from harness.claims_registry import get_claim
 from harness.patching import Span
+from harness.registry import get_claim
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci

@@ -15,8 +15,8 @@ import pytest
 
 from harness.claim_support import behaviour_details, require_groups, run_conditions
 from harness.claim_support_ext import first_eligible, rank_correlation
-from harness.claims_registry import get_claim
 from harness.geometry import measure_rv
+from harness.registry import get_claim
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.transfer import NATURAL_RECURSIVE, transfer_pairs

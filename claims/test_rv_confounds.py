@@ -18,12 +18,12 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_support import capped, require_groups, run_details
-from harness.claims_registry import ClaimSpec, get_claim
 from harness.geometry import hedges_contrast, measure_rv
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
 from harness.prompts import Prompt, PromptBank
 from harness.claim_context import RunSettings
+from harness.registry import ClaimSpec, get_claim
 from harness.results import ClaimResult, assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_support import behaviour_pairs, run_conditions, transfer_result
-from harness.claims_registry import get_claim
+from harness.registry import get_claim
 from harness.results import assert_pass, record_claim
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, V_PATCH_LATE
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from harness.claims_registry import ClaimSpec
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
 from harness.prompts import Prompt, PromptBank
 from harness.claim_context import RunSettings
+from harness.registry import ClaimSpec
 from harness.results import ClaimResult, evaluate
 from harness.seeds import derive_seed
 from harness.stats import wilcoxon_paired
@@ -154,5 +154,5 @@ def require_float32(lm: LoadedModel, spec: ClaimSpec) -> None:
 
     dtype = next(lm.model.parameters()).dtype
     if dtype != torch.float32:
-        pytest.skip(f"{spec.id}: its tolerance ({spec.rule_words}) is registered for float32, this run is "
+        pytest.skip(f"{spec.id}: its tolerance ({spec.rule_summary()}) is registered for float32, this run is "
                     f"{str(dtype).removeprefix('torch.')}; rerun with --dtype float32")

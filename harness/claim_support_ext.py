@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from harness.claims_registry import ClaimSpec
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
+from harness.registry import ClaimSpec
 from harness.stats import bootstrap_ci, spearman
 from harness.tokens import special_ids
 from harness.transfer import ConditionRun, TransferPair

@@ -22,7 +22,6 @@ forward and the probabilities are dropped.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -30,6 +29,7 @@ from enum import Enum
 import torch
 
 from harness import kvcache
+from harness.decoding import DecodingMode, DecodingRegime
 from harness.hooks import TraceDict
 from harness.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
 from harness.metrics import attention_entropy
@@ -48,56 +48,11 @@ from harness.tokens import pad_id
 __all__ = [
     "CapturePoint",
     "CaptureSpec",
-    "DecodingConfig",
-    "DecodingMode",
     "GenerationRequest",
     "eos_ids",
     "generate",
     "sampling_seed",
 ]
-
-
-class DecodingMode(str, Enum):
-    GREEDY = "greedy"
-    SAMPLING = "sampling"
-
-
-@dataclass(frozen=True)
-class DecodingConfig:
-    """The decoding regime, a registered parameter of every behavioural claim.
-
-    ``temperature`` applies to sampling only; ``repetition_penalty`` 1.0 means off.
-    """
-
-    mode: DecodingMode = DecodingMode.GREEDY
-    max_new_tokens: int = 48
-    temperature: float = 1.0
-    repetition_penalty: float = 1.0
-    stop_at_eos: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.mode, DecodingMode):
-            raise ValueError(f"mode must be a DecodingMode, got {self.mode!r}")
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be a positive int, got {self.max_new_tokens!r}")
-        for name in ("temperature", "repetition_penalty"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if self.mode is DecodingMode.GREEDY and self.temperature != 1.0:
-            raise ValueError("temperature applies to sampling only; greedy decoding needs temperature=1.0")
-
-    @classmethod
-    def greedy(cls, max_new_tokens: int = 48) -> DecodingConfig:
-        return cls(DecodingMode.GREEDY, max_new_tokens)
-
-    @classmethod
-    def greedy_with_penalty(cls, repetition_penalty: float, max_new_tokens: int = 48) -> DecodingConfig:
-        return cls(DecodingMode.GREEDY, max_new_tokens, repetition_penalty=repetition_penalty)
-
-    @classmethod
-    def sampling(cls, temperature: float = 0.7, max_new_tokens: int = 48) -> DecodingConfig:
-        return cls(DecodingMode.SAMPLING, max_new_tokens, temperature=temperature)
 
 
 class CapturePoint(str, Enum):
@@ -252,7 +207,7 @@ def _generate_batch(
     lm: LoadedModel,
     batch: Sequence[GenerationRequest],
     patch: KVPatchSpec | ActivationPatchSpec | None,
-    decoding: DecodingConfig,
+    decoding: DecodingRegime,
     capture: CaptureSpec,
     condition: str,
     run_seed: int,
@@ -342,7 +297,7 @@ def generate(
     lm: LoadedModel,
     requests: Sequence[GenerationRequest],
     *,
-    decoding: DecodingConfig = DecodingConfig(),
+    decoding: DecodingRegime = DecodingRegime(),
     patch: KVPatchSpec | ActivationPatchSpec | None = None,
     capture: CaptureSpec = CaptureSpec(),
     condition: str = "natural",

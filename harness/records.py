@@ -9,18 +9,16 @@ per-step captures. ``to_builtin()`` gives a JSON-serialisable dict (for result c
 from __future__ import annotations
 
 import dataclasses
-import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from harness.decoding import DecodingRegime
 from harness.patching import ActivationPatchSpec, KVPatchSpec
+from harness.serialize import to_builtin
 
-if TYPE_CHECKING:
-    from harness.generation import DecodingConfig
-
-__all__ = ["GenerationRecord", "to_builtin"]
+__all__ = ["GenerationRecord"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ class GenerationRecord:
     top2_gaps: tuple[float, ...]
     seed: int | None
     spec: KVPatchSpec | ActivationPatchSpec | None
-    decoding: DecodingConfig
+    decoding: DecodingRegime
     not_applicable: dict[int, tuple[int, ...]] = field(default_factory=dict)
     intervention_counts: dict[str, int] | None = None
     v_captures: dict[int, torch.Tensor] = field(default_factory=dict)
@@ -74,20 +72,6 @@ class GenerationRecord:
         return min(gaps, default=float("inf"))
 
     def to_builtin(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (enums as values, tensors as nested lists, specs as dicts)."""
-        return {f.name: to_builtin(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """A JSON-serialisable dict (enums as values, tensors as nested lists, specs as dicts; NaN kept)."""
+        return {f.name: to_builtin(getattr(self, f.name), nonfinite="keep") for f in dataclasses.fields(self)}
 
-
-def to_builtin(value: Any) -> Any:
-    """Convert dataclasses, enums, tensors, tuples and dicts to JSON-serialisable builtins."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_builtin(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().tolist()
-    if isinstance(value, dict):
-        return {str(k): to_builtin(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_builtin(v) for v in value]
-    return value

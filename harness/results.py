@@ -7,8 +7,8 @@ A claim test measures, computes its estimate, CI and p-value with :mod:`harness.
     record_claim(record_property, result)     # before asserting, so a FAIL still reaches the report
     assert result.verdict is Verdict.PASS, result.explanation
 
-Verdict logic (:func:`evaluate`): each rule condition of the :class:`~harness.claims_registry.ClaimSpec` is
-true, false or unknown (see that module); PASS when all are true, FAIL when any is false, INCONCLUSIVE
+Verdict logic (:func:`evaluate`): each rule criterion of the :class:`~harness.registry.ClaimSpec` is
+true, false or unknown (see :mod:`harness.registry.rules`); PASS when all are true, FAIL when any is false, INCONCLUSIVE
 otherwise. Two overrides give INCONCLUSIVE regardless: an undefined estimate (``undefined_reason``, or a
 NaN estimate or CI where the rule needs one) and n below the planned n. The explanation always says which.
 """
@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.claims_registry import ClaimSpec, Condition
+from harness.registry import ClaimSpec, Criterion
+from harness.serialize import to_builtin
 
 PROPERTY_NAME = "claim_result"
 
@@ -50,7 +51,7 @@ class ClaimResult:
 
     ``p_adjusted`` is filled by the report over the registry family (Holm); a test leaves it None.
     ``details`` holds claim-specific data for the report (figures read documented keys, see
-    :mod:`harness.report`); it must contain only JSON-representable values after :func:`to_builtin`.
+    :mod:`harness.report`); it must contain only JSON-representable values after :func:`harness.serialize.to_builtin`.
     """
 
     claim: str
@@ -84,7 +85,7 @@ class ClaimResult:
             "alpha_test": self.alpha_test, "rule": self.rule, "verdict": self.verdict,
             "explanation": self.explanation, "details": self.details,
         }
-        return to_builtin(record)
+        return to_builtin(record, nonfinite="null")
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ClaimResult:
@@ -100,34 +101,6 @@ class ClaimResult:
         kwargs["explanation"] = record.get("explanation") or ""
         kwargs["version"] = int(record.get("version") or 0)
         return cls(**kwargs)
-
-
-def to_builtin(obj: Any) -> Any:
-    """Recursively convert to JSON-safe builtins: numpy scalars/arrays, enums, tuples, str subclasses.
-
-    Non-finite floats become None (JSON has no NaN); mapping keys become ``str``.
-    """
-    if isinstance(obj, enum.Enum):
-        return to_builtin(obj.value)
-    if isinstance(obj, bool | np.bool_):
-        return bool(obj)
-    if isinstance(obj, int | np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, str):
-        return str(obj)
-    if obj is None:
-        return None
-    if isinstance(obj, np.ndarray):
-        return [to_builtin(v) for v in obj.tolist()]
-    if isinstance(obj, Mapping):
-        return {str(to_builtin(k)): to_builtin(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set | frozenset):
-        items = sorted(obj, key=repr) if isinstance(obj, set | frozenset) else obj
-        return [to_builtin(v) for v in items]
-    raise TypeError(f"to_builtin: cannot convert {type(obj).__name__} ({obj!r:.80}) to a JSON builtin")
 
 
 class ClaimNotPassed(AssertionError):
@@ -188,14 +161,14 @@ def _value_vs(op: str, bound: float, x: float) -> bool:
 
 
 def _judge(
-    c: Condition,
+    c: Criterion,
     spec: ClaimSpec,
     estimate: float | None,
     ci: tuple[float | None, float | None],
     p_value: float | None,
     steps: Sequence[tuple[float, float]] | None,
 ) -> tuple[_Tri, str]:
-    """One condition's truth value and a short phrase saying why."""
+    """One criterion's truth value and a short phrase saying why."""
     low, high = ci
     ci_text = f"{spec.ci_level:.0%} CI [{_fmt(low)}, {_fmt(high)}]" if spec.ci_level else ""
     if c.kind in ("ci", "ci_within", "ci_outside"):
@@ -240,7 +213,7 @@ def _judge(
             return _Tri.UNKNOWN, "value undefined"
         ok = _value_vs(c.op or "<=", float(c.bound), float(estimate))  # type: ignore[arg-type]
         return (_Tri.TRUE if ok else _Tri.FALSE), f"{_fmt(estimate)} {'' if ok else 'not '}{c.op} {c.bound:g}"
-    raise ValueError(f"claim {spec.id}: unknown condition kind {c.kind!r}")
+    raise ValueError(f"claim {spec.id}: unknown criterion kind {c.kind!r}")
 
 
 def evaluate(
@@ -272,7 +245,7 @@ def evaluate(
     if step_cis is not None:
         step_cis = [(float(lo), float(hi)) for lo, hi in step_cis]
 
-    judged = [_judge(c, spec, estimate, (ci_low, ci_high), p_value, step_cis) for c in spec.conditions]
+    judged = [_judge(c, spec, estimate, (ci_low, ci_high), p_value, step_cis) for c in spec.criteria]
     states = [t for t, _ in judged]
     if _Tri.FALSE in states:
         rule_verdict = Verdict.FAIL
@@ -297,7 +270,7 @@ def evaluate(
         claim=spec.id, version=spec.version, model=model,
         estimate=_float_or_none(estimate), ci_low=_float_or_none(ci_low), ci_high=_float_or_none(ci_high),
         ci_level=spec.ci_level, p_value=_float_or_none(p_value), n=int(n), planned_n=spec.planned_n,
-        alpha_test=spec.alpha_test, rule=spec.rule_words, verdict=verdict,
+        alpha_test=spec.alpha_test, rule=spec.rule_summary(), verdict=verdict,
         explanation=f"{verdict.value}: {head}; {text}",
         details=dict(details or {}) | ({"step_cis": [list(s) for s in step_cis]} if step_cis else {}),
     )

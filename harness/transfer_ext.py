@@ -53,7 +53,7 @@ from harness.metrics import participation_ratio
 from harness.models import LoadedModel
 from harness.patching import KVPatchSpec
 from harness.prompts import Prompt, PromptBank
-from harness.records import to_builtin
+from harness.serialize import to_builtin
 from harness.tokens import encode, pad_id, special_ids
 from harness.transfer import ConditionRun, Intervention, Role, TransferPair, transfer_pairs
 
@@ -248,7 +248,7 @@ def replay_v(
         for sample in outcome.samples:
             parts = {
                 "model": lm.identity, "pair_id": pair.id, "recipient_ids": list(recipient_ids),
-                "donor_ids": list(donor_ids) if donor_ids is not None else None, "patch": to_builtin(patch),
+                "donor_ids": list(donor_ids) if donor_ids is not None else None, "patch": to_builtin(patch, nonfinite="keep"),
                 "generated_ids": list(sample.generated_ids), "layers": list(layers), "code": fingerprint,
             }
             stored = cache.get_or_compute(

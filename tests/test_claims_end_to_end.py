@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.claims_registry import get_claim
 from harness.prompts import load_bank
+from harness.registry import get_claim
 
 REPO = Path(__file__).resolve().parents[1]
 HEADLINE = {

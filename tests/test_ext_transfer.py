@@ -25,7 +25,7 @@ from harness.claim_support_ext import (
     rank_correlation,
     replay_capture_gap,
 )
-from harness.claims_registry import Decoding
+from harness.decoding import DecodingRegime
 from harness.generation import CaptureSpec
 from harness.hooks import TraceDict
 from harness.measurement_cache import MeasurementCache
@@ -33,7 +33,7 @@ from harness.metrics import PromptTooShortError, content_window, participation_r
 from harness.prompts import load_bank
 from harness.tokens import encode, special_ids
 
-TWELVE = Decoding(mode="greedy", temperature=None, samples_per_pair=1, max_new_tokens=12, repetition_penalty=1.2)
+TWELVE = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +262,7 @@ def test_donor_level_blocks(toy_llama, bank):
 def test_level_donor_patch_runs_on_truncated_donors(toy_llama, bank):
     blocks, _ = tx.donor_level_blocks(toy_llama, bank, 2)
     run = _run(toy_llama, [b.pairs[4] for b in blocks], tr.KV_MAIN,
-               decoding=Decoding(mode="greedy", temperature=None, samples_per_pair=1, max_new_tokens=3))
+               decoding=DecodingRegime.greedy(3))
     assert [o.donor_id for o in run.outcomes] == [b.pairs[4].recursive.id for b in blocks]
 
 

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import generation
-from harness.generation import CaptureSpec, DecodingConfig, DecodingMode, GenerationRequest, attention_entropy, generate
+from harness.decoding import DecodingMode, DecodingRegime
+from harness.generation import CaptureSpec, GenerationRequest, attention_entropy, generate
 from harness.hooks import TraceDict
 from harness.models import LoadedModel
 from harness.patching import (
@@ -98,13 +99,13 @@ def hf_greedy(lm: LoadedModel, ids: tuple[int, ...], max_new_tokens: int, repeti
 
 def test_manual_loop_equals_model_generate(toy_model: LoadedModel) -> None:
     for request in bank_requests(toy_model, limit=3):
-        ours = generate(toy_model, [request], decoding=DecodingConfig.greedy(32))[0]
+        ours = generate(toy_model, [request], decoding=DecodingRegime.greedy(32))[0]
         assert list(ours.generated_ids) == hf_greedy(toy_model, request.recipient_ids, 32)
 
 
 def test_manual_loop_with_repetition_penalty_equals_model_generate(toy_model: LoadedModel) -> None:
     for request in bank_requests(toy_model, limit=2):
-        ours = generate(toy_model, [request], decoding=DecodingConfig.greedy_with_penalty(1.3, 32))[0]
+        ours = generate(toy_model, [request], decoding=DecodingRegime.greedy_with_penalty(1.3, 32))[0]
         assert list(ours.generated_ids) == hf_greedy(toy_model, request.recipient_ids, 32, repetition_penalty=1.3)
 
 
@@ -112,7 +113,7 @@ def test_manual_loop_with_repetition_penalty_equals_model_generate(toy_model: Lo
 def smollm2_bank_runs(smollm2: LoadedModel) -> tuple[list[GenerationRequest], list[GenerationRecord]]:
     """Single-prompt greedy runs (64 tokens) of the 40 starter-bank prompts on SmolLM2."""
     requests = bank_requests(smollm2)
-    records = [generate(smollm2, [r], decoding=DecodingConfig.greedy(64), keep_first_logits=True)[0] for r in requests]
+    records = [generate(smollm2, [r], decoding=DecodingRegime.greedy(64), keep_first_logits=True)[0] for r in requests]
     return requests, records
 
 
@@ -135,7 +136,7 @@ def test_manual_loop_equals_model_generate_on_bank_prompts(smollm2: LoadedModel,
 @pytest.mark.xdist_group("smollm2-bank-runs")
 def test_batched_equals_single_on_bank_prompts(smollm2: LoadedModel, smollm2_bank_runs, record_property) -> None:
     requests, singles = smollm2_bank_runs
-    batched = generate(smollm2, requests, decoding=DecodingConfig.greedy(64), keep_first_logits=True, batch_size=8)
+    batched = generate(smollm2, requests, decoding=DecodingRegime.greedy(64), keep_first_logits=True, batch_size=8)
     near_ties = 0
     for one, many in zip(singles, batched):
         assert (one.first_logits - many.first_logits).abs().max().item() <= 1e-4
@@ -145,9 +146,9 @@ def test_batched_equals_single_on_bank_prompts(smollm2: LoadedModel, smollm2_ban
 
 def test_batched_equals_single(engine_lm: LoadedModel) -> None:
     requests = bank_requests(engine_lm, limit=4)
-    batched = generate(engine_lm, requests, decoding=DecodingConfig.greedy(16), keep_first_logits=True, batch_size=4)
+    batched = generate(engine_lm, requests, decoding=DecodingRegime.greedy(16), keep_first_logits=True, batch_size=4)
     for request, many in zip(requests, batched):
-        one = generate(engine_lm, [request], decoding=DecodingConfig.greedy(16), keep_first_logits=True)[0]
+        one = generate(engine_lm, [request], decoding=DecodingRegime.greedy(16), keep_first_logits=True)[0]
         assert (one.first_logits - many.first_logits).abs().max().item() <= 1e-4
         assert_same_up_to_near_tie(one, many)
         assert many.first_position == len(request.recipient_ids) - 1
@@ -165,9 +166,9 @@ PATCHES = [
 @pytest.mark.parametrize("patch", PATCHES)
 def test_batched_patched_decoding_equals_single(toy_model: LoadedModel, patch) -> None:
     requests = pair_requests(toy_model, 3)
-    batched = generate(toy_model, requests, patch=patch, decoding=DecodingConfig.greedy(16), keep_first_logits=True, batch_size=3)
+    batched = generate(toy_model, requests, patch=patch, decoding=DecodingRegime.greedy(16), keep_first_logits=True, batch_size=3)
     for request, many in zip(requests, batched):
-        one = generate(toy_model, [request], patch=patch, decoding=DecodingConfig.greedy(16), keep_first_logits=True)[0]
+        one = generate(toy_model, [request], patch=patch, decoding=DecodingRegime.greedy(16), keep_first_logits=True)[0]
         assert (one.first_logits - many.first_logits).abs().max().item() <= 1e-4
         assert_same_up_to_near_tie(one, many)
         assert (one.intervention_counts or {}).get("prefill") == (many.intervention_counts or {}).get("prefill")
@@ -191,8 +192,8 @@ def test_self_patch_gives_identical_greedy_runs(toy_model: LoadedModel, data: st
         )
     )
     requests = [GenerationRequest(r.pair_id, r.recipient_ids, r.recipient_ids) for r in pair_requests(toy_model, 2)]
-    natural = generate(toy_model, requests, decoding=DecodingConfig.greedy(12), keep_first_logits=True)
-    patched = generate(toy_model, requests, patch=patch, decoding=DecodingConfig.greedy(12), keep_first_logits=True)
+    natural = generate(toy_model, requests, decoding=DecodingRegime.greedy(12), keep_first_logits=True)
+    patched = generate(toy_model, requests, patch=patch, decoding=DecodingRegime.greedy(12), keep_first_logits=True)
     for a, b in zip(natural, patched):
         assert (a.first_logits - b.first_logits).abs().max().item() <= 1e-5
         assert a.generated_ids == b.generated_ids
@@ -203,9 +204,9 @@ def test_self_patch_gives_identical_greedy_runs(toy_model: LoadedModel, data: st
 def test_self_patch_identity_on_embedded_models(request: pytest.FixtureRequest, model: str) -> None:
     lm = request.getfixturevalue(model)
     requests = [GenerationRequest(r.pair_id, r.recipient_ids, r.recipient_ids) for r in pair_requests(lm, 2)]
-    natural = generate(lm, requests, decoding=DecodingConfig.greedy(16), keep_first_logits=True)
+    natural = generate(lm, requests, decoding=DecodingRegime.greedy(16), keep_first_logits=True)
     for patch in (KVPatchSpec(lm.layers.patch_layers, alpha=0.37), KVPatchSpec(tuple(range(lm.geometry.n_layers)), span=Span.middle_half())):
-        for a, b in zip(natural, generate(lm, requests, patch=patch, decoding=DecodingConfig.greedy(16), keep_first_logits=True)):
+        for a, b in zip(natural, generate(lm, requests, patch=patch, decoding=DecodingRegime.greedy(16), keep_first_logits=True)):
             assert (a.first_logits - b.first_logits).abs().max().item() <= 1e-5
             assert a.generated_ids == b.generated_ids
 
@@ -220,14 +221,14 @@ def test_conditions_in_any_order_give_identical_records(toy_model: LoadedModel) 
     ]
 
     def run_all(order):
-        return {name: [r.generated_ids for r in generate(toy_model, requests, patch=patch, decoding=DecodingConfig.greedy(8), condition=name)] for name, patch in order}
+        return {name: [r.generated_ids for r in generate(toy_model, requests, patch=patch, decoding=DecodingRegime.greedy(8), condition=name)] for name, patch in order}
 
     assert run_all(conditions) == run_all(conditions[::-1])
 
 
 def test_sampling_streams_are_per_pair_and_sample_and_shared_by_conditions(toy_gemma3: LoadedModel) -> None:
     requests = pair_requests(toy_gemma3, 3)
-    config = DecodingConfig.sampling(0.7, max_new_tokens=8)
+    config = DecodingRegime.sampling(0.7, max_new_tokens=8)
     batched = generate(toy_gemma3, requests, decoding=config, run_seed=11, batch_size=3)
     for request, many in zip(requests, batched):
         one = generate(toy_gemma3, [request], decoding=config, run_seed=11)[0]
@@ -244,7 +245,7 @@ def test_captures_equal_a_clean_full_forward(engine_lm: LoadedModel) -> None:
     """Step t captures the fed token: V and attention entropy of the last prompt token at step 0 match a full forward."""
     request = bank_requests(engine_lm, limit=1)[0]
     late, early = engine_lm.layers.late, engine_lm.layers.early
-    record = generate(engine_lm, [request], decoding=DecodingConfig.greedy(5), capture=CaptureSpec(v_layers=(early, late), entropy_layers=(late,)))[0]
+    record = generate(engine_lm, [request], decoding=DecodingRegime.greedy(5), capture=CaptureSpec(v_layers=(early, late), entropy_layers=(late,)))[0]
     assert record.v_captures[late].shape == (len(record.generated_ids), engine_lm.geometry.v_width)
     assert record.attention_entropy[late].shape == (len(record.generated_ids), engine_lm.geometry.n_heads)
     path = engine_lm.path(late, "v_proj")
@@ -266,10 +267,10 @@ def test_attention_entropy_of_known_distributions() -> None:
 
 def test_rows_stop_at_eos(toy_llama: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
     requests = bank_requests(toy_llama, limit=2)
-    free = generate(toy_llama, requests, decoding=DecodingConfig.greedy(6))
+    free = generate(toy_llama, requests, decoding=DecodingRegime.greedy(6))
     stop_token = free[0].generated_ids[2]
     monkeypatch.setattr(generation, "eos_ids", lambda lm: frozenset({stop_token}))
-    stopped = generate(toy_llama, requests, decoding=DecodingConfig.greedy(6))
+    stopped = generate(toy_llama, requests, decoding=DecodingRegime.greedy(6))
     assert stopped[0].generated_ids == free[0].generated_ids[: free[0].generated_ids.index(stop_token) + 1]
     assert stopped[0].stopped_at_eos
     assert len(stopped[0].top2_gaps) == len(stopped[0].generated_ids)
@@ -279,7 +280,7 @@ def test_records_serialise_to_builtins(toy_llama: LoadedModel) -> None:
     import json
 
     request = pair_requests(toy_llama, 1)[0]
-    record = generate(toy_llama, [request], patch=KVPatchSpec((1,), alignment=Alignment.LENGTH_MATCHED), capture=CaptureSpec(v_layers=(2,)), decoding=DecodingConfig.greedy(3))[0]
+    record = generate(toy_llama, [request], patch=KVPatchSpec((1,), alignment=Alignment.LENGTH_MATCHED), capture=CaptureSpec(v_layers=(2,)), decoding=DecodingRegime.greedy(3))[0]
     data = json.loads(json.dumps(record.to_builtin()))
     assert data["spec"]["layers"] == [1] and data["spec"]["alignment"] == "length_matched"
     assert data["decoding"]["mode"] == "greedy" and len(data["v_captures"]["2"]) == 3
@@ -298,8 +299,8 @@ def test_bad_requests_and_configs_are_rejected(toy_llama: LoadedModel) -> None:
     with pytest.raises(ValueError, match="at least 2 tokens"):
         GenerationRequest("x", (5,))
     with pytest.raises(ValueError, match="temperature applies to sampling only"):
-        DecodingConfig(DecodingMode.GREEDY, temperature=0.7)
+        DecodingRegime(DecodingMode.GREEDY, temperature=0.7)
     with pytest.raises(ValueError, match="repetition_penalty"):
-        DecodingConfig.greedy_with_penalty(0.0)
+        DecodingRegime.greedy_with_penalty(0.0)
     with pytest.raises(ValueError, match="batch_size"):
         generate(toy_llama, [request], batch_size=0)

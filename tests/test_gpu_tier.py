@@ -12,7 +12,8 @@ import torch
 
 from harness import kvcache
 from harness.capture import capture_v_windows
-from harness.generation import DecodingConfig, GenerationRequest, generate
+from harness.decoding import DecodingRegime
+from harness.generation import GenerationRequest, generate
 from harness.models import LoadedModel, load_model
 from harness.patching import KVPatchSpec
 from harness.tokens import encode, pad_id
@@ -55,7 +56,7 @@ def test_cache_layers_are_bf16_on_their_device_and_self_patch_keeps_them(big: Lo
 
 def test_self_patch_generation_equals_natural_in_bf16(big: LoadedModel) -> None:
     requests = [GenerationRequest(f"p{i}", tuple(encode(big.tokenizer, t)), tuple(encode(big.tokenizer, t))) for i, t in enumerate(TEXTS)]
-    decoding = DecodingConfig.greedy(16)
+    decoding = DecodingRegime.greedy(16)
     natural = generate(big, requests, decoding=decoding, batch_size=3)
     patched = generate(big, requests, decoding=decoding, patch=KVPatchSpec(tuple(range(16, 32))), batch_size=3)
     assert [r.generated_ids for r in natural] == [r.generated_ids for r in patched]
@@ -63,7 +64,7 @@ def test_self_patch_generation_equals_natural_in_bf16(big: LoadedModel) -> None:
 
 def test_batched_first_step_close_to_single_in_bf16(big: LoadedModel) -> None:
     requests = [GenerationRequest(f"p{i}", tuple(encode(big.tokenizer, t))) for i, t in enumerate(TEXTS)]
-    decoding = DecodingConfig.greedy(1)
+    decoding = DecodingRegime.greedy(1)
     batched = generate(big, requests, decoding=decoding, batch_size=3, keep_first_logits=True)
     for request, record in zip(requests, batched):
         single = generate(big, [request], decoding=decoding, batch_size=1, keep_first_logits=True)[0]
@@ -92,7 +93,7 @@ def test_batched_first_step_matches_single_in_fp32_on_cuda() -> None:
     lm = load_model("random-mistral7b", device="cuda", dtype="float32")
     try:
         requests = [GenerationRequest(f"p{i}", tuple(encode(lm.tokenizer, t))) for i, t in enumerate(TEXTS)]
-        decoding = DecodingConfig.greedy(1)
+        decoding = DecodingRegime.greedy(1)
         batched = generate(lm, requests, decoding=decoding, batch_size=3, keep_first_logits=True)
         for request, record in zip(requests, batched):
             single = generate(lm, [request], decoding=decoding, batch_size=1, keep_first_logits=True)[0]

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from harness import kvcache
-from harness.generation import CapturePoint, CaptureSpec, DecodingConfig, GenerationRequest, generate
+from harness.decoding import DecodingRegime
+from harness.generation import CapturePoint, CaptureSpec, GenerationRequest, generate
 from harness.hooks import TraceDict
 from harness.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
 from harness.models import LoadedModel
@@ -24,7 +25,7 @@ def pair(lm: LoadedModel) -> GenerationRequest:
 
 
 def first(lm: LoadedModel, request: GenerationRequest, patch=None, tokens: int = 1):
-    return generate(lm, [request], decoding=DecodingConfig.greedy(tokens), patch=patch, keep_first_logits=True)[0]
+    return generate(lm, [request], decoding=DecodingRegime.greedy(tokens), patch=patch, keep_first_logits=True)[0]
 
 
 @pytest.mark.parametrize("site", list(ActivationSite))
@@ -34,7 +35,7 @@ def test_persistent_patches_change_decode_steps_and_prefill_only_patches_do_not(
     counts = {}
     for mode in PatchMode:
         spec = ActivationPatchSpec(site, layer, mode=mode)
-        record = generate(engine_lm, [request], decoding=DecodingConfig.greedy(6), patch=spec)[0]
+        record = generate(engine_lm, [request], decoding=DecodingRegime.greedy(6), patch=spec)[0]
         counts[mode] = record.intervention_counts
     width = engine_lm.geometry.v_width if site is ActivationSite.V_PROJ else engine_lm.model.config.hidden_size
     assert counts[PatchMode.PREFILL_ONLY]["decode"] == 0
@@ -132,10 +133,10 @@ def test_capture_at_the_v_patch_site_is_refused_unless_explicit(toy_llama: Loade
     with pytest.raises(PatchSpecError, match="not a downstream measurement"):
         generate(toy_llama, [request], patch=spec, capture=CaptureSpec(v_layers=(2,)))
     donor = capture_donor_activations(toy_llama, [request.donor_ids], spec.site, 2)
-    natural = generate(toy_llama, [request], decoding=DecodingConfig.greedy(2), capture=CaptureSpec(v_layers=(2,)))[0]
+    natural = generate(toy_llama, [request], decoding=DecodingRegime.greedy(2), capture=CaptureSpec(v_layers=(2,)))[0]
     records = {
         point: generate(
-            toy_llama, [request], decoding=DecodingConfig.greedy(2), patch=spec,
+            toy_llama, [request], decoding=DecodingRegime.greedy(2), patch=spec,
             capture=CaptureSpec(v_layers=(2,), capture_point=point, allow_patch_site=True),
         )[0]
         for point in CapturePoint

@@ -10,7 +10,7 @@ from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from harness import stats as hs
 
-from harness.claims_registry import CLAIMS, FAMILIES, P_BELOW, Kind, ci, ci_within, family_of, get_claim, steps_at_least
+from harness.registry import CLAIMS, FAMILIES, P_BELOW, Kind, ci, ci_within, family_of, get_claim, steps_at_least
 from harness.results import Verdict, evaluate
 
 HEADLINE = {"rv_contraction", "v_patch_null", "kv_transfer", "alpha_monotone", "single_layer_fails"}
@@ -31,27 +31,27 @@ def test_registry_holds_exactly_the_design_claims():
 
 def test_headline_rules_are_design_section_5():
     rv = get_claim("rv_contraction")
-    assert rv.conditions == (ci("<", -1.0), P_BELOW) and rv.alpha == 0.01 and FAMILIES[rv.family].method == "holm"
+    assert rv.criteria == (ci("<", -1.0), P_BELOW) and rv.alpha == 0.01 and FAMILIES[rv.family].method == "holm"
     vp = get_claim("v_patch_null")
-    assert vp.kind is Kind.EQUIVALENCE and vp.conditions == (ci_within(-0.10, 0.10),)
+    assert vp.kind is Kind.EQUIVALENCE and vp.criteria == (ci_within(-0.10, 0.10),)
     assert vp.alpha == 0.05 and vp.ci_level == pytest.approx(1 - 2 * 0.05)
     kv = get_claim("kv_transfer")
-    assert kv.conditions == (ci(">=", 0.80), P_BELOW) and kv.alpha_test == 0.01
+    assert kv.criteria == (ci(">=", 0.80), P_BELOW) and kv.alpha_test == 0.01
     am = get_claim("alpha_monotone")
-    assert am.kind is Kind.TREND and am.conditions == (P_BELOW, steps_at_least(-am.delta)) and am.alpha_test == 0.01
+    assert am.kind is Kind.TREND and am.criteria == (P_BELOW, steps_at_least(-am.delta)) and am.alpha_test == 0.01
     sl = get_claim("single_layer_fails")
-    assert sl.conditions == (ci("<", 0.20),) and sl.ci_level == 0.95
+    assert sl.criteria == (ci("<", 0.20),) and sl.ci_level == 0.95
 
 
 def test_families_are_consistent_and_alpha_test_is_bonferroni():
     for fam in FAMILIES.values():
         for member in fam.members:
             spec = get_claim(member)
-            assert spec.family == fam.name and P_BELOW in spec.conditions
+            assert spec.family == fam.name and P_BELOW in spec.criteria
             assert spec.alpha_test == pytest.approx(fam.alpha / len(fam.members))
             assert family_of(member) is fam
     for spec in CLAIMS.values():
-        assert (spec.alpha_test is None) == (P_BELOW not in spec.conditions)
+        assert (spec.alpha_test is None) == (P_BELOW not in spec.criteria)
 
 
 def test_rv_contraction_power_recomputes_independently():
@@ -73,7 +73,7 @@ def test_equivalence_power_gives_joint_power():
 
 def test_every_claim_is_complete():
     for spec in CLAIMS.values():
-        assert spec.version >= 1 and spec.statement and spec.estimator and spec.rule_words
+        assert spec.version >= 1 and spec.statement and spec.estimator and spec.rule_summary()
         assert spec.planned_n >= 1 and spec.required_groups and spec.n_unit
         assert isinstance(spec.threshold, float | tuple) and spec.comparator in {"<", "<=", ">", ">=", "within", "outside"}
         text = spec.decision_text()
@@ -94,7 +94,7 @@ def test_specs_are_frozen_and_unknown_ids_name_the_known_ones():
 def test_spec_validation_rejects_inconsistent_rules():
     base = get_claim("single_layer_fails")
     with pytest.raises(ValueError, match="not a member of a family"):
-        dataclasses.replace(base, id="x", conditions=(ci("<", 0.2), P_BELOW))
+        dataclasses.replace(base, id="x", criteria=(ci("<", 0.2), P_BELOW))
     with pytest.raises(ValueError, match="ci_level"):
         dataclasses.replace(base, ci_level=None)
     with pytest.raises(ValueError, match="no p condition"):

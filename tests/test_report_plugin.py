@@ -58,7 +58,7 @@ import numpy as np
 import pytest
 
 from harness import stats as hs
-from harness.claims_registry import get_claim
+from harness.registry import get_claim
 from harness.results import assert_pass, evaluate, record_claim
 
 PROVENANCE = {"source": "synthetic: no model loaded", "revision": None, "sha256": None, "dtype": "float32",
@@ -263,7 +263,7 @@ def test_standalone_without_harness_options(inner_env: pytest.Pytester):
     inner_env.makeconftest('pytest_plugins = ["harness.report.plugin"]\n')
     inner_env.makepyfile(test_one='''
 import pytest
-from harness.claims_registry import get_claim
+from harness.registry import get_claim
 from harness.results import evaluate, record_claim
 
 @pytest.mark.claim("cache_shapes_match_config")

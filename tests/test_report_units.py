@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.claims_registry import get_claim
+from harness.registry import get_claim
 from harness.report.figures import write_figures
 from harness.report.gpu import pinned_visible_devices, worker_index
 from harness.report.identity import Identity, clean_nodeid, from_nodeid, from_properties, model_from_callspec
@@ -97,7 +97,7 @@ def test_setup_error_skip_and_missing_record_rows():
     assert "ModelUnavailableError: no weights" in rows["rv_contraction"].explanation
     assert rows["kv_transfer"].verdict.value == "SKIPPED" and rows["kv_transfer"].explanation == "SKIPPED: no GPU"
     assert rows["alpha_monotone"].verdict.value == "ERROR" and "did not record" in rows["alpha_monotone"].explanation
-    assert rows["kv_transfer"].rule == get_claim("kv_transfer").rule_words
+    assert rows["kv_transfer"].rule == get_claim("kv_transfer").rule_summary()
 
 
 def test_non_claim_reports_are_ignored_and_duplicates_are_errors():

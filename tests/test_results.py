@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from harness.claims_registry import get_claim
-from harness.results import ClaimResult, Verdict, evaluate, record_claim, to_builtin
+from harness.registry import get_claim
+from harness.results import ClaimResult, Verdict, evaluate, record_claim
+from harness.serialize import to_builtin
 
 RV = get_claim("rv_contraction")  # ci("<", -1.0) and p < 0.00125, planned n 36
 N = RV.planned_n
@@ -146,4 +147,4 @@ def test_record_claim_records_one_property():
 
 def test_to_builtin_refuses_unknown_objects():
     with pytest.raises(TypeError, match="object"):
-        to_builtin(object())
+        to_builtin(object(), nonfinite="null")

@@ -12,16 +12,17 @@ import pytest
 import torch
 
 from harness import transfer as tr
+from harness.decoding import DecodingMode, DecodingRegime
 from harness.transfer import runner
-from harness.claims_registry import BEHAVIOUR_DECODING, Decoding
-from harness.generation import CaptureSpec, DecodingMode, GenerationRequest, generate
+from harness.generation import CaptureSpec, GenerationRequest, generate
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
 from harness.patching import ActivationPatchSpec, ControlKind, KVPatchSpec, PatchMode, Span
 from harness.prompts import load_bank
+from harness.registry import BEHAVIOUR_DECODING
 from harness.tokens import encode
 
-SHORT = Decoding(mode="greedy", temperature=None, samples_per_pair=1, max_new_tokens=5, repetition_penalty=1.2)
+SHORT = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=5)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ def _first_logits(lm: LoadedModel, pairs, condition: tr.Condition) -> torch.Tens
     ]
     out = []
     for r, p in zip(requests, pairs):  # one call per pair: controls are seeded per pair id
-        (rec,) = generate(lm, [r], decoding=tr.decoding_config(SHORT), patch=condition.patch_for(lm, p.id, 0),
+        (rec,) = generate(lm, [r], decoding=SHORT, patch=condition.patch_for(lm, p.id, 0),
                           keep_first_logits=True)
         out.append(rec.first_logits)
     return torch.stack(out)
@@ -232,7 +233,7 @@ def test_cache_key_changes_with_what_determines_the_outcome(toy_llama, pairs, tm
         return real(*args, **kwargs)
 
     monkeypatch.setattr(runner, "generate", counting)
-    longer = Decoding(mode="greedy", temperature=None, samples_per_pair=1, max_new_tokens=6, repetition_penalty=1.2)
+    longer = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=6)
     for decoding, seed in ((longer, 0), (SHORT, 1)):  # other decoding; other control seed
         before = len(calls)
         tr.run_condition(toy_llama, pairs, tr.SHUFFLED, decoding=decoding, run_seed=seed, cache=cache, progress=False)
@@ -279,7 +280,7 @@ def test_cache_off_recomputes_the_same_greedy_outcomes(toy_llama, pairs, tmp_pat
 
 
 def test_sampled_regime_averages_k_samples_per_pair(toy_llama, pairs):
-    sampled = Decoding(mode="sample", temperature=0.7, samples_per_pair=3, max_new_tokens=5)
+    sampled = DecodingRegime.sampling(0.7, max_new_tokens=5, samples_per_pair=3)
     run = tr.run_condition(toy_llama, pairs, tr.NATURAL_RECURSIVE, decoding=sampled, run_seed=0, progress=False)
     for o in run.outcomes:
         assert [s.sample_index for s in o.samples] == [0, 1, 2]
@@ -288,10 +289,10 @@ def test_sampled_regime_averages_k_samples_per_pair(toy_llama, pairs):
     assert len({s.generated_ids for o in run.outcomes for s in o.samples}) > len(pairs)  # samples differ
 
 
-def test_decoding_config_maps_the_registered_regime():
-    config = tr.decoding_config(BEHAVIOUR_DECODING)
+def test_the_registered_regime_is_the_engine_regime():
+    config = BEHAVIOUR_DECODING
     assert config.mode is DecodingMode.GREEDY and config.max_new_tokens == 48 and config.repetition_penalty == 1.2
-    sampled = tr.decoding_config(Decoding(mode="sample", temperature=0.7, samples_per_pair=4, max_new_tokens=8))
+    sampled = DecodingRegime.sampling(0.7, max_new_tokens=8, samples_per_pair=4)
     assert sampled.mode is DecodingMode.SAMPLING and sampled.temperature == 0.7 and sampled.repetition_penalty == 1.0
 
 

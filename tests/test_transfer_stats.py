@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from harness import transfer as tr
 from harness.behaviour import BehaviourScore
-from harness.claims_registry import get_claim
+from harness.registry import get_claim
 from harness.results import Verdict, evaluate
 
 FLOATS = st.floats(0.0, 1.0, width=32, allow_nan=False, allow_infinity=False, allow_subnormal=False)

@@ -30,6 +30,7 @@ from harness.behaviour.lexicon import LEXICON, LexiconPattern, lexicon_matches, 
 from harness.behaviour.text import decode_continuation, normalise, words
 
 __all__ = [
+    "BEHAVIOUR_SCORE",
     "DISTINCT2_MIN",
     "LEXICON",
     "REPEAT_SHARE_MAX",
@@ -49,6 +50,10 @@ __all__ = [
     "score_continuations",
     "words",
 ]
+
+BEHAVIOUR_SCORE = "embedding_gated"
+"""The :class:`BehaviourScore` field that decides behavioural claims (DESIGN §4.7b: the degeneration-gated
+embedding score); the raw and lexicon scores are reported beside it but never decide."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Contract for claim tests
 ------------------------
-- Mark the test ``@pytest.mark.claim("<claim id>")`` (an id of :data:`harness.claims_registry.CLAIMS`;
+- Mark the test ``@pytest.mark.claim("<claim id>")`` (an id of :data:`harness.registry.CLAIMS`;
   unknown ids stop collection with a usage error) and parametrize it with the model name as the value and
   id of its ``lm`` parameter (``model`` and ``model_name`` are accepted too). Name it ``test_<claim id>``
   so that even a worker crash before any report can be attributed.

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness.claims_registry import CLAIMS
+from harness.registry import CLAIMS
 from harness.report.figures import write_figures
 from harness.report.gpu import pinned_visible_devices
 from harness.report.identity import CLAIM_ID_PROPERTY, CLAIM_MODEL_PROPERTY, NO_MODEL, model_from_callspec
@@ -26,7 +26,7 @@ from harness.results import PROPERTY_NAME, ClaimNotPassed, Verdict
 
 PLUGIN_NAME = "claims-report"
 WORKER_INFO_KEY = "claims_report_worker"
-MARKER_LINE = "claim(id): a pre-registered claim test; id is a key of harness.claims_registry.CLAIMS"
+MARKER_LINE = "claim(id): a pre-registered claim test; id is a key of harness.registry.CLAIMS"
 
 
 def pytest_configure(config: pytest.Config) -> None:

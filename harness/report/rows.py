@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.claims_registry import CLAIMS, FAMILIES
+from harness.registry import CLAIMS, FAMILIES
 from harness.report.identity import Identity, clean_nodeid, from_nodeid, from_properties
 from harness.results import PROPERTY_NAME, ClaimResult, Verdict
 from harness.stats.multiplicity import adjust
@@ -72,7 +72,7 @@ def placeholder(identity: Identity, verdict: Verdict, explanation: str) -> Claim
         claim=identity.claim, version=spec.version if spec else 0, model=identity.model,
         estimate=None, ci_low=None, ci_high=None, ci_level=spec.ci_level if spec else None, p_value=None,
         n=None, planned_n=spec.planned_n if spec else None, alpha_test=spec.alpha_test if spec else None,
-        rule=spec.rule_words if spec else "", verdict=verdict, explanation=f"{verdict.value}: {explanation}",
+        rule=spec.rule_summary() if spec else "", verdict=verdict, explanation=f"{verdict.value}: {explanation}",
     )
 
 

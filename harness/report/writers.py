@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.claims_registry import CLAIMS, FAMILIES
+from harness.registry import CLAIMS, FAMILIES
 from harness.results import Verdict
 
 CSV_COLUMNS = ("claim", "version", "model", "verdict", "estimate", "ci_low", "ci_high", "ci_level", "n",
@@ -135,7 +135,7 @@ def _claim_section(claim: str, recs: Sequence[dict[str, Any]], figure_files: Seq
         tag = " (headline)" if spec.headline else ""
         out = [f"### `{claim}` v{version} — {spec.title}{tag}", "",
                f"**Statement.** {spec.statement}", "",
-               f"**Rule.** {spec.rule_words}. {spec.decision_text()}", "",
+               f"**Rule.** {spec.decision_text()}", "",
                f"**Estimator.** {spec.estimator}", ""]
         if spec.decoding is not None:
             out += [f"**Decoding.** {spec.decoding.describe()}; behaviour score: `{spec.behaviour_score}`.", ""]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from statsmodels.stats.power import NormalIndPower, TTestIndPower, TTestPower
@@ -35,6 +36,8 @@ class PowerPart:
     ``effect`` is standardized: SD units for t designs, Cohen's h for proportions, and the difference of
     Fisher z = atanh(ρ) values for correlations (whose n is the normal-approximation n + 3, with the
     Spearman variance 1.06 / (n − 3)).
+    The arguments are checked on construction; ``n`` is solved on first access and cached (solving is
+    slow enough that the registry must not do it for every claim at import).
     """
 
     what: str
@@ -42,18 +45,34 @@ class PowerPart:
     effect: float
     alpha: float
     power: float
-    inflation: float
-    n: int
+    inflation: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.design, self.effect, self.alpha, self.power, self.inflation)
+
+    @cached_property
+    def n(self) -> int:
+        """Planned n in the design's units (per group for two-sample designs), from :func:`solve_n`."""
+        return solve_n(self.design, self.effect, self.alpha, self.power, self.inflation)
 
 
-def solve_n(design: Design, effect: float, alpha: float, power: float, inflation: float = 1.0) -> int:
-    """Smallest n (per group for two-sample) with the requested one-sided power, times ``inflation``, rounded up."""
+_DESIGNS = ("two-sample-t", "one-sample-t", "one-proportion-z", "correlation-fisher-z")
+
+
+def _check(design: Design, effect: float, alpha: float, power: float, inflation: float) -> None:
     if not effect > 0:
         raise ValueError(f"solve_n: standardized effect must be positive, got {effect}")
     if not (0 < alpha < 0.5 and 0 < power < 1):
         raise ValueError(f"solve_n: need 0 < alpha < 0.5 and 0 < power < 1, got alpha={alpha}, power={power}")
     if inflation < 1:
         raise ValueError(f"solve_n: inflation must be ≥ 1, got {inflation}")
+    if design not in _DESIGNS:
+        raise ValueError(f"solve_n: unknown design {design!r}")
+
+
+def solve_n(design: Design, effect: float, alpha: float, power: float, inflation: float = 1.0) -> int:
+    """Smallest n (per group for two-sample) with the requested one-sided power, times ``inflation``, rounded up."""
+    _check(design, effect, alpha, power, inflation)
     if design == "two-sample-t":
         n = TTestIndPower().solve_power(effect_size=effect, alpha=alpha, power=power, alternative="larger")
     elif design == "one-sample-t":
@@ -71,8 +90,8 @@ def solve_n(design: Design, effect: float, alpha: float, power: float, inflation
 
 
 def part(what: str, design: Design, effect: float, alpha: float, power: float, inflation: float = 1.0) -> PowerPart:
-    """Build a :class:`PowerPart`, solving for n."""
-    return PowerPart(what, design, effect, alpha, power, inflation, solve_n(design, effect, alpha, power, inflation))
+    """Build a :class:`PowerPart` (its n is solved on first access)."""
+    return PowerPart(what, design, effect, alpha, power, inflation)
 
 
 def fisher_z_effect(assumed: float, threshold: float) -> float:

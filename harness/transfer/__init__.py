@@ -61,13 +61,13 @@ from harness.transfer.conditions import (
 from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_step_cis
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 from harness.transfer.pairs import Role, TransferPair, make_pair, select_pairs, transfer_pairs
-from harness.transfer.runner import ENGINE_MODULES, decoding_config, engine_fingerprint, run_condition, standard_capture
+from harness.transfer.runner import ENGINE_MODULES, engine_fingerprint, run_condition, standard_capture
 
 __all__ = [
     "ALPHAS", "CATALOGUE", "CROSS_BASELINE", "ENGINE_MODULES", "KV_MAIN", "KV_SINGLE_LATE", "NATURAL_BASELINE",
     "NATURAL_RECURSIVE", "RANDOM_NORM_MATCHED", "REVERSE", "SHUFFLED", "V_PATCH_LATE", "Condition", "ConditionRun",
     "Continuation", "Intervention", "LayerSet", "PairOutcome", "Role", "TransferPair", "TransferResult",
-    "activation_condition", "decoding_config", "engine_fingerprint", "kv_alpha", "kv_condition", "make_pair",
+    "activation_condition", "engine_fingerprint", "kv_alpha", "kv_condition", "make_pair",
     "prompt_clusters", "run_condition", "select_pairs", "standard_capture", "transfer", "transfer_pairs",
     "transfer_step_cis",
 ]

@@ -20,8 +20,8 @@ from harness.patching import (
     PatchMode,
     Span,
 )
-from harness.records import to_builtin
 from harness.seeds import derive_seed
+from harness.serialize import to_builtin
 from harness.transfer.pairs import Role
 
 __all__ = [
@@ -178,7 +178,7 @@ class Condition:
 
     def describe(self) -> dict[str, Any]:
         """The condition as builtins (for reports)."""
-        return to_builtin(self)
+        return to_builtin(self, nonfinite="keep")
 
 
 def _roles_for(control: ControlKind) -> tuple[Role, Role]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.claims_registry import BEHAVIOUR_SCORE
+from harness.behaviour import BEHAVIOUR_SCORE
 from harness.stats import ConfidenceInterval, bootstrap_ci, transfer_ci
 from harness.transfer.outcomes import ConditionRun
 

@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.behaviour import BehaviourScore
-from harness.claims_registry import BEHAVIOUR_SCORE
+from harness.behaviour import BEHAVIOUR_SCORE, BehaviourScore
 from harness.transfer.conditions import Condition
 
 __all__ = ["ConditionRun", "Continuation", "PairOutcome"]

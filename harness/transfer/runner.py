@@ -7,7 +7,6 @@ scorers as they are now, so a new scorer version re-scores cached continuations 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import inspect
 import math
@@ -16,42 +15,33 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from harness import generation, hooks, interventions, kvcache, patching, records, tokens
+from harness import decoding as decoding_module
+from harness import generation, hooks, interventions, kvcache, patching, records, serialize, tokens
 from harness.behaviour import BehaviourScore, score_continuations
-from harness.claims_registry import Decoding
-from harness.generation import CaptureSpec, DecodingConfig, GenerationRequest, generate
+from harness.decoding import DecodingMode, DecodingRegime
+from harness.generation import CaptureSpec, GenerationRequest, generate
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
-from harness.records import GenerationRecord, to_builtin
+from harness.records import GenerationRecord
+from harness.serialize import decode_array, encode_array, to_builtin
 from harness.transfer.conditions import Condition, Intervention
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 from harness.transfer.pairs import TransferPair
 
-__all__ = ["ENGINE_MODULES", "decoding_config", "engine_fingerprint", "run_condition", "standard_capture"]
+__all__ = ["ENGINE_MODULES", "engine_fingerprint", "run_condition", "standard_capture"]
 
 
-def decoding_config(decoding: Decoding) -> DecodingConfig:
-    """The engine's :class:`~harness.generation.DecodingConfig` for a registered decoding regime."""
-    penalty = decoding.repetition_penalty if decoding.repetition_penalty is not None else 1.0
-    if decoding.mode == "greedy":
-        return DecodingConfig(generation.DecodingMode.GREEDY, decoding.max_new_tokens, repetition_penalty=penalty)
-    if decoding.temperature is None:
-        raise ValueError("a sampling regime needs a temperature")
-    return DecodingConfig(generation.DecodingMode.SAMPLING, decoding.max_new_tokens,
-                          temperature=decoding.temperature, repetition_penalty=penalty)
-
-
-ENGINE_MODULES: tuple[ModuleType, ...] = (generation, kvcache, patching, interventions, hooks, records, tokens)
+ENGINE_MODULES: tuple[ModuleType, ...] = (
+    generation, decoding_module, kvcache, patching, interventions, hooks, records, serialize, tokens,
+)
 """Modules whose source determines a continuation; their fingerprint is part of every cache key. The behaviour
 scorers are not among them: scores are computed on every run, from the cached texts."""
 
 
 def _source_fingerprint() -> str:
-    local = (decoding_config, Condition.patch_for, _generate_missing, _stored)
+    local = (Condition.patch_for, _generate_missing, _stored)
     text = code_fingerprint(ENGINE_MODULES) + "".join(inspect.getsource(f) for f in local)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -76,16 +66,7 @@ def standard_capture(lm: LoadedModel, condition: Condition) -> CaptureSpec:
     return CaptureSpec(v_layers=tuple(sorted(layers)))
 
 
-def _encode_array(x: torch.Tensor | np.ndarray) -> dict[str, Any]:
-    arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
-    return {"shape": list(arr.shape), "f32": base64.b64encode(arr.tobytes()).decode("ascii")}
-
-
-def _decode_array(obj: Mapping[str, Any]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(obj["f32"]), dtype=np.float32).reshape(obj["shape"]).copy()
-
-
-def _pair_parts(lm: LoadedModel, pair: TransferPair, condition: Condition, patch: Any, decoding: Decoding,
+def _pair_parts(lm: LoadedModel, pair: TransferPair, condition: Condition, patch: Any, decoding: DecodingRegime,
                 run_seed: int, capture: CaptureSpec, fingerprint: str) -> dict[str, Any]:
     _, recipient_ids = pair.prompt(condition.recipient)
     donor = pair.prompt(condition.donor)[1] if condition.donor is not None else None
@@ -94,10 +75,10 @@ def _pair_parts(lm: LoadedModel, pair: TransferPair, condition: Condition, patch
         "pair_id": pair.id,
         "recipient_ids": list(recipient_ids),
         "donor_ids": list(donor) if donor is not None else None,
-        "patch": to_builtin(patch),
-        "decoding": to_builtin(decoding),
-        "run_seed": run_seed if decoding.mode == "sample" else None,
-        "capture": to_builtin(capture),
+        "patch": to_builtin(patch, nonfinite="keep"),
+        "decoding": to_builtin(decoding, nonfinite="keep"),
+        "run_seed": run_seed if decoding.mode is DecodingMode.SAMPLING else None,
+        "capture": to_builtin(capture, nonfinite="keep"),
         "code": fingerprint,
     }
 
@@ -117,8 +98,8 @@ def _stored(records_: Sequence[GenerationRecord], recipient_id: str, donor_id: s
                 "generated_ids": list(r.generated_ids),
                 "stopped_at_eos": r.stopped_at_eos,
                 "min_top2_gap": r.min_gap() if r.top2_gaps else None,
-                "v": {str(k): _encode_array(v) for k, v in r.v_captures.items()},
-                "entropy": {str(k): _encode_array(v) for k, v in r.attention_entropy.items()},
+                "v": {str(k): encode_array(v) for k, v in r.v_captures.items()},
+                "entropy": {str(k): encode_array(v) for k, v in r.attention_entropy.items()},
             }
             for r in records_
         ],
@@ -136,8 +117,8 @@ def _outcome(pair_id: str, condition: Condition, stored: Mapping[str, Any]) -> P
             stopped_at_eos=s["stopped_at_eos"],
             min_top2_gap=math.inf if s["min_top2_gap"] is None else float(s["min_top2_gap"]),
             score=score,
-            v={int(k): _decode_array(v) for k, v in s["v"].items()},
-            entropy={int(k): _decode_array(v) for k, v in s["entropy"].items()},
+            v={int(k): decode_array(v) for k, v in s["v"].items()},
+            entropy={int(k): decode_array(v) for k, v in s["entropy"].items()},
         )
         for s, score in zip(stored["samples"], scores)
     )
@@ -171,17 +152,16 @@ def _generate_missing(
     lm: LoadedModel,
     jobs: Sequence[tuple[TransferPair, Any]],
     condition: Condition,
-    decoding: Decoding,
+    decoding: DecodingRegime,
     run_seed: int,
     capture: CaptureSpec,
     batch_size: int,
     progress: bool,
 ) -> dict[str, dict[str, Any]]:
     """Generate every (pair, sample) of ``jobs``; returns the storable (unscored) outcome per pair id."""
-    config = decoding_config(decoding)
     by_patch: dict[str, list[tuple[TransferPair, Any]]] = defaultdict(list)
     for pair, patch in jobs:
-        by_patch[repr(to_builtin(patch))].append((pair, patch))
+        by_patch[repr(to_builtin(patch, nonfinite="keep"))].append((pair, patch))
     batches: list[tuple[Any, list[GenerationRequest]]] = []
     for group in by_patch.values():
         patch = group[0][1]
@@ -199,7 +179,7 @@ def _generate_missing(
     generated: list[GenerationRecord] = []
     bar = tqdm(batches, desc=f"{lm.name} {condition.name}", unit="batch", disable=not progress, leave=False)
     for patch, requests in bar:
-        generated.extend(generate(lm, requests, decoding=config, patch=patch, capture=capture,
+        generated.extend(generate(lm, requests, decoding=decoding, patch=patch, capture=capture,
                                   condition=condition.name, run_seed=run_seed, batch_size=len(requests)))
     per_pair: dict[str, list[GenerationRecord]] = defaultdict(list)
     for r in generated:
@@ -230,7 +210,7 @@ def run_condition(
     pairs: Sequence[TransferPair],
     condition: Condition,
     *,
-    decoding: Decoding,
+    decoding: DecodingRegime,
     run_seed: int,
     cache: MeasurementCache | None = None,
     capture: CaptureSpec | None = None,

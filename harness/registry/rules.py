@@ -1,0 +1,128 @@
+"""The rule language of the claims registry: what sort of claim (:class:`Kind`) and the machine-evaluable
+criteria of a decision rule (:class:`Criterion`), with the text that states them.
+
+Semantics (evaluated by :func:`harness.results.evaluate`): each criterion is true, false or unknown.
+
+- **CI criteria** are judged on the whole interval: ``ci("<", b)`` is true when the upper bound is below b,
+  false when the lower bound is at or above b, unknown when the interval straddles b.
+- **p criteria** compare the claim's p-value with its ``alpha_test`` = family α / m (Bonferroni, see
+  :mod:`harness.registry.multiplicity`).
+- **steps** criteria need every adjacent-step CI at or above −δ; **value** criteria judge the point estimate
+  without a CI (deterministic invariants).
+
+(A registry criterion is not an experimental condition: those are :class:`harness.transfer.Condition`.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+__all__ = [
+    "P_BELOW", "Criterion", "CriterionKind", "Kind", "Op", "ci", "ci_outside", "ci_within", "criterion_summary",
+    "criterion_words", "steps_at_least", "value",
+]
+
+
+class Kind(str, Enum):
+    """What sort of claim: a directional effect, an equivalence (TOST), a trend, a one-sided upper bound,
+    or a deterministic invariant (cache anatomy, judged on the value without a CI)."""
+
+    SUPERIORITY = "superiority"
+    NON_SUPERIORITY = "non-superiority"
+    EQUIVALENCE = "equivalence"
+    TREND = "trend"
+    INVARIANT = "invariant"
+
+
+CriterionKind = Literal["ci", "ci_within", "ci_outside", "p_below", "steps_at_least", "value"]
+Op = Literal["<", "<=", ">", ">="]
+
+CI_KINDS: tuple[CriterionKind, ...] = ("ci", "ci_within", "ci_outside")
+"""Criterion kinds judged on the main CI (a claim with one needs a ``ci_level``)."""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One machine-evaluable part of a decision rule (see the module docstring for the semantics).
+
+    - ``ci``: the main CI against ``bound`` with ``op``;
+    - ``ci_within`` / ``ci_outside``: the main CI inside / outside the interval ``bounds``;
+    - ``p_below``: p < the claim's ``alpha_test``;
+    - ``steps_at_least``: every adjacent-step CI lies at or above ``bound`` (= −δ);
+    - ``value``: the point estimate (no CI) against ``bound`` with ``op`` (invariants).
+    """
+
+    kind: CriterionKind
+    op: Op | None = None
+    bound: float | None = None
+    bounds: tuple[float, float] | None = None
+
+
+def ci(op: Op, bound: float) -> Criterion:
+    """The whole main CI satisfies ``estimate op bound``."""
+    return Criterion("ci", op=op, bound=bound)
+
+
+def ci_within(low: float, high: float) -> Criterion:
+    """The whole main CI lies strictly inside (low, high) (TOST equivalence at the CI's level)."""
+    return Criterion("ci_within", bounds=(low, high))
+
+
+def ci_outside(low: float, high: float) -> Criterion:
+    """The whole main CI lies strictly outside [low, high]."""
+    return Criterion("ci_outside", bounds=(low, high))
+
+
+def steps_at_least(bound: float) -> Criterion:
+    """Every adjacent-step CI lower bound is ≥ ``bound``."""
+    return Criterion("steps_at_least", bound=bound)
+
+
+def value(op: Op, bound: float) -> Criterion:
+    """The point estimate satisfies ``estimate op bound`` (deterministic invariants)."""
+    return Criterion("value", op=op, bound=bound)
+
+
+P_BELOW = Criterion("p_below")
+"""p < the claim's ``alpha_test``."""
+
+_SIDE = {"<": "below", "<=": "at or below", ">": "above", ">=": "at or above"}
+
+
+def criterion_words(c: Criterion, *, ci_level: float | None, delta: float | None, p_words: str) -> str:
+    """``c`` in words, as the full decision procedure states it; ``p_words`` is the text of a p criterion
+    (it names the claim's α_test and its family)."""
+    level = f"{ci_level:.0%}" if ci_level is not None else ""
+    if c.kind == "ci":
+        return f"the whole {level} CI lies {_SIDE[c.op or '<']} {c.bound:g}"
+    if c.kind == "ci_within":
+        lo, hi = c.bounds or (0.0, 0.0)
+        return f"the whole {level} CI lies inside ({lo:g}, {hi:g})"
+    if c.kind == "ci_outside":
+        lo, hi = c.bounds or (0.0, 0.0)
+        return f"the whole {level} CI lies outside [{lo:g}, {hi:g}]"
+    if c.kind == "p_below":
+        return p_words
+    if c.kind == "steps_at_least":
+        return f"every adjacent-step 95% CI lower bound is ≥ {c.bound:g} (δ = {delta:g})"
+    return f"the value is {c.op} {c.bound:g}"
+
+
+def criterion_summary(c: Criterion, *, ci_level: float | None, p_words: str) -> str:
+    """``c`` in a few symbols for a table cell, e.g. ``95% CI < -1`` (``p_words`` for a p criterion)."""
+    level = f"{ci_level:.0%}" if ci_level is not None else ""
+    if c.kind == "ci":
+        return f"{level} CI {c.op} {c.bound:g}"
+    if c.kind == "ci_within":
+        lo, hi = c.bounds or (0.0, 0.0)
+        return f"{level} CI inside ({lo:g}, {hi:g})"
+    if c.kind == "ci_outside":
+        lo, hi = c.bounds or (0.0, 0.0)
+        return f"{level} CI outside [{lo:g}, {hi:g}]"
+    if c.kind == "p_below":
+        return p_words
+    if c.kind == "steps_at_least":
+        return f"every step 95% CI ≥ {c.bound:g}"
+    return f"value {c.op} {c.bound:g}"

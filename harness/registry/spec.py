@@ -1,0 +1,113 @@
+"""A pre-registered claim as frozen data (:class:`ClaimSpec`) and the rule text generated from its criteria.
+
+Changing anything that can move a verdict requires bumping the claim's ``version``. Verdicts: PASS when every
+criterion is true, FAIL when any is false, INCONCLUSIVE otherwise, and INCONCLUSIVE whenever n < planned n or
+the estimate is undefined (e.g. the transfer denominator's CI includes 0, DESIGN §4.8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.decoding import DecodingRegime
+from harness.registry.multiplicity import FAMILIES
+from harness.registry.power_plans import PowerPlan
+from harness.registry.rules import CI_KINDS, P_BELOW, Criterion, Kind, criterion_summary, criterion_words
+
+__all__ = ["ClaimSpec"]
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A pre-registered claim; its ``criteria`` decide, and every rule text is generated from them.
+
+    ``alpha`` is the familywise α (the TOST α for equivalence claims); ``alpha_test`` the per-test α of the
+    p criterion (None without one). ``n_unit`` names what n counts. ``required_groups`` are prompt-bank
+    groups without which the claim is SKIPPED; ``requires_levels`` means recursive prompts need levels L1–L5.
+    """
+
+    id: str
+    version: int
+    title: str
+    statement: str
+    estimator: str
+    effect_type: str
+    kind: Kind
+    criteria: tuple[Criterion, ...]
+    ci_level: float | None
+    alpha: float | None
+    family: str | None
+    power: PowerPlan
+    n_unit: str
+    required_groups: tuple[str, ...]
+    requires_levels: bool = False
+    delta: float | None = None
+    decoding: DecodingRegime | None = None
+    behaviour_score: str | None = None
+    headline: bool = False
+    notes: str = ""
+    alpha_test: float | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if P_BELOW in self.criteria:
+            fam = FAMILIES.get(self.family or "")
+            if fam is None or self.id not in fam.members:
+                raise ValueError(f"claim {self.id}: has a p condition but is not a member of a family")
+            if self.alpha != fam.alpha:
+                raise ValueError(f"claim {self.id}: alpha {self.alpha} differs from family {fam.name} α {fam.alpha}")
+            object.__setattr__(self, "alpha_test", fam.alpha_per_test)
+        elif self.family is not None:
+            raise ValueError(f"claim {self.id}: family {self.family!r} given but the rule has no p condition")
+        needs_ci = any(c.kind in CI_KINDS for c in self.criteria)
+        if needs_ci != (self.ci_level is not None):
+            raise ValueError(f"claim {self.id}: ci_level must be set exactly when the rule uses a CI")
+        if any(c.kind == "steps_at_least" for c in self.criteria) and self.delta is None:
+            raise ValueError(f"claim {self.id}: a steps_at_least condition needs delta")
+
+    @property
+    def planned_n(self) -> int:
+        """Planned n (in ``n_unit``) from :attr:`power` (solved on first access, then cached)."""
+        return self.power.planned_n
+
+    @property
+    def primary(self) -> Criterion:
+        """The criterion on the estimate (the first non-p criterion)."""
+        return next(c for c in self.criteria if c.kind != "p_below")
+
+    @property
+    def comparator(self) -> str:
+        """The primary criterion's comparator: an operator, 'within' or 'outside'."""
+        c = self.primary
+        if c.kind in ("ci", "value"):
+            return str(c.op)
+        return {"ci_within": "within", "ci_outside": "outside", "steps_at_least": ">="}[c.kind]
+
+    @property
+    def threshold(self) -> float | tuple[float, float]:
+        """The primary criterion's threshold (an interval for within/outside)."""
+        c = self.primary
+        return c.bounds if c.bounds is not None else float(c.bound)  # type: ignore[arg-type]
+
+    def _p_words(self, short: bool) -> str:
+        if self.family is None:
+            return ""
+        fam = FAMILIES[self.family]
+        m = len(fam.members)
+        if short:
+            return f"p < {self.alpha_test:.3g} (α {fam.alpha:g}/{m})"
+        return f"p < {self.alpha_test:.3g} (Bonferroni: α = {fam.alpha:g} over family '{fam.name}', m = {m})"
+
+    def rule_summary(self) -> str:
+        """The rule in a few symbols for table cells, generated from the criteria, e.g.
+        ``hedges_g: 95% CI < -1 and p < 0.00125 (α 0.01/8)``."""
+        p_words = self._p_words(short=True)
+        parts = [criterion_summary(c, ci_level=self.ci_level, p_words=p_words) for c in self.criteria]
+        return f"{self.effect_type}: " + " and ".join(parts)
+
+    def decision_text(self) -> str:
+        """The full decision procedure in words, generated from the criteria (what the code does)."""
+        p_words = self._p_words(short=False)
+        parts = [criterion_words(c, ci_level=self.ci_level, delta=self.delta, p_words=p_words) for c in self.criteria]
+        lead = " and ".join(parts)
+        text = f"PASS if {lead}; FAIL if any of these is clearly not met; INCONCLUSIVE otherwise"
+        return text + f" or when n < {self.planned_n} {self.n_unit}."
