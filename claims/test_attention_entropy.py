@@ -15,7 +15,7 @@ import pytest
 
 from harness.claim_support import require_groups, run_details
 from harness.claims_registry import get_claim
-from harness.geometry import hedges_contrast, measure_attention_entropy
+from harness.geometry.prompt_geometry import hedges_contrast, measure_attention_entropy
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import hedges_g

@@ -13,7 +13,7 @@ import pytest
 
 from harness.claim_support import require_groups, run_details
 from harness.claims_registry import get_claim
-from harness.geometry import measure_rv
+from harness.geometry.prompt_geometry import measure_rv
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, spearman

@@ -16,7 +16,7 @@ import pytest
 
 from harness.claim_support import require_groups, run_details
 from harness.claims_registry import get_claim
-from harness.geometry import hedges_contrast, measure_rv, rv_layer_sweep
+from harness.geometry.prompt_geometry import hedges_contrast, measure_rv, rv_layer_sweep
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from harness import kvcache
-from harness.capture import capture_v_windows
+from harness.geometry.capture import capture_v_windows
 from harness.generation import DecodingConfig, GenerationRequest, generate
 from harness.models import LoadedModel, load_model
 from harness.patching import KVPatchSpec
