@@ -18,6 +18,8 @@ Invariants enforced here:
 - nothing mutates a :class:`Prefill` handed in: patching returns a deep copy, decoding clones;
 - mixing is ``(1−α)·recipient + α·donor`` in float32, cast back to each layer's own dtype and
   device, the same code for every α;
+- every continuation decodes from :func:`patched_prefix` (recipient tokens ``0 … n−2``, the donor's
+  first ``n − 1`` tokens patched in per the spec), the generation engine and the V replay alike;
 - a patch never changes any layer's length; positions a sliding layer no longer holds (in the
   recipient or the donor) are skipped and listed as not applicable in the :class:`PatchReport`.
 

@@ -145,12 +145,14 @@ def window_rv(replay: ReplayedV, early: int, late: int, positions: Sequence[int]
 
 
 def _pack(array: np.ndarray) -> str:
+    """float32 array as base64 of its ``.npy`` bytes (a JSON-storable cache value)."""
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _unpack(text: str) -> np.ndarray:
+    """Inverse of :func:`_pack`."""
     return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
 
 
