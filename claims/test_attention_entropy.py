@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from harness.claim_support import require_groups, run_details
-from harness.geometry import hedges_contrast, measure_attention_entropy
 from harness.registry import get_claim
+from harness.geometry.prompt_geometry import hedges_contrast, measure_attention_entropy
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import hedges_g

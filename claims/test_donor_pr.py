@@ -5,7 +5,7 @@ second-half KV patch (the kv_transfer condition: K and V of the recursive donor 
 shared positions, α = 1; registered decoding regime; degeneration-gated embedding score). The donor's PR is
 the eigenvalue PR (uncentred) of the V held in A's prefix cache — the cache the patch copies from, tokens
 0…n−2 — at the model's late layer, over its last W (``--window``, 16) content positions, read from the cache
-tensor (``harness.transfer_ext.donor_cache_pr``). Spearman ρ(PR, transfer) over pairs, 95 % BCa CI
+tensor (``harness.geometry.cache_pr.donor_cache_pr``). Spearman ρ(PR, transfer) over pairs, 95 % BCa CI
 resampling pairs; p: Spearman, one-sided (ρ < 0). Rule and planned n: the registry entry.
 """
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
-from harness.claim_support_ext import rank_correlation
 from harness.registry import get_claim
+from harness.geometry.cache_pr import donor_cache_pr
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
+from harness.stats import rank_correlation
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, transfer
-from harness.transfer_ext import donor_cache_pr
 
 CLAIM = get_claim("donor_pr_predicts_transfer")
 pytestmark = pytest.mark.claim(CLAIM.id)

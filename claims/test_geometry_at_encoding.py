@@ -7,7 +7,7 @@ g_{s−1}); R_V at step s = PR(V at the late layer) / PR(V at the early layer) (
 the last W (``--window``, 16) non-special positions held at that moment. At step 0 that window is the
 prompt's last W content tokens; at step 40 it is generated tokens g_24…g_39 only. V is the ``v_proj`` output
 of each position in the run (prefill rows and a teacher-forced replay of the generated ids over the same
-cache, ``harness.transfer_ext.replay_v``; nothing is patched). A continuation that stopped (EOS) before step
+cache, ``harness.geometry.replay.replay_v``; nothing is patched). A continuation that stopped (EOS) before step
 40 ran has no step-40 R_V and is left out of the step-40 numbers only.
 Estimate: Hedges g of step-0 R_V, recursive − baseline, 95 % BCa CI resampling prompts within each group;
 p: one-sided Welch t (recursive lower). Hedges g at step 40 with its CI is reported beside it (no verdict).
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
-from harness.claim_support_ext import decode_step_rv, replay_capture_gap, replay_runs
 from harness.registry import get_claim
+from harness.geometry.replay import decode_step_rv, replay_capture_gap, replay_runs
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, hedges_g, welch_t

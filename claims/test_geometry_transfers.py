@@ -6,7 +6,7 @@ half, at all shared prompt positions, α = 1; kv_transfer's condition) — under
 What is measured: for each continuation, R_V = PR(V at the late layer) / PR(V at the early layer) (eigenvalue
 PR, uncentred) over its generated tokens g_0…g_{k−1}, special tokens excluded: the very tokens whose text the
 behaviour score reads. V is the ``v_proj`` output at those new positions, from a teacher-forced replay of the
-same token ids over the condition's own (patched) prefix cache (``harness.transfer_ext.replay_v``, equal to
+same token ids over the condition's own (patched) prefix cache (``harness.geometry.replay.replay_v``, equal to
 the decode loop's per-step capture, tested). The patch writes only prompt positions 0…n−2, so no measured row
 is a patched (layer, position): every row is downstream of the patch. A continuation with fewer than W
 (``--window``, 16) such tokens has no R_V and its pair is dropped (listed in the details).
@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
-from harness.claim_support_ext import (
+from harness.claims_registry import get_claim
+from harness.geometry.replay import (
     GENERATED_RV_TEXT,
     generated_rv,
     generated_token_counts,

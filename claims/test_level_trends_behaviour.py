@@ -6,7 +6,7 @@
   score), 95 % BCa CI resampling prompts; p: Spearman, one-sided (ρ > 0).
 - donor_level_transfer_trend: blocks are baseline recipients B; each gets five second-half KV patches
   (α = 1, all prompt positions), one from a donor of each level L1…L5
-  (``harness.transfer_ext.donor_level_blocks``). No recursive prompt set has every level at a baseline's
+  (``harness.transfer.pairs.donor_level_blocks``). No recursive prompt set has every level at a baseline's
   exact length, so each donor is at least as long as B and the patch copies the donor's first n − 1 tokens
   (the shared-prefix alignment of DESIGN §4.3); the donor of B's own pair level is B's exact-length partner,
   the others rotate over the eligible prompts of their level. Estimate: the mean over blocks of the
@@ -23,13 +23,14 @@ import numpy as np
 import pytest
 
 from harness.claim_support import behaviour_details, require_groups, run_conditions
-from harness.claim_support_ext import first_eligible, rank_correlation
 from harness.registry import get_claim
+from harness.claim_support import behaviour_details, first_eligible, require_groups, run_conditions
+from harness.prompts import LEVELS
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
-from harness.stats import bootstrap_ci, page_trend, spearman
+from harness.stats import bootstrap_ci, page_trend, rank_correlation, spearman
 from harness.transfer import KV_MAIN, NATURAL_RECURSIVE, transfer_pairs
-from harness.transfer_ext import LEVELS, donor_level_blocks
+from harness.transfer.pairs import donor_level_blocks
 
 
 @pytest.mark.claim("level_behaviour_trend")

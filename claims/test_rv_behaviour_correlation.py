@@ -4,7 +4,7 @@ Method: the recursive prompts of the first planned-n exact-length pairs (pair or
 their natural continuations are the natural A runs the transfer claims share (registered decoding regime;
 degeneration-gated embedding score of the generated tokens). R_V per prompt as in rv_contraction: one clean
 prefill, PR(V at the late layer) / PR(V at the early layer) over the last W (``--window``, 16) content
-tokens, eigenvalue PR, uncentred (``harness.geometry.measure_rv``). Spearman ρ(R_V, score) within the
+tokens, eigenvalue PR, uncentred (``harness.geometry.prompt_geometry.measure_rv``). Spearman ρ(R_V, score) within the
 recursive group only (never pooled with baselines), 95 % BCa CI resampling prompts; p: Spearman, one-sided
 (ρ < 0). Rule and planned n: the registry entry.
 """
@@ -14,11 +14,12 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_support import behaviour_details, require_groups, run_conditions
-from harness.claim_support_ext import first_eligible, rank_correlation
-from harness.geometry import measure_rv
 from harness.registry import get_claim
+from harness.claim_support import behaviour_details, first_eligible, require_groups, run_conditions
+from harness.geometry.prompt_geometry import measure_rv
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
+from harness.stats import rank_correlation
 from harness.transfer import NATURAL_RECURSIVE, transfer_pairs
 
 CLAIM = get_claim("rv_behaviour_correlation")

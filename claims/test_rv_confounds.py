@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_support import capped, require_groups, run_details
-from harness.geometry import hedges_contrast, measure_rv
+from harness.geometry.prompt_geometry import hedges_contrast, measure_rv
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
 from harness.prompts import Prompt, PromptBank

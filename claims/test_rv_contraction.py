@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from harness.claim_support import require_groups, run_details
-from harness.geometry import hedges_contrast, measure_rv, rv_layer_sweep
 from harness.registry import get_claim
+from harness.geometry.prompt_geometry import hedges_contrast, measure_rv, rv_layer_sweep
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 

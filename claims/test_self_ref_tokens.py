@@ -2,7 +2,7 @@
 
 Positions (fixed before any data): a donor token is self-referential when its characters overlap a span that
 the recursive lexicon of DESIGN §4.7a (``harness.behaviour.lexicon``, the documented and unit-tested
-patterns) matches in the donor prompt's normalised text (``harness.transfer_ext.self_referential_positions``).
+patterns) matches in the donor prompt's normalised text (``harness.behaviour.lexicon.self_referential_positions``).
 Only prompt positions 0…n−2 are held in the cache a patch edits, so a match on the last prompt token is not
 patchable. Pairs: the first planned-n exact-length pairs, in the pre-registered pair order, whose donor has
 at least one patchable self-referential position (a donor without one has nothing to patch; the number of
@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from harness.claim_support import require_groups, run_conditions, transfer_result
-from harness.claim_support_ext import first_eligible
 from harness.registry import get_claim
+from harness.behaviour.lexicon import self_referential_positions
+from harness.claim_support import first_eligible, require_groups, run_conditions, transfer_result
 from harness.results import assert_pass, record_claim
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, kv_condition, transfer_pairs
-from harness.transfer_ext import self_referential_positions
 
 CLAIM = get_claim("self_ref_token_patch")
 pytestmark = pytest.mark.claim(CLAIM.id)

@@ -3,7 +3,7 @@ transfer results, report details."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -34,6 +34,14 @@ def capped(prompts: list[Prompt], n_cap: int | None) -> list[Prompt]:
     queues = [by_level[level] for level in sorted(by_level)]
     interleaved = [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
     return sorted(interleaved[:n_cap], key=lambda p: p.id)
+
+
+def first_eligible(pairs: Sequence[TransferPair], keep: Callable[[TransferPair], bool], spec: ClaimSpec,
+                   n_cap: int | None) -> tuple[list[TransferPair], int]:
+    """The first ``min(planned_n, n_cap)`` pairs that satisfy ``keep``, and how many satisfy it in all."""
+    eligible = [p for p in pairs if keep(p)]
+    n = min(spec.planned_n, n_cap) if n_cap else spec.planned_n
+    return eligible[:n], len(eligible)
 
 
 def require_groups(bank: PromptBank, spec: ClaimSpec, n_cap: int | None) -> dict[str, list[Prompt]]:

@@ -32,7 +32,7 @@ from harness import kvcache
 from harness.decoding import DecodingMode, DecodingRegime
 from harness.hooks import TraceDict
 from harness.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
-from harness.metrics import attention_entropy
+from harness.geometry.metrics import attention_entropy
 from harness.models import LoadedModel
 from harness.patching import (
     ActivationPatchSpec,
@@ -186,21 +186,20 @@ def _penalise(scores: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch
 
 def _prefill(lm: LoadedModel, batch: Sequence[GenerationRequest], patch, pad: int):
     """(prefill to decode from, per-row not-applicable maps, activation patcher or None)."""
-    prefixes = [r.recipient_ids[:-1] for r in batch]
+    recipients = [r.recipient_ids for r in batch]
     if isinstance(patch, KVPatchSpec):
-        recipient = kvcache.prefill(lm.model, prefixes, pad_id=pad)
-        donors = [r.donor_ids[: len(r.recipient_ids) - 1] for r in batch]
-        donor = kvcache.prefill(lm.model, donors, pad_id=pad)
-        patched, report = kvcache.patch_kv(recipient, donor, patch, row_keys=[r.pair_id for r in batch])
+        patched, report = kvcache.patched_prefix(
+            lm.model, recipients, [r.donor_ids for r in batch], patch, pad_id=pad, row_keys=[r.pair_id for r in batch]
+        )
         return patched, [report.not_applicable_for_row(b) for b in range(len(batch))], None
     if isinstance(patch, ActivationPatchSpec):
         donor_acts = capture_donor_activations(lm, [r.donor_ids for r in batch], patch.site, patch.layer)
-        patcher = ActivationPatcher(patch, donor_acts, [len(p) for p in prefixes], site_columns(lm, patch.site))
+        patcher = ActivationPatcher(patch, donor_acts, [len(r) - 1 for r in recipients], site_columns(lm, patch.site))
         with TraceDict(lm.model, [site_path(lm, patch.site, patch.layer)], retain_output=False, edit_output=patcher):
-            prefilled = kvcache.prefill(lm.model, prefixes, pad_id=pad)
+            prefilled, _ = kvcache.patched_prefix(lm.model, recipients, None, None, pad_id=pad)
         patcher.set_phase("decode")
         return prefilled, [{} for _ in batch], patcher
-    return kvcache.prefill(lm.model, prefixes, pad_id=pad), [{} for _ in batch], None
+    return kvcache.patched_prefix(lm.model, recipients, None, None, pad_id=pad)[0], [{} for _ in batch], None
 
 
 def _generate_batch(

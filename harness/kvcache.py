@@ -18,6 +18,8 @@ Invariants enforced here:
 - nothing mutates a :class:`Prefill` handed in: patching returns a deep copy, decoding clones;
 - mixing is ``(1−α)·recipient + α·donor`` in float32, cast back to each layer's own dtype and
   device, the same code for every α;
+- every continuation decodes from :func:`patched_prefix` (recipient tokens ``0 … n−2``, the donor's
+  first ``n − 1`` tokens patched in per the spec), the generation engine and the V replay alike;
 - a patch never changes any layer's length; positions a sliding layer no longer holds (in the
   recipient or the donor) are skipped and listed as not applicable in the :class:`PatchReport`.
 
@@ -73,10 +75,12 @@ __all__ = [
     "layer_window",
     "num_layers",
     "patch_kv",
+    "patched_prefix",
     "prefill",
     "replace_layer",
     "rope_inv_freq",
     "shift_positions",
+    "teacher_force",
 ]
 
 
@@ -424,6 +428,53 @@ def patch_kv(
         requested=tuple(p for p, _ in plans), sources=tuple(s for _, s in plans), layers=tuple(reports)
     )
     return out, report
+
+
+def patched_prefix(
+    model: torch.nn.Module,
+    recipients: Sequence[Sequence[int]],
+    donors: Sequence[Sequence[int]] | None,
+    spec: KVPatchSpec | None,
+    *,
+    pad_id: int,
+    row_keys: Sequence[str] | None = None,
+) -> tuple[Prefill, PatchReport | None]:
+    """The cache a continuation decodes from: the one place the (patched) recipient prefix is built.
+
+    Each recipient row's tokens ``0 … n−2`` are prefilled (left-padded batch; the last prompt token is fed by
+    the first decode step). With a ``spec``, each donor row's first ``n − 1`` tokens are prefilled as well
+    and patched in by :func:`patch_kv` (``row_keys`` seed the controls); the report is None without a spec.
+    """
+    prefixes = [r[:-1] for r in recipients]
+    recipient = prefill(model, prefixes, pad_id=pad_id)
+    if spec is None:
+        return recipient, None
+    if donors is None or len(donors) != len(recipients):
+        raise CacheError("patched_prefix: a KV patch needs one donor row per recipient row")
+    donor = prefill(model, [d[: len(r) - 1] for r, d in zip(recipients, donors)], pad_id=pad_id)
+    return patch_kv(recipient, donor, spec, row_keys=row_keys)
+
+
+def teacher_force(model: torch.nn.Module, prefill_: Prefill, tokens: Sequence[int]) -> None:
+    """Feed ``tokens`` in one teacher-forced forward of the model's base (no LM head) over a clone of a one-row,
+    unpadded prefill, at logical positions ``position_offset + n …`` (``n`` = tokens in the cache).
+
+    Row ``i`` of that forward is what a decode loop computes when it feeds ``tokens[i]`` (causal attention);
+    hooks read it (e.g. a ``TraceDict`` with ``stop=True`` around the call). ``prefill_`` is not touched.
+    """
+    if prefill_.batch_size != 1 or prefill_.pads != (0,):
+        raise CacheError(f"teacher_force needs a one-row, unpadded prefill, got lengths {prefill_.lengths}")
+    state = clone(prefill_)
+    device = input_device(model)
+    start = prefill_.position_offset + prefill_.lengths[0]
+    with torch.no_grad():
+        model.base_model(
+            input_ids=torch.tensor([list(tokens)], dtype=torch.long, device=device),
+            attention_mask=torch.ones((1, prefill_.padded_length + len(tokens)), dtype=torch.long, device=device),
+            position_ids=torch.arange(start, start + len(tokens), device=device)[None],
+            past_key_values=state.cache,
+            use_cache=True,
+        )
 
 
 def shift_positions(prefill_: Prefill, delta: int) -> Prefill:

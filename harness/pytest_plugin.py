@@ -21,7 +21,7 @@ import pytest
 
 from harness.claim_context import ClaimContext, RunSettings
 from harness.measurement_cache import CACHE_MODES, MeasurementCache
-from harness.metrics import DEFAULT_WINDOW
+from harness.geometry.metrics import DEFAULT_WINDOW
 from harness.models import (
     DEFAULT_MODEL,
     EMBEDDED_MODELS,

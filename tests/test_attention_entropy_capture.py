@@ -1,4 +1,4 @@
-"""Prefill attention entropy (harness.capture): equals the entropy of the model's own attention probabilities
+"""Prefill attention entropy (harness.geometry.capture): equals the entropy of the model's own attention probabilities
 at the window's query positions, batched = single, hooks removed, clear error without eager attention."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import geometry
-from harness.capture import AttentionWeightsUnavailableError, capture_v_windows
-from harness.metrics import attention_entropy
+from harness.geometry import prompt_geometry as geometry
+from harness.geometry.capture import AttentionWeightsUnavailableError, capture_v_windows
+from harness.geometry.metrics import attention_entropy
 from harness.models import LoadedModel, load_model
 from harness.prompts import Prompt
 

@@ -1,12 +1,13 @@
-"""harness.geometry: per-prompt cached measurements, PR / entropy tables, group contrasts and the layer sweep."""
+"""harness.geometry.prompt_geometry: per-prompt cached measurements, PR / entropy tables, group contrasts and the layer sweep."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from harness import capture, geometry
-from harness.capture import capture_v_windows, rv_per_prompt
+from harness.geometry import capture
+from harness.geometry import prompt_geometry as geometry
+from harness.geometry.capture import capture_v_windows, rv_per_prompt
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
 from harness.prompts import Prompt

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from harness import kvcache
-from harness.capture import capture_v_windows
 from harness.decoding import DecodingRegime
 from harness.generation import GenerationRequest, generate
+from harness.geometry.capture import capture_v_windows
 from harness.models import LoadedModel, load_model
 from harness.patching import KVPatchSpec
 from harness.tokens import encode, pad_id

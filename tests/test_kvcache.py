@@ -303,3 +303,19 @@ def test_mismatched_inputs_are_rejected(toy_llama: LoadedModel, toy_gemma3: Load
         kvcache.cache_hash(kvcache.Prefill(cache=object(), lengths=(1,), attention_mask=torch.ones(1, 1)))  # type: ignore[arg-type]
     with pytest.raises(kvcache.CacheError, match="one token per row"):
         kvcache.DecodeState(recipient).step(toy_llama.model, torch.tensor([1, 2]))
+
+
+def test_patched_prefix_is_the_recipient_prefix_with_the_donor_patched_in(toy_llama: LoadedModel) -> None:
+    """Catches the engine and the V replay drifting apart: both decode from this one prefix construction."""
+    rec, don = matched(toy_llama)
+    spec = KVPatchSpec(all_layers(toy_llama), alpha=0.5)
+    built, report = kvcache.patched_prefix(toy_llama.model, [rec], [don], spec, pad_id=pad_id(toy_llama.tokenizer),
+                                           row_keys=["p"])
+    by_hand, _ = kvcache.patch_kv(prefill(toy_llama, rec[:-1]), prefill(toy_llama, don[:-1]), spec, row_keys=["p"])
+    assert report is not None and built.lengths == (len(rec) - 1,) and same_values(built, by_hand)
+    natural, none = kvcache.patched_prefix(toy_llama.model, [rec], None, None, pad_id=pad_id(toy_llama.tokenizer))
+    assert none is None and same_values(natural, prefill(toy_llama, rec[:-1]))
+    with pytest.raises(kvcache.CacheError, match="one donor row per recipient row"):
+        kvcache.patched_prefix(toy_llama.model, [rec], None, spec, pad_id=pad_id(toy_llama.tokenizer))
+    with pytest.raises(kvcache.CacheError, match="one-row, unpadded"):
+        kvcache.teacher_force(toy_llama.model, prefill(toy_llama, rec[:-1], rec[:-3]), [rec[-1]])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.stats import ortho_group
 
-from harness.metrics import (
+from harness.geometry.metrics import (
     DegenerateWindowError,
     PromptTooShortError,
     content_window,

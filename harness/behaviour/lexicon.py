@@ -16,11 +16,13 @@ rate lies in [0, 100]. An empty text has rate 0.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harness.behaviour.text import normalise, words
 
-__all__ = ["LEXICON", "LexiconPattern", "lexicon_matches", "lexicon_rate"]
+__all__ = ["LEXICON", "LexiconPattern", "lexicon_matches", "lexicon_rate", "self_referential_positions"]
 
 
 @dataclass(frozen=True)
@@ -201,3 +203,33 @@ def lexicon_rate(text: str) -> float:
     """Recursive-lexicon matches per 100 words of ``text`` (0.0 for a text without words)."""
     n_words = len(words(text))
     return 100.0 * len(lexicon_matches(text)) / n_words if n_words else 0.0
+
+
+def self_referential_positions(tokenizer: Any, text: str, token_ids: Sequence[int]) -> tuple[int, ...]:
+    """Positions of the tokens of ``text`` that overlap a recursive-lexicon match (DESIGN §4.7a).
+
+    The lexicon runs on the normalised text (:func:`harness.behaviour.normalise`); token ``i`` with
+    character offsets ``[s, e)`` covers the normalised characters
+    ``[len(normalise(text[:s])), len(normalise(text[:e])))``, and is self-referential when that range
+    overlaps a matched span. Special tokens (empty offsets, e.g. BOS) never are. ``token_ids`` must be the
+    ids :func:`harness.tokens.encode` gives for ``text`` (checked). Raises ValueError when the tokenizer
+    gives no offsets, or when normalisation is not prefix-stable for this text (exotic Unicode).
+    """
+    encoded = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+    if list(encoded["input_ids"]) != list(token_ids):
+        raise ValueError("self_referential_positions: token_ids are not this tokenizer's encoding of the text")
+    if "offset_mapping" not in encoded:
+        raise ValueError("self_referential_positions: the tokenizer gives no character offsets (needs a fast tokenizer)")
+    full = normalise(text)
+    spans = lexicon_matches(text)
+    positions = []
+    for i, (s, e) in enumerate(encoded["offset_mapping"]):
+        if e <= s:
+            continue
+        lo, hi = normalise(text[:s]), normalise(text[:e])
+        if not (full.startswith(lo) and full.startswith(hi)):
+            raise ValueError(f"self_referential_positions: normalising a prefix of {text[:40]!r}… is not a prefix "
+                             "of the normalised text; token offsets cannot be mapped")
+        if any(len(lo) < b and len(hi) > a for a, b in spans):
+            positions.append(i)
+    return tuple(positions)

@@ -4,6 +4,7 @@ Each function states its definition and the library routine behind it; see the s
 """
 
 from harness.stats.bootstrap import ConfidenceInterval, bootstrap_ci
+from harness.stats.correlation import Correlation, rank_correlation
 from harness.stats.effect_sizes import cohens_d, hedges_correction, hedges_g, paired_dz, pooled_sd
 from harness.stats.multiplicity import adjust, benjamini_hochberg, holm
 from harness.stats.proportions import binomial_test, proportion_ci
@@ -25,10 +26,10 @@ from harness.stats.significance import (
 from harness.stats.transfer import TransferEstimate, adjacent_step_cis, steps_as_bounds, transfer_ci
 
 __all__ = [
-    "ConfidenceInterval", "PowerPart", "TestResult", "TostResult", "TransferEstimate", "WelchT",
+    "ConfidenceInterval", "Correlation", "PowerPart", "TestResult", "TostResult", "TransferEstimate", "WelchT",
     "adjacent_step_cis", "adjust", "benjamini_hochberg", "binomial_test", "bootstrap_ci", "cohens_d",
     "fisher_z_effect", "hedges_correction", "hedges_g", "holm", "mann_whitney", "page_trend", "paired_dz",
     "part", "permutation_test_ind", "permutation_test_paired", "pooled_sd", "proportion_ci",
-    "proportion_effect", "solve_n", "spearman", "steps_as_bounds", "tost_ind", "tost_paired", "transfer_ci",
+    "proportion_effect", "rank_correlation", "solve_n", "spearman", "steps_as_bounds", "tost_ind", "tost_paired", "transfer_ci",
     "welch_t", "wilcoxon_paired",
 ]

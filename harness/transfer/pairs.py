@@ -12,10 +12,10 @@ from enum import Enum
 from itertools import zip_longest
 
 from harness.models import LoadedModel
-from harness.prompts import Prompt, PromptBank, equal_length_pairs
+from harness.prompts import LEVELS, Prompt, PromptBank, equal_length_pairs
 from harness.tokens import encode
 
-__all__ = ["Role", "TransferPair", "make_pair", "select_pairs", "transfer_pairs"]
+__all__ = ["DonorLevelBlock", "Role", "TransferPair", "donor_level_blocks", "make_pair", "select_pairs", "transfer_pairs"]
 
 
 class Role(str, Enum):
@@ -133,3 +133,64 @@ def select_pairs(
         raise ValueError(f"select_pairs: n must be >= 1, got {n}")
     eligible = [p for p in transfer_pairs(lm, bank) if all(p.has(r) for r in roles)]
     return eligible[:n]
+
+
+@dataclass(frozen=True)
+class DonorLevelBlock:
+    """A baseline recipient with one donor pair per level: ``pairs[ℓ − 1]`` has the level-ℓ donor as its
+    recursive prompt. ``used_fraction[ℓ − 1]`` is the share of that donor's tokens the patch can use
+    (the recipient's length over the donor's)."""
+
+    baseline: Prompt
+    pairs: tuple[TransferPair, ...]
+    used_fraction: tuple[float, ...]
+
+
+def _truncated_pair(lm: LoadedModel, donor: Prompt, recipient: Prompt) -> TransferPair:
+    """The pair of ``recipient`` with ``donor``'s first ``len(recipient)`` token ids as its recursive ids."""
+    donor_ids = tuple(encode(lm.tokenizer, donor.text))
+    recipient_ids = tuple(encode(lm.tokenizer, recipient.text))
+    return TransferPair(f"level:{recipient.id}<-{donor.id}", donor, recipient, donor_ids[: len(recipient_ids)],
+                        recipient_ids)
+
+
+def donor_level_blocks(lm: LoadedModel, bank: PromptBank, n: int) -> tuple[list[DonorLevelBlock], int]:
+    """The first ``n`` baseline recipients (in :func:`harness.transfer.transfer_pairs` order) that have a
+    donor of every level, and how many baselines qualified in all.
+
+    Token positions align one to one, and no recursive prompt of every level has a baseline's exact length,
+    so a donor must be at least as long as the recipient: the patch then covers every recipient prefix
+    position with the donor's first ``n − 1`` tokens (the shared-prefix alignment of DESIGN §4.3; the
+    donor's later tokens are not used). Donor rule, fixed before any data: at the level of the
+    baseline's own pair, its exact-length recorded partner (that pair itself, id unchanged, so its run is
+    shared with kv_transfer); at every other level ℓ, among the level-ℓ prompts at least as long as the
+    recipient, in id order, the one at index ``(block index) mod (their number)``, so donors rotate across
+    blocks instead of one prompt serving every block. Such a donor's pair carries the donor's first
+    ``len(recipient)`` token ids as ``recursive_ids`` (id ``level:<baseline>~<donor>``).
+    """
+    if n < 1:
+        raise ValueError(f"donor_level_blocks: n must be >= 1, got {n}")
+    lengths = {p.id: len(encode(lm.tokenizer, p.text)) for p in bank.group("recursive")}
+    by_level = {level: bank.group("recursive", level=level) for level in LEVELS}
+    blocks: list[DonorLevelBlock] = []
+    qualified = 0
+    for pair in transfer_pairs(lm, bank):
+        own = pair.recursive.level
+        need = pair.n_tokens
+        eligible = {level: [p for p in by_level[level] if lengths[p.id] >= need] for level in LEVELS}
+        if own not in LEVELS or not all(eligible.values()):
+            continue
+        qualified += 1
+        if len(blocks) == n:
+            continue
+        index = len(blocks)
+        chosen = []
+        for level in LEVELS:
+            if level == own:
+                chosen.append(pair)
+            else:
+                donors = eligible[level]
+                chosen.append(_truncated_pair(lm, donors[index % len(donors)], pair.baseline))
+        fractions = tuple(need / lengths[c.recursive.id] for c in chosen)
+        blocks.append(DonorLevelBlock(pair.baseline, tuple(chosen), fractions))
+    return blocks, qualified

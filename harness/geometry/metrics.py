@@ -1,4 +1,4 @@
-"""Value-space geometry: participation ratio, R_V, per-KV-head PR, and the content-token window (DESIGN §4.1-4.2).
+"""Value-space metrics: participation ratio, R_V, per-KV-head PR, and the content-token window (DESIGN §4.1-4.2).
 
 Conventions:
 - A window matrix ``x`` has shape ``[T, D]``: T token positions (rows) by D features (columns), e.g. the
@@ -85,7 +85,16 @@ def r_v(
     """R_V = PR(v_late) / PR(v_early), both ``[T, D]`` over the same token window (dimensionless)."""
     if tuple(v_early.shape) != tuple(v_late.shape):
         raise ValueError(f"early and late windows differ in shape: {tuple(v_early.shape)} vs {tuple(v_late.shape)}")
-    return participation_ratio(v_late, kind, centered=centered) / participation_ratio(v_early, kind, centered=centered)
+    pr_late = participation_ratio(v_late, kind, centered=centered)
+    return rv_from_pr(participation_ratio(v_early, kind, centered=centered), pr_late)
+
+
+def rv_from_pr(pr_early: float, pr_late: float) -> float:
+    """R_V = ``pr_late / pr_early`` from two participation ratios of the same token window (dimensionless).
+
+    The one place the ratio is formed: :func:`r_v` and every table of stored PRs go through it.
+    """
+    return pr_late / pr_early
 
 
 def per_head_pr(

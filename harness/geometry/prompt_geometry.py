@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from harness import capture, hooks, metrics, tokens
+from harness import hooks, tokens
+from harness.geometry import capture, metrics
 from harness.measurement_cache import MeasurementCache, code_fingerprint
-from harness.metrics import PRKind, per_head_pr, participation_ratio
+from harness.geometry.metrics import PRKind, per_head_pr, participation_ratio, rv_from_pr
 from harness.models import LoadedModel
 from harness.prompts import Prompt
 from harness.stats import ConfidenceInterval, bootstrap_ci, hedges_g, welch_t
@@ -58,7 +59,7 @@ class PRTable:
         for layer in (early, late):
             if layer not in table:
                 raise KeyError(f"layer {layer} was not measured (layers: {list(self.layers)})")
-        return [lt / ev for ev, lt in zip(table[early], table[late])]
+        return [rv_from_pr(ev, lt) for ev, lt in zip(table[early], table[late])]
 
     def select(self, ids: Sequence[str]) -> PRTable:
         """The rows of ``ids`` (in that order)."""
