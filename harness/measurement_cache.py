@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar
 
 from filelock import FileLock
 
-from harness.models import cache_root
+from harness.storage import cache_root
 
 CacheMode = Literal["off", "read", "readwrite", "refresh"]
 CACHE_MODES: tuple[str, ...] = ("off", "read", "readwrite", "refresh")
