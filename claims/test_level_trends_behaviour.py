@@ -25,10 +25,11 @@ import pytest
 from harness.claim_support import behaviour_details, require_groups, run_conditions
 from harness.claim_support_ext import first_eligible, rank_correlation
 from harness.claims_registry import get_claim
+from harness.prompts.pairing import transfer_pairs
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, page_trend, spearman
-from harness.transfer import KV_MAIN, NATURAL_RECURSIVE, transfer_pairs
+from harness.transfer import KV_MAIN, NATURAL_RECURSIVE
 from harness.transfer_ext import LEVELS, donor_level_blocks
 
 

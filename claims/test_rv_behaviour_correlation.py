@@ -17,9 +17,10 @@ from harness.claim_support import behaviour_details, require_groups, run_conditi
 from harness.claim_support_ext import first_eligible, rank_correlation
 from harness.claims_registry import get_claim
 from harness.geometry import measure_rv
+from harness.prompts.pairing import transfer_pairs
 from harness.results import assert_pass, evaluate, record_claim
 from harness.seeds import derive_seed
-from harness.transfer import NATURAL_RECURSIVE, transfer_pairs
+from harness.transfer import NATURAL_RECURSIVE
 
 CLAIM = get_claim("rv_behaviour_correlation")
 pytestmark = pytest.mark.claim(CLAIM.id)

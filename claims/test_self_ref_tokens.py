@@ -21,8 +21,9 @@ import pytest
 from harness.claim_support import require_groups, run_conditions, transfer_result
 from harness.claim_support_ext import first_eligible
 from harness.claims_registry import get_claim
+from harness.prompts.pairing import transfer_pairs
 from harness.results import assert_pass, record_claim
-from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, kv_condition, transfer_pairs
+from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, kv_condition
 from harness.transfer_ext import self_referential_positions
 
 CLAIM = get_claim("self_ref_token_patch")

@@ -13,9 +13,10 @@ from scipy import stats as sps
 from harness.claims_registry import ClaimSpec
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
+from harness.prompts.pairing import TransferPair
 from harness.stats import bootstrap_ci, spearman
 from harness.tokens import special_ids
-from harness.transfer import ConditionRun, TransferPair
+from harness.transfer import ConditionRun
 from harness.transfer_ext import ReplayedV, decode_step_positions, generated_positions, replay_v, window_rv
 
 GENERATED_RV_TEXT = (

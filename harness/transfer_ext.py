@@ -53,9 +53,10 @@ from harness.metrics import participation_ratio
 from harness.models import LoadedModel
 from harness.patching import KVPatchSpec
 from harness.prompts import Prompt, PromptBank
+from harness.prompts.pairing import PairRole, TransferPair, transfer_pairs
 from harness.records import to_builtin
 from harness.tokens import encode, pad_id, special_ids
-from harness.transfer import ConditionRun, Intervention, Role, TransferPair, transfer_pairs
+from harness.transfer import ConditionRun, Intervention
 
 __all__ = [
     "LEVELS",
@@ -322,7 +323,7 @@ def _truncated_pair(lm: LoadedModel, donor: Prompt, recipient: Prompt) -> Transf
 
 
 def donor_level_blocks(lm: LoadedModel, bank: PromptBank, n: int) -> tuple[list[DonorLevelBlock], int]:
-    """The first ``n`` baseline recipients (in :func:`harness.transfer.transfer_pairs` order) that have a
+    """The first ``n`` baseline recipients (in :func:`harness.prompts.pairing.transfer_pairs` order) that have a
     donor of every level, and how many baselines qualified in all.
 
     Token positions align one to one, and no recursive prompt of every level has a baseline's exact length,
@@ -388,7 +389,7 @@ def donor_cache_pr(
     layer: int,
     *,
     window: int = metrics.DEFAULT_WINDOW,
-    role: Role = Role.RECURSIVE,
+    role: PairRole = PairRole.RECURSIVE,
     cache: MeasurementCache | None = None,
 ) -> list[float]:
     """Per pair, the eigenvalue PR (uncentred) of the V held in the donor's prefix cache at ``layer``.

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import transfer as tr
+from harness.prompts import pairing
 from harness import transfer_ext as tx
 from harness.behaviour import LEXICON
 from harness.capture import capture_v_windows
@@ -52,7 +53,7 @@ def _run(lm, pairs, condition, capture=None, decoding=TWELVE):
                          ids=lambda c: c.name)
 def test_replay_equals_the_decode_loops_own_capture(toy_model, bank, condition):
     """Row n−1+s of the replay is the V the loop computed at decode step s (12 steps pass toy-gemma3's window 8)."""
-    pairs = tr.select_pairs(toy_model, bank, 3)
+    pairs = pairing.select_pairs(toy_model, bank, 3)
     layers = (toy_model.layers.early, toy_model.layers.late)
     run = _run(toy_model, pairs, condition, CaptureSpec(v_layers=layers))
     replays = tx.replay_v(toy_model, pairs, run, layers, run_seed=0)
@@ -69,7 +70,7 @@ def test_replay_equals_the_decode_loops_own_capture(toy_model, bank, condition):
 
 
 def test_replay_capture_gap_checks_the_runs_own_capture(toy_llama, bank):
-    pairs = tr.select_pairs(toy_llama, bank, 2)
+    pairs = pairing.select_pairs(toy_llama, bank, 2)
     layers = (toy_llama.layers.early, toy_llama.layers.late)
     captured = _run(toy_llama, pairs, tr.KV_MAIN, CaptureSpec(v_layers=layers))
     replays = tx.replay_v(toy_llama, pairs, captured, layers, run_seed=0)
@@ -83,7 +84,7 @@ def test_replay_capture_gap_checks_the_runs_own_capture(toy_llama, bank):
 
 
 def test_patched_replay_differs_from_natural_and_refuses_prompt_positions(toy_llama, bank):
-    pairs = tr.select_pairs(toy_llama, bank, 2)
+    pairs = pairing.select_pairs(toy_llama, bank, 2)
     layers = (toy_llama.layers.early, toy_llama.layers.late)
     natural = tx.replay_v(toy_llama, pairs, _run(toy_llama, pairs, tr.NATURAL_BASELINE), layers, run_seed=0)
     patched = tx.replay_v(toy_llama, pairs, _run(toy_llama, pairs, tr.KV_MAIN), layers, run_seed=0)
@@ -102,7 +103,7 @@ def test_patched_replay_differs_from_natural_and_refuses_prompt_positions(toy_ll
 
 def test_natural_step_zero_window_is_the_clean_prompt_window(toy_model, bank):
     """At step 0 the window is the prompt's last W content tokens, with the V a clean prefill captures."""
-    pairs = tr.select_pairs(toy_model, bank, 3)
+    pairs = pairing.select_pairs(toy_model, bank, 3)
     layers = (toy_model.layers.early, toy_model.layers.late)
     replays = tx.replay_v(toy_model, pairs, _run(toy_model, pairs, tr.NATURAL_RECURSIVE), layers, run_seed=0)
     clean = capture_v_windows(toy_model, [(p.recursive.id, p.recursive.text) for p in pairs], layers, window=16)
@@ -118,7 +119,7 @@ def test_natural_step_zero_window_is_the_clean_prompt_window(toy_model, bank):
 
 
 def test_replay_is_cached_and_read_back_identically(toy_llama, bank, tmp_path: Path, monkeypatch):
-    pairs = tr.select_pairs(toy_llama, bank, 2)
+    pairs = pairing.select_pairs(toy_llama, bank, 2)
     run = _run(toy_llama, pairs, tr.KV_MAIN)
     cache = MeasurementCache(tmp_path / "m", "readwrite")
     layers = (toy_llama.layers.early, toy_llama.layers.late)
@@ -136,7 +137,7 @@ def test_replay_is_cached_and_read_back_identically(toy_llama, bank, tmp_path: P
 
 
 def test_replay_refuses_activation_patches_other_pairs_and_bad_layers(toy_llama, bank):
-    pairs = tr.select_pairs(toy_llama, bank, 3)
+    pairs = pairing.select_pairs(toy_llama, bank, 3)
     natural = _run(toy_llama, pairs[:2], tr.NATURAL_BASELINE, decoding=TWELVE)
     with pytest.raises(ValueError, match="only natural and KV"):
         v_run = _run(toy_llama, pairs[:2], tr.V_PATCH_LATE)
@@ -175,7 +176,7 @@ def test_generated_positions_drop_special_tokens_and_step_window_validates():
 
 
 def test_generated_rv_needs_min_tokens(toy_llama, bank):
-    pairs = tr.select_pairs(toy_llama, bank, 2)
+    pairs = pairing.select_pairs(toy_llama, bank, 2)
     run = _run(toy_llama, pairs, tr.NATURAL_BASELINE)
     replays = tx.replay_v(toy_llama, pairs, run, (toy_llama.layers.early, toy_llama.layers.late), run_seed=0)
     k = [len(o.samples[0].generated_ids) for o in run.outcomes]
@@ -243,7 +244,7 @@ def test_special_tokens_with_empty_offsets_are_never_self_referential():
 def test_donor_level_blocks(toy_llama, bank):
     blocks, qualified = tx.donor_level_blocks(toy_llama, bank, 6)
     assert len(blocks) == 6 and qualified >= 6
-    original = {p.id: p for p in tr.transfer_pairs(toy_llama, bank)}
+    original = {p.id: p for p in pairing.transfer_pairs(toy_llama, bank)}
     for block in blocks:
         assert [p.recursive.level for p in block.pairs] == list(tx.LEVELS)
         own = [p for p in block.pairs if p.id in original]
@@ -271,7 +272,7 @@ def test_level_donor_patch_runs_on_truncated_donors(toy_llama, bank):
 
 @torch.no_grad()
 def test_donor_cache_pr_is_the_pr_of_the_prefix_v(toy_llama, bank):
-    pairs = tr.select_pairs(toy_llama, bank, 3)
+    pairs = pairing.select_pairs(toy_llama, bank, 3)
     layer = toy_llama.layers.late
     got = tx.donor_cache_pr(toy_llama, pairs, layer, window=16)
     path = toy_llama.path(layer, "v_proj")
@@ -285,7 +286,7 @@ def test_donor_cache_pr_is_the_pr_of_the_prefix_v(toy_llama, bank):
 
 
 def test_donor_cache_pr_refuses_a_window_a_sliding_layer_no_longer_holds(toy_gemma3, bank):
-    pairs = tr.select_pairs(toy_gemma3, bank, 1)
+    pairs = pairing.select_pairs(toy_gemma3, bank, 1)
     with pytest.raises(PromptTooShortError, match=r"holds \d content positions at layer 0; the window needs 16"):
         tx.donor_cache_pr(toy_gemma3, pairs, 0, window=16)
 

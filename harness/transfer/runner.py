@@ -26,10 +26,10 @@ from harness.claims_registry import Decoding
 from harness.generation import CaptureSpec, DecodingConfig, GenerationRequest, generate
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
+from harness.prompts.pairing import TransferPair
 from harness.records import GenerationRecord, to_builtin
 from harness.transfer.conditions import Condition, Intervention
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
-from harness.transfer.pairs import TransferPair
 
 __all__ = ["ENGINE_MODULES", "decoding_config", "engine_fingerprint", "run_condition", "standard_capture"]
 
