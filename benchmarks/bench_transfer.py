@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from harness import transfer as tr
+from harness.prompts import pairing
 from harness.measurement_cache import MeasurementCache
 from harness.models import load_model
 from harness.prompts import load_bank
@@ -45,7 +46,7 @@ def main() -> None:
     lm = load_model(args.model, device="cpu")
     condition = tr.CATALOGUE[args.condition]
     roles = [r for r in (condition.recipient, condition.donor) if r is not None]
-    pairs = tr.select_pairs(lm, load_bank(), args.pairs, roles=roles)
+    pairs = pairing.select_pairs(lm, load_bank(), args.pairs, roles=roles)
     tr.run_condition(lm, pairs[:1], condition, decoding=BEHAVIOUR_DECODING, run_seed=0, progress=False)  # warm-up
 
     def run(batch_size: int, cache: MeasurementCache | None = None) -> tr.ConditionRun:

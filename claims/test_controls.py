@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_support import behaviour_pairs, run_conditions, transfer_result
+from harness.prompts.pairing import PairRole
 from harness.registry import get_claim
 from harness.results import assert_pass, record_claim
 from harness.transfer import (
@@ -22,11 +23,10 @@ from harness.transfer import (
     RANDOM_NORM_MATCHED,
     SHUFFLED,
     Condition,
-    Role,
 )
 
 
-def _control_null(claim_id: str, control: Condition, roles: tuple[Role, ...], lm, prompt_bank, run_settings,
+def _control_null(claim_id: str, control: Condition, roles: tuple[PairRole, ...], lm, prompt_bank, run_settings,
                   measurement_cache, record_property) -> None:
     spec = get_claim(claim_id)
     pairs = behaviour_pairs(lm, prompt_bank, spec, run_settings.n_cap, roles=roles)
@@ -40,18 +40,18 @@ def _control_null(claim_id: str, control: Condition, roles: tuple[Role, ...], lm
 
 @pytest.mark.claim("control_shuffled_null")
 def test_control_shuffled_null(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    _control_null("control_shuffled_null", SHUFFLED, (Role.RECURSIVE, Role.BASELINE), lm, prompt_bank,
+    _control_null("control_shuffled_null", SHUFFLED, (PairRole.RECURSIVE, PairRole.BASELINE), lm, prompt_bank,
                   run_settings, measurement_cache, record_property)
 
 
 @pytest.mark.claim("control_random_null")
 def test_control_random_null(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    _control_null("control_random_null", RANDOM_NORM_MATCHED, (Role.RECURSIVE, Role.BASELINE), lm, prompt_bank,
+    _control_null("control_random_null", RANDOM_NORM_MATCHED, (PairRole.RECURSIVE, PairRole.BASELINE), lm, prompt_bank,
                   run_settings, measurement_cache, record_property)
 
 
 @pytest.mark.claim("control_cross_baseline_null")
 def test_control_cross_baseline_null(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
     _control_null("control_cross_baseline_null", CROSS_BASELINE,
-                  (Role.RECURSIVE, Role.BASELINE, Role.OTHER_BASELINE), lm, prompt_bank, run_settings,
+                  (PairRole.RECURSIVE, PairRole.BASELINE, PairRole.OTHER_BASELINE), lm, prompt_bank, run_settings,
                   measurement_cache, record_property)

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
-from harness.claims_registry import get_claim
 from harness.geometry.replay import (
     GENERATED_RV_TEXT,
     generated_rv,

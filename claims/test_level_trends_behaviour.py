@@ -22,15 +22,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.claim_support import behaviour_details, require_groups, run_conditions
+from harness.prompts.pairing import donor_level_blocks, transfer_pairs
+from harness.results import assert_pass, evaluate, record_claim
+from harness.seeds import derive_seed
 from harness.registry import get_claim
 from harness.claim_support import behaviour_details, first_eligible, require_groups, run_conditions
 from harness.prompts import LEVELS
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, page_trend, rank_correlation, spearman
-from harness.transfer import KV_MAIN, NATURAL_RECURSIVE, transfer_pairs
-from harness.transfer.pairs import donor_level_blocks
+from harness.transfer import KV_MAIN, NATURAL_RECURSIVE
 
 
 @pytest.mark.claim("level_behaviour_trend")

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_support import behaviour_details, require_groups, run_conditions
+from harness.prompts.pairing import transfer_pairs
+from harness.results import assert_pass, evaluate, record_claim
+from harness.seeds import derive_seed
 from harness.registry import get_claim
 from harness.claim_support import behaviour_details, first_eligible, require_groups, run_conditions
 from harness.geometry.prompt_geometry import measure_rv
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
 from harness.stats import rank_correlation
-from harness.transfer import NATURAL_RECURSIVE, transfer_pairs
+from harness.transfer import NATURAL_RECURSIVE
 
 CLAIM = get_claim("rv_behaviour_correlation")
 pytestmark = pytest.mark.claim(CLAIM.id)

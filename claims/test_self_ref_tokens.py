@@ -18,12 +18,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from harness.claim_support import require_groups, run_conditions, transfer_result
+from harness.prompts.pairing import transfer_pairs
+from harness.results import assert_pass, record_claim
 from harness.registry import get_claim
 from harness.behaviour.lexicon import self_referential_positions
 from harness.claim_support import first_eligible, require_groups, run_conditions, transfer_result
-from harness.results import assert_pass, record_claim
-from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, kv_condition, transfer_pairs
+from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, kv_condition
 
 CLAIM = get_claim("self_ref_token_patch")
 pytestmark = pytest.mark.claim(CLAIM.id)

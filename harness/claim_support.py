@@ -11,12 +11,13 @@ import pytest
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
 from harness.prompts import Prompt, PromptBank
+from harness.prompts.pairing import PairRole, TransferPair, select_pairs
 from harness.claim_context import RunSettings
 from harness.registry import ClaimSpec
 from harness.results import ClaimResult, evaluate
 from harness.seeds import derive_seed
 from harness.stats import wilcoxon_paired
-from harness.transfer import Condition, ConditionRun, Role, TransferPair, run_condition, select_pairs, transfer
+from harness.transfer import Condition, ConditionRun, run_condition, transfer
 
 
 def capped(prompts: list[Prompt], n_cap: int | None) -> list[Prompt]:
@@ -76,7 +77,7 @@ def run_details(lm: LoadedModel, bank: PromptBank, **extra: Any) -> dict[str, An
 
 def behaviour_pairs(
     lm: LoadedModel, bank: PromptBank, spec: ClaimSpec, n_cap: int | None,
-    roles: Sequence[Role] = (Role.RECURSIVE, Role.BASELINE),
+    roles: Sequence[PairRole] = (PairRole.RECURSIVE, PairRole.BASELINE),
 ) -> list[TransferPair]:
     """The claim's prompt pairs: the first ``planned_n`` (capped by ``--n``) exact-length pairs having every role.
 

@@ -3,9 +3,10 @@
 A measurement (e.g. the R_V of every prompt of a bank on one model) is stored as JSON under a key that is
 the sha256 of a canonical JSON of *everything that determines it*: what is measured and how (parameters),
 the model's provenance (name, weights sha256 / revision, dtype, device), the exact prompt texts, the torch
-and transformers versions, and a fingerprint of the source code of the modules that compute it. Change any
-of these and the key changes; nothing stale can be read back. Statistics are always recomputed from the raw
-values, so tables and verdicts can be regenerated without a model.
+and transformers versions, and a fingerprint of the code of the modules that compute it and of every
+``harness`` module they import (:func:`code_fingerprint`). Change any of these and the key changes; nothing
+stale can be read back. Statistics are always recomputed from the raw values, so tables and verdicts can be
+regenerated without a model.
 
 Writes are atomic (temporary file, then ``os.replace``) under a file lock, so xdist workers can share it.
 Modes: ``off`` (never read or write), ``read`` (read, never write), ``readwrite`` (default), ``refresh``
@@ -14,10 +15,13 @@ Modes: ``off`` (never read or write), ``read`` (read, never write), ``readwrite`
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
-import inspect
+import importlib.util
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,7 +30,7 @@ from typing import Any, Literal, TypeVar
 
 from filelock import FileLock
 
-from harness.models import cache_root
+from harness.storage import cache_root
 
 CacheMode = Literal["off", "read", "readwrite", "refresh"]
 CACHE_MODES: tuple[str, ...] = ("off", "read", "readwrite", "refresh")
@@ -38,12 +42,123 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def code_fingerprint(modules: Iterable[ModuleType]) -> str:
-    """sha256 of the source text of ``modules`` (in the given order)."""
+def code_fingerprint(objects: Iterable[ModuleType | Callable[..., Any] | type], *, package: str = "harness") -> str:
+    """sha256 over the code of the ``package`` modules that ``objects`` depend on.
+
+    Each object (a module, or a function or class, which stands for the module defining it) is a root; the
+    fingerprint covers the roots and every ``package`` module reachable from them through import statements
+    (module level or inside functions, absolute or relative), found by reading the source files, not by
+    importing. A module's code is its ``ast.dump`` with the docstrings of the module, its classes and
+    functions removed, so editing a docstring or a comment leaves the fingerprint unchanged and editing code
+    (of a root or of any dependency) changes it. Modules are hashed in name order, so the order of
+    ``objects`` does not matter. Computed once per process for each set of roots.
+    """
+    roots = tuple(sorted({_module_name(obj) for obj in objects}))
+    return _closure_fingerprint(roots, package)
+
+
+def clear_fingerprint_cache() -> None:
+    """Forget the fingerprints computed so far (they are otherwise read once per process)."""
+    _closure_fingerprint.cache_clear()
+    _module_code.cache_clear()
+    _package_root.cache_clear()
+
+
+def _module_name(obj: ModuleType | Callable[..., Any] | type) -> str:
+    if isinstance(obj, ModuleType):
+        return obj.__name__
+    name = getattr(obj, "__module__", None)
+    if not isinstance(name, str):
+        raise TypeError(f"code_fingerprint: {obj!r} is neither a module nor a function or class of one")
+    return name
+
+
+@functools.lru_cache(maxsize=None)
+def _closure_fingerprint(roots: tuple[str, ...], package: str) -> str:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(_module_code(name, package)[1])
     digest = hashlib.sha256()
-    for module in modules:
-        digest.update(inspect.getsource(module).encode())
+    for name in sorted(seen):
+        digest.update(f"{name}\n{_module_code(name, package)[0]}\n".encode())
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _module_code(name: str, package: str) -> tuple[str, tuple[str, ...]]:
+    """The docstring-free ``ast.dump`` of module ``name`` and the ``package`` modules it imports."""
+    path = _source_path(name, package)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    deps: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            deps.update(a.name for a in node.names if _inside(a.name, package))
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, name, is_package)
+            if _inside(base, package):
+                deps.add(base)
+                deps.update(f"{base}.{a.name}" for a in node.names if _module_path(f"{base}.{a.name}", package))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:]
+    deps.discard(name)
+    return ast.dump(tree), tuple(sorted(d for d in deps if _module_path(d, package)))
+
+
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _absolute(node: ast.ImportFrom, importer: str, is_package: bool) -> str:
+    """The absolute module name of a ``from ... import`` statement inside module ``importer``."""
+    if not node.level:
+        return node.module or ""
+    parts = importer.split(".")
+    base = parts if is_package else parts[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _source_path(name: str, package: str) -> Path:
+    loaded = sys.modules.get(name)
+    file = getattr(loaded, "__file__", None)
+    if file and file.endswith(".py"):
+        return Path(file)
+    path = _module_path(name, package)
+    if path is None:
+        raise ValueError(f"code_fingerprint: no Python source found for module {name!r}")
+    return path
+
+
+def _module_path(name: str, package: str) -> Path | None:
+    """Source file of ``package`` module ``name`` (``a/b.py`` or ``a/b/__init__.py``), or None."""
+    if not _inside(name, package):
+        return None
+    root = _package_root(package)
+    if root is None:
+        return None
+    relative = Path(*name.split(".")[1:]) if name != package else Path()
+    for candidate in (root / relative.with_suffix(".py") if name != package else None, root / relative / "__init__.py"):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _package_root(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def software_versions() -> dict[str, str]:

@@ -24,8 +24,7 @@ from harness.measurement_cache import CACHE_MODES, MeasurementCache
 from harness.geometry.metrics import DEFAULT_WINDOW
 from harness.models import (
     DEFAULT_MODEL,
-    EMBEDDED_MODELS,
-    MODEL_REGISTRY,
+    MODEL_ALIASES,
     GPUUnavailableError,
     LoadedModel,
     ModelUnavailableError,
@@ -33,11 +32,6 @@ from harness.models import (
     load_model,
     resolve_spec,
 )
-
-MODEL_ALIASES: dict[str, tuple[str, ...]] = {
-    "embedded": EMBEDDED_MODELS,
-    "gpu": tuple(sorted(n for n, s in MODEL_REGISTRY.items() if s.tier == "gpu")),
-}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

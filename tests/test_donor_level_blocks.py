@@ -7,12 +7,12 @@ import math
 import pytest
 
 from harness import transfer as tr
-from harness.claims_registry import Decoding
+from harness.decoding import DecodingRegime
 from harness.prompts import LEVELS, load_bank
+from harness.prompts.pairing import donor_level_blocks, transfer_pairs
 from harness.tokens import encode
-from harness.transfer.pairs import donor_level_blocks
 
-TWELVE = Decoding(mode="greedy", temperature=None, samples_per_pair=1, max_new_tokens=12, repetition_penalty=1.2)
+TWELVE = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def _run(lm, pairs, condition, capture=None, decoding=TWELVE):
 def test_donor_level_blocks(toy_llama, bank):
     blocks, qualified = donor_level_blocks(toy_llama, bank, 6)
     assert len(blocks) == 6 and qualified >= 6
-    original = {p.id: p for p in tr.transfer_pairs(toy_llama, bank)}
+    original = {p.id: p for p in transfer_pairs(toy_llama, bank)}
     for block in blocks:
         assert [p.recursive.level for p in block.pairs] == list(LEVELS)
         own = [p for p in block.pairs if p.id in original]
@@ -46,5 +46,5 @@ def test_donor_level_blocks(toy_llama, bank):
 def test_level_donor_patch_runs_on_truncated_donors(toy_llama, bank):
     blocks, _ = donor_level_blocks(toy_llama, bank, 2)
     run = _run(toy_llama, [b.pairs[4] for b in blocks], tr.KV_MAIN,
-               decoding=Decoding(mode="greedy", temperature=None, samples_per_pair=1, max_new_tokens=3))
+               decoding=DecodingRegime.greedy(3))
     assert [o.donor_id for o in run.outcomes] == [b.pairs[4].recursive.id for b in blocks]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from harness import transfer as tr
+from harness.prompts.pairing import select_pairs
 from harness.geometry.cache_pr import donor_cache_pr
 from harness.geometry.metrics import PromptTooShortError, participation_ratio
 from harness.hooks import TraceDict
@@ -21,7 +22,7 @@ def bank():
 
 @torch.no_grad()
 def test_donor_cache_pr_is_the_pr_of_the_prefix_v(toy_llama, bank):
-    pairs = tr.select_pairs(toy_llama, bank, 3)
+    pairs = select_pairs(toy_llama, bank, 3)
     layer = toy_llama.layers.late
     got = donor_cache_pr(toy_llama, pairs, layer, window=16)
     path = toy_llama.path(layer, "v_proj")
@@ -35,6 +36,6 @@ def test_donor_cache_pr_is_the_pr_of_the_prefix_v(toy_llama, bank):
 
 
 def test_donor_cache_pr_refuses_a_window_a_sliding_layer_no_longer_holds(toy_gemma3, bank):
-    pairs = tr.select_pairs(toy_gemma3, bank, 1)
+    pairs = select_pairs(toy_gemma3, bank, 1)
     with pytest.raises(PromptTooShortError, match=r"holds \d content positions at layer 0; the window needs 16"):
         donor_cache_pr(toy_gemma3, pairs, 0, window=16)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import harness.geometry.replay as replay_module
 from harness import transfer as tr
-from harness.claims_registry import Decoding
+from harness.prompts.pairing import select_pairs
 from harness.generation import CaptureSpec
 from harness.geometry.capture import capture_v_windows
 from harness.geometry.metrics import content_window
@@ -28,10 +28,11 @@ from harness.geometry.replay import (
     replay_v,
 )
 from harness.measurement_cache import MeasurementCache
+from harness.decoding import DecodingRegime
 from harness.prompts import load_bank
 from harness.tokens import special_ids
 
-TWELVE = Decoding(mode="greedy", temperature=None, samples_per_pair=1, max_new_tokens=12, repetition_penalty=1.2)
+TWELVE = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def _run(lm, pairs, condition, capture=None, decoding=TWELVE):
                          ids=lambda c: c.name)
 def test_replay_equals_the_decode_loops_own_capture(toy_model, bank, condition):
     """Row n−1+s of the replay is the V the loop computed at decode step s (12 steps pass toy-gemma3's window 8)."""
-    pairs = tr.select_pairs(toy_model, bank, 3)
+    pairs = select_pairs(toy_model, bank, 3)
     layers = (toy_model.layers.early, toy_model.layers.late)
     run = _run(toy_model, pairs, condition, CaptureSpec(v_layers=layers))
     replays = replay_v(toy_model, pairs, run, layers, run_seed=0)
@@ -64,7 +65,7 @@ def test_replay_equals_the_decode_loops_own_capture(toy_model, bank, condition):
 
 
 def test_replay_capture_gap_checks_the_runs_own_capture(toy_llama, bank):
-    pairs = tr.select_pairs(toy_llama, bank, 2)
+    pairs = select_pairs(toy_llama, bank, 2)
     layers = (toy_llama.layers.early, toy_llama.layers.late)
     captured = _run(toy_llama, pairs, tr.KV_MAIN, CaptureSpec(v_layers=layers))
     replays = replay_v(toy_llama, pairs, captured, layers, run_seed=0)
@@ -78,7 +79,7 @@ def test_replay_capture_gap_checks_the_runs_own_capture(toy_llama, bank):
 
 
 def test_patched_replay_differs_from_natural_and_refuses_prompt_positions(toy_llama, bank):
-    pairs = tr.select_pairs(toy_llama, bank, 2)
+    pairs = select_pairs(toy_llama, bank, 2)
     layers = (toy_llama.layers.early, toy_llama.layers.late)
     natural = replay_v(toy_llama, pairs, _run(toy_llama, pairs, tr.NATURAL_BASELINE), layers, run_seed=0)
     patched = replay_v(toy_llama, pairs, _run(toy_llama, pairs, tr.KV_MAIN), layers, run_seed=0)
@@ -97,7 +98,7 @@ def test_patched_replay_differs_from_natural_and_refuses_prompt_positions(toy_ll
 
 def test_natural_step_zero_window_is_the_clean_prompt_window(toy_model, bank):
     """At step 0 the window is the prompt's last W content tokens, with the V a clean prefill captures."""
-    pairs = tr.select_pairs(toy_model, bank, 3)
+    pairs = select_pairs(toy_model, bank, 3)
     layers = (toy_model.layers.early, toy_model.layers.late)
     replays = replay_v(toy_model, pairs, _run(toy_model, pairs, tr.NATURAL_RECURSIVE), layers, run_seed=0)
     clean = capture_v_windows(toy_model, [(p.recursive.id, p.recursive.text) for p in pairs], layers, window=16)
@@ -113,7 +114,7 @@ def test_natural_step_zero_window_is_the_clean_prompt_window(toy_model, bank):
 
 
 def test_replay_is_cached_and_read_back_identically(toy_llama, bank, tmp_path: Path, monkeypatch):
-    pairs = tr.select_pairs(toy_llama, bank, 2)
+    pairs = select_pairs(toy_llama, bank, 2)
     run = _run(toy_llama, pairs, tr.KV_MAIN)
     cache = MeasurementCache(tmp_path / "m", "readwrite")
     layers = (toy_llama.layers.early, toy_llama.layers.late)
@@ -131,7 +132,7 @@ def test_replay_is_cached_and_read_back_identically(toy_llama, bank, tmp_path: P
 
 
 def test_replay_refuses_activation_patches_other_pairs_and_bad_layers(toy_llama, bank):
-    pairs = tr.select_pairs(toy_llama, bank, 3)
+    pairs = select_pairs(toy_llama, bank, 3)
     natural = _run(toy_llama, pairs[:2], tr.NATURAL_BASELINE, decoding=TWELVE)
     with pytest.raises(ValueError, match="only natural and KV"):
         v_run = _run(toy_llama, pairs[:2], tr.V_PATCH_LATE)
@@ -170,7 +171,7 @@ def test_generated_positions_drop_special_tokens_and_step_window_validates():
 
 
 def test_generated_rv_needs_min_tokens(toy_llama, bank):
-    pairs = tr.select_pairs(toy_llama, bank, 2)
+    pairs = select_pairs(toy_llama, bank, 2)
     run = _run(toy_llama, pairs, tr.NATURAL_BASELINE)
     replays = replay_v(toy_llama, pairs, run, (toy_llama.layers.early, toy_llama.layers.late), run_seed=0)
     k = [len(o.samples[0].generated_ids) for o in run.outcomes]

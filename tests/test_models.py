@@ -77,7 +77,7 @@ def test_missing_hf_weights_give_one_clear_line(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_gated_model_message_mentions_hf_token(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    from harness.models import _unavailable_message
+    from harness.models.loading import _unavailable_message
 
     assert "HF_TOKEN" in _unavailable_message(resolve_spec("llama3-8b"))
     assert "HF_TOKEN" not in _unavailable_message(resolve_spec("mistral7b"))
@@ -124,7 +124,7 @@ def test_converted_copy_equals_direct_gguf_load_and_reloads_fast(smollm2: Loaded
 
     from transformers import AutoModelForCausalLM
 
-    from harness.models import package_gguf
+    from harness.models.loading import package_gguf
 
     started = time.perf_counter()
     again = load_model("smollm2-135m", device="cpu")
@@ -148,7 +148,8 @@ def test_converted_copy_equals_direct_gguf_load_and_reloads_fast(smollm2: Loaded
     [("gemma3-270m", "4.57.6", True), ("gemma3-270m", "5.0.0", False), ("smollm2-135m", "4.57.6", False)],
 )
 def test_gemma_gguf_tokenizer_is_refused_on_transformers_4(name: str, version: str, refused: bool) -> None:
-    from harness.models import TokenizerConversionUnsupportedError, _check_gguf_tokenizer_support, resolve_spec
+    from harness.models import TokenizerConversionUnsupportedError, resolve_spec
+    from harness.models.loading import _check_gguf_tokenizer_support
 
     spec = resolve_spec(name)
     if refused:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from harness import transfer as tr
+from harness.prompts import pairing
 from harness.decoding import DecodingMode, DecodingRegime
 from harness.transfer import runner
 from harness.generation import CaptureSpec, GenerationRequest, generate
@@ -31,8 +32,8 @@ def bank():
 
 
 @pytest.fixture(scope="module")
-def pairs(toy_llama: LoadedModel, bank) -> list[tr.TransferPair]:
-    return tr.select_pairs(toy_llama, bank, 3, roles=(tr.Role.RECURSIVE, tr.Role.BASELINE, tr.Role.OTHER_BASELINE))
+def pairs(toy_llama: LoadedModel, bank) -> list[pairing.TransferPair]:
+    return pairing.select_pairs(toy_llama, bank, 3, roles=(pairing.PairRole.RECURSIVE, pairing.PairRole.BASELINE, pairing.PairRole.OTHER_BASELINE))
 
 
 def _cache(tmp_path: Path, mode: str = "readwrite") -> MeasurementCache:
@@ -43,7 +44,7 @@ def _cache(tmp_path: Path, mode: str = "readwrite") -> MeasurementCache:
 
 
 def test_pairs_have_exactly_equal_token_lengths_and_a_distinct_same_length_other_baseline(toy_llama, bank):
-    all_pairs = tr.transfer_pairs(toy_llama, bank)
+    all_pairs = pairing.transfer_pairs(toy_llama, bank)
     assert len(all_pairs) >= 10
     assert len({p.id for p in all_pairs}) == len(all_pairs)
     for p in all_pairs:
@@ -55,15 +56,15 @@ def test_pairs_have_exactly_equal_token_lengths_and_a_distinct_same_length_other
 
 
 def test_pair_order_interleaves_levels_and_is_stable(toy_llama, bank):
-    first = tr.transfer_pairs(toy_llama, bank)
-    assert [p.id for p in first] == [p.id for p in tr.transfer_pairs(toy_llama, bank)]
+    first = pairing.transfer_pairs(toy_llama, bank)
+    assert [p.id for p in first] == [p.id for p in pairing.transfer_pairs(toy_llama, bank)]
     assert [p.recursive.level for p in first[:10]] == [1, 2, 3, 4, 5, 1, 2, 3, 4, 5]
 
 
 def test_select_pairs_filters_on_roles_and_takes_a_prefix(toy_llama, bank):
-    everything = tr.transfer_pairs(toy_llama, bank)
-    assert [p.id for p in tr.select_pairs(toy_llama, bank, 7)] == [p.id for p in everything[:7]]
-    with_other = tr.select_pairs(toy_llama, bank, 500, roles=(tr.Role.BASELINE, tr.Role.OTHER_BASELINE))
+    everything = pairing.transfer_pairs(toy_llama, bank)
+    assert [p.id for p in pairing.select_pairs(toy_llama, bank, 7)] == [p.id for p in everything[:7]]
+    with_other = pairing.select_pairs(toy_llama, bank, 500, roles=(pairing.PairRole.BASELINE, pairing.PairRole.OTHER_BASELINE))
     assert with_other and all(p.other_baseline is not None for p in with_other)
     assert len(with_other) == sum(p.other_baseline is not None for p in everything)
 
@@ -72,15 +73,15 @@ def test_make_pair_rejects_unequal_lengths(toy_llama, bank):
     short = min(bank.group("baseline"), key=lambda p: len(p.text))
     long = max(bank.group("recursive"), key=lambda p: len(p.text))
     with pytest.raises(ValueError, match="exactly equal lengths"):
-        tr.make_pair(toy_llama, long, short)
+        pairing.make_pair(toy_llama, long, short)
 
 
 def test_pair_without_other_baseline_says_so(toy_llama, bank):
-    p = tr.select_pairs(toy_llama, bank, 1)[0]
-    lonely = tr.TransferPair(p.id, p.recursive, p.baseline, p.recursive_ids, p.baseline_ids)
-    assert not lonely.has(tr.Role.OTHER_BASELINE)
+    p = pairing.select_pairs(toy_llama, bank, 1)[0]
+    lonely = pairing.TransferPair(p.id, p.recursive, p.baseline, p.recursive_ids, p.baseline_ids)
+    assert not lonely.has(pairing.PairRole.OTHER_BASELINE)
     with pytest.raises(ValueError, match="no other baseline"):
-        lonely.prompt(tr.Role.OTHER_BASELINE)
+        lonely.prompt(pairing.PairRole.OTHER_BASELINE)
     with pytest.raises(ValueError, match="needs the other_baseline prompt"):
         tr.run_condition(toy_llama, [lonely], tr.CROSS_BASELINE, decoding=SHORT, run_seed=0)
 
@@ -110,10 +111,10 @@ def test_catalogue_roles_and_resolved_specs(toy_llama):
     assert tr.KV_SINGLE_LATE.patch_for(toy_llama, "p", 0).layers == (toy_llama.layers.late,)
     v = tr.V_PATCH_LATE.patch_for(toy_llama, "p", 0)
     assert isinstance(v, ActivationPatchSpec) and v.layer == toy_llama.layers.late and v.mode is PatchMode.PERSISTENT
-    assert (tr.REVERSE.recipient, tr.REVERSE.donor) == (tr.Role.RECURSIVE, tr.Role.BASELINE)
-    assert (tr.CROSS_BASELINE.recipient, tr.CROSS_BASELINE.donor) == (tr.Role.BASELINE, tr.Role.OTHER_BASELINE)
+    assert (tr.REVERSE.recipient, tr.REVERSE.donor) == (pairing.PairRole.RECURSIVE, pairing.PairRole.BASELINE)
+    assert (tr.CROSS_BASELINE.recipient, tr.CROSS_BASELINE.donor) == (pairing.PairRole.BASELINE, pairing.PairRole.OTHER_BASELINE)
     for c in (tr.SHUFFLED, tr.RANDOM_NORM_MATCHED):
-        assert (c.recipient, c.donor) == (tr.Role.BASELINE, tr.Role.RECURSIVE)
+        assert (c.recipient, c.donor) == (pairing.PairRole.BASELINE, pairing.PairRole.RECURSIVE)
         a, b = c.patch_for(toy_llama, "p", 0), c.patch_for(toy_llama, "p", 1)
         assert a.control.kind is c.control and a.control.seed != b.control.seed  # seeded from the run seed
     specs = [(c.recipient, c.donor, repr(c.patch_for(toy_llama, "p", 0))) for c in tr.CATALOGUE.values()]
@@ -129,15 +130,15 @@ def test_pair_positions_override_the_span_for_listed_pairs(toy_llama):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(name="x", recipient=tr.Role.BASELINE, donor=tr.Role.RECURSIVE), "donor is needed exactly"),
-        (dict(name="x", recipient=tr.Role.BASELINE, intervention=tr.Intervention.KV), "donor is needed exactly"),
-        (dict(name="x", recipient=tr.Role.BASELINE, donor=tr.Role.RECURSIVE, intervention=tr.Intervention.KV),
+        (dict(name="x", recipient=pairing.PairRole.BASELINE, donor=pairing.PairRole.RECURSIVE), "donor is needed exactly"),
+        (dict(name="x", recipient=pairing.PairRole.BASELINE, intervention=tr.Intervention.KV), "donor is needed exactly"),
+        (dict(name="x", recipient=pairing.PairRole.BASELINE, donor=pairing.PairRole.RECURSIVE, intervention=tr.Intervention.KV),
          "needs a LayerSet"),
-        (dict(name="x", recipient=tr.Role.RECURSIVE, donor=tr.Role.BASELINE, intervention=tr.Intervention.KV,
+        (dict(name="x", recipient=pairing.PairRole.RECURSIVE, donor=pairing.PairRole.BASELINE, intervention=tr.Intervention.KV,
               layers=tr.LayerSet.late()), "recipient is baseline"),
-        (dict(name="x", recipient=tr.Role.BASELINE, donor=tr.Role.RECURSIVE, intervention=tr.Intervention.KV,
+        (dict(name="x", recipient=pairing.PairRole.BASELINE, donor=pairing.PairRole.RECURSIVE, intervention=tr.Intervention.KV,
               layers=tr.LayerSet.late(), control=ControlKind.REVERSE), "reverse control needs"),
-        (dict(name="x", recipient=tr.Role.BASELINE, donor=tr.Role.RECURSIVE, intervention=tr.Intervention.V_PROJ,
+        (dict(name="x", recipient=pairing.PairRole.BASELINE, donor=pairing.PairRole.RECURSIVE, intervention=tr.Intervention.V_PROJ,
               layers=tr.LayerSet.late(), control=ControlKind.SHUFFLED), "KV patches only"),
     ],
 )
@@ -167,7 +168,7 @@ def _first_logits(lm: LoadedModel, pairs, condition: tr.Condition) -> torch.Tens
 
 
 def test_conditions_differ_where_they_must(toy_model, bank):
-    pairs = tr.select_pairs(toy_model, bank, 2, roles=(tr.Role.RECURSIVE, tr.Role.BASELINE, tr.Role.OTHER_BASELINE))
+    pairs = pairing.select_pairs(toy_model, bank, 2, roles=(pairing.PairRole.RECURSIVE, pairing.PairRole.BASELINE, pairing.PairRole.OTHER_BASELINE))
     logits = {
         c.name: _first_logits(toy_model, pairs, c)
         for c in (tr.NATURAL_BASELINE, tr.NATURAL_RECURSIVE, *tr.CATALOGUE.values())
@@ -184,7 +185,7 @@ def test_conditions_differ_where_they_must(toy_model, bank):
 
 
 def test_alpha_zero_patch_equals_natural_baseline(toy_model, bank, tmp_path):
-    pairs = tr.select_pairs(toy_model, bank, 3)
+    pairs = pairing.select_pairs(toy_model, bank, 3)
     zero = tr.kv_condition("kv_alpha_0_explicit", alpha=0.0)
     assert torch.equal(_first_logits(toy_model, pairs, zero), _first_logits(toy_model, pairs, tr.NATURAL_BASELINE))
     patched = tr.run_condition(toy_model, pairs, zero, decoding=SHORT, run_seed=0, progress=False)
@@ -302,7 +303,7 @@ def test_v_patch_fires_on_decode_steps(toy_llama, pairs):
 
 
 def test_sliding_window_layers_list_evicted_positions_as_not_applicable(toy_gemma3, bank):
-    pairs = tr.select_pairs(toy_gemma3, bank, 2)
+    pairs = pairing.select_pairs(toy_gemma3, bank, 2)
     run = tr.run_condition(toy_gemma3, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, progress=False)
     # toy Gemma 3's sliding layers hold 8 positions, so most prompt positions are not applicable there
     sliding = set(toy_gemma3.geometry.sliding_layers) & set(toy_gemma3.layers.patch_layers)

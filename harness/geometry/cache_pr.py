@@ -20,7 +20,7 @@ from harness.geometry.metrics import participation_ratio
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
 from harness.tokens import pad_id, special_ids
-from harness.transfer import Role, TransferPair
+from harness.prompts.pairing import PairRole, TransferPair
 
 __all__ = ["donor_cache_pr"]
 
@@ -48,7 +48,7 @@ def donor_cache_pr(
     layer: int,
     *,
     window: int = metrics.DEFAULT_WINDOW,
-    role: Role = Role.RECURSIVE,
+    role: Role = PairRole.RECURSIVE,
     cache: MeasurementCache | None = None,
 ) -> list[float]:
     """Per pair, the eigenvalue PR (uncentred) of the V held in the donor's prefix cache at ``layer``.

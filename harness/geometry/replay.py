@@ -24,11 +24,9 @@ replay (:func:`harness.geometry.metrics.r_v`): dimensionless, < 1 when the late 
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import inspect
-import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,9 +40,10 @@ from harness.hooks import TraceDict
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
 from harness.patching import KVPatchSpec
-from harness.records import to_builtin
 from harness.tokens import pad_id, special_ids
-from harness.transfer import ConditionRun, Intervention, TransferPair
+from harness.prompts.pairing import TransferPair
+from harness.serialize import decode_array, encode_array, to_builtin
+from harness.transfer import ConditionRun, Intervention
 
 __all__ = [
     "GENERATED_RV_TEXT",
@@ -144,18 +143,6 @@ def window_rv(replay: ReplayedV, early: int, late: int, positions: Sequence[int]
     return metrics.r_v(replay.rows(early, positions), replay.rows(late, positions))
 
 
-def _pack(array: np.ndarray) -> str:
-    """float32 array as base64 of its ``.npy`` bytes (a JSON-storable cache value)."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _unpack(text: str) -> np.ndarray:
-    """Inverse of :func:`_pack`."""
-    return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
-
-
 @torch.no_grad()
 def _replay_one(
     lm: LoadedModel,
@@ -184,7 +171,7 @@ def _replay_one(
     for path, layer in paths.items():
         new_rows = traces[path].output[0, :, columns]
         rows = new_rows if patch is not None else torch.cat([prompt_rows[layer], new_rows])
-        out[str(layer)] = _pack(rows.to("cpu", torch.float32).numpy())
+        out[str(layer)] = encode_array(rows.to("cpu", torch.float32).numpy())
     return out
 
 
@@ -236,7 +223,7 @@ def replay_v(
         for sample in outcome.samples:
             parts = {
                 "model": lm.identity, "pair_id": pair.id, "recipient_ids": list(recipient_ids),
-                "donor_ids": list(donor_ids) if donor_ids is not None else None, "patch": to_builtin(patch),
+                "donor_ids": list(donor_ids) if donor_ids is not None else None, "patch": to_builtin(patch, nonfinite="keep"),
                 "generated_ids": list(sample.generated_ids), "layers": list(layers), "code": fingerprint,
             }
             stored = cache.get_or_compute(
@@ -248,7 +235,7 @@ def replay_v(
                     pair_id=pair.id, condition=condition.name, sample_index=sample.sample_index,
                     prompt_length=len(recipient_ids), token_ids=tuple(recipient_ids) + tuple(sample.generated_ids),
                     first_row=0 if patch is None else len(recipient_ids) - 1,
-                    v={int(k): _unpack(v) for k, v in stored.items()},
+                    v={int(k): decode_array(v) for k, v in stored.items()},
                 )
             )
         out.append(per_sample)

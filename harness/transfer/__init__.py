@@ -1,12 +1,12 @@
 """The behavioural experiment layer: named conditions, cached batched runs, transfer T (DESIGN §4.3–4.8).
 
-Modules: :mod:`~harness.transfer.pairs` (pairs and their order), :mod:`~harness.transfer.conditions` (conditions
-as data and the catalogue), :mod:`~harness.transfer.outcomes` (typed results), :mod:`~harness.transfer.runner`
-(generation, cache, scoring), :mod:`~harness.transfer.estimate` (T and step CIs). Import from here.
+Modules: :mod:`~harness.transfer.conditions` (conditions as data and the catalogue), :mod:`~harness.transfer.outcomes` (typed results), :mod:`~harness.transfer.runner`
+(generation, cache, scoring), :mod:`~harness.transfer.estimate` (T and step CIs). Import from here; pairs and
+their order come from :mod:`harness.prompts.pairing`.
 
 Vocabulary
 ----------
-- A :class:`TransferPair` is a recursive prompt A and a baseline prompt B with exactly equal token counts
+- A :class:`~harness.prompts.pairing.TransferPair` is a recursive prompt A and a baseline prompt B with exactly equal token counts
   under the model's tokenizer (BOS included, so positions align one to one), optionally with a second
   baseline B' of the same length (the cross-baseline donor).
 - A :class:`Condition` is model-independent data: which prompt of the pair is the recipient, which the
@@ -33,7 +33,7 @@ Vocabulary
 
 Pair order (fixed before any data were generated): the bank's recorded recursive/baseline pairs that are
 exactly equal in length under the model's tokenizer, then live exact-length matches of the remaining
-prompts (:func:`harness.prompts.equal_length_pairs` with ``rematch=True``); within that list the pairs are
+prompts (:func:`harness.prompts.pairing.equal_length_pairs` with ``rematch=True``); within that list the pairs are
 interleaved by the recursive prompt's level (L1, L2, …, L5, L1, …, each level in pair-id order), so every
 prefix of the list covers all levels evenly. A claim uses the first ``planned_n`` pairs (capped by ``--n``)
 that have every prompt its conditions need.
@@ -60,14 +60,12 @@ from harness.transfer.conditions import (
 )
 from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_step_cis
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
-from harness.transfer.pairs import Role, TransferPair, make_pair, select_pairs, transfer_pairs
 from harness.transfer.runner import ENGINE_MODULES, engine_fingerprint, run_condition, standard_capture
 
 __all__ = [
     "ALPHAS", "CATALOGUE", "CROSS_BASELINE", "ENGINE_MODULES", "KV_MAIN", "KV_SINGLE_LATE", "NATURAL_BASELINE",
     "NATURAL_RECURSIVE", "RANDOM_NORM_MATCHED", "REVERSE", "SHUFFLED", "V_PATCH_LATE", "Condition", "ConditionRun",
-    "Continuation", "Intervention", "LayerSet", "PairOutcome", "Role", "TransferPair", "TransferResult",
-    "activation_condition", "engine_fingerprint", "kv_alpha", "kv_condition", "make_pair",
-    "prompt_clusters", "run_condition", "select_pairs", "standard_capture", "transfer", "transfer_pairs",
-    "transfer_step_cis",
+    "Continuation", "Intervention", "LayerSet", "PairOutcome", "TransferResult",
+    "activation_condition", "engine_fingerprint", "kv_alpha", "kv_condition", "prompt_clusters",
+    "run_condition", "standard_capture", "transfer", "transfer_step_cis",
 ]

@@ -20,9 +20,9 @@ from harness.patching import (
     PatchMode,
     Span,
 )
+from harness.prompts.pairing import PairRole
 from harness.seeds import derive_seed
 from harness.serialize import to_builtin
-from harness.transfer.pairs import Role
 
 __all__ = [
     "ALPHAS", "CATALOGUE", "CROSS_BASELINE", "KV_MAIN", "KV_SINGLE_LATE", "NATURAL_BASELINE", "NATURAL_RECURSIVE",
@@ -115,8 +115,8 @@ class Condition:
     """
 
     name: str
-    recipient: Role
-    donor: Role | None = None
+    recipient: PairRole
+    donor: PairRole | None = None
     intervention: Intervention = Intervention.NONE
     layers: LayerSet | None = None
     span: Span = Span()
@@ -144,7 +144,7 @@ class Condition:
                     f"condition {self.name!r}: the {self.control.value} control needs recipient/donor "
                     f"{expected[0].value}/{expected[1].value}"
                 )
-        if self.control is None and self.donor is not None and (self.recipient, self.donor) != (Role.BASELINE, Role.RECURSIVE):
+        if self.control is None and self.donor is not None and (self.recipient, self.donor) != (PairRole.BASELINE, PairRole.RECURSIVE):
             raise ValueError(f"condition {self.name!r}: without a control the recipient is baseline and the donor recursive")
 
     @property
@@ -181,9 +181,9 @@ class Condition:
         return to_builtin(self, nonfinite="keep")
 
 
-def _roles_for(control: ControlKind) -> tuple[Role, Role]:
+def _roles_for(control: ControlKind) -> tuple[PairRole, PairRole]:
     recipient, donor = patching.assign_roles(
-        Control(control), recursive=Role.RECURSIVE, baseline=Role.BASELINE, other_baseline=Role.OTHER_BASELINE
+        Control(control), recursive=PairRole.RECURSIVE, baseline=PairRole.BASELINE, other_baseline=PairRole.OTHER_BASELINE
     )
     return recipient, donor
 
@@ -203,7 +203,7 @@ def kv_condition(
     Roles follow the control: main and tensor controls patch recursive → baseline, ``REVERSE`` baseline →
     recursive, ``CROSS_BASELINE`` other baseline → baseline.
     """
-    recipient, donor = _roles_for(control) if control is not None else (Role.BASELINE, Role.RECURSIVE)
+    recipient, donor = _roles_for(control) if control is not None else (PairRole.BASELINE, PairRole.RECURSIVE)
     positions = tuple(sorted((k, tuple(v)) for k, v in (pair_positions or {}).items()))
     return Condition(name, recipient, donor, Intervention.KV, layers, span, positions, alpha, components, control)
 
@@ -219,13 +219,13 @@ def activation_condition(
 ) -> Condition:
     """An activation-patch condition at one layer (default: V at the late layer, persistent during decoding)."""
     intervention = Intervention.V_PROJ if site is ActivationSite.V_PROJ else Intervention.RESIDUAL
-    return Condition(name, Role.BASELINE, Role.RECURSIVE, intervention, layer, span, mode=mode,
+    return Condition(name, PairRole.BASELINE, PairRole.RECURSIVE, intervention, layer, span, mode=mode,
                      decode_source=decode_source)
 
 
-NATURAL_BASELINE = Condition("natural_baseline", Role.BASELINE)
+NATURAL_BASELINE = Condition("natural_baseline", PairRole.BASELINE)
 """B: the baseline prompt, unpatched."""
-NATURAL_RECURSIVE = Condition("natural_recursive", Role.RECURSIVE)
+NATURAL_RECURSIVE = Condition("natural_recursive", PairRole.RECURSIVE)
 """A: the recursive prompt, unpatched."""
 KV_MAIN = kv_condition("kv_main")
 """B⊕A: K and V of the patch set (second half of the layers), all shared positions, α = 1."""

@@ -24,11 +24,11 @@ from harness.decoding import DecodingMode, DecodingRegime
 from harness.generation import CaptureSpec, GenerationRequest, generate
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
+from harness.prompts.pairing import TransferPair
 from harness.records import GenerationRecord
 from harness.serialize import decode_array, encode_array, to_builtin
 from harness.transfer.conditions import Condition, Intervention
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
-from harness.transfer.pairs import TransferPair
 
 __all__ = ["ENGINE_MODULES", "engine_fingerprint", "run_condition", "standard_capture"]
 

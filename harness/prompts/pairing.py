@@ -1,4 +1,6 @@
-"""Transfer pairs: a recursive and a baseline prompt of exactly equal token length, in the pre-registered order.
+"""Prompt pairing, the only place pairs are made: exact-length recorded/live pairs of the bank
+(:func:`equal_length_pairs`) and transfer pairs, a recursive and a baseline prompt of exactly equal token
+length in the pre-registered order (:func:`transfer_pairs`).
 
 See :mod:`harness.transfer` for the order and how claims select pairs.
 """
@@ -12,13 +14,49 @@ from enum import Enum
 from itertools import zip_longest
 
 from harness.models import LoadedModel
-from harness.prompts import LEVELS, Prompt, PromptBank, equal_length_pairs
+from harness.prompts.bank import LEVELS, PAIR_KINDS, Prompt, PromptBank, PromptPair, Tokenizer, content_token_count
 from harness.tokens import encode
 
-__all__ = ["DonorLevelBlock", "Role", "TransferPair", "donor_level_blocks", "make_pair", "select_pairs", "transfer_pairs"]
+__all__ = ["DonorLevelBlock", "PairRole", "TransferPair", "donor_level_blocks", "equal_length_pairs", "make_pair", "select_pairs", "transfer_pairs"]
 
 
-class Role(str, Enum):
+def equal_length_pairs(
+    bank: PromptBank,
+    tokenizer: Tokenizer,
+    kind: str = "recursive_baseline",
+    rematch: bool = False,
+) -> list[PromptPair]:
+    """Pairs of ``kind`` whose two prompts have exactly equal content-token counts under ``tokenizer``.
+
+    First the recorded pairs that are exactly equal under this tokenizer (in id order). With
+    ``rematch=True`` the prompts of the two groups that are in no such pair are then matched by exact
+    token count (within each count, in id order: a maximum matching, since equal count is an
+    equivalence); those pairs get ids ``auto:<first>~<second>`` and their counts under the key ``"live"``.
+    Each prompt occurs at most once in the result.
+    """
+    counts = {p.id: content_token_count(p.text, tokenizer) for p in bank.prompts}
+    exact = [p for p in bank.pairs(kind) if counts[p.first] == counts[p.second]]
+    if not rematch:
+        return exact
+    used = {m for p in exact for m in (p.first, p.second)}
+    group_first, group_second = PAIR_KINDS[kind]
+    buckets: dict[int, list[str]] = defaultdict(list)
+    for p in bank.group(group_second):
+        if p.id not in used:
+            buckets[counts[p.id]].append(p.id)
+    extra = []
+    for p in bank.group(group_first):
+        if p.id in used or not buckets.get(counts[p.id]):
+            continue
+        partner = buckets[counts[p.id]].pop(0)
+        n = counts[p.id]
+        extra.append(
+            PromptPair(id=f"auto:{p.id}~{partner}", kind=kind, first=p.id, second=partner, token_counts={"live": (n, n)})
+        )
+    return exact + extra
+
+
+class PairRole(str, Enum):
     """Which prompt of a :class:`TransferPair` plays a part: A (recursive), B (baseline) or B' (other baseline)."""
 
     RECURSIVE = "recursive"
@@ -61,15 +99,15 @@ class TransferPair:
         """Token count of each prompt of the pair (BOS included)."""
         return len(self.baseline_ids)
 
-    def has(self, role: Role) -> bool:
+    def has(self, role: PairRole) -> bool:
         """Whether the pair has a prompt for ``role``."""
-        return role is not Role.OTHER_BASELINE or self.other_baseline is not None
+        return role is not PairRole.OTHER_BASELINE or self.other_baseline is not None
 
-    def prompt(self, role: Role) -> tuple[Prompt, tuple[int, ...]]:
+    def prompt(self, role: PairRole) -> tuple[Prompt, tuple[int, ...]]:
         """The prompt playing ``role`` and its token ids."""
-        if role is Role.RECURSIVE:
+        if role is PairRole.RECURSIVE:
             return self.recursive, self.recursive_ids
-        if role is Role.BASELINE:
+        if role is PairRole.BASELINE:
             return self.baseline, self.baseline_ids
         if self.other_baseline is None or self.other_baseline_ids is None:
             raise ValueError(f"pair {self.id!r} has no other baseline of its length ({self.n_tokens} tokens)")
@@ -126,7 +164,7 @@ def transfer_pairs(lm: LoadedModel, bank: PromptBank) -> list[TransferPair]:
 
 
 def select_pairs(
-    lm: LoadedModel, bank: PromptBank, n: int, *, roles: Sequence[Role] = (Role.RECURSIVE, Role.BASELINE)
+    lm: LoadedModel, bank: PromptBank, n: int, *, roles: Sequence[PairRole] = (PairRole.RECURSIVE, PairRole.BASELINE)
 ) -> list[TransferPair]:
     """The first ``n`` pairs of :func:`transfer_pairs` that have a prompt for every role in ``roles``."""
     if n < 1:

@@ -1,72 +1,39 @@
-"""Prompt bank: schema, loading, validation, content hash and length-matched pairing.
+"""Prompt bank loading and validation: files, schema checks, recorded pairs, minimum lengths.
 
-A bank is a set of :class:`Prompt` records read from JSON or YAML files (one file or a directory of
-them). The schema is documented in ``prompts/README.md``; in short, every prompt needs ``id``, ``group``
-and ``text`` and may carry ``level`` (recursive prompts only, 1..5), ``pair`` (id of a partner prompt),
-``tags`` (list of strings) and ``system`` (a system prompt; required for the ``persona`` group).
-A file may also hold a ``pairs`` list: recorded prompt pairs with their per-model token counts.
+A bank is a set of :class:`~harness.prompts.bank.Prompt` records read from JSON or YAML files (one file or
+a directory of them). The schema is documented in ``prompts/README.md``; in short, every prompt needs
+``id``, ``group`` and ``text`` and may carry ``level`` (recursive prompts only, 1..5), ``pair`` (id of a
+partner prompt), ``tags`` (list of strings) and ``system`` (a system prompt; required for the ``persona``
+group). A file may also hold a ``pairs`` list: recorded prompt pairs with their per-model token counts.
 
-Every problem is reported as a :class:`PromptBankError` whose message names the file, the prompt id
-(when there is one) and the problem. The bank's :attr:`PromptBank.content_hash` is the sha256 of a
-canonical JSON of all prompts and pairs; it goes into every result so a number can be traced to the
-exact prompt texts that produced it.
-
-Token counts here are *content* token counts: the ids a tokenizer produces for the text with
-``add_special_tokens=False`` (no BOS/EOS), the same tokens the V window of DESIGN §4.1 is drawn from.
+Every problem is reported as a :class:`~harness.prompts.bank.PromptBankError` whose message names the file,
+the prompt id (when there is one) and the problem.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
-__all__ = [
-    "DEFAULT_BANK_DIR",
-    "GROUPS",
-    "LEVELS",
-    "PAIR_KINDS",
-    "Prompt",
-    "PromptBank",
-    "PromptBankError",
-    "PromptPair",
-    "check_min_tokens",
-    "content_token_count",
-    "equal_length_pairs",
-    "load_bank",
-]
-
-DEFAULT_BANK_DIR: Path = Path(__file__).resolve().parent.parent / "prompts"
-"""The bank shipped with the suite (``prompts/`` at the repository root)."""
-
-GROUPS: frozenset[str] = frozenset(
-    {
-        "recursive",  # self-observation prompts, levels 1 (hint) .. 5 (maximal)
-        "baseline",  # ordinary factual requests, diverse topics
-        "long_control",  # non-recursive prompts as long as recursive L4/L5
-        "repetitive",  # confound: repetitive structure, no self-reference
-        "about_recursion",  # confound: third-person talk about recursion/consciousness
-        "persona",  # a user prompt under one of several equal-length system prompts
-        "grounded",  # questions with well-established factual answers
-        "confabulation",  # questions about things that do not exist (invite made-up answers)
-    }
+from harness.prompts.bank import (
+    GROUPS,
+    LEVELS,
+    PAIR_KINDS,
+    PERSONA_TAG,
+    Prompt,
+    PromptBank,
+    PromptBankError,
+    PromptPair,
+    Tokenizer,
+    content_token_count,
 )
-"""Every group name a bank may use."""
 
-LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
-"""Recursion levels of the ``recursive`` group: 1 = a hint of self-observation, 5 = maximal."""
-
-PAIR_KINDS: Mapping[str, tuple[str, str]] = {
-    "recursive_baseline": ("recursive", "baseline"),
-    "grounded_confabulation": ("grounded", "confabulation"),
-}
-"""Pair kind -> (group of ``first``, group of ``second``)."""
+DEFAULT_BANK_DIR: Path = Path(__file__).resolve().parents[2] / "prompts"
+"""The bank shipped with the suite (``prompts/`` at the repository root)."""
 
 _PROMPT_FIELDS = ("id", "group", "text", "level", "pair", "tags", "system")
 _REQUIRED_FIELDS = ("id", "group", "text")
@@ -74,172 +41,8 @@ _PAIR_FIELDS = ("id", "kind", "first", "second", "token_counts")
 _TOP_LEVEL_KEYS = ("prompts", "pairs", "description")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _SUFFIXES = (".json", ".yaml", ".yml")
-_PERSONA_TAG = "persona:"
 
 
-class PromptBankError(ValueError):
-    """A prompt bank file is malformed. The message names the file, the prompt id and the problem."""
-
-    def __init__(self, file: str | Path, problem: str, prompt_id: str | None = None) -> None:
-        self.file = str(file)
-        self.prompt_id = prompt_id
-        self.problem = problem
-        where = f"{self.file}: prompt {prompt_id!r}" if prompt_id is not None else self.file
-        super().__init__(f"{where}: {problem}")
-
-
-class Tokenizer(Protocol):
-    """The part of a Hugging Face tokenizer this module uses."""
-
-    def __call__(self, text: str, add_special_tokens: bool = ...) -> Mapping[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """One prompt of the bank.
-
-    ``text`` is the user text exactly as fed to the model (surrounding whitespace stripped at load).
-    ``level`` is the recursion level (1..5) for ``recursive`` prompts, else ``None``. ``pair`` is the id
-    of a partner prompt (for user files that declare pairs inline). ``system`` is the system prompt of a
-    ``persona`` prompt; the persona's name is the tag ``persona:<name>``.
-    """
-
-    id: str
-    group: str
-    text: str
-    level: int | None = None
-    pair: str | None = None
-    tags: tuple[str, ...] = ()
-    system: str | None = None
-
-    @property
-    def persona(self) -> str | None:
-        """Name of the persona (from the ``persona:<name>`` tag), or ``None``."""
-        for tag in self.tags:
-            if tag.startswith(_PERSONA_TAG):
-                return tag[len(_PERSONA_TAG) :]
-        return None
-
-    def canonical(self) -> dict[str, Any]:
-        """The prompt as a JSON-ready dict (used for the content hash)."""
-        record = asdict(self)
-        record["tags"] = list(self.tags)
-        return record
-
-
-@dataclass(frozen=True)
-class PromptPair:
-    """Two prompts matched for patching: ``first`` from one group, ``second`` from the other.
-
-    For kind ``recursive_baseline`` ``first`` is the recursive prompt and ``second`` the baseline prompt.
-    ``token_counts`` maps a model (tokenizer) name to the content-token counts ``(first, second)``
-    recorded when the pair was built; empty for pairs declared without counts.
-    """
-
-    id: str
-    kind: str
-    first: str
-    second: str
-    token_counts: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, hash=False)
-
-    def counts(self, model: str) -> tuple[int, int] | None:
-        """Recorded ``(first, second)`` content-token counts under ``model``'s tokenizer, if any."""
-        return self.token_counts.get(model)
-
-    def canonical(self) -> dict[str, Any]:
-        """The pair as a JSON-ready dict (used for the content hash)."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "first": self.first,
-            "second": self.second,
-            "token_counts": {m: list(c) for m, c in sorted(self.token_counts.items())},
-        }
-
-
-class PromptBank:
-    """A validated, immutable set of prompts (and recorded pairs) with a content hash."""
-
-    def __init__(
-        self,
-        prompts: Iterable[Prompt],
-        pairs: Iterable[PromptPair] = (),
-        source: Sequence[str | Path] = (),
-        origins: Mapping[str, str] | None = None,
-    ) -> None:
-        self.prompts: tuple[Prompt, ...] = tuple(sorted(prompts, key=lambda p: p.id))
-        self._pairs: tuple[PromptPair, ...] = tuple(sorted(pairs, key=lambda p: (p.kind, p.id)))
-        self.source: tuple[str, ...] = tuple(str(s) for s in source)
-        self._by_id = {p.id: p for p in self.prompts}
-        if len(self._by_id) != len(self.prompts):
-            dupes = sorted(i for i, count in Counter(p.id for p in self.prompts).items() if count > 1)
-            raise PromptBankError("<memory>", f"duplicate id(s) {dupes}")
-        self._origins = dict(origins or {})
-        self.content_hash: str = _hash_canonical(self.prompts, self._pairs)
-
-    def __len__(self) -> int:
-        return len(self.prompts)
-
-    def __repr__(self) -> str:
-        return f"PromptBank({len(self)} prompts, groups={sorted(self.groups)}, hash={self.content_hash[:12]})"
-
-    @property
-    def groups(self) -> set[str]:
-        """Names of the groups present in this bank."""
-        return {p.group for p in self.prompts}
-
-    def get(self, prompt_id: str) -> Prompt:
-        """The prompt with this id (``KeyError`` naming the id if absent)."""
-        try:
-            return self._by_id[prompt_id]
-        except KeyError:
-            raise KeyError(f"no prompt with id {prompt_id!r} in the bank ({', '.join(self.source)})") from None
-
-    def origin(self, prompt_id: str) -> str:
-        """The file a prompt was read from."""
-        self.get(prompt_id)
-        return self._origins.get(prompt_id, "<memory>")
-
-    def group(self, name: str, level: int | None = None) -> list[Prompt]:
-        """Prompts of one group (optionally one recursion level), sorted by id.
-
-        A known group that this bank does not contain gives ``[]``; an unknown name is a ``ValueError``.
-        """
-        if name not in GROUPS:
-            raise ValueError(f"unknown prompt group {name!r}; known groups: {', '.join(sorted(GROUPS))}")
-        return [p for p in self.prompts if p.group == name and (level is None or p.level == level)]
-
-    def personas(self) -> dict[str, list[Prompt]]:
-        """``persona`` prompts by persona name, each list sorted by id."""
-        out: dict[str, list[Prompt]] = defaultdict(list)
-        for p in self.group("persona"):
-            out[p.persona or ""].append(p)
-        return dict(sorted(out.items()))
-
-    def pairs(self, kind: str = "recursive_baseline") -> list[PromptPair]:
-        """Recorded pairs of one kind (from ``pairs`` sections and inline ``pair`` fields), sorted by id."""
-        if kind not in PAIR_KINDS:
-            raise ValueError(f"unknown pair kind {kind!r}; known kinds: {', '.join(sorted(PAIR_KINDS))}")
-        return [p for p in self._pairs if p.kind == kind]
-
-    def canonical_json(self) -> str:
-        """The canonical JSON the content hash is computed from."""
-        return _canonical_json(self.prompts, self._pairs)
-
-
-def _canonical_json(prompts: Sequence[Prompt], pairs: Sequence[PromptPair]) -> str:
-    payload: dict[str, Any] = {"prompts": [p.canonical() for p in prompts]}
-    if pairs:
-        payload["pairs"] = [p.canonical() for p in pairs]
-    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def _hash_canonical(prompts: Sequence[Prompt], pairs: Sequence[PromptPair]) -> str:
-    return hashlib.sha256(_canonical_json(prompts, pairs).encode("utf-8")).hexdigest()
-
-
-# --------------------------------------------------------------------------------------------------
-# Loading and validation
 
 
 def load_bank(path: str | Path | None = None) -> PromptBank:
@@ -339,7 +142,7 @@ def _parse_prompt(file: Path, record: Any) -> Prompt:
     system = record.get("system")
     if system is not None:
         system = _nonempty_text(file, pid, "system", system)
-    if group == "persona" and (system is None or sum(t.startswith(_PERSONA_TAG) for t in tags) != 1):
+    if group == "persona" and (system is None or sum(t.startswith(PERSONA_TAG) for t in tags) != 1):
         raise PromptBankError(file, "a persona prompt needs a 'system' prompt and exactly one 'persona:<name>' tag", pid)
     return Prompt(id=pid, group=group, text=text, level=level, pair=pair, tags=tags, system=system)
 
@@ -477,15 +280,6 @@ def _check_pairs_unique(located: Sequence[tuple[str, PromptPair]]) -> None:
             seen_members[(pair.kind, member)] = pair.id
 
 
-# --------------------------------------------------------------------------------------------------
-# Token-length checks and exact-length pairing
-
-
-def content_token_count(text: str, tokenizer: Tokenizer) -> int:
-    """Number of content tokens of ``text``: the tokenizer's ids without special tokens (no BOS/EOS)."""
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 def check_min_tokens(bank: PromptBank, tokenizer: Tokenizer, window: int = 16) -> None:
     """Raise :class:`PromptBankError` for the first prompt with fewer than ``window + 1`` content tokens.
 
@@ -498,39 +292,3 @@ def check_min_tokens(bank: PromptBank, tokenizer: Tokenizer, window: int = 16) -
             raise PromptBankError(
                 bank.origin(p.id), f"too short for the window: {n} content tokens < W + 1 = {window + 1}", p.id
             )
-
-
-def equal_length_pairs(
-    bank: PromptBank,
-    tokenizer: Tokenizer,
-    kind: str = "recursive_baseline",
-    rematch: bool = False,
-) -> list[PromptPair]:
-    """Pairs of ``kind`` whose two prompts have exactly equal content-token counts under ``tokenizer``.
-
-    First the recorded pairs that are exactly equal under this tokenizer (in id order). With
-    ``rematch=True`` the prompts of the two groups that are in no such pair are then matched by exact
-    token count (within each count, in id order: a maximum matching, since equal count is an
-    equivalence); those pairs get ids ``auto:<first>~<second>`` and their counts under the key ``"live"``.
-    Each prompt occurs at most once in the result.
-    """
-    counts = {p.id: content_token_count(p.text, tokenizer) for p in bank.prompts}
-    exact = [p for p in bank.pairs(kind) if counts[p.first] == counts[p.second]]
-    if not rematch:
-        return exact
-    used = {m for p in exact for m in (p.first, p.second)}
-    group_first, group_second = PAIR_KINDS[kind]
-    buckets: dict[int, list[str]] = defaultdict(list)
-    for p in bank.group(group_second):
-        if p.id not in used:
-            buckets[counts[p.id]].append(p.id)
-    extra = []
-    for p in bank.group(group_first):
-        if p.id in used or not buckets.get(counts[p.id]):
-            continue
-        partner = buckets[counts[p.id]].pop(0)
-        n = counts[p.id]
-        extra.append(
-            PromptPair(id=f"auto:{p.id}~{partner}", kind=kind, first=p.id, second=partner, token_counts={"live": (n, n)})
-        )
-    return exact + extra

