@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import geometry, kvcache
+from harness import kvcache
+from harness.geometry import prompt_geometry as geometry
 from harness.measurement_cache import clear_fingerprint_cache, code_fingerprint
 
 BASE = '''"""Base module: the docstring."""
