@@ -13,44 +13,36 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
-from harness.registry import get_claim
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, page_trend, steps_as_bounds
 from harness.transfer import ALPHAS, NATURAL_BASELINE, NATURAL_RECURSIVE, kv_alpha, transfer, transfer_step_cis
 
-CLAIM = get_claim("alpha_monotone")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("alpha_monotone")
 CURVE_LEVEL = 0.95
 
 
-def test_alpha_monotone(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    pairs = behaviour_pairs(lm, prompt_bank, CLAIM, run_settings.n_cap)
+def test_alpha_monotone(claim: ClaimContext) -> None:
+    pairs = behaviour_pairs(claim)
     ladder = [kv_alpha(a) for a in ALPHAS]
-    runs = run_conditions(lm, pairs, CLAIM, (NATURAL_RECURSIVE, *ladder), run_settings, measurement_cache)
+    runs = run_conditions(claim, pairs, (NATURAL_RECURSIVE, *ladder))
     ordered = [runs[c.name] for c in ladder]
     natural_b, natural_a = runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name]
-    rng = np.random.default_rng(derive_seed(run_settings.seed, CLAIM.id, lm.name))
+    rng = np.random.default_rng(claim.seed)
 
     scores = np.column_stack([r.scores() for r in ordered])
     page = page_trend(scores)
     steps = transfer_step_cis(ordered, natural_b, natural_a, level=CURVE_LEVEL, rng=rng)
     per_alpha = [transfer(r, natural_b, natural_a, level=CURVE_LEVEL, rng=rng) for r in ordered]
     curve = [bootstrap_ci(np.mean, col, level=CURVE_LEVEL, rng=rng) for col in scores.T]
-    result = evaluate(
-        CLAIM,
-        model=lm.name,
+    result = claim.evaluate(
         estimate=per_alpha[-1].estimate - per_alpha[0].estimate,
         p_value=page.p_value,
         step_cis=steps_as_bounds(steps),
         n=len(pairs),
         undefined_reason=per_alpha[-1].undefined_reason,
         details=behaviour_details(
-            lm,
-            prompt_bank,
-            CLAIM,
-            runs,
+            claim, runs,
             page_L=page.statistic,
             page_method=page.method,
             alpha_curve={
@@ -58,11 +50,10 @@ def test_alpha_monotone(lm, prompt_bank, run_settings, measurement_cache, record
                 "estimate": [c.estimate for c in curve],
                 "ci_low": [c.low for c in curve],
                 "ci_high": [c.high for c in curve],
-                "effect_label": f"mean {CLAIM.behaviour_score} score (95% BCa CI over pairs)",
+                "effect_label": f"mean {claim.spec.behaviour_score} score (95% BCa CI over pairs)",
             },
             alpha_transfer={"alpha": list(ALPHAS), "transfer": [t.describe() for t in per_alpha]},
             step_estimates=[s.estimate for s in steps],
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

@@ -13,31 +13,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import require_groups, run_details
-from harness.registry import get_claim
 from harness.geometry.prompt_geometry import hedges_contrast, measure_attention_entropy
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
 from harness.stats import hedges_g
 
-CLAIM = get_claim("attention_entropy_differs")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("attention_entropy_differs")
 
 
-def test_attention_entropy_differs(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    groups = require_groups(prompt_bank, CLAIM, run_settings.n_cap)
+def test_attention_entropy_differs(claim: ClaimContext) -> None:
+    lm = claim.lm
+    groups = require_groups(claim)
     recursive, baseline = groups["recursive"], groups["baseline"]
     late = lm.layers.late
-    rec = measure_attention_entropy(lm, recursive, [late], window=run_settings.window, cache=measurement_cache)
-    base = measure_attention_entropy(lm, baseline, [late], window=run_settings.window, cache=measurement_cache)
+    rec = measure_attention_entropy(lm, recursive, [late], window=claim.settings.window, cache=claim.cache)
+    base = measure_attention_entropy(lm, baseline, [late], window=claim.settings.window, cache=claim.cache)
     c = hedges_contrast(rec.mean_over_heads(late), base.mean_over_heads(late), alternative="two-sided",
-                        level=CLAIM.ci_level, seed=derive_seed(run_settings.seed, CLAIM.id, lm.name))
+                        level=claim.spec.ci_level, seed=claim.seed)
     heads = range(lm.geometry.n_heads)
-    result = evaluate(
-        CLAIM, model=lm.name, estimate=c.estimate, ci_low=c.ci.low, ci_high=c.ci.high, p_value=c.p_value,
+    result = claim.evaluate(
+        estimate=c.estimate, ci_low=c.ci.low, ci_high=c.ci.high, p_value=c.p_value,
         n=min(len(c.first), len(c.second)),
         details=run_details(
-            lm, prompt_bank, window=run_settings.window, entropy_layer=late, entropy_units="nats",
+            claim, window=claim.settings.window, entropy_layer=late, entropy_units="nats",
             sliding_layer=lm.geometry.layer_types[late] == "sliding_attention",
             entropy_by_group={"recursive": c.first.tolist(), "baseline": c.second.tolist()},
             mean_entropy={"recursive": float(np.mean(c.first)), "baseline": float(np.mean(c.second))},
@@ -46,5 +44,4 @@ def test_attention_entropy_differs(lm, prompt_bank, run_settings, measurement_ca
                            "baseline": [float(np.mean(base.head(late, h))) for h in heads]},
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

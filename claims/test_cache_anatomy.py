@@ -19,10 +19,9 @@ from __future__ import annotations
 import pytest
 
 from harness import anatomy
+from harness.claim_context import ClaimContext
 from harness.claim_support import capped, require_float32, require_groups, run_details
-from harness.prompts import Prompt, PromptBank
-from harness.registry import ClaimSpec, get_claim
-from harness.results import assert_pass, evaluate, record_claim
+from harness.prompts import Prompt
 from harness.stats import binomial_test, proportion_ci
 
 DELTAS = (1, 64, 256)
@@ -32,57 +31,55 @@ SHOWN = 20
 """At most this many mismatch lines go into a record."""
 
 
-def _coverage(bank: PromptBank, spec: ClaimSpec, n_cap: int | None) -> list[Prompt]:
+def _coverage(claim: ClaimContext) -> list[Prompt]:
     """The first planned-n baseline prompts (by id): the coverage the invariant's registry entry asks for."""
-    return require_groups(bank, spec, n_cap)["baseline"][: spec.planned_n]
+    return require_groups(claim)["baseline"][: claim.spec.planned_n]
 
 
 @pytest.mark.claim("cache_shapes_match_config")
-def test_cache_shapes_match_config(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    spec = get_claim("cache_shapes_match_config")
-    prompts = _coverage(prompt_bank, spec, run_settings.n_cap)
-    shapes = anatomy.measure_cache_shapes(lm, prompts, cache=measurement_cache)
-    result = evaluate(
-        spec, model=lm.name, estimate=len(shapes["mismatches"]), n=len(prompts),
+def test_cache_shapes_match_config(claim: ClaimContext) -> None:
+    lm = claim.lm
+    prompts = _coverage(claim)
+    shapes = anatomy.measure_cache_shapes(lm, prompts, cache=claim.cache)
+    result = claim.evaluate(
+        estimate=len(shapes["mismatches"]), n=len(prompts),
         details=run_details(
-            lm, prompt_bank, mismatches=shapes["mismatches"][:SHOWN], mismatches_per_prompt=shapes["per_prompt"],
+            claim, mismatches=shapes["mismatches"][:SHOWN], mismatches_per_prompt=shapes["per_prompt"],
             kv_bytes_per_token=shapes["kv_bytes_per_token"], config_kv_bytes_per_token=shapes["config_kv_bytes_per_token"],
             sliding_layers=shapes["sliding_layers"], sliding_window=shapes["sliding_window"],
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)
 
 
 @pytest.mark.claim("cache_injection_equals_text")
-def test_cache_injection_equals_text(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    spec = get_claim("cache_injection_equals_text")
-    require_float32(lm, spec)
-    prompts = _coverage(prompt_bank, spec, run_settings.n_cap)
-    injection = anatomy.measure_injection(lm, prompts, cache=measurement_cache)
+def test_cache_injection_equals_text(claim: ClaimContext) -> None:
+    lm = claim.lm
+    require_float32(claim)
+    prompts = _coverage(claim)
+    injection = anatomy.measure_injection(lm, prompts, cache=claim.cache)
     diffs = injection["max_abs_logit_diff"]
-    result = evaluate(
-        spec, model=lm.name, estimate=max(diffs.values()), n=len(prompts),
+    result = claim.evaluate(
+        estimate=max(diffs.values()), n=len(prompts),
         details=run_details(
-            lm, prompt_bank, max_abs_logit_diff_per_prompt=diffs, dtype=str(lm.model.dtype),
+            claim, max_abs_logit_diff_per_prompt=diffs, dtype=str(lm.model.dtype),
             bitwise_equal_caches=sum(injection["bitwise_equal"].values()),
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)
 
 
 @pytest.mark.claim("rope_rerotation")
-def test_rope_rerotation(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    spec = get_claim("rope_rerotation")
-    require_float32(lm, spec)
-    prompts = _coverage(prompt_bank, spec, run_settings.n_cap)
-    checks = anatomy.measure_rerotation(lm, prompts, DELTAS, cache=measurement_cache)["checks"]
+def test_rope_rerotation(claim: ClaimContext) -> None:
+    lm = claim.lm
+    require_float32(claim)
+    prompts = _coverage(claim)
+    checks = anatomy.measure_rerotation(lm, prompts, DELTAS, cache=claim.cache)["checks"]
     per_delta = {d: [c for key, c in checks.items() if key.endswith(f"|{d}")] for d in DELTAS}
-    result = evaluate(
-        spec, model=lm.name, estimate=max(c["max_abs_logit_diff"] for c in checks.values()), n=len(prompts),
+    result = claim.evaluate(
+        estimate=max(c["max_abs_logit_diff"] for c in checks.values()), n=len(prompts),
         details=run_details(
-            lm, prompt_bank, deltas=list(DELTAS), layer_types=list(lm.geometry.layer_types),
+            claim, deltas=list(DELTAS), layer_types=list(lm.geometry.layer_types),
             max_abs_logit_diff_by_delta={d: max(c["max_abs_logit_diff"] for c in cs) for d, cs in per_delta.items()},
             wrong_delta_control={
                 "what": "keys re-rotated by Δ + 1 while decoding at the positions of a move by Δ, against the same "
@@ -96,21 +93,20 @@ def test_rope_rerotation(lm, prompt_bank, run_settings, measurement_cache, recor
                                       for i in range(lm.geometry.n_layers)],
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)
 
 
 @pytest.mark.claim("persona_signature")
-def test_persona_signature(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    spec = get_claim("persona_signature")
-    require_groups(prompt_bank, spec, None)
-    by_persona = {name: capped(ps, run_settings.n_cap)
-                  for name, ps in prompt_bank.personas().items()}
+def test_persona_signature(claim: ClaimContext) -> None:
+    lm = claim.lm
+    require_groups(claim, cap=False)
+    by_persona = {name: capped(ps, claim.settings.n_cap)
+                  for name, ps in claim.bank.personas().items()}
     prompts = [p for ps in by_persona.values() for p in ps]
     late = lm.layers.late
-    measured = anatomy.measure_persona_features(lm, prompts, late, cache=measurement_cache)
+    measured = anatomy.measure_persona_features(lm, prompts, late, cache=claim.cache)
     system_tokens = {p.persona: n for p, n in zip(prompts, measured["system_tokens"])}
-    details = run_details(lm, prompt_bank, layer=late, personas=sorted(by_persona), system_tokens=system_tokens,
+    details = run_details(claim, layer=late, personas=sorted(by_persona), system_tokens=system_tokens,
                           separator=anatomy.SYSTEM_SEPARATOR, evicted_positions=sum(measured["evicted"]))
 
     k = len(by_persona)
@@ -118,17 +114,17 @@ def test_persona_signature(lm, prompt_bank, run_settings, measurement_cache, rec
         why = (f"{k} persona(s); identity needs two or more" if k < 2 else
                f"system prompts differ in token count under this tokenizer ({system_tokens}), so length alone "
                "could identify the persona")
-        result = evaluate(spec, model=lm.name, estimate=None, n=len(prompts), details=details, undefined_reason=why)
+        result = claim.evaluate(estimate=None, n=len(prompts), details=details, undefined_reason=why)
     else:
         labels = [p.persona for p in prompts]
         predicted = anatomy.nearest_centroid_loo(measured["features"], labels, [p.text for p in prompts])
         correct = sum(a == b for a, b in zip(predicted, labels))
-        low, high = proportion_ci(correct, len(prompts), level=spec.ci_level, method="wilson")
+        low, high = proportion_ci(correct, len(prompts), level=claim.spec.ci_level, method="wilson")
         details |= {"chance": 1 / k, "correct": correct,
                     "confusion": {f"{a}->{b}": sum(x == a and y == b for x, y in zip(labels, predicted))
                                   for a in sorted(by_persona) for b in sorted(by_persona)}}
-        result = evaluate(spec, model=lm.name, estimate=correct / len(prompts), ci_low=low, ci_high=high,
+        result = claim.evaluate(
+            estimate=correct / len(prompts), ci_low=low, ci_high=high,
                           p_value=binomial_test(correct, len(prompts), 1 / k, "greater").p_value,
                           n=len(prompts), details=details)
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import behaviour_pairs, run_conditions, transfer_result
 from harness.prompts.pairing import PairRole
-from harness.registry import get_claim
-from harness.results import assert_pass, record_claim
 from harness.transfer import (
     CROSS_BASELINE,
     NATURAL_BASELINE,
@@ -25,33 +24,26 @@ from harness.transfer import (
     Condition,
 )
 
+RECURSIVE_BASELINE = (PairRole.RECURSIVE, PairRole.BASELINE)
 
-def _control_null(claim_id: str, control: Condition, roles: tuple[PairRole, ...], lm, prompt_bank, run_settings,
-                  measurement_cache, record_property) -> None:
-    spec = get_claim(claim_id)
-    pairs = behaviour_pairs(lm, prompt_bank, spec, run_settings.n_cap, roles=roles)
-    runs = run_conditions(lm, pairs, spec, (NATURAL_BASELINE, NATURAL_RECURSIVE, control), run_settings,
-                          measurement_cache)
-    result = transfer_result(spec, lm, prompt_bank, runs, control, NATURAL_BASELINE, NATURAL_RECURSIVE,
-                             seed=run_settings.seed)
-    record_claim(record_property, result)
-    assert_pass(result)
+
+def _control_null(claim: ClaimContext, control: Condition, roles: tuple[PairRole, ...] = RECURSIVE_BASELINE) -> None:
+    """T of ``control`` against the same pairs' natural runs, judged by the claim's equivalence rule."""
+    pairs = behaviour_pairs(claim, roles=roles)
+    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, control))
+    claim.conclude(transfer_result(claim, runs, control, NATURAL_BASELINE, NATURAL_RECURSIVE))
 
 
 @pytest.mark.claim("control_shuffled_null")
-def test_control_shuffled_null(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    _control_null("control_shuffled_null", SHUFFLED, (PairRole.RECURSIVE, PairRole.BASELINE), lm, prompt_bank,
-                  run_settings, measurement_cache, record_property)
+def test_control_shuffled_null(claim: ClaimContext) -> None:
+    _control_null(claim, SHUFFLED)
 
 
 @pytest.mark.claim("control_random_null")
-def test_control_random_null(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    _control_null("control_random_null", RANDOM_NORM_MATCHED, (PairRole.RECURSIVE, PairRole.BASELINE), lm, prompt_bank,
-                  run_settings, measurement_cache, record_property)
+def test_control_random_null(claim: ClaimContext) -> None:
+    _control_null(claim, RANDOM_NORM_MATCHED)
 
 
 @pytest.mark.claim("control_cross_baseline_null")
-def test_control_cross_baseline_null(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    _control_null("control_cross_baseline_null", CROSS_BASELINE,
-                  (PairRole.RECURSIVE, PairRole.BASELINE, PairRole.OTHER_BASELINE), lm, prompt_bank, run_settings,
-                  measurement_cache, record_property)
+def test_control_cross_baseline_null(claim: ClaimContext) -> None:
+    _control_null(claim, CROSS_BASELINE, (*RECURSIVE_BASELINE, PairRole.OTHER_BASELINE))

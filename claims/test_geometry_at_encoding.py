@@ -19,16 +19,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
-from harness.registry import get_claim
 from harness.geometry.replay import decode_step_rv, replay_capture_gap, replay_runs
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, hedges_g, welch_t
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE
 
-CLAIM = get_claim("geometry_at_encoding")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("geometry_at_encoding")
 CONDITIONS = (NATURAL_RECURSIVE, NATURAL_BASELINE)
 STEPS = (0, 40)
 
@@ -41,7 +38,7 @@ def _g_or_nan(rec: np.ndarray, base: np.ndarray) -> float:
         return float("nan")
 
 
-def _g_with_ci(rec: np.ndarray, base: np.ndarray, rng: np.random.Generator) -> dict:
+def _g_with_ci(rec: np.ndarray, base: np.ndarray, level: float, rng: np.random.Generator) -> dict:
     """Hedges g (recursive − baseline) of the finite R_V values, its BCa CI and one-sided Welch p; ``g`` is None
     with a ``reason`` when it is undefined (fewer than 2 values in a group, or both groups constant)."""
     rec, base = rec[np.isfinite(rec)], base[np.isfinite(base)]
@@ -53,31 +50,32 @@ def _g_with_ci(rec: np.ndarray, base: np.ndarray, rng: np.random.Generator) -> d
         g = hedges_g(rec, base)
     except ValueError as exc:
         return out | {"reason": str(exc)}
-    ci = bootstrap_ci(_g_or_nan, rec, base, level=CLAIM.ci_level, rng=rng)
+    ci = bootstrap_ci(_g_or_nan, rec, base, level=level, rng=rng)
     return out | {"g": g, "ci_low": ci.low, "ci_high": ci.high, "p": welch_t(rec, base, "less").p,
                   "mean_rv_recursive": float(rec.mean()), "mean_rv_baseline": float(base.mean())}
 
 
-def test_geometry_at_encoding(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    pairs = behaviour_pairs(lm, prompt_bank, CLAIM, run_settings.n_cap)
-    runs = run_conditions(lm, pairs, CLAIM, CONDITIONS, run_settings, measurement_cache)
-    rep_rec, rep_base = replay_runs(lm, pairs, [runs[c.name] for c in CONDITIONS], run_seed=run_settings.seed,
-                                    cache=measurement_cache)
-    rng = np.random.default_rng(derive_seed(run_settings.seed, CLAIM.id, lm.name))
-    rv = {step: (decode_step_rv(lm, rep_rec, step=step, window=run_settings.window),
-                 decode_step_rv(lm, rep_base, step=step, window=run_settings.window)) for step in STEPS}
-    by_step = {step: _g_with_ci(*rv[step], rng) for step in STEPS}
+def test_geometry_at_encoding(claim: ClaimContext) -> None:
+    lm = claim.lm
+    pairs = behaviour_pairs(claim)
+    runs = run_conditions(claim, pairs, CONDITIONS)
+    rep_rec, rep_base = replay_runs(lm, pairs, [runs[c.name] for c in CONDITIONS], run_seed=claim.settings.seed,
+                                    cache=claim.cache)
+    rng = np.random.default_rng(claim.seed)
+    rv = {step: (decode_step_rv(lm, rep_rec, step=step, window=claim.settings.window),
+                 decode_step_rv(lm, rep_base, step=step, window=claim.settings.window)) for step in STEPS}
+    by_step = {step: _g_with_ci(*rv[step], claim.spec.ci_level, rng) for step in STEPS}
     head = by_step[0]
-    result = evaluate(
-        CLAIM, model=lm.name, estimate=head["g"], ci_low=head["ci_low"], ci_high=head["ci_high"],
+    result = claim.evaluate(
+        estimate=head["g"], ci_low=head["ci_low"], ci_high=head["ci_high"],
         p_value=head["p"], n=min(head["n_recursive"], head["n_baseline"]),
         undefined_reason=head["reason"],
         details=behaviour_details(
-            lm, prompt_bank, CLAIM, runs,
+            claim, runs,
             measured=("R_V at decode step s over the last W non-special positions held when step s feeds its "
                       "token (step 0: the prompt's last W content tokens; step 40: generated tokens g_24…g_39), "
                       "natural continuations, V from the run's own prefill and a teacher-forced replay"),
-            window=run_settings.window,
+            window=claim.settings.window,
             replay_vs_decode_capture_max_abs=replay_capture_gap([runs[c.name] for c in CONDITIONS],
                                                                 [rep_rec, rep_base]),
             hedges_g_by_step={str(step): by_step[step] for step in STEPS},
@@ -85,5 +83,4 @@ def test_geometry_at_encoding(lm, prompt_bank, run_settings, measurement_cache, 
                          for step in STEPS for name, values in zip(("recursive", "baseline"), rv[step])},
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
 from harness.geometry.replay import (
     GENERATED_RV_TEXT,
@@ -28,45 +29,42 @@ from harness.geometry.replay import (
     replay_capture_gap,
     replay_runs,
 )
-from harness.registry import get_claim
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
 from harness.stats import transfer_ci
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, transfer
 
-CLAIM = get_claim("geometry_transfers")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("geometry_transfers")
 CONDITIONS = (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN)
 
 
-def test_geometry_transfers(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    pairs = behaviour_pairs(lm, prompt_bank, CLAIM, run_settings.n_cap)
-    runs = run_conditions(lm, pairs, CLAIM, CONDITIONS, run_settings, measurement_cache)
-    replays = replay_runs(lm, pairs, [runs[c.name] for c in CONDITIONS], run_seed=run_settings.seed,
-                          cache=measurement_cache)
-    rv_b, rv_a, rv_p = (generated_rv(lm, r, min_tokens=run_settings.window) for r in replays)
+def test_geometry_transfers(claim: ClaimContext) -> None:
+    lm = claim.lm
+    pairs = behaviour_pairs(claim)
+    runs = run_conditions(claim, pairs, CONDITIONS)
+    replays = replay_runs(lm, pairs, [runs[c.name] for c in CONDITIONS], run_seed=claim.settings.seed,
+                          cache=claim.cache)
+    rv_b, rv_a, rv_p = (generated_rv(lm, r, min_tokens=claim.settings.window) for r in replays)
     keep = np.isfinite(rv_b) & np.isfinite(rv_a) & np.isfinite(rv_p)
-    rng = np.random.default_rng(derive_seed(run_settings.seed, CLAIM.id, lm.name))
+    rng = np.random.default_rng(claim.seed)
     estimate = ci_low = ci_high = p = None
     p_note = undefined = gap = None
     if keep.sum() >= 2:
-        g = transfer_ci(rv_p[keep], rv_b[keep], rv_a[keep], level=CLAIM.ci_level, rng=rng)
+        g = transfer_ci(rv_p[keep], rv_b[keep], rv_a[keep], level=claim.spec.ci_level, rng=rng)
         estimate, ci_low, ci_high, undefined = g.estimate, g.ci.low, g.ci.high, g.undefined_reason
         gap = {"estimate": g.denominator.estimate, "ci": [g.denominator.low, g.denominator.high]}
         p, p_note = paired_p(rv_p[keep], rv_b[keep], "less")
     else:
-        undefined = f"only {int(keep.sum())} pair(s) have ≥ {run_settings.window} generated tokens in all three runs"
+        undefined = f"only {int(keep.sum())} pair(s) have ≥ {claim.settings.window} generated tokens in all three runs"
     behaviour_t = transfer(runs[KV_MAIN.name], runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name],
                            level=0.95, rng=rng)
     labels = {NATURAL_BASELINE.name: rv_b, NATURAL_RECURSIVE.name: rv_a, KV_MAIN.name: rv_p}
-    result = evaluate(
-        CLAIM, model=lm.name, estimate=estimate, ci_low=ci_low, ci_high=ci_high, p_value=p, n=int(keep.sum()),
+    result = claim.evaluate(
+        estimate=estimate, ci_low=ci_low, ci_high=ci_high, p_value=p, n=int(keep.sum()),
         undefined_reason=undefined,
         details=behaviour_details(
-            lm, prompt_bank, CLAIM, runs,
+            claim, runs,
             measured=GENERATED_RV_TEXT,
             replay_vs_decode_capture_max_abs=replay_capture_gap([runs[c.name] for c in CONDITIONS], replays),
-            min_generated_tokens=run_settings.window,
+            min_generated_tokens=claim.settings.window,
             dropped_pairs=[pair.id for pair, k in zip(pairs, keep) if not k],
             generated_tokens={c.name: generated_token_counts(lm, r) for c, r in zip(CONDITIONS, replays)},
             rv_gap=gap,
@@ -77,5 +75,4 @@ def test_geometry_transfers(lm, prompt_bank, run_settings, measurement_cache, re
             p_note=p_note,
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

@@ -11,21 +11,16 @@ from __future__ import annotations
 
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import behaviour_pairs, paired_p, run_conditions, transfer_result
-from harness.registry import get_claim
-from harness.results import assert_pass, record_claim
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE
 
-CLAIM = get_claim("kv_transfer")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("kv_transfer")
 
 
-def test_kv_transfer(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    pairs = behaviour_pairs(lm, prompt_bank, CLAIM, run_settings.n_cap)
-    runs = run_conditions(lm, pairs, CLAIM, (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN), run_settings,
-                          measurement_cache)
+def test_kv_transfer(claim: ClaimContext) -> None:
+    pairs = behaviour_pairs(claim)
+    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN))
     p, p_note = paired_p(runs[KV_MAIN.name].scores(), runs[NATURAL_BASELINE.name].scores(), "greater")
-    result = transfer_result(CLAIM, lm, prompt_bank, runs, KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE,
-                             seed=run_settings.seed, p_value=p, p_note=p_note)
-    record_claim(record_property, result)
-    assert_pass(result)
+    result = transfer_result(claim, runs, KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, p_value=p, p_note=p_note)
+    claim.conclude(result)

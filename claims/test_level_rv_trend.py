@@ -11,15 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import require_groups, run_details
-from harness.registry import get_claim
 from harness.geometry.prompt_geometry import measure_rv
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci, spearman
 
-CLAIM = get_claim("level_rv_trend")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("level_rv_trend")
 
 
 def _rho(levels: np.ndarray, rv: np.ndarray) -> float:
@@ -27,23 +24,25 @@ def _rho(levels: np.ndarray, rv: np.ndarray) -> float:
     return spearman(levels, rv).statistic
 
 
-def test_level_rv_trend(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    recursive = [p for p in require_groups(prompt_bank, CLAIM, run_settings.n_cap)["recursive"] if p.level]
-    table = measure_rv(lm, recursive, window=run_settings.window, cache=measurement_cache)
+def test_level_rv_trend(claim: ClaimContext) -> None:
+    lm = claim.lm
+    recursive = [p for p in require_groups(claim)["recursive"] if p.level]
+    table = measure_rv(lm, recursive, window=claim.settings.window, cache=claim.cache)
     rv = np.asarray(table.r_v(lm.layers.early, lm.layers.late))
     levels = np.asarray([p.level for p in recursive], dtype=np.float64)
     by_level = {f"L{lv}": rv[levels == lv].tolist() for lv in sorted(set(levels.astype(int)))}
-    details = run_details(lm, prompt_bank, pr_kind="eigen", centered=False, window=run_settings.window,
+    details = run_details(claim, pr_kind="eigen", centered=False, window=claim.settings.window,
                           rv_by_group=by_level, mean_rv_by_level={k: float(np.mean(v)) for k, v in by_level.items()})
 
     if len(by_level) < 2:
-        result = evaluate(CLAIM, model=lm.name, estimate=None, n=len(rv), details=details,
+        result = claim.evaluate(
+            estimate=None, n=len(rv), details=details,
                           undefined_reason=f"the selected recursive prompts span {len(by_level)} level(s); ρ needs two or more")
     else:
-        ci = bootstrap_ci(_rho, levels, rv, paired=True, level=CLAIM.ci_level,
-                          rng=derive_seed(run_settings.seed, CLAIM.id, lm.name))
+        ci = bootstrap_ci(_rho, levels, rv, paired=True, level=claim.spec.ci_level,
+                          rng=claim.seed)
         test = spearman(levels, rv, alternative="less")
-        result = evaluate(CLAIM, model=lm.name, estimate=test.statistic, ci_low=ci.low, ci_high=ci.high,
+        result = claim.evaluate(
+            estimate=test.statistic, ci_low=ci.low, ci_high=ci.high,
                           p_value=test.p_value, n=len(rv), details=details)
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

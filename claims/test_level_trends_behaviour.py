@@ -22,41 +22,38 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.prompts.pairing import donor_level_blocks, transfer_pairs
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
-from harness.registry import get_claim
-from harness.claim_support import behaviour_details, first_eligible, require_groups, run_conditions
+from harness.claim_support import planned_count, behaviour_details, first_eligible, require_groups, run_conditions
 from harness.prompts import LEVELS
 from harness.stats import bootstrap_ci, page_trend, rank_correlation, spearman
 from harness.transfer import KV_MAIN, NATURAL_RECURSIVE
 
 
 @pytest.mark.claim("level_behaviour_trend")
-def test_level_behaviour_trend(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    spec = get_claim("level_behaviour_trend")
-    require_groups(prompt_bank, spec, run_settings.n_cap)
-    pairs, _ = first_eligible(transfer_pairs(lm, prompt_bank), lambda p: p.recursive.level is not None, spec,
-                              run_settings.n_cap)
+def test_level_behaviour_trend(claim: ClaimContext) -> None:
+    lm = claim.lm
+    spec = claim.spec
+    require_groups(claim)
+    pairs, _ = first_eligible(claim, transfer_pairs(lm, claim.bank), lambda p: p.recursive.level is not None)
     if len(pairs) < 3:
         pytest.skip(f"{spec.id}: {len(pairs)} recursive prompt(s) with a level in exact-length pairs; need 3")
-    runs = run_conditions(lm, pairs, spec, (NATURAL_RECURSIVE,), run_settings, measurement_cache)
+    runs = run_conditions(claim, pairs, (NATURAL_RECURSIVE,))
     levels = [p.recursive.level for p in pairs]
     scores = runs[NATURAL_RECURSIVE.name].scores()
     corr = rank_correlation(levels, scores, alternative="greater", level=spec.ci_level,
-                            rng=derive_seed(run_settings.seed, spec.id, lm.name))
-    result = evaluate(
-        spec, model=lm.name, estimate=corr.rho, ci_low=corr.ci_low, ci_high=corr.ci_high, p_value=corr.p_value,
+                            rng=claim.seed)
+    result = claim.evaluate(
+        estimate=corr.rho, ci_low=corr.ci_low, ci_high=corr.ci_high, p_value=corr.p_value,
         n=len(pairs), undefined_reason=corr.undefined_reason,
         details=behaviour_details(
-            lm, prompt_bank, spec, runs,
+            claim, runs,
             mean_score_by_level={str(level): float(np.mean([s for lv, s in zip(levels, scores) if lv == level]))
                                  for level in sorted(set(levels))},
             prompts_by_level={str(level): levels.count(level) for level in sorted(set(levels))},
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)
 
 
 def _block_rho(scores: np.ndarray) -> float:
@@ -67,28 +64,27 @@ def _block_rho(scores: np.ndarray) -> float:
 
 
 @pytest.mark.claim("donor_level_transfer_trend")
-def test_donor_level_transfer_trend(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    spec = get_claim("donor_level_transfer_trend")
-    require_groups(prompt_bank, spec, run_settings.n_cap)
-    n = min(spec.planned_n, run_settings.n_cap) if run_settings.n_cap else spec.planned_n
-    blocks, qualified = donor_level_blocks(lm, prompt_bank, n)
+def test_donor_level_transfer_trend(claim: ClaimContext) -> None:
+    lm = claim.lm
+    spec = claim.spec
+    require_groups(claim)
+    blocks, qualified = donor_level_blocks(lm, claim.bank, planned_count(claim))
     if len(blocks) < 2:
         pytest.skip(f"{spec.id}: {len(blocks)} baseline recipient(s) in exact-length pairs have a donor of every "
                     "level L1–L5 at least as long as themselves; need 2")
     runs = {
-        f"donor_L{level}": run_conditions(lm, [b.pairs[i] for b in blocks], spec, (KV_MAIN,), run_settings,
-                                          measurement_cache)[KV_MAIN.name]
+        f"donor_L{level}": run_conditions(claim, [b.pairs[i] for b in blocks], (KV_MAIN,))[KV_MAIN.name]
         for i, level in enumerate(LEVELS)
     }
     scores = np.column_stack([runs[f"donor_L{level}"].scores() for level in LEVELS])
     rhos = np.asarray([_block_rho(row) for row in scores])
     page = page_trend(scores)
-    ci = bootstrap_ci(np.mean, rhos, level=spec.ci_level, rng=derive_seed(run_settings.seed, spec.id, lm.name))
-    result = evaluate(
-        spec, model=lm.name, estimate=float(rhos.mean()), ci_low=ci.low, ci_high=ci.high, p_value=page.p_value,
+    ci = bootstrap_ci(np.mean, rhos, level=spec.ci_level, rng=claim.seed)
+    result = claim.evaluate(
+        estimate=float(rhos.mean()), ci_low=ci.low, ci_high=ci.high, p_value=page.p_value,
         n=len(blocks),
         details=behaviour_details(
-            lm, prompt_bank, spec, runs,
+            claim, runs,
             qualified_baselines=qualified,
             blocks=[{"baseline": b.baseline.id, "donors": [p.recursive.id for p in b.pairs],
                      "pair_ids": [p.id for p in b.pairs]} for b in blocks],
@@ -101,5 +97,4 @@ def test_donor_level_transfer_trend(lm, prompt_bank, run_settings, measurement_c
             page_method=page.method,
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

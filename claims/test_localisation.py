@@ -24,13 +24,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
 from harness.patching import Span
-from harness.registry import get_claim
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
 from harness.stats import bootstrap_ci
 from harness.transfer import (
+    Condition,
     KV_MAIN,
     NATURAL_BASELINE,
     NATURAL_RECURSIVE,
@@ -56,13 +55,12 @@ def _quarter_difference(q1, q2, q3, q4, recipient, donor) -> float:
 
 
 @pytest.mark.claim("layer_quarter_localisation")
-def test_layer_quarter_localisation(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    spec = get_claim("layer_quarter_localisation")
-    pairs = behaviour_pairs(lm, prompt_bank, spec, run_settings.n_cap)
-    runs = run_conditions(lm, pairs, spec, (NATURAL_BASELINE, NATURAL_RECURSIVE, *LAYER_QUARTERS, KV_MAIN),
-                          run_settings, measurement_cache)
+def test_layer_quarter_localisation(claim: ClaimContext) -> None:
+    lm, spec = claim.lm, claim.spec
+    pairs = behaviour_pairs(claim)
+    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, *LAYER_QUARTERS, KV_MAIN))
     natural_b, natural_a = runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name]
-    rng = np.random.default_rng(derive_seed(run_settings.seed, spec.id, lm.name))
+    rng = np.random.default_rng(claim.seed)
     ranges = (*LAYER_QUARTERS, KV_MAIN)
     per_range = [transfer(runs[c.name], natural_b, natural_a, level=0.95, rng=rng) for c in ranges]
     columns = [runs[c.name].scores() for c in LAYER_QUARTERS] + [natural_b.scores(), natural_a.scores()]
@@ -70,11 +68,11 @@ def test_layer_quarter_localisation(lm, prompt_bank, run_settings, measurement_c
     layers = [c.layers.resolve(lm) for c in ranges]
     labels = [f"Q{q + 1} (layers {ls[0]}–{ls[-1]})" for q, ls in enumerate(layers[:4])]
     labels.append(f"second half (layers {layers[4][0]}–{layers[4][-1]})")
-    result = evaluate(
-        spec, model=lm.name, estimate=_quarter_difference(*columns), ci_low=ci.low, ci_high=ci.high,
+    result = claim.evaluate(
+        estimate=_quarter_difference(*columns), ci_low=ci.low, ci_high=ci.high,
         n=len(pairs), undefined_reason=per_range[0].undefined_reason,
         details=behaviour_details(
-            lm, prompt_bank, spec, runs,
+            claim, runs,
             quarter_layers={f"Q{q + 1}": list(ls) for q, ls in enumerate(layers[:4])},
             transfer_by_range={
                 "labels": labels,
@@ -85,45 +83,41 @@ def test_layer_quarter_localisation(lm, prompt_bank, run_settings, measurement_c
             transfer={c.name: t.describe() for c, t in zip(ranges, per_range)},
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)
 
 
-def _difference_claim(claim_id: str, lower, upper, p_alternative: str | None, lm, prompt_bank, run_settings,
-                      measurement_cache, record_property, **extra) -> None:
+def _difference_claim(claim: ClaimContext, lower: Condition, upper: Condition, p_alternative: str | None,
+                      **extra: object) -> None:
     """D = T(upper) − T(lower) with a paired BCa CI over pairs (and, when asked, a Wilcoxon p on upper vs lower)."""
-    spec = get_claim(claim_id)
-    pairs = behaviour_pairs(lm, prompt_bank, spec, run_settings.n_cap)
-    runs = run_conditions(lm, pairs, spec, (NATURAL_BASELINE, NATURAL_RECURSIVE, lower, upper), run_settings,
-                          measurement_cache)
+    spec = claim.spec
+    pairs = behaviour_pairs(claim)
+    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, lower, upper))
     natural_b, natural_a = runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name]
-    rng = np.random.default_rng(derive_seed(run_settings.seed, spec.id, lm.name))
+    rng = np.random.default_rng(claim.seed)
     step = transfer_step_cis([runs[lower.name], runs[upper.name]], natural_b, natural_a, level=spec.ci_level,
                              rng=rng)[0]
     each = {c.name: transfer(runs[c.name], natural_b, natural_a, level=spec.ci_level, rng=rng) for c in (lower, upper)}
     p = p_note = None
     if p_alternative is not None:
         p, p_note = paired_p(runs[upper.name].scores(), runs[lower.name].scores(), p_alternative)
-    result = evaluate(
-        spec, model=lm.name, estimate=step.estimate, ci_low=step.low, ci_high=step.high, p_value=p, n=len(pairs),
+    result = claim.evaluate(
+        estimate=step.estimate, ci_low=step.low, ci_high=step.high, p_value=p, n=len(pairs),
         undefined_reason=each[lower.name].undefined_reason,
-        details=behaviour_details(lm, prompt_bank, spec, runs, transfer={k: t.describe() for k, t in each.items()},
+        details=behaviour_details(
+            claim, runs, transfer={k: t.describe() for k, t in each.items()},
                                   difference=f"T({upper.name}) − T({lower.name})", p_note=p_note, **extra),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)
 
 
 @pytest.mark.claim("token_quarter_localisation")
-def test_token_quarter_localisation(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    _difference_claim("token_quarter_localisation", TOKENS_FIRST, TOKENS_LAST, "greater", lm, prompt_bank,
-                      run_settings, measurement_cache, record_property,
-                      patched_layers=list(KV_MAIN.layers.resolve(lm)))
+def test_token_quarter_localisation(claim: ClaimContext) -> None:
+    lm = claim.lm
+    _difference_claim(claim, TOKENS_FIRST, TOKENS_LAST, "greater", patched_layers=list(KV_MAIN.layers.resolve(lm)))
 
 
 @pytest.mark.claim("peak_zone_vs_half")
-def test_peak_zone_vs_half(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    _difference_claim("peak_zone_vs_half", PEAK_ZONE, KV_MAIN, None, lm, prompt_bank, run_settings,
-                      measurement_cache, record_property,
-                      peak_zone_layers=list(PEAK_ZONE.layers.resolve(lm)),
+def test_peak_zone_vs_half(claim: ClaimContext) -> None:
+    lm = claim.lm
+    _difference_claim(claim, PEAK_ZONE, KV_MAIN, None, peak_zone_layers=list(PEAK_ZONE.layers.resolve(lm)),
                       second_half_layers=list(KV_MAIN.layers.resolve(lm)))

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import behaviour_pairs, paired_p, run_conditions, transfer_result
-from harness.registry import get_claim
-from harness.results import assert_pass, record_claim
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, REVERSE
 
-CLAIM = get_claim("reverse_patch_necessity")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("reverse_patch_necessity")
 
 
-def test_reverse_patch_necessity(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    pairs = behaviour_pairs(lm, prompt_bank, CLAIM, run_settings.n_cap)
-    runs = run_conditions(lm, pairs, CLAIM, (NATURAL_BASELINE, NATURAL_RECURSIVE, REVERSE), run_settings,
-                          measurement_cache)
+def test_reverse_patch_necessity(claim: ClaimContext) -> None:
+    pairs = behaviour_pairs(claim)
+    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, REVERSE))
     p, p_note = paired_p(runs[REVERSE.name].scores(), runs[NATURAL_RECURSIVE.name].scores(), "less")
-    result = transfer_result(CLAIM, lm, prompt_bank, runs, REVERSE, NATURAL_RECURSIVE, NATURAL_BASELINE,
-                             seed=run_settings.seed, p_value=p, p_note=p_note)
-    record_claim(record_property, result)
-    assert_pass(result)
+    result = transfer_result(claim, runs, REVERSE, NATURAL_RECURSIVE, NATURAL_BASELINE, p_value=p, p_note=p_note)
+    claim.conclude(result)

@@ -13,40 +13,37 @@ from __future__ import annotations
 
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.prompts.pairing import transfer_pairs
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
-from harness.registry import get_claim
 from harness.claim_support import behaviour_details, first_eligible, require_groups, run_conditions
 from harness.geometry.prompt_geometry import measure_rv
 from harness.stats import rank_correlation
 from harness.transfer import NATURAL_RECURSIVE
 
-CLAIM = get_claim("rv_behaviour_correlation")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("rv_behaviour_correlation")
 
 
-def test_rv_behaviour_correlation(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    require_groups(prompt_bank, CLAIM, run_settings.n_cap)
-    pairs, _ = first_eligible(transfer_pairs(lm, prompt_bank), lambda p: True, CLAIM, run_settings.n_cap)
+def test_rv_behaviour_correlation(claim: ClaimContext) -> None:
+    lm = claim.lm
+    require_groups(claim)
+    pairs, _ = first_eligible(claim, transfer_pairs(lm, claim.bank), lambda p: True)
     if len(pairs) < 3:
-        pytest.skip(f"{CLAIM.id}: {len(pairs)} recursive prompt(s) in exact-length pairs; need 3")
-    runs = run_conditions(lm, pairs, CLAIM, (NATURAL_RECURSIVE,), run_settings, measurement_cache)
+        pytest.skip(f"{claim.spec.id}: {len(pairs)} recursive prompt(s) in exact-length pairs; need 3")
+    runs = run_conditions(claim, pairs, (NATURAL_RECURSIVE,))
     prompts = [p.recursive for p in pairs]
-    rv = measure_rv(lm, prompts, window=run_settings.window, cache=measurement_cache).r_v(lm.layers.early,
+    rv = measure_rv(lm, prompts, window=claim.settings.window, cache=claim.cache).r_v(lm.layers.early,
                                                                                           lm.layers.late)
     scores = runs[NATURAL_RECURSIVE.name].scores()
-    corr = rank_correlation(rv, scores, alternative="less", level=CLAIM.ci_level,
-                            rng=derive_seed(run_settings.seed, CLAIM.id, lm.name))
-    result = evaluate(
-        CLAIM, model=lm.name, estimate=corr.rho, ci_low=corr.ci_low, ci_high=corr.ci_high, p_value=corr.p_value,
+    corr = rank_correlation(rv, scores, alternative="less", level=claim.spec.ci_level,
+                            rng=claim.seed)
+    result = claim.evaluate(
+        estimate=corr.rho, ci_low=corr.ci_low, ci_high=corr.ci_high, p_value=corr.p_value,
         n=len(pairs), undefined_reason=corr.undefined_reason,
         details=behaviour_details(
-            lm, prompt_bank, CLAIM, runs,
-            pr_kind="eigen", centered=False, window=run_settings.window,
+            claim, runs,
+            pr_kind="eigen", centered=False, window=claim.settings.window,
             rv_per_prompt={p.id: value for p, value in zip(prompts, rv)},
             scores_per_prompt={p.id: float(s) for p, s in zip(prompts, scores)},
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

@@ -17,70 +17,52 @@ from __future__ import annotations
 
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import capped, require_groups, run_details
 from harness.geometry.prompt_geometry import hedges_contrast, measure_rv
-from harness.measurement_cache import MeasurementCache
-from harness.models import LoadedModel
-from harness.prompts import Prompt, PromptBank
-from harness.claim_context import RunSettings
-from harness.registry import ClaimSpec, get_claim
-from harness.results import ClaimResult, assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
+from harness.prompts import Prompt
 
 LONG_CONTROL_LEVELS = (4, 5)
 
 
-def _rv_versus_control(spec: ClaimSpec, control: str, lm: LoadedModel, bank: PromptBank, settings: RunSettings,
-                       cache: MeasurementCache, recursive: list[Prompt], **notes: object) -> ClaimResult:
-    """Hedges g of R_V, recursive − ``control`` group, evaluated under ``spec``."""
-    others = require_groups(bank, spec, settings.n_cap)[control]
-    table = measure_rv(lm, recursive + others, window=settings.window, cache=cache)
+def _rv_versus_control(claim: ClaimContext, control: str, recursive: list[Prompt], **notes: object) -> None:
+    """Hedges g of R_V, recursive − ``control`` group, judged by the claim's rule."""
+    lm, settings = claim.lm, claim.settings
+    others = require_groups(claim)[control]
+    table = measure_rv(lm, recursive + others, window=settings.window, cache=claim.cache)
     early, late = lm.layers.early, lm.layers.late
     c = hedges_contrast(
         table.select([p.id for p in recursive]).r_v(early, late), table.select([p.id for p in others]).r_v(early, late),
-        alternative="less", level=spec.ci_level, seed=derive_seed(settings.seed, spec.id, lm.name),
+        alternative="less", level=claim.spec.ci_level, seed=claim.seed,
     )
-    return evaluate(
-        spec, model=lm.name, estimate=c.estimate, ci_low=c.ci.low, ci_high=c.ci.high, p_value=c.p_value,
+    claim.conclude(claim.evaluate(
+        estimate=c.estimate, ci_low=c.ci.low, ci_high=c.ci.high, p_value=c.p_value,
         n=min(len(c.first), len(c.second)),
         details=run_details(
-            lm, bank, pr_kind="eigen", centered=False, window=settings.window,
+            claim, pr_kind="eigen", centered=False, window=settings.window,
             rv_by_group={"recursive": c.first.tolist(), control: c.second.tolist()},
             mean_rv={"recursive": float(c.first.mean()), control: float(c.second.mean())},
             n_by_group={"recursive": len(c.first), control: len(c.second)},
             **notes,
         ),
-    )
+    ))
 
 
 @pytest.mark.claim("rv_survives_long_control")
-def test_rv_survives_long_control(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    spec = get_claim("rv_survives_long_control")
-    recursive = require_groups(prompt_bank, spec, None)["recursive"]
+def test_rv_survives_long_control(claim: ClaimContext) -> None:
+    recursive = require_groups(claim, cap=False)["recursive"]
     if any(p.level for p in recursive):
         recursive, side = [p for p in recursive if p.level in LONG_CONTROL_LEVELS], "levels L4–L5"
     else:
         side = "all recursive prompts (the bank's recursive prompts carry no level)"
-    recursive = capped(recursive, run_settings.n_cap)
-    result = _rv_versus_control(spec, "long_control", lm, prompt_bank, run_settings, measurement_cache, recursive,
-                                recursive_side=side)
-    record_claim(record_property, result)
-    assert_pass(result)
+    _rv_versus_control(claim, "long_control", capped(recursive, claim.settings.n_cap), recursive_side=side)
 
 
 @pytest.mark.claim("rv_survives_repetition")
-def test_rv_survives_repetition(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    spec = get_claim("rv_survives_repetition")
-    recursive = require_groups(prompt_bank, spec, run_settings.n_cap)["recursive"]
-    result = _rv_versus_control(spec, "repetitive", lm, prompt_bank, run_settings, measurement_cache, recursive)
-    record_claim(record_property, result)
-    assert_pass(result)
+def test_rv_survives_repetition(claim: ClaimContext) -> None:
+    _rv_versus_control(claim, "repetitive", require_groups(claim)["recursive"])
 
 
 @pytest.mark.claim("rv_survives_about_recursion")
-def test_rv_survives_about_recursion(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    spec = get_claim("rv_survives_about_recursion")
-    recursive = require_groups(prompt_bank, spec, run_settings.n_cap)["recursive"]
-    result = _rv_versus_control(spec, "about_recursion", lm, prompt_bank, run_settings, measurement_cache, recursive)
-    record_claim(record_property, result)
-    assert_pass(result)
+def test_rv_survives_about_recursion(claim: ClaimContext) -> None:
+    _rv_versus_control(claim, "about_recursion", require_groups(claim)["recursive"])

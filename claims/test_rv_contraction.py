@@ -14,46 +14,40 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import require_groups, run_details
-from harness.registry import get_claim
 from harness.geometry.prompt_geometry import hedges_contrast, measure_rv, rv_layer_sweep
-from harness.results import assert_pass, evaluate, record_claim
-from harness.seeds import derive_seed
 
-CLAIM = get_claim("rv_contraction")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("rv_contraction")
 
 
-def test_rv_contraction(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    groups = require_groups(prompt_bank, CLAIM, run_settings.n_cap)
+def test_rv_contraction(claim: ClaimContext) -> None:
+    lm = claim.lm
+    groups = require_groups(claim)
     recursive, baseline = groups["recursive"], groups["baseline"]
-    table = measure_rv(lm, recursive + baseline, window=run_settings.window, cache=measurement_cache)
+    table = measure_rv(lm, recursive + baseline, window=claim.settings.window, cache=claim.cache)
     early, late = lm.layers.early, lm.layers.late
     rec_ids, base_ids = [p.id for p in recursive], [p.id for p in baseline]
-    seed = derive_seed(run_settings.seed, CLAIM.id, lm.name)
+    seed = claim.seed
 
     c = hedges_contrast(
         table.select(rec_ids).r_v(early, late), table.select(base_ids).r_v(early, late),
-        alternative="less", level=CLAIM.ci_level, seed=seed,
+        alternative="less", level=claim.spec.ci_level, seed=seed,
     )
     sweep = rv_layer_sweep(
         table, rec_ids, base_ids, early=early, fixed_late=late, n_layers=lm.geometry.n_layers,
-        level=CLAIM.ci_level, seed=seed,
+        level=claim.spec.ci_level, seed=seed,
     )
-    result = evaluate(
-        CLAIM,
-        model=lm.name,
+    result = claim.evaluate(
         estimate=c.estimate,
         ci_low=c.ci.low,
         ci_high=c.ci.high,
         p_value=c.p_value,
         n=min(len(c.first), len(c.second)),
         details=run_details(
-            lm,
-            prompt_bank,
-            pr_kind="eigen",
+            claim, pr_kind="eigen",
             centered=False,
-            window=run_settings.window,
+            window=claim.settings.window,
             rv_by_group={"recursive": c.first.tolist(), "baseline": c.second.tolist()},
             mean_rv={"recursive": float(c.first.mean()), "baseline": float(c.second.mean())},
             centered_rv_mean={
@@ -63,5 +57,4 @@ def test_rv_contraction(lm, prompt_bank, run_settings, measurement_cache, record
             layer_sweep=sweep,
         ),
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

@@ -18,35 +18,33 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.prompts.pairing import transfer_pairs
-from harness.results import assert_pass, record_claim
-from harness.registry import get_claim
 from harness.behaviour.lexicon import self_referential_positions
 from harness.claim_support import first_eligible, require_groups, run_conditions, transfer_result
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, kv_condition
 
-CLAIM = get_claim("self_ref_token_patch")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("self_ref_token_patch")
 
 
-def test_self_ref_token_patch(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    require_groups(prompt_bank, CLAIM, run_settings.n_cap)
-    candidates = transfer_pairs(lm, prompt_bank)
+def test_self_ref_token_patch(claim: ClaimContext) -> None:
+    lm = claim.lm
+    require_groups(claim)
+    candidates = transfer_pairs(lm, claim.bank)
     positions = {
         p.id: tuple(i for i in self_referential_positions(lm.tokenizer, p.recursive.text, p.recursive_ids)
                     if i < p.n_tokens - 1)
         for p in candidates
     }
-    pairs, qualified = first_eligible(candidates, lambda p: bool(positions[p.id]), CLAIM, run_settings.n_cap)
+    pairs, qualified = first_eligible(claim, candidates, lambda p: bool(positions[p.id]))
     if len(pairs) < 2:
-        pytest.skip(f"{CLAIM.id}: {len(pairs)} exact-length pair(s) whose donor has a self-referential token "
+        pytest.skip(f"{claim.spec.id}: {len(pairs)} exact-length pair(s) whose donor has a self-referential token "
                     "(recursive lexicon) at a patchable position; need 2")
     patch = kv_condition("kv_self_ref_tokens", pair_positions={p.id: positions[p.id] for p in pairs})
-    runs = run_conditions(lm, pairs, CLAIM, (NATURAL_BASELINE, NATURAL_RECURSIVE, patch), run_settings,
-                          measurement_cache)
+    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, patch))
     shares = [len(positions[p.id]) / (p.n_tokens - 1) for p in pairs]
     result = transfer_result(
-        CLAIM, lm, prompt_bank, runs, patch, NATURAL_BASELINE, NATURAL_RECURSIVE, seed=run_settings.seed,
+        claim, runs, patch, NATURAL_BASELINE, NATURAL_RECURSIVE,
         qualified_pairs=qualified,
         positions={p.id: list(positions[p.id]) for p in pairs},
         position_tokens={p.id: [lm.tokenizer.decode([p.recursive_ids[i]]) for i in positions[p.id]] for p in pairs[:5]},
@@ -54,5 +52,4 @@ def test_self_ref_token_patch(lm, prompt_bank, run_settings, measurement_cache, 
         donor_levels={str(level): count for level, count in sorted(Counter(p.recursive.level for p in pairs).items(),
                                                                    key=lambda kv: str(kv[0]))},
     )
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

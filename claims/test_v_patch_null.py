@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import pytest
 
+from harness.claim_context import ClaimContext
 from harness.claim_support import behaviour_pairs, run_conditions, transfer_result
-from harness.registry import get_claim
-from harness.results import assert_pass, record_claim
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, V_PATCH_LATE
 
-CLAIM = get_claim("v_patch_null")
-pytestmark = pytest.mark.claim(CLAIM.id)
+pytestmark = pytest.mark.claim("v_patch_null")
 
 
-def test_v_patch_null(lm, prompt_bank, run_settings, measurement_cache, record_property) -> None:
-    pairs = behaviour_pairs(lm, prompt_bank, CLAIM, run_settings.n_cap)
-    runs = run_conditions(lm, pairs, CLAIM, (NATURAL_BASELINE, NATURAL_RECURSIVE, V_PATCH_LATE), run_settings,
-                          measurement_cache)
+def test_v_patch_null(claim: ClaimContext) -> None:
+    lm = claim.lm
+    pairs = behaviour_pairs(claim)
+    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, V_PATCH_LATE))
     decode_changes = [o.intervention_counts["decode"] for o in runs[V_PATCH_LATE.name].outcomes]
-    result = transfer_result(CLAIM, lm, prompt_bank, runs, V_PATCH_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE,
-                             seed=run_settings.seed, v_patch_layer=lm.layers.late,
+    result = transfer_result(claim, runs, V_PATCH_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE, v_patch_layer=lm.layers.late,
                              v_patch_decode_elements_changed_min=min(decode_changes))
-    record_claim(record_property, result)
-    assert_pass(result)
+    claim.conclude(result)

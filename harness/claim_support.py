@@ -1,5 +1,5 @@
-"""Small helpers shared by the claim modules: prompt and pair selection per the registry, behavioural runs,
-transfer results, report details."""
+"""Helpers shared by the claim modules, each taking the claim's :class:`~harness.claim_context.ClaimContext`:
+prompt and pair selection per the registry, behavioural runs, transfer results, report details."""
 
 from __future__ import annotations
 
@@ -8,14 +8,10 @@ from typing import Any
 
 import pytest
 
-from harness.measurement_cache import MeasurementCache
-from harness.models import LoadedModel
-from harness.prompts import Prompt, PromptBank
+from harness.claim_context import ClaimContext
+from harness.prompts import Prompt
 from harness.prompts.pairing import PairRole, TransferPair, select_pairs
-from harness.claim_context import RunSettings
-from harness.registry import ClaimSpec
-from harness.results import ClaimResult, evaluate
-from harness.seeds import derive_seed
+from harness.results import ClaimResult
 from harness.stats import wilcoxon_paired
 from harness.transfer import Condition, ConditionRun, run_condition, transfer
 
@@ -37,20 +33,28 @@ def capped(prompts: list[Prompt], n_cap: int | None) -> list[Prompt]:
     return sorted(interleaved[:n_cap], key=lambda p: p.id)
 
 
-def first_eligible(pairs: Sequence[TransferPair], keep: Callable[[TransferPair], bool], spec: ClaimSpec,
-                   n_cap: int | None) -> tuple[list[TransferPair], int]:
-    """The first ``min(planned_n, n_cap)`` pairs that satisfy ``keep``, and how many satisfy it in all."""
+def planned_count(claim: ClaimContext) -> int:
+    """How many items (prompts or pairs, the claim's ``n_unit``) the claim uses: its planned n, capped by ``--n``."""
+    n_cap = claim.settings.n_cap
+    return min(claim.spec.planned_n, n_cap) if n_cap else claim.spec.planned_n
+
+
+def first_eligible(claim: ClaimContext, pairs: Sequence[TransferPair],
+                   keep: Callable[[TransferPair], bool]) -> tuple[list[TransferPair], int]:
+    """The first :func:`planned_count` pairs that satisfy ``keep``, and how many satisfy it in all."""
     eligible = [p for p in pairs if keep(p)]
-    n = min(spec.planned_n, n_cap) if n_cap else spec.planned_n
-    return eligible[:n], len(eligible)
+    return eligible[:planned_count(claim)], len(eligible)
 
 
-def require_groups(bank: PromptBank, spec: ClaimSpec, n_cap: int | None) -> dict[str, list[Prompt]]:
-    """The prompts of each group the claim needs, in id order (capped at ``n_cap`` each, see ``capped``).
+def require_groups(claim: ClaimContext, *, cap: bool = True) -> dict[str, list[Prompt]]:
+    """The prompts of each group the claim needs, in id order (capped at ``--n`` each unless ``cap`` is False,
+    see :func:`capped`).
 
     Skips the test, with the reason, when the bank lacks a group the claim needs (e.g. a user bank with
     only ``recursive`` and ``baseline``), or when a claim needs recursion levels and the bank has none.
     """
+    spec, bank = claim.spec, claim.bank
+    n_cap = claim.settings.n_cap if cap else None
     missing = [g for g in spec.required_groups if g not in bank.groups]
     if missing:
         pytest.skip(f"{spec.id}: the prompt bank has no {', '.join(missing)} group (needs {', '.join(spec.required_groups)})")
@@ -60,14 +64,15 @@ def require_groups(bank: PromptBank, spec: ClaimSpec, n_cap: int | None) -> dict
     return selected
 
 
-def run_details(lm: LoadedModel, bank: PromptBank, **extra: Any) -> dict[str, Any]:
+def run_details(claim: ClaimContext, **extra: Any) -> dict[str, Any]:
     """Provenance every claim record carries: model provenance, layers, prompt-bank hash, load timing."""
+    lm = claim.lm
     provenance = {k: v for k, v in lm.provenance.items() if k != "load_seconds"}
     return {
         "model_provenance": provenance,
         "timings": {"model_load_s": lm.provenance.get("load_seconds")},
         "layers": {"early": lm.layers.early, "late": lm.layers.late, "patch": list(lm.layers.patch_layers)},
-        "prompt_bank_sha256": bank.content_hash,
+        "prompt_bank_sha256": claim.bank.content_hash,
         **extra,
     }
 
@@ -76,35 +81,34 @@ def run_details(lm: LoadedModel, bank: PromptBank, **extra: Any) -> dict[str, An
 
 
 def behaviour_pairs(
-    lm: LoadedModel, bank: PromptBank, spec: ClaimSpec, n_cap: int | None,
-    roles: Sequence[PairRole] = (PairRole.RECURSIVE, PairRole.BASELINE),
+    claim: ClaimContext, roles: Sequence[PairRole] = (PairRole.RECURSIVE, PairRole.BASELINE),
 ) -> list[TransferPair]:
-    """The claim's prompt pairs: the first ``planned_n`` (capped by ``--n``) exact-length pairs having every role.
+    """The claim's prompt pairs: the first :func:`planned_count` exact-length pairs having every role.
 
     Skips, with the reason, when the bank lacks a group the claim needs, or when fewer than 2 such pairs
     exist under the model's tokenizer (nothing can be bootstrapped over pairs).
     """
-    require_groups(bank, spec, n_cap)
-    n = min(spec.planned_n, n_cap) if n_cap else spec.planned_n
-    pairs = select_pairs(lm, bank, n, roles=roles)
+    require_groups(claim)
+    pairs = select_pairs(claim.lm, claim.bank, planned_count(claim), roles=roles)
     if len(pairs) < 2:
         needs = ", ".join(r.value for r in roles)
         pytest.skip(
-            f"{spec.id}: {len(pairs)} recursive/baseline pair(s) of exactly equal token length under {lm.name}'s "
-            f"tokenizer with prompts for {needs}; at least 2 are needed"
+            f"{claim.spec.id}: {len(pairs)} recursive/baseline pair(s) of exactly equal token length under "
+            f"{claim.lm.name}'s tokenizer with prompts for {needs}; at least 2 are needed"
         )
     return pairs
 
 
 def run_conditions(
-    lm: LoadedModel, pairs: Sequence[TransferPair], spec: ClaimSpec, conditions: Sequence[Condition],
-    settings: RunSettings, cache: MeasurementCache,
+    claim: ClaimContext, pairs: Sequence[TransferPair], conditions: Sequence[Condition],
 ) -> dict[str, ConditionRun]:
     """``{condition name: run}`` for each condition on ``pairs``, decoded with the claim's registered regime."""
+    spec = claim.spec
     if spec.decoding is None:
         raise ValueError(f"claim {spec.id} registers no decoding regime; it is not a behavioural claim")
     return {
-        c.name: run_condition(lm, pairs, c, decoding=spec.decoding, run_seed=settings.seed, cache=cache)
+        c.name: run_condition(claim.lm, pairs, c, decoding=spec.decoding, run_seed=claim.settings.seed,
+                              cache=claim.cache)
         for c in conditions
     }
 
@@ -117,15 +121,13 @@ def paired_p(x: Sequence[float], y: Sequence[float], alternative: str) -> tuple[
         return None, str(exc)
 
 
-def behaviour_details(
-    lm: LoadedModel, bank: PromptBank, spec: ClaimSpec, runs: Mapping[str, ConditionRun], **extra: Any
-) -> dict[str, Any]:
+def behaviour_details(claim: ClaimContext, runs: Mapping[str, ConditionRun], **extra: Any) -> dict[str, Any]:
     """:func:`run_details` plus what every behavioural record carries: the decoding regime, the behaviour
     score, per-condition degenerate and empty shares, summaries and condition specs, example continuations."""
+    spec = claim.spec
     first = next(iter(runs.values()))
     return run_details(
-        lm,
-        bank,
+        claim,
         decoding=spec.decoding.describe() if spec.decoding else None,
         behaviour_score=spec.behaviour_score,
         pairs=list(first.pair_ids),
@@ -138,22 +140,21 @@ def behaviour_details(
 
 
 def transfer_result(
-    spec: ClaimSpec, lm: LoadedModel, bank: PromptBank, runs: Mapping[str, ConditionRun], patched: Condition,
-    recipient: Condition, donor: Condition, *, seed: int, p_value: float | None = None,
-    p_note: str | None = None, **extra: Any,
+    claim: ClaimContext, runs: Mapping[str, ConditionRun], patched: Condition, recipient: Condition,
+    donor: Condition, *, p_value: float | None = None, p_note: str | None = None, **extra: Any,
 ) -> ClaimResult:
     """The :class:`ClaimResult` of a transfer-ratio claim: T of ``patched`` relative to the natural
-    ``recipient`` and ``donor`` runs, CI at the claim's level (BCa over pairs), the claim's rule."""
-    t = transfer(runs[patched.name], runs[recipient.name], runs[donor.name], level=spec.ci_level or 0.95,
-                 rng=derive_seed(seed, spec.id, lm.name))
-    return evaluate(
-        spec, model=lm.name, estimate=t.estimate, ci_low=t.ci.low, ci_high=t.ci.high, p_value=p_value, n=t.n,
+    ``recipient`` and ``donor`` runs, CI at the claim's level (BCa over pairs, the claim's seed), the claim's rule."""
+    t = transfer(runs[patched.name], runs[recipient.name], runs[donor.name], level=claim.spec.ci_level or 0.95,
+                 rng=claim.seed)
+    return claim.evaluate(
+        estimate=t.estimate, ci_low=t.ci.low, ci_high=t.ci.high, p_value=p_value, n=t.n,
         undefined_reason=t.undefined_reason,
-        details=behaviour_details(lm, bank, spec, runs, transfer=t.describe(), p_note=p_note, **extra),
+        details=behaviour_details(claim, runs, transfer=t.describe(), p_note=p_note, **extra),
     )
 
 
-def require_float32(lm: LoadedModel, spec: ClaimSpec) -> None:
+def require_float32(claim: ClaimContext) -> None:
     """Skip an invariant whose registered tolerance is for float32 when the model runs in another dtype.
 
     bf16 keeps about 3 significant digits, so a 1e-4 logit tolerance is not the registered claim there;
@@ -161,7 +162,8 @@ def require_float32(lm: LoadedModel, spec: ClaimSpec) -> None:
     """
     import torch
 
-    dtype = next(lm.model.parameters()).dtype
+    spec = claim.spec
+    dtype = next(claim.lm.model.parameters()).dtype
     if dtype != torch.float32:
         pytest.skip(f"{spec.id}: its tolerance ({spec.rule_summary()}) is registered for float32, this run is "
                     f"{str(dtype).removeprefix('torch.')}; rerun with --dtype float32")
