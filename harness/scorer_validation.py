@@ -172,7 +172,7 @@ def embedded_gguf(name: str) -> Path:
 
 def load_embedded_lm(name: str) -> tuple[Any, Any]:
     """(model, tokenizer) of an embedded model: fp32, eager attention, eval mode, from the model loader's
-    converted copy (logit-identical to loading the GGUF directly; tests/test_models.py)."""
+    converted copy (logit-identical to loading the GGUF directly; tests/engine/test_models.py)."""
     from harness.models import load_model
 
     lm = load_model(name, device="cpu")

@@ -8,7 +8,7 @@ position ``n−1``, then the generated ids ``g_0 … g_{k−1}`` at ``n … n+k�
 teacher-forced forward over a clone of that cache (:func:`harness.kvcache.teacher_force`), with ``v_proj``
 hooks at the requested layers. Causal attention makes row ``p`` of that forward the V the decode loop
 computed when it fed the token at ``p`` (tested against the engine's per-step capture:
-``tests/test_geometry_replay.py``); the replay also gives the V of the last generated token, which the loop
+``tests/engine/test_geometry_replay.py``); the replay also gives the V of the last generated token, which the loop
 emits but never feeds. These are token ids, never re-tokenised text, and the cache is the patched one: the
 replay keeps the patched state (the "re-encoded text" pitfall of the seed scripts does not arise).
 

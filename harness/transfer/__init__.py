@@ -26,7 +26,7 @@ Vocabulary
   model and re-runs are free. The cache holds continuations, not scores: each run scores the texts with the
   current scorers (each distinct text once per process), so a scorer change never needs regeneration.
   Greedy continuations do not depend on batch composition except at numerical near-ties (top-2 logit gap
-  < 1e-4, see ``tests/test_generation.py``), so an outcome cached from one batch stands for any other.
+  < 1e-4, see ``tests/parity/test_generation.py``), so an outcome cached from one batch stands for any other.
 - :func:`transfer` computes T = (mean score(B⊕A) − mean score(B)) / (mean score(A) − mean score(B)), paired
   by pair, with a bootstrap CI over pairs (:func:`harness.stats.transfer_ci`); T is undefined when the CI
   of the natural gap includes 0, and the result says why.

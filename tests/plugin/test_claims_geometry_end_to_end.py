@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODULES = ["claims/test_rv_contraction.py", "claims/test_rv_confounds.py", "claims/test_level_rv_trend.py",
            "claims/test_attention_entropy.py", "claims/test_cache_anatomy.py"]
 CLAIMS = {"rv_contraction", "rv_survives_long_control", "rv_survives_repetition", "rv_survives_about_recursion",

@@ -1,4 +1,4 @@
-"""harness.transfer.pairs.donor_level_blocks: a baseline recipient with a (truncated) donor of every level."""
+"""harness.prompts.pairing.donor_level_blocks: a baseline recipient with a (truncated) donor of every level."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """GPU tier: the engine on CUDA in bf16 with a random-weight model of Mistral-7B's exact shape.
 
-Skipped without CUDA (CI has none); run on a GPU box with ``pytest tests/test_gpu_tier.py -m gpu``. These check
+Skipped without CUDA (CI has none); run on a GPU box with ``pytest tests/gpu/test_gpu_tier.py -m gpu``. These check
 what CPU tests cannot: bf16 caches on the GPU, fp32 mixing cast back to bf16, device placement of every cache
 layer, and that batching and patch identities survive bf16 kernels.
 """

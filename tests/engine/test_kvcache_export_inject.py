@@ -2,7 +2,7 @@
 
 Toy models have near-uniform attention (random weights), so a wrong rotation barely moves their logits;
 these tests therefore compare keys, where a wrong rotation is large, and compare logits where the identity
-must hold. Logit-level sensitivity on real weights is in tests/test_anatomy.py (slow)."""
+must hold. Logit-level sensitivity on real weights is in tests/engine/test_anatomy.py (slow)."""
 
 from __future__ import annotations
 

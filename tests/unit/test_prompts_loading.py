@@ -18,7 +18,7 @@ from harness.prompts import (
     load_bank,
 )
 
-BANKS = Path(__file__).parent / "data" / "banks"
+BANKS = Path(__file__).resolve().parents[1] / "data" / "banks"
 
 
 @pytest.fixture(scope="module")

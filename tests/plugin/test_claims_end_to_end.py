@@ -18,7 +18,7 @@ import pytest
 from harness.prompts import load_bank
 from harness.registry import get_claim
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HEADLINE = {
     "rv_contraction": "claims/test_rv_contraction.py",
     "v_patch_null": "claims/test_v_patch_null.py",

@@ -48,7 +48,7 @@ def test_too_short_prompt_is_rejected_with_its_id(tokenizer: tuple[str, Any]) ->
     from harness.prompts import PromptBankError
 
     _, tok = tokenizer
-    short = load_bank(Path(__file__).parent / "data" / "banks" / "short.yaml")
+    short = load_bank(Path(__file__).resolve().parents[1] / "data" / "banks" / "short.yaml")
     with pytest.raises(PromptBankError, match=r"short\.yaml: prompt 'b-short': too short for the window"):
         check_min_tokens(short, tok, window=WINDOW)
 
