@@ -30,9 +30,14 @@ import torch
 
 from harness import kvcache
 from harness.decoding import DecodingMode, DecodingRegime
-from harness.hooks import TraceDict
-from harness.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
 from harness.geometry.metrics import attention_entropy
+from harness.hooks import TraceDict
+from harness.interventions import (
+    ActivationPatcher,
+    capture_donor_activations,
+    site_columns,
+    site_path,
+)
 from harness.models import LoadedModel
 from harness.patching import (
     ActivationPatchSpec,

@@ -42,7 +42,9 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def code_fingerprint(objects: Iterable[ModuleType | Callable[..., Any] | type], *, package: str = "harness") -> str:
+def code_fingerprint(
+    objects: Iterable[ModuleType | Callable[..., Any] | type], *, package: str = "harness", exclude: Iterable[str] = (),
+) -> str:
     """sha256 over the code of the ``package`` modules that ``objects`` depend on.
 
     Each object (a module, or a function or class, which stands for the module defining it) is a root; the
@@ -52,9 +54,13 @@ def code_fingerprint(objects: Iterable[ModuleType | Callable[..., Any] | type], 
     functions removed, so editing a docstring or a comment leaves the fingerprint unchanged and editing code
     (of a root or of any dependency) changes it. Modules are hashed in name order, so the order of
     ``objects`` does not matter. Computed once per process for each set of roots.
+
+    ``exclude`` names sub-packages or modules (e.g. ``"harness.behaviour"``) that are neither followed nor
+    hashed: for a caller whose stored values provably do not depend on them (the continuation cache stores
+    texts, which every run re-scores with the current scorers). Say why at the call site.
     """
     roots = tuple(sorted({_module_name(obj) for obj in objects}))
-    return _closure_fingerprint(roots, package)
+    return _closure_fingerprint(roots, package, tuple(sorted(set(exclude))))
 
 
 def clear_fingerprint_cache() -> None:
@@ -74,12 +80,12 @@ def _module_name(obj: ModuleType | Callable[..., Any] | type) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _closure_fingerprint(roots: tuple[str, ...], package: str) -> str:
+def _closure_fingerprint(roots: tuple[str, ...], package: str, exclude: tuple[str, ...]) -> str:
     seen: set[str] = set()
     todo = list(roots)
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or any(_inside(name, excluded) for excluded in exclude):
             continue
         seen.add(name)
         todo.extend(_module_code(name, package)[1])

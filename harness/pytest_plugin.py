@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from harness.claim_context import ClaimContext, RunSettings
-from harness.measurement_cache import CACHE_MODES, MeasurementCache
 from harness.geometry.metrics import DEFAULT_WINDOW
+from harness.measurement_cache import CACHE_MODES, MeasurementCache
 from harness.models import (
     DEFAULT_MODEL,
     MODEL_ALIASES,

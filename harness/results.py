@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from harness.registry import ClaimSpec, Criterion
 from harness.serialize import to_builtin
 

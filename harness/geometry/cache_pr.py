@@ -8,8 +8,7 @@ stored in the :class:`~harness.measurement_cache.MeasurementCache`, keyed by eve
 
 from __future__ import annotations
 
-import hashlib
-import inspect
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -19,8 +18,8 @@ from harness.geometry import metrics
 from harness.geometry.metrics import participation_ratio
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
-from harness.tokens import pad_id, special_ids
 from harness.prompts.pairing import PairRole, TransferPair
+from harness.tokens import pad_id, special_ids
 
 __all__ = ["donor_cache_pr"]
 
@@ -48,7 +47,7 @@ def donor_cache_pr(
     layer: int,
     *,
     window: int = metrics.DEFAULT_WINDOW,
-    role: Role = PairRole.RECURSIVE,
+    role: PairRole = PairRole.RECURSIVE,
     cache: MeasurementCache | None = None,
 ) -> list[float]:
     """Per pair, the eigenvalue PR (uncentred) of the V held in the donor's prefix cache at ``layer``.
@@ -61,7 +60,7 @@ def donor_cache_pr(
     if not 0 <= layer < lm.geometry.n_layers:
         raise ValueError(f"donor_cache_pr: {lm.name} has {lm.geometry.n_layers} layers, not {layer}")
     cache = cache or MeasurementCache(mode="off")
-    code = hashlib.sha256((code_fingerprint((kvcache, metrics)) + inspect.getsource(_cache_pr)).encode()).hexdigest()
+    code = code_fingerprint([sys.modules[__name__]])
     out = []
     for pair in pairs:
         ids = pair.prompt(role)[1]

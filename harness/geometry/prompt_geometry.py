@@ -21,10 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from harness import hooks, tokens
 from harness.geometry import capture, metrics
+from harness.geometry.metrics import (
+    PRKind,
+    participation_ratio,
+    per_head_pr,
+    rv_from_pr,
+)
 from harness.measurement_cache import MeasurementCache, code_fingerprint
-from harness.geometry.metrics import PRKind, per_head_pr, participation_ratio, rv_from_pr
 from harness.models import LoadedModel
 from harness.prompts import Prompt
 from harness.stats import ConfidenceInterval, bootstrap_ci, hedges_g, welch_t
@@ -104,7 +108,7 @@ def _missing() -> Any:
 
 
 def _code() -> str:
-    return code_fingerprint([capture, hooks, tokens, metrics, sys.modules[__name__]])
+    return code_fingerprint([sys.modules[__name__]])
 
 
 def _parts(lm: LoadedModel, prompt: Prompt, window: int, code: str) -> dict[str, Any]:

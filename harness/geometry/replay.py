@@ -24,26 +24,24 @@ replay (:func:`harness.geometry.metrics.r_v`): dimensionless, < 1 when the late 
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import inspect
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from harness import hooks, kvcache, patching
+from harness import kvcache
 from harness.geometry import metrics
 from harness.hooks import TraceDict
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
 from harness.patching import KVPatchSpec
-from harness.tokens import pad_id, special_ids
 from harness.prompts.pairing import TransferPair
 from harness.serialize import decode_array, encode_array, to_builtin
-from harness.transfer import ConditionRun, Intervention
+from harness.tokens import pad_id, special_ids
+from harness.transfer import NOT_IN_ENGINE_KEY, ConditionRun, Intervention
 
 __all__ = [
     "GENERATED_RV_TEXT",
@@ -175,15 +173,12 @@ def _replay_one(
     return out
 
 
-REPLAY_MODULES = (kvcache, hooks, patching)
-
-
-@functools.cache
 def replay_fingerprint() -> str:
-    """sha256 over the source that determines a replay: the cache surgery, hooks, patch specs and the replay
-    function (computed once per process)."""
-    text = code_fingerprint(REPLAY_MODULES) + inspect.getsource(_replay_one)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """sha256 over the code that determines a replay: this module and the harness modules it imports (cache
+    surgery, hooks, patch specs, ...), docstrings and comments aside; the behaviour scorers are left out, as in
+    the continuation key (:data:`harness.transfer.runner.NOT_IN_ENGINE_KEY`: a replay reads token ids, never
+    scores). Computed once per process."""
+    return code_fingerprint([sys.modules[__name__]], exclude=NOT_IN_ENGINE_KEY)
 
 
 def replay_v(

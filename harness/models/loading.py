@@ -36,10 +36,15 @@ from harness.models.errors import (
     ModelUnavailableError,
     TokenizerConversionUnsupportedError,
 )
-from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
+from harness.models.loaded import (
+    LayerChoice,
+    LoadedModel,
+    ModelShape,
+    default_layer_choice,
+    read_shape,
+)
 from harness.models.registry import ModelSpec, resolve_spec
 from harness.storage import cache_root
-
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

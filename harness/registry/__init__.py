@@ -33,7 +33,14 @@ from harness.registry.claims_headline import HEADLINE_CLAIMS
 from harness.registry.multiplicity import FAMILIES, MultiplicityFamily
 from harness.registry.power_plans import PowerPlan
 from harness.registry.rules import (
-    P_BELOW, Criterion, Kind, ci, ci_outside, ci_within, steps_at_least, value,
+    P_BELOW,
+    Criterion,
+    Kind,
+    ci,
+    ci_outside,
+    ci_within,
+    steps_at_least,
+    value,
 )
 from harness.registry.shared import BEHAVIOUR_DECODING
 from harness.registry.spec import ClaimSpec

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from harness.registry.multiplicity import FAMILIES
 from harness.registry.power_plans import (
-    POWER, RANK_TEST_INFLATION, PowerPlan, alpha_ci, correlation_plan, equivalence_plan, paired_plan,
+    POWER,
+    RANK_TEST_INFLATION,
+    PowerPlan,
+    alpha_ci,
+    correlation_plan,
+    equivalence_plan,
+    paired_plan,
 )
 from harness.registry.rules import P_BELOW, Kind, ci, ci_within
 from harness.registry.shared import BEHAVIOURAL, RECBASE, T_WORDS

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from harness.registry.multiplicity import FAMILIES
 from harness.registry.power_plans import (
-    POWER, RANK_TEST_INFLATION, PowerPlan, alpha_ci, equivalence_plan, g_plan, paired_plan,
+    POWER,
+    RANK_TEST_INFLATION,
+    PowerPlan,
+    alpha_ci,
+    equivalence_plan,
+    g_plan,
+    paired_plan,
 )
 from harness.registry.rules import P_BELOW, Kind, ci, ci_within, steps_at_least
 from harness.registry.shared import BEHAVIOURAL, RECBASE, RV_WORDS, T_WORDS

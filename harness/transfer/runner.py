@@ -7,18 +7,14 @@ scorers as they are now, so a new scorer version re-scores cached continuations 
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from types import ModuleType
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from harness import decoding as decoding_module
-from harness import generation, hooks, interventions, kvcache, patching, records, serialize, tokens
 from harness.behaviour import BehaviourScore, score_continuations
 from harness.decoding import DecodingMode, DecodingRegime
 from harness.generation import CaptureSpec, GenerationRequest, generate
@@ -30,30 +26,21 @@ from harness.serialize import decode_array, encode_array, to_builtin
 from harness.transfer.conditions import Condition, Intervention
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 
-__all__ = ["ENGINE_MODULES", "engine_fingerprint", "run_condition", "standard_capture"]
+__all__ = ["NOT_IN_ENGINE_KEY", "engine_fingerprint", "run_condition", "standard_capture"]
 
 
-ENGINE_MODULES: tuple[ModuleType, ...] = (
-    generation, decoding_module, kvcache, patching, interventions, hooks, records, serialize, tokens,
-)
-"""Modules whose source determines a continuation; their fingerprint is part of every cache key. The behaviour
-scorers are not among them: scores are computed on every run, from the cached texts."""
-
-
-def _source_fingerprint() -> str:
-    local = (Condition.patch_for, _generate_missing, _stored)
-    text = code_fingerprint(ENGINE_MODULES) + "".join(inspect.getsource(f) for f in local)
-    return hashlib.sha256(text.encode()).hexdigest()
+NOT_IN_ENGINE_KEY = ("harness.behaviour",)
+"""Packages left out of the continuation key: the cache stores continuations (token ids and texts), never
+scores, and every run scores the cached texts with the current scorers, so a scorer change re-scores instead
+of regenerating."""
 
 
 def engine_fingerprint() -> str:
-    """sha256 over the source of :data:`ENGINE_MODULES` and of this module's functions that turn a condition
-    into requests, decode and store continuations (editing any of them invalidates cached continuations).
-
-    Read once, when this module is imported, so the key describes the code that runs even if the files on
-    disk change during a session.
-    """
-    return _ENGINE_FINGERPRINT
+    """sha256 over the code (docstrings and comments aside) of this module and every harness module it reaches
+    through imports (the decode loop, cache surgery, patch specs, hooks, records, conditions, ...) except
+    :data:`NOT_IN_ENGINE_KEY`: editing any of that code invalidates cached continuations, editing a docstring
+    does not. Computed once per process, when first asked."""
+    return code_fingerprint([sys.modules[__name__]], exclude=NOT_IN_ENGINE_KEY)
 
 
 def standard_capture(lm: LoadedModel, condition: Condition) -> CaptureSpec:
@@ -246,6 +233,3 @@ def run_condition(
     # score every new text in one batch; _outcome then reads the scores back per pair
     score_texts([s["text"] for p in pairs for s in found[p.id]["samples"]])  # type: ignore[index]
     return ConditionRun(condition, lm.name, tuple(_outcome(p.id, condition, found[p.id]) for p in pairs))  # type: ignore[arg-type]
-
-
-_ENGINE_FINGERPRINT = _source_fingerprint()

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from harness import transfer as tr
 from harness.prompts.pairing import select_pairs
 from harness.geometry.cache_pr import donor_cache_pr
 from harness.geometry.metrics import PromptTooShortError, participation_ratio

@@ -13,6 +13,7 @@ import torch
 
 from harness import transfer as tr
 from harness.prompts import pairing
+from harness import measurement_cache
 from harness.decoding import DecodingMode, DecodingRegime
 from harness.transfer import runner
 from harness.generation import CaptureSpec, GenerationRequest, generate
@@ -243,6 +244,53 @@ def test_cache_key_changes_with_what_determines_the_outcome(toy_llama, pairs, tm
     tr.run_condition(toy_llama, pairs, tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0, cache=cache, progress=False)
     tr.run_condition(toy_llama, pairs, tr.NATURAL_BASELINE, decoding=SHORT, run_seed=5, cache=cache, progress=False)
     assert len(calls) == before + 1  # greedy natural runs do not depend on the run seed
+
+
+def _engine_module_edited(tmp_path: Path, monkeypatch, module: str, edit) -> None:
+    """Make the code fingerprint read ``module``'s source from an edited copy (as if the file had been edited)."""
+    original = measurement_cache._source_path(module, "harness")
+    copy = tmp_path / f"edited_{module.rsplit('.', 1)[-1]}.py"
+    copy.write_text(edit(original.read_text()))
+    real = measurement_cache._source_path
+    monkeypatch.setattr(measurement_cache, "_source_path",
+                        lambda name, package: copy if name == module else real(name, package))
+    measurement_cache.clear_fingerprint_cache()
+
+
+def _document_differently(source: str) -> str:
+    """The same code with another module docstring, another function docstring and a new comment."""
+    tree_doc = source.index('"""'), source.index('"""', source.index('"""') + 3) + 3
+    source = source[: tree_doc[0]] + '"""Reworded module docstring."""' + source[tree_doc[1]:]
+    source = source.replace('    """', '    """Reworded. ', 1)
+    return source.replace("\nimport ", "\n# a comment added by a maintainer\nimport ", 1)
+
+
+@pytest.fixture
+def fresh_fingerprints():
+    """Fingerprints are cached per process: forget them before and after a test that edits sources."""
+    measurement_cache.clear_fingerprint_cache()
+    yield
+    measurement_cache.clear_fingerprint_cache()
+
+
+def test_docstring_edit_in_an_engine_module_keeps_cached_continuations(toy_llama, pairs, tmp_path, monkeypatch,
+                                                                        fresh_fingerprints):
+    cache = _cache(tmp_path)
+    first = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+    fingerprint = tr.engine_fingerprint()
+    _engine_module_edited(tmp_path, monkeypatch, "harness.kvcache", _document_differently)
+    assert tr.engine_fingerprint() == fingerprint
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("a docstring edit must not invalidate cached continuations")
+
+    monkeypatch.setattr(runner, "generate", no_generation)
+    again = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+    assert again.outcomes == first.outcomes
+    _engine_module_edited(tmp_path, monkeypatch, "harness.kvcache", lambda src: src + "\n_EDITED_CODE = 1\n")
+    assert tr.engine_fingerprint() != fingerprint
+    with pytest.raises(AssertionError, match="must not invalidate"):  # a code edit does: it regenerates
+        tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache, progress=False)
 
 
 def test_cached_continuations_are_rescored_by_the_current_scorer_without_regeneration(toy_llama, pairs, tmp_path,
