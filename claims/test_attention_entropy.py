@@ -30,13 +30,13 @@ def test_attention_entropy_differs(claim: ClaimContext) -> None:
     base = measure_attention_entropy(lm, baseline, [late], window=claim.settings.window, cache=claim.cache)
     c = hedges_contrast(rec.mean_over_heads(late), base.mean_over_heads(late), alternative="two-sided",
                         level=claim.spec.ci_level, seed=claim.seed)
-    heads = range(lm.geometry.n_heads)
+    heads = range(lm.shape.n_heads)
     result = claim.evaluate(
         estimate=c.estimate, ci_low=c.ci.low, ci_high=c.ci.high, p_value=c.p_value,
         n=min(len(c.first), len(c.second)),
         details=run_details(
             claim, window=claim.settings.window, entropy_layer=late, entropy_units="nats",
-            sliding_layer=lm.geometry.layer_types[late] == "sliding_attention",
+            sliding_layer=lm.shape.layer_types[late] == "sliding_attention",
             entropy_by_group={"recursive": c.first.tolist(), "baseline": c.second.tolist()},
             mean_entropy={"recursive": float(np.mean(c.first)), "baseline": float(np.mean(c.second))},
             per_head_g=[hedges_g(rec.head(late, h), base.head(late, h)) for h in heads],

@@ -79,7 +79,7 @@ def test_rope_rerotation(claim: ClaimContext) -> None:
     result = claim.evaluate(
         estimate=max(c["max_abs_logit_diff"] for c in checks.values()), n=len(prompts),
         details=run_details(
-            claim, deltas=list(DELTAS), layer_types=list(lm.geometry.layer_types),
+            claim, deltas=list(DELTAS), layer_types=list(lm.shape.layer_types),
             max_abs_logit_diff_by_delta={d: max(c["max_abs_logit_diff"] for c in cs) for d, cs in per_delta.items()},
             wrong_delta_control={
                 "what": "keys re-rotated by Δ + 1 while decoding at the positions of a move by Δ, against the same "
@@ -88,9 +88,9 @@ def test_rope_rerotation(claim: ClaimContext) -> None:
                                                 for d, cs in per_delta.items()},
             },
             max_key_diff_per_layer=[max(c["key_diff_per_layer"][i] for c in checks.values())
-                                    for i in range(lm.geometry.n_layers)],
+                                    for i in range(lm.shape.n_layers)],
             max_value_diff_per_layer=[max(c["value_diff_per_layer"][i] for c in checks.values())
-                                      for i in range(lm.geometry.n_layers)],
+                                      for i in range(lm.shape.n_layers)],
         ),
     )
     claim.conclude(result)

@@ -27,7 +27,7 @@ import pytest
 from harness.claim_context import ClaimContext
 from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
 from harness.patching import Span
-from harness.stats import bootstrap_ci
+from harness.stats import bootstrap_ci, transfer_ratio
 from harness.transfer import (
     Condition,
     KV_MAIN,
@@ -47,10 +47,7 @@ PEAK_ZONE = kv_condition("kv_peak_zone", layers=LayerSet.around_late(2))
 
 def _quarter_difference(q1, q2, q3, q4, recipient, donor) -> float:
     """max(T_Q3, T_Q4) − max(T_Q1, T_Q2) from per-pair score arrays (T's share the natural gap)."""
-    gap = np.mean(donor) - np.mean(recipient)
-    if gap == 0:
-        return float("nan")
-    t = [(np.mean(q) - np.mean(recipient)) / gap for q in (q1, q2, q3, q4)]
+    t = [transfer_ratio(q, recipient, donor) for q in (q1, q2, q3, q4)]
     return float(max(t[2], t[3]) - max(t[0], t[1]))
 
 

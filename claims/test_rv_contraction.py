@@ -35,7 +35,7 @@ def test_rv_contraction(claim: ClaimContext) -> None:
         alternative="less", level=claim.spec.ci_level, seed=seed,
     )
     sweep = rv_layer_sweep(
-        table, rec_ids, base_ids, early=early, fixed_late=late, n_layers=lm.geometry.n_layers,
+        table, rec_ids, base_ids, early=early, fixed_late=late, n_layers=lm.shape.n_layers,
         level=claim.spec.ci_level, seed=seed,
     )
     result = claim.evaluate(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Role = Literal["layer", "attn", "q_proj", "k_proj", "v_proj", "o_proj"]
+ModuleRole = Literal["layer", "attn", "q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def layout_for_config(config: Any) -> FamilyLayout:
     )
 
 
-def module_path(layout: FamilyLayout, layer: int, role: Role) -> str:
+def module_path(layout: FamilyLayout, layer: int, role: ModuleRole) -> str:
     """Dotted module path of ``role`` in decoder layer ``layer`` (0-based), e.g. ``model.layers.3.self_attn.v_proj``."""
     if layer < 0:
         raise ValueError(f"layer index must be >= 0, got {layer}")

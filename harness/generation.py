@@ -132,7 +132,7 @@ def _batches(items: Sequence[GenerationRequest], size: int) -> Iterator[Sequence
 
 
 def _validate(lm: LoadedModel, requests: Sequence[GenerationRequest], patch, capture: CaptureSpec) -> None:
-    n_layers = lm.geometry.n_layers
+    n_layers = lm.shape.n_layers
     for layer in capture.v_layers + capture.entropy_layers:
         if layer >= n_layers:
             raise ValueError(f"capture layer {layer} does not exist: {lm.name} has {n_layers} layers")

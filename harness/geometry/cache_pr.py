@@ -57,8 +57,8 @@ def donor_cache_pr(
     cache tensor itself (``[n_kv_heads, positions, head_dim]``, laid out as ``v_proj``'s columns).
     Dimensionless, 1 ≤ PR ≤ window.
     """
-    if not 0 <= layer < lm.geometry.n_layers:
-        raise ValueError(f"donor_cache_pr: {lm.name} has {lm.geometry.n_layers} layers, not {layer}")
+    if not 0 <= layer < lm.shape.n_layers:
+        raise ValueError(f"donor_cache_pr: {lm.name} has {lm.shape.n_layers} layers, not {layer}")
     cache = cache or MeasurementCache(mode="off")
     code = code_fingerprint([sys.modules[__name__]])
     out = []

@@ -108,9 +108,9 @@ def capture_v_windows(
         AttentionWeightsUnavailableError: entropy was requested from a model without eager attention.
     """
     entropy_layers = sorted(set(attention_entropy_layers))
-    bad = [layer for layer in [*layers, *entropy_layers] if not 0 <= layer < lm.geometry.n_layers]
+    bad = [layer for layer in [*layers, *entropy_layers] if not 0 <= layer < lm.shape.n_layers]
     if bad:
-        raise ValueError(f"{lm.name} has {lm.geometry.n_layers} layers; cannot capture layers {bad}")
+        raise ValueError(f"{lm.name} has {lm.shape.n_layers} layers; cannot capture layers {bad}")
     specials = special_ids(lm.tokenizer)
     token_lists = [encode(lm.tokenizer, text) for _, text in prompts]
     positions = [

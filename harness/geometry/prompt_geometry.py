@@ -123,12 +123,12 @@ def has_eager_attention(lm: LoadedModel) -> bool:
 
 
 def _compute(lm: LoadedModel, prompts: Sequence[Prompt], window: int) -> list[dict[str, Any]]:
-    layers = list(range(lm.geometry.n_layers))
+    layers = list(range(lm.shape.n_layers))
     windows = capture.capture_v_windows(
         lm, [(p.id, p.text) for p in prompts], layers, window=window,
         attention_entropy_layers=layers if has_eager_attention(lm) else (),
     )
-    g = lm.geometry
+    g = lm.shape
     records = []
     for i in range(len(prompts)):
         pr: dict[str, list[float]] = {}
@@ -179,10 +179,10 @@ def measure_prompts(
 
 
 def _check_layers(lm: LoadedModel, layers: Sequence[int] | None) -> tuple[int, ...]:
-    chosen = tuple(sorted(set(layers if layers is not None else range(lm.geometry.n_layers))))
-    bad = [layer for layer in chosen if not 0 <= layer < lm.geometry.n_layers]
+    chosen = tuple(sorted(set(layers if layers is not None else range(lm.shape.n_layers))))
+    bad = [layer for layer in chosen if not 0 <= layer < lm.shape.n_layers]
     if bad:
-        raise ValueError(f"{lm.name} has {lm.geometry.n_layers} layers; cannot report layers {bad}")
+        raise ValueError(f"{lm.name} has {lm.shape.n_layers} layers; cannot report layers {bad}")
     return chosen
 
 

@@ -203,9 +203,9 @@ def replay_v(
         )
     if run.pair_ids != tuple(p.id for p in pairs):
         raise ValueError(f"replay_v: the run of {condition.name!r} covers pairs {run.pair_ids}, not the given pairs")
-    bad = [layer for layer in layers if not 0 <= layer < lm.geometry.n_layers]
+    bad = [layer for layer in layers if not 0 <= layer < lm.shape.n_layers]
     if bad or not layers:
-        raise ValueError(f"replay_v: {lm.name} has {lm.geometry.n_layers} layers; cannot replay layers {list(layers)}")
+        raise ValueError(f"replay_v: {lm.name} has {lm.shape.n_layers} layers; cannot replay layers {list(layers)}")
     cache = cache or MeasurementCache(mode="off")
     fingerprint = replay_fingerprint()
     layers = tuple(sorted(set(layers)))

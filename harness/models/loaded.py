@@ -88,7 +88,7 @@ class LoadedModel:
     model: nn.Module
     tokenizer: Any
     layout: FamilyLayout
-    geometry: ModelShape
+    shape: ModelShape
     layers: LayerChoice
     input_device: torch.device
     provenance: dict[str, Any]
@@ -109,5 +109,5 @@ class LoadedModel:
     @property
     def v_columns(self) -> slice:
         """Columns of the value-projection output that hold V."""
-        g = self.geometry
+        g = self.shape
         return value_slice(self.layout, g.n_heads, g.n_kv_heads, g.head_dim)

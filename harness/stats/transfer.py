@@ -32,9 +32,17 @@ class TransferEstimate:
         return self.ci.estimate
 
 
-def _ratio(patched: np.ndarray, recipient: np.ndarray, donor: np.ndarray) -> float:
-    gap = np.mean(donor) - np.mean(recipient)
-    return float((np.mean(patched) - np.mean(recipient)) / gap) if gap != 0 else float("nan")
+def in_gap_units(difference: float, donor: ArrayLike, recipient: ArrayLike) -> float:
+    """``difference`` (score units) divided by the natural gap mean(donor) − mean(recipient): the one place a
+    transfer ratio is formed. Dimensionless (0 = the recipient's behaviour, 1 = the donor's); NaN when the gap is
+    exactly 0."""
+    gap = float(np.mean(donor) - np.mean(recipient))
+    return float(difference) / gap if gap != 0 else float("nan")
+
+
+def transfer_ratio(patched: ArrayLike, recipient: ArrayLike, donor: ArrayLike) -> float:
+    """T = (mean patched − mean recipient) / (mean donor − mean recipient), paired rows (DESIGN §4.8)."""
+    return in_gap_units(np.mean(patched) - np.mean(recipient), donor, recipient)
 
 
 def _mean_gap(donor: np.ndarray, recipient: np.ndarray) -> float:
@@ -59,7 +67,7 @@ def transfer_ci(
     gen = np.random.default_rng(rng)
     den = bootstrap_ci(_mean_gap, donor, recipient, paired=True, clusters=clusters, level=level, method=method,
                        n_resamples=n_resamples, rng=gen)
-    ci = bootstrap_ci(_ratio, patched, recipient, donor, paired=True, clusters=clusters, level=level,
+    ci = bootstrap_ci(transfer_ratio, patched, recipient, donor, paired=True, clusters=clusters, level=level,
                       method=method, n_resamples=n_resamples, rng=gen)
     reason = None
     if den.degenerate or not (den.low > 0 or den.high < 0):

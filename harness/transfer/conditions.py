@@ -77,7 +77,7 @@ class LayerSet:
 
     def resolve(self, lm: LoadedModel) -> tuple[int, ...]:
         """The concrete layer indices for ``lm``."""
-        n = lm.geometry.n_layers
+        n = lm.shape.n_layers
         if self.kind == "patch_set":
             return tuple(lm.layers.patch_layers)
         if self.kind == "late":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from harness.behaviour import BEHAVIOUR_SCORE
-from harness.stats import ConfidenceInterval, bootstrap_ci, transfer_ci
+from harness.stats import ConfidenceInterval, bootstrap_ci, in_gap_units, transfer_ci
 from harness.transfer.outcomes import ConditionRun
 
 __all__ = ["TransferResult", "prompt_clusters", "transfer", "transfer_step_cis"]
@@ -111,8 +110,8 @@ def transfer(
 
 
 def _step_ratio(upper: np.ndarray, lower: np.ndarray, donor: np.ndarray, recipient: np.ndarray) -> float:
-    gap = float(np.mean(donor) - np.mean(recipient))
-    return float(np.mean(upper - lower)) / gap if gap != 0 else math.nan
+    """T(upper) − T(lower) as mean(upper − lower) in units of the natural gap."""
+    return in_gap_units(np.mean(upper - lower), donor, recipient)
 
 
 def transfer_step_cis(

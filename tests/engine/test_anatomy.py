@@ -45,7 +45,7 @@ def persona_prompts() -> list[Prompt]:
 
 def test_config_facts_match_the_registry_geometry(toy_model: LoadedModel) -> None:
     facts = anatomy.cache_facts(toy_model.model)
-    g = toy_model.geometry
+    g = toy_model.shape
     assert (facts.n_layers, facts.n_kv_heads, facts.head_dim) == (g.n_layers, g.n_kv_heads, g.head_dim)
     assert facts.layer_types == g.layer_types and facts.sliding_window == g.sliding_window
     assert facts.bytes_per_element == 4 and facts.bytes_per_token == 4 * g.n_kv_heads * g.head_dim
@@ -72,7 +72,7 @@ def test_measure_cache_shapes_counts_and_caches(toy_gemma3: LoadedModel, tmp_pat
     cache = MeasurementCache(tmp_path)
     shapes = anatomy.measure_cache_shapes(toy_gemma3, bank_prompts(), cache=cache)
     assert shapes["mismatches"] == [] and shapes["per_prompt"] == {"t0": 0, "t1": 0}
-    g = toy_gemma3.geometry
+    g = toy_gemma3.shape
     assert shapes["kv_bytes_per_token"] == [shapes["config_kv_bytes_per_token"]] == [2 * g.n_layers * g.v_width * 4]
     assert shapes["sliding_layers"] == list(g.sliding_layers)
     assert anatomy.measure_cache_shapes(toy_gemma3, bank_prompts(), cache=MeasurementCache(tmp_path, "read")) == shapes
@@ -90,7 +90,7 @@ def test_injection_difference_is_tiny_and_bitwise_equal(toy_model: LoadedModel) 
 def test_rerotation_difference_is_tiny_per_layer(toy_model: LoadedModel) -> None:
     check = anatomy.rerotation_difference(toy_model, encode(toy_model.tokenizer, TEXTS[0]), 64)
     assert check.max_abs_logit_diff <= 1e-4
-    assert len(check.key_diff_per_layer) == toy_model.geometry.n_layers
+    assert len(check.key_diff_per_layer) == toy_model.shape.n_layers
     assert max(check.key_diff_per_layer) <= 1e-4 and max(check.value_diff_per_layer) <= 1e-4
     # a rotation by the wrong Δ is visible even through a random model's near-uniform attention
     assert check.wrong_delta_logit_diff > 1000 * max(check.max_abs_logit_diff, 1e-7)
@@ -109,7 +109,7 @@ def test_a_wrong_shift_moves_real_logits(smollm2: LoadedModel) -> None:
 def test_measure_rerotation_keys_every_prompt_and_delta(toy_llama: LoadedModel) -> None:
     checks = anatomy.measure_rerotation(toy_llama, bank_prompts(), (1, 5))["checks"]
     assert sorted(checks) == ["t0|1", "t0|5", "t1|1", "t1|5"]
-    assert all(len(c["key_diff_per_layer"]) == toy_llama.geometry.n_layers for c in checks.values())
+    assert all(len(c["key_diff_per_layer"]) == toy_llama.shape.n_layers for c in checks.values())
 
 
 # ---------------------------------------------------------------------------------------------- personas
@@ -125,7 +125,7 @@ def test_persona_features_are_the_mean_cached_v_over_the_user_turn(toy_llama: Lo
     prompts = persona_prompts()
     layer = toy_llama.layers.late
     feats, system_tokens, evicted = anatomy.persona_features(toy_llama, prompts, layer, batch_size=4)
-    assert feats.shape == (len(prompts), toy_llama.geometry.v_width) and evicted == [0] * len(prompts)
+    assert feats.shape == (len(prompts), toy_llama.shape.v_width) and evicted == [0] * len(prompts)
     ids, n_system = anatomy.persona_tokens(toy_llama.tokenizer, prompts[4].system, prompts[4].text)
     assert system_tokens[4] == n_system
     alone = kvcache.prefill(toy_llama.model, [ids], pad_id=pad_id(toy_llama.tokenizer))
@@ -137,7 +137,7 @@ def test_persona_features_are_the_mean_cached_v_over_the_user_turn(toy_llama: Lo
 def test_persona_features_skip_positions_a_sliding_layer_evicted(toy_gemma3: LoadedModel) -> None:
     prompts = persona_prompts()[:2]
     _, system_tokens, evicted = anatomy.persona_features(toy_gemma3, prompts, 0)
-    window = toy_gemma3.geometry.sliding_window
+    window = toy_gemma3.shape.sliding_window
     for prompt, n_system, gone in zip(prompts, system_tokens, evicted):
         ids, _ = anatomy.persona_tokens(toy_gemma3.tokenizer, prompt.system, prompt.text)
         assert gone == max(0, (len(ids) - n_system) - (window - 1))

@@ -30,7 +30,7 @@ def test_batched_equals_single(toy_model: LoadedModel) -> None:
 
 def test_window_shape_and_rv_finite(toy_llama: LoadedModel) -> None:
     w = capture_v_windows(toy_llama, PROMPTS, [1, 3], window=8)
-    assert w.values[1].shape == (3, 8, toy_llama.geometry.v_width)
+    assert w.values[1].shape == (3, 8, toy_llama.shape.v_width)
     assert all(0 < r < 10 for r in rv_per_prompt(w, 1, 3))
 
 

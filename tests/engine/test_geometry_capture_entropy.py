@@ -29,7 +29,7 @@ def all_forward_hooks(model: torch.nn.Module) -> int:
 
 
 def test_entropy_is_that_of_the_models_attention_at_the_window(toy_model: LoadedModel) -> None:
-    layers = list(range(toy_model.geometry.n_layers))
+    layers = list(range(toy_model.shape.n_layers))
     hooks_before = all_forward_hooks(toy_model.model)
     got = capture_v_windows(toy_model, PROMPTS, [toy_model.layers.late], window=WINDOW, attention_entropy_layers=layers)
     assert all_forward_hooks(toy_model.model) == hooks_before
@@ -46,7 +46,7 @@ def test_entropy_is_bounded_by_the_keys_each_query_sees(toy_gemma3: LoadedModel)
     """0 ≤ H ≤ ln(keys visible): the last window query sees all tokens on full layers, at most W on sliding ones."""
     got = capture_v_windows(toy_gemma3, PROMPTS[:1], [0], window=WINDOW, attention_entropy_layers=[0, 5])
     n_tokens = len(toy_gemma3.tokenizer(PROMPTS[0][1])["input_ids"])
-    window = toy_gemma3.geometry.sliding_window
+    window = toy_gemma3.shape.sliding_window
     assert (got.entropy[0] >= 0).all() and (got.entropy[0] <= math.log(window) + 1e-5).all()
     assert (got.entropy[5] <= math.log(n_tokens) + 1e-5).all()
     assert got.entropy[5].mean() > math.log(window), "the full layer attends beyond the sliding window"
@@ -63,7 +63,7 @@ def test_batched_entropy_equals_single(toy_gemma3: LoadedModel) -> None:
 def test_entropy_at_or_past_the_deepest_v_layer_is_still_recorded(toy_llama: LoadedModel) -> None:
     """The early stop after the deepest v_proj must not cut off an attention module that finishes later."""
     got = capture_v_windows(toy_llama, PROMPTS[:1], [1], window=WINDOW, attention_entropy_layers=[1, 3])
-    assert got.entropy[1].shape == got.entropy[3].shape == (1, toy_llama.geometry.n_heads)
+    assert got.entropy[1].shape == got.entropy[3].shape == (1, toy_llama.shape.n_heads)
     assert capture_v_windows(toy_llama, PROMPTS[:1], [1], window=WINDOW).entropy is None
 
 

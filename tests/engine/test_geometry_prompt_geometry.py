@@ -42,12 +42,12 @@ class CountingCapture:
 
 def test_table_matches_a_direct_capture(toy_model: LoadedModel) -> None:
     table = geometry.measure_rv(toy_model, prompts(), window=WINDOW)
-    assert table.layers == tuple(range(toy_model.geometry.n_layers))
+    assert table.layers == tuple(range(toy_model.shape.n_layers))
     windows = capture_v_windows(toy_model, [(p.id, p.text) for p in prompts()], [1, 3], window=WINDOW)
     np.testing.assert_allclose(table.r_v(1, 3), rv_per_prompt(windows, 1, 3), rtol=1e-9)
     np.testing.assert_allclose(table.r_v(1, 3, "singular", centered=True),
                                rv_per_prompt(windows, 1, 3, "singular", centered=True), rtol=1e-9)
-    assert len(table.head_pr["eigen"][1][0]) == toy_model.geometry.n_kv_heads
+    assert len(table.head_pr["eigen"][1][0]) == toy_model.shape.n_kv_heads
 
 
 def test_every_prompt_is_measured_once_and_partial_hits_measure_only_the_rest(

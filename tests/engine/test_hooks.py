@@ -14,7 +14,7 @@ def ids(lm: LoadedModel) -> torch.Tensor:
 
 
 def test_hooks_removed_after_normal_exit(toy_llama: LoadedModel) -> None:
-    paths = [toy_llama.path(i, "v_proj") for i in range(toy_llama.geometry.n_layers)]
+    paths = [toy_llama.path(i, "v_proj") for i in range(toy_llama.shape.n_layers)]
     with TraceDict(toy_llama.model, paths) as traces:
         assert active_forward_hooks(toy_llama.model) == len(paths)
         toy_llama.model(ids(toy_llama))

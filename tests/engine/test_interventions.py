@@ -37,7 +37,7 @@ def test_persistent_patches_change_decode_steps_and_prefill_only_patches_do_not(
         spec = ActivationPatchSpec(site, layer, mode=mode)
         record = generate(engine_lm, [request], decoding=DecodingRegime.greedy(6), patch=spec)[0]
         counts[mode] = record.intervention_counts
-    width = engine_lm.geometry.v_width if site is ActivationSite.V_PROJ else engine_lm.model.config.hidden_size
+    width = engine_lm.shape.v_width if site is ActivationSite.V_PROJ else engine_lm.model.config.hidden_size
     assert counts[PatchMode.PREFILL_ONLY]["decode"] == 0
     assert counts[PatchMode.PREFILL_ONLY]["prefill"] == counts[PatchMode.PERSISTENT]["prefill"] > 0
     # every decode step (6 tokens -> 6 fed tokens) rewrote the new position's activation almost everywhere
@@ -62,7 +62,7 @@ def test_prefill_only_hook_still_sees_decode_steps(toy_llama: LoadedModel) -> No
 def test_v_patch_lands_in_the_cache_of_its_layer_only(engine_lm: LoadedModel) -> None:
     """After a prefill V patch at layer L: layer L's cached values at the span are the donor's V; layers < L untouched."""
     request = pair(engine_lm)
-    g = engine_lm.geometry
+    g = engine_lm.shape
     layer = engine_lm.layers.late
     spec = ActivationPatchSpec(ActivationSite.V_PROJ, layer, span=Span.last_quarter())
     pid = pad_id(engine_lm.tokenizer)
@@ -82,7 +82,7 @@ def test_v_patch_lands_in_the_cache_of_its_layer_only(engine_lm: LoadedModel) ->
 def test_v_patch_at_the_last_layer_equals_a_value_only_cache_patch(engine_lm: LoadedModel) -> None:
     """At the last layer nothing downstream reads the prefix, so hook and cache V-patching must agree."""
     request = pair(engine_lm)
-    last = engine_lm.geometry.n_layers - 1
+    last = engine_lm.shape.n_layers - 1
     hook = first(engine_lm, request, ActivationPatchSpec(ActivationSite.V_PROJ, last))
     cache = first(engine_lm, request, KVPatchSpec((last,), components=Components.V))
     natural = first(engine_lm, request)
@@ -93,9 +93,9 @@ def test_v_patch_at_the_last_layer_equals_a_value_only_cache_patch(engine_lm: Lo
 def test_residual_patch_at_l_equals_kv_patch_of_all_later_layers(engine_lm: LoadedModel) -> None:
     """Prefix residuals after layer L set every later layer's K/V; layers ≤ L keep the recipient's."""
     request = pair(engine_lm)
-    layer = engine_lm.geometry.n_layers // 2
+    layer = engine_lm.shape.n_layers // 2
     residual = first(engine_lm, request, ActivationPatchSpec(ActivationSite.RESIDUAL, layer), tokens=4)
-    kv = first(engine_lm, request, KVPatchSpec(tuple(range(layer + 1, engine_lm.geometry.n_layers))), tokens=4)
+    kv = first(engine_lm, request, KVPatchSpec(tuple(range(layer + 1, engine_lm.shape.n_layers))), tokens=4)
     assert (residual.first_logits - kv.first_logits).abs().max().item() <= 1e-4
     assert residual.generated_ids == kv.generated_ids
 
@@ -103,7 +103,7 @@ def test_residual_patch_at_l_equals_kv_patch_of_all_later_layers(engine_lm: Load
 def test_persistent_residual_patch_of_the_last_token_gives_the_donor_next_token_logits(engine_lm: LoadedModel) -> None:
     """Prefix and decode position both carry the donor's residual after L: step 0 must be the donor's own next step."""
     request = pair(engine_lm)
-    spec = ActivationPatchSpec(ActivationSite.RESIDUAL, engine_lm.geometry.n_layers // 2, mode=PatchMode.PERSISTENT)
+    spec = ActivationPatchSpec(ActivationSite.RESIDUAL, engine_lm.shape.n_layers // 2, mode=PatchMode.PERSISTENT)
     patched = first(engine_lm, request, spec)
     with torch.no_grad():
         donor_next = engine_lm.model(torch.tensor([list(request.donor_ids)], device=engine_lm.input_device)).logits[0, -1].float()

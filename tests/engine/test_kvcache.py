@@ -35,7 +35,7 @@ def first_logits(lm: LoadedModel, state: kvcache.Prefill, last_tokens: list[int]
 
 
 def all_layers(lm: LoadedModel) -> tuple[int, ...]:
-    return tuple(range(lm.geometry.n_layers))
+    return tuple(range(lm.shape.n_layers))
 
 
 def same_values(a: kvcache.Prefill, b: kvcache.Prefill) -> bool:
@@ -50,19 +50,19 @@ def same_values(a: kvcache.Prefill, b: kvcache.Prefill) -> bool:
 def test_prefill_is_editable_and_every_layer_has_the_prompt_length(engine_lm: LoadedModel) -> None:
     rec, _ = matched(engine_lm)
     state = prefill(engine_lm, rec[:-1], rec[:-4])
-    assert kvcache.layer_lengths(state) == (len(rec) - 1,) * engine_lm.geometry.n_layers
+    assert kvcache.layer_lengths(state) == (len(rec) - 1,) * engine_lm.shape.n_layers
     assert state.pads == (0, 3)
     keys, values = kvcache.layer_kv(state, 0)
     assert not keys.is_inference() and not keys.requires_grad and keys.dtype == engine_lm.model.dtype
-    assert keys.shape[1] == engine_lm.geometry.n_kv_heads and keys.shape[-1] == engine_lm.geometry.head_dim
+    assert keys.shape[1] == engine_lm.shape.n_kv_heads and keys.shape[-1] == engine_lm.shape.head_dim
 
 
 def test_sliding_layers_hold_only_their_window(toy_gemma3: LoadedModel) -> None:
     rec, _ = matched(toy_gemma3)
-    window = toy_gemma3.geometry.sliding_window
+    window = toy_gemma3.shape.sliding_window
     assert len(rec) - 1 > window, "the prompt must be longer than the window to exercise eviction"
     state = prefill(toy_gemma3, rec[:-1])
-    for layer, kind in enumerate(toy_gemma3.geometry.layer_types):
+    for layer, kind in enumerate(toy_gemma3.shape.layer_types):
         start, stop = kvcache.held_range(state, layer)
         assert stop == len(rec) - 1
         assert start == (stop - (window - 1) if kind == "sliding_attention" else 0)
@@ -131,7 +131,7 @@ def test_alpha_is_continuous_at_one(engine_lm: LoadedModel) -> None:
 @given(data=st.data())
 def test_self_patch_is_the_identity(toy_model: LoadedModel, data: st.DataObject) -> None:
     """Patching a prompt's cache with itself (any layers, span, α, components) changes no logit (batched, padded)."""
-    n_layers = toy_model.geometry.n_layers
+    n_layers = toy_model.shape.n_layers
     layers = data.draw(st.lists(st.integers(0, n_layers - 1), min_size=1, max_size=n_layers, unique=True))
     span = data.draw(st.sampled_from([Span.all(), Span.first_quarter(), Span.middle_half(), Span.last_quarter(), Span.at([0, 3, 7])]))
     alpha = data.draw(st.floats(0.0, 1.0))
@@ -153,7 +153,7 @@ def test_mixing_is_float32_per_position_and_touches_only_the_spec(toy_llama: Loa
     patched, report = kvcache.patch_kv(recipient, donor, spec)
     span = list(Span.middle_half().resolve(len(rec) - 1))
     assert report.requested == (tuple(span),) and report.layers[0].applied == (tuple(span),)
-    for layer in range(toy_llama.geometry.n_layers):
+    for layer in range(toy_llama.shape.n_layers):
         for got, r, d in zip(kvcache.layer_kv(patched, layer), kvcache.layer_kv(recipient, layer), kvcache.layer_kv(donor, layer)):
             expected = r.clone()
             if layer == 1:
@@ -188,7 +188,7 @@ def test_inputs_are_never_mutated_and_lengths_stay_equal(engine_lm: LoadedModel)
     before = (kvcache.cache_hash(recipient), kvcache.cache_hash(donor))
     patched, _ = kvcache.patch_kv(recipient, donor, KVPatchSpec(engine_lm.layers.patch_layers, span=Span.last_quarter(), alpha=0.5))
     patched_hash = kvcache.cache_hash(patched)
-    assert kvcache.layer_lengths(patched) == (recipient.padded_length,) * engine_lm.geometry.n_layers
+    assert kvcache.layer_lengths(patched) == (recipient.padded_length,) * engine_lm.shape.n_layers
     state = kvcache.DecodeState(patched)
     assert state.next_positions == (len(rec) - 1, len(rec) - 3) == patched.lengths
     for step in range(3):
@@ -217,7 +217,7 @@ def test_token_range_from_the_first_difference_to_the_end_reproduces_the_donor(e
 def test_v_proj_output_is_the_cached_value(engine_lm: LoadedModel) -> None:
     """The cached values are the value projection output reshaped to [batch, n_kv, seq, head_dim]."""
     rec, other = matched(engine_lm)
-    g = engine_lm.geometry
+    g = engine_lm.shape
     paths = [engine_lm.path(layer, "v_proj") for layer in range(g.n_layers)]
     with TraceDict(engine_lm.model, paths) as traces:
         state = prefill(engine_lm, rec[:-1], other[:-3])
@@ -230,7 +230,7 @@ def test_v_proj_output_is_the_cached_value(engine_lm: LoadedModel) -> None:
 
 def test_query_head_reads_kv_head_h_div_group(engine_lm: LoadedModel) -> None:
     """Perturbing KV head j changes the attention of exactly the query heads repeat_kv maps to j."""
-    g = engine_lm.geometry
+    g = engine_lm.shape
     reference = repeat_kv(torch.arange(g.n_kv_heads).view(1, g.n_kv_heads, 1, 1).float(), g.n_heads // g.n_kv_heads)
     expected = [int(x) for x in reference.view(-1)]
     assert expected == [h // (g.n_heads // g.n_kv_heads) for h in range(g.n_heads)]
@@ -268,7 +268,7 @@ def test_sliding_layers_report_positions_they_no_longer_hold_with_unequal_length
     recipient, donor = prefill(toy_gemma3, rec[:-1]), prefill(toy_gemma3, don)
     spec = KVPatchSpec(all_layers(toy_gemma3), alignment=Alignment.SHARED_PREFIX)
     patched, report = kvcache.patch_kv(recipient, donor, spec)
-    window = toy_gemma3.geometry.sliding_window
+    window = toy_gemma3.shape.sliding_window
     r_start, d_start = len(rec) - 1 - (window - 1), len(don) - (window - 1)
     assert report.requested == (tuple(range(len(don))),)
     for entry in report.layers:

@@ -86,8 +86,8 @@ def test_injecting_into_a_different_architecture_is_rejected(toy_llama: LoadedMo
 
 def test_layer_window_reads_the_cache_layer(toy_gemma3: LoadedModel, toy_llama: LoadedModel) -> None:
     state = prefill(toy_gemma3, [tokens(toy_gemma3)])
-    for layer, kind in enumerate(toy_gemma3.geometry.layer_types):
-        expected = toy_gemma3.geometry.sliding_window if kind == "sliding_attention" else None
+    for layer, kind in enumerate(toy_gemma3.shape.layer_types):
+        expected = toy_gemma3.shape.sliding_window if kind == "sliding_attention" else None
         assert kvcache.layer_window(state, layer) == expected
     assert kvcache.layer_window(prefill(toy_llama, [tokens(toy_llama)]), 0) is None
 
@@ -151,7 +151,7 @@ def test_each_gemma3_layer_turns_with_its_own_rotary_base(toy_gemma3: LoadedMode
     """Rotating every layer with the global base (as if Gemma 3 had one base) breaks the sliding layers only."""
     ids = tokens(toy_gemma3)
     state = prefill(toy_gemma3, [ids[:-1]])
-    kinds = toy_gemma3.geometry.layer_types
+    kinds = toy_gemma3.shape.layer_types
     full_freq = state.rope_inv_freq[kinds.index("full_attention")]
     assert not torch.equal(full_freq, state.rope_inv_freq[kinds.index("sliding_attention")])
     one_base = dataclasses.replace(state, rope_inv_freq=tuple(full_freq for _ in kinds))

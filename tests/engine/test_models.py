@@ -84,7 +84,7 @@ def test_gated_model_message_mentions_hf_token(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_toy_models_match_their_facts(toy_model: LoadedModel) -> None:
-    g, e = toy_model.geometry, toy_model.spec.expected
+    g, e = toy_model.shape, toy_model.spec.expected
     assert (g.n_layers, g.n_heads, g.n_kv_heads, g.head_dim) == (e.n_layers, e.n_heads, e.n_kv_heads, e.head_dim)
     v = toy_model.model.get_submodule(toy_model.path(0, "v_proj"))
     assert v.out_features == g.v_width
@@ -93,14 +93,14 @@ def test_toy_models_match_their_facts(toy_model: LoadedModel) -> None:
 
 
 def test_toy_gemma3_has_sliding_and_full_layers(toy_gemma3: LoadedModel) -> None:
-    assert toy_gemma3.geometry.sliding_layers == (0, 1, 2, 3, 4)
-    assert toy_gemma3.geometry.sliding_window == 8
+    assert toy_gemma3.shape.sliding_layers == (0, 1, 2, 3, 4)
+    assert toy_gemma3.shape.sliding_window == 8
 
 
 def test_config_mismatch_is_caught(toy_llama: LoadedModel) -> None:
     wrong = replace(toy_llama.spec, expected=replace(toy_llama.spec.expected, n_kv_heads=4))
     with pytest.raises(ModelConfigMismatchError, match="n_kv_heads = 2, expected 4"):
-        check_loaded(wrong, toy_llama.model, toy_llama.geometry, toy_llama.layout)
+        check_loaded(wrong, toy_llama.model, toy_llama.shape, toy_llama.layout)
 
 
 def test_toy_weights_are_deterministic(toy_llama: LoadedModel) -> None:
@@ -113,7 +113,7 @@ def test_toy_weights_are_deterministic(toy_llama: LoadedModel) -> None:
 @pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m"])
 def test_embedded_models_load_offline_and_match_facts(name: str) -> None:
     lm = load_embedded(name)
-    assert lm.geometry.n_layers == lm.spec.expected.n_layers
+    assert lm.shape.n_layers == lm.spec.expected.n_layers
     assert lm.provenance["gguf_sha256"] and lm.provenance["dtype"] == "float32"
     assert type(lm.model.get_submodule(lm.path(0, "v_proj"))) is torch.nn.Linear
 

@@ -92,7 +92,7 @@ def test_pair_without_other_baseline_says_so(toy_llama, bank):
 
 def test_layer_sets_resolve_against_the_model(toy_llama, toy_gemma3):
     for lm in (toy_llama, toy_gemma3):
-        n = lm.geometry.n_layers
+        n = lm.shape.n_layers
         assert tr.LayerSet.patch_set().resolve(lm) == tuple(range(n // 2, n)) == lm.layers.patch_layers
         assert tr.LayerSet.late().resolve(lm) == (lm.layers.late,)
         peak = tr.LayerSet.around_late(2).resolve(lm)
@@ -213,7 +213,7 @@ def test_cached_outcomes_are_identical_and_skip_generation(toy_llama, pairs, tmp
     for a, b in zip(first.outcomes, again.outcomes):
         for sa, sb in zip(a.samples, b.samples):
             assert sa.v.keys() == {toy_llama.layers.late} and sa.entropy.keys() == {0}
-            assert sa.v[toy_llama.layers.late].shape == (len(sa.generated_ids), toy_llama.geometry.v_width)
+            assert sa.v[toy_llama.layers.late].shape == (len(sa.generated_ids), toy_llama.shape.v_width)
             assert np.array_equal(sa.v[toy_llama.layers.late], sb.v[toy_llama.layers.late])
             assert np.array_equal(sa.entropy[0], sb.entropy[0])
     renamed = tr.kv_condition("same_experiment_other_name")  # the key is the experiment, not the label
@@ -354,17 +354,17 @@ def test_sliding_window_layers_list_evicted_positions_as_not_applicable(toy_gemm
     pairs = pairing.select_pairs(toy_gemma3, bank, 2)
     run = tr.run_condition(toy_gemma3, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, progress=False)
     # toy Gemma 3's sliding layers hold 8 positions, so most prompt positions are not applicable there
-    sliding = set(toy_gemma3.geometry.sliding_layers) & set(toy_gemma3.layers.patch_layers)
+    sliding = set(toy_gemma3.shape.sliding_layers) & set(toy_gemma3.layers.patch_layers)
     for p, o in zip(pairs, run.outcomes):
         assert set(o.not_applicable) == sliding
-        assert all(len(pos) == p.n_tokens - 1 - (toy_gemma3.geometry.sliding_window - 1) for pos in o.not_applicable.values())
+        assert all(len(pos) == p.n_tokens - 1 - (toy_gemma3.shape.sliding_window - 1) for pos in o.not_applicable.values())
 
 
 def test_standard_capture_keeps_early_and_late_v_downstream_of_any_v_patch(toy_llama, pairs):
     early, late = toy_llama.layers.early, toy_llama.layers.late
     natural = tr.run_condition(toy_llama, pairs[:1], tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0, progress=False)
     sample = natural.outcomes[0].samples[0]
-    assert set(sample.v) == {early, late} and sample.v[late].shape == (len(sample.generated_ids), toy_llama.geometry.v_width)
+    assert set(sample.v) == {early, late} and sample.v[late].shape == (len(sample.generated_ids), toy_llama.shape.v_width)
     assert tr.standard_capture(toy_llama, tr.V_PATCH_LATE).v_layers == (early,)  # the patched site is not measured
     bare = tr.run_condition(toy_llama, pairs[:1], tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0,
                             capture=CaptureSpec(), progress=False)

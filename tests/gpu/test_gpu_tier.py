@@ -37,7 +37,7 @@ def big() -> LoadedModel:
 
 
 def test_loads_in_bf16_on_cuda_with_the_real_shape(big: LoadedModel) -> None:
-    g = big.geometry
+    g = big.shape
     assert (g.n_layers, g.n_heads, g.n_kv_heads, g.head_dim) == (32, 32, 8, 128)
     assert next(big.model.parameters()).dtype == torch.bfloat16
     assert big.input_device.type == "cuda"

@@ -178,7 +178,7 @@ def test_batched_patched_decoding_equals_single(toy_model: LoadedModel, patch) -
 @settings(deadline=None, max_examples=6, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_self_patch_gives_identical_greedy_runs(toy_model: LoadedModel, data: st.DataObject) -> None:
-    n_layers = toy_model.geometry.n_layers
+    n_layers = toy_model.shape.n_layers
     layers = tuple(data.draw(st.lists(st.integers(0, n_layers - 1), min_size=1, max_size=n_layers, unique=True)))
     span = data.draw(st.sampled_from([Span.all(), Span.first_quarter(), Span.middle_half(), Span.last_quarter()]))
     alpha = data.draw(st.floats(0.0, 1.0))
@@ -205,7 +205,7 @@ def test_self_patch_identity_on_embedded_models(request: pytest.FixtureRequest, 
     lm = request.getfixturevalue(model)
     requests = [GenerationRequest(r.pair_id, r.recipient_ids, r.recipient_ids) for r in pair_requests(lm, 2)]
     natural = generate(lm, requests, decoding=DecodingRegime.greedy(16), keep_first_logits=True)
-    for patch in (KVPatchSpec(lm.layers.patch_layers, alpha=0.37), KVPatchSpec(tuple(range(lm.geometry.n_layers)), span=Span.middle_half())):
+    for patch in (KVPatchSpec(lm.layers.patch_layers, alpha=0.37), KVPatchSpec(tuple(range(lm.shape.n_layers)), span=Span.middle_half())):
         for a, b in zip(natural, generate(lm, requests, patch=patch, decoding=DecodingRegime.greedy(16), keep_first_logits=True)):
             assert (a.first_logits - b.first_logits).abs().max().item() <= 1e-5
             assert a.generated_ids == b.generated_ids
@@ -246,8 +246,8 @@ def test_captures_equal_a_clean_full_forward(engine_lm: LoadedModel) -> None:
     request = bank_requests(engine_lm, limit=1)[0]
     late, early = engine_lm.layers.late, engine_lm.layers.early
     record = generate(engine_lm, [request], decoding=DecodingRegime.greedy(5), capture=CaptureSpec(v_layers=(early, late), entropy_layers=(late,)))[0]
-    assert record.v_captures[late].shape == (len(record.generated_ids), engine_lm.geometry.v_width)
-    assert record.attention_entropy[late].shape == (len(record.generated_ids), engine_lm.geometry.n_heads)
+    assert record.v_captures[late].shape == (len(record.generated_ids), engine_lm.shape.v_width)
+    assert record.attention_entropy[late].shape == (len(record.generated_ids), engine_lm.shape.n_heads)
     path = engine_lm.path(late, "v_proj")
     with torch.no_grad(), TraceDict(engine_lm.model, [path]) as traces:
         out = engine_lm.model(torch.tensor([list(request.recipient_ids)], device=engine_lm.input_device), output_attentions=True)

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CLAIM_LIKE = """
 def test_needs_model(lm):
-    assert lm.geometry.n_layers > 0
+    assert lm.shape.n_layers > 0
 """
 
 
