@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.prompts.pairing import donor_level_blocks, transfer_pairs
-from harness.claim_support import planned_count, behaviour_details, first_eligible, require_groups, run_conditions
+from harness.claim_support import behaviour_details, first_eligible, planned_count, require_groups, run_conditions
 from harness.prompts import LEVELS
+from harness.prompts.pairing import donor_level_blocks, transfer_pairs
 from harness.stats import bootstrap_ci, page_trend, rank_correlation, spearman
 from harness.transfer import KV_MAIN, NATURAL_RECURSIVE
 

@@ -29,10 +29,10 @@ from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, 
 from harness.patching import Span
 from harness.stats import bootstrap_ci, transfer_ratio
 from harness.transfer import (
-    Condition,
     KV_MAIN,
     NATURAL_BASELINE,
     NATURAL_RECURSIVE,
+    Condition,
     LayerSet,
     kv_condition,
     transfer,

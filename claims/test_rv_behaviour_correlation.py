@@ -14,9 +14,9 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.prompts.pairing import transfer_pairs
 from harness.claim_support import behaviour_details, first_eligible, require_groups, run_conditions
 from harness.geometry.prompt_geometry import measure_rv
+from harness.prompts.pairing import transfer_pairs
 from harness.stats import rank_correlation
 from harness.transfer import NATURAL_RECURSIVE
 

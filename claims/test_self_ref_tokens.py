@@ -18,10 +18,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.prompts.pairing import transfer_pairs
 from harness.behaviour.lexicon import self_referential_positions
+from harness.claim_context import ClaimContext
 from harness.claim_support import first_eligible, require_groups, run_conditions, transfer_result
+from harness.prompts.pairing import transfer_pairs
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, kv_condition
 
 pytestmark = pytest.mark.claim("self_ref_token_patch")

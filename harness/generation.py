@@ -32,20 +32,9 @@ from harness import kvcache
 from harness.decoding import DecodingMode, DecodingRegime
 from harness.geometry.metrics import attention_entropy
 from harness.hooks import TraceDict
-from harness.interventions import (
-    ActivationPatcher,
-    capture_donor_activations,
-    site_columns,
-    site_path,
-)
+from harness.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
 from harness.models import LoadedModel
-from harness.patching import (
-    ActivationPatchSpec,
-    ActivationSite,
-    KVPatchSpec,
-    PatchSpecError,
-    check_alignment,
-)
+from harness.patching import ActivationPatchSpec, ActivationSite, KVPatchSpec, PatchSpecError, check_alignment
 from harness.records import GenerationRecord
 from harness.seeds import derive_seed
 from harness.tokens import pad_id

@@ -25,13 +25,7 @@ import torch
 
 from harness.hooks import TraceDict
 from harness.models import LoadedModel
-from harness.patching import (
-    ActivationPatchSpec,
-    ActivationSite,
-    DecodeSource,
-    PatchMode,
-    PatchSpecError,
-)
+from harness.patching import ActivationPatchSpec, ActivationSite, DecodeSource, PatchMode, PatchSpecError
 from harness.tokens import left_pad, pad_id
 
 __all__ = [

@@ -25,12 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.behaviour import (
-    BehaviourScore,
-    decode_continuation,
-    score_continuations,
-    words,
-)
+from harness.behaviour import BehaviourScore, decode_continuation, score_continuations, words
 from harness.models import EMBEDDED_MODELS
 from harness.prompts import PromptBank, load_bank
 

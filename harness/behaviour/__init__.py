@@ -25,17 +25,8 @@ from harness.behaviour.degeneration import (
     distinct_n,
     repeat_share,
 )
-from harness.behaviour.embedding import (
-    EmbeddingScore,
-    EmbeddingUnavailableError,
-    embedding_scores,
-)
-from harness.behaviour.lexicon import (
-    LEXICON,
-    LexiconPattern,
-    lexicon_matches,
-    lexicon_rate,
-)
+from harness.behaviour.embedding import EmbeddingScore, EmbeddingUnavailableError, embedding_scores
+from harness.behaviour.lexicon import LEXICON, LexiconPattern, lexicon_matches, lexicon_rate
 from harness.behaviour.text import decode_continuation, normalise, words
 
 __all__ = [

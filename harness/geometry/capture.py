@@ -21,14 +21,7 @@ from typing import Any
 
 import torch
 
-from harness.geometry.metrics import (
-    DEFAULT_WINDOW,
-    PRKind,
-    attention_entropy,
-    content_window,
-    per_head_pr,
-    r_v,
-)
+from harness.geometry.metrics import DEFAULT_WINDOW, PRKind, attention_entropy, content_window, per_head_pr, r_v
 from harness.hooks import TraceDict, resolve_module
 from harness.models import LoadedModel
 from harness.tokens import encode, left_pad, pad_id, special_ids

@@ -22,12 +22,7 @@ from typing import Any
 import numpy as np
 
 from harness.geometry import capture, metrics
-from harness.geometry.metrics import (
-    PRKind,
-    participation_ratio,
-    per_head_pr,
-    rv_from_pr,
-)
+from harness.geometry.metrics import PRKind, participation_ratio, per_head_pr, rv_from_pr
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
 from harness.prompts import Prompt

@@ -13,13 +13,7 @@ from harness.models.errors import (
     TokenizerConversionUnsupportedError,
     UnknownModelError,
 )
-from harness.models.loaded import (
-    LayerChoice,
-    LoadedModel,
-    ModelShape,
-    default_layer_choice,
-    read_shape,
-)
+from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.loading import (
     TOY_TOKENIZER_DIR,
     check_loaded,

@@ -36,13 +36,7 @@ from harness.models.errors import (
     ModelUnavailableError,
     TokenizerConversionUnsupportedError,
 )
-from harness.models.loaded import (
-    LayerChoice,
-    LoadedModel,
-    ModelShape,
-    default_layer_choice,
-    read_shape,
-)
+from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.registry import ModelSpec, resolve_spec
 from harness.storage import cache_root
 

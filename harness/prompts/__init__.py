@@ -16,14 +16,7 @@ from harness.prompts.bank import (
     content_token_count,
 )
 from harness.prompts.loading import DEFAULT_BANK_DIR, check_min_tokens, load_bank
-from harness.prompts.pairing import (
-    PairRole,
-    TransferPair,
-    equal_length_pairs,
-    make_pair,
-    select_pairs,
-    transfer_pairs,
-)
+from harness.prompts.pairing import PairRole, TransferPair, equal_length_pairs, make_pair, select_pairs, transfer_pairs
 
 __all__ = [
     "DEFAULT_BANK_DIR", "GROUPS", "LEVELS", "PAIR_KINDS", "PERSONA_TAG", "PairRole", "Prompt", "PromptBank",

@@ -14,15 +14,7 @@ from enum import Enum
 from itertools import zip_longest
 
 from harness.models import LoadedModel
-from harness.prompts.bank import (
-    LEVELS,
-    PAIR_KINDS,
-    Prompt,
-    PromptBank,
-    PromptPair,
-    Tokenizer,
-    content_token_count,
-)
+from harness.prompts.bank import LEVELS, PAIR_KINDS, Prompt, PromptBank, PromptPair, Tokenizer, content_token_count
 from harness.tokens import encode
 
 __all__ = ["DonorLevelBlock", "PairRole", "TransferPair", "donor_level_blocks", "equal_length_pairs", "make_pair", "select_pairs", "transfer_pairs"]

@@ -7,9 +7,8 @@ behaviour score. Changing anything that can move a verdict requires bumping the 
 
 Rooms: :mod:`~harness.registry.rules` (the rule language and its semantics),
 :mod:`~harness.registry.multiplicity` (families and the Bonferroni α_test), :mod:`~harness.registry.power_plans`
-(planned n, solved lazily), :mod:`~harness.registry.spec` (:class:`ClaimSpec`), :mod:`~harness.registry.shared`
-(the behavioural decoding regime) and the claim tables ``claims_headline``, ``claims_geometry``,
-``claims_behaviour`` and ``claims_anatomy``.
+(planned n, solved lazily), :mod:`~harness.registry.spec` (:class:`ClaimSpec`) and :mod:`~harness.registry.claims`
+(the claim rows, one table per family, and the behavioural decoding regime).
 
 Conventions used by every claim:
 
@@ -26,23 +25,12 @@ Conventions used by every claim:
 
 from __future__ import annotations
 
-from harness.registry.claims_anatomy import ANATOMY_CLAIMS
-from harness.registry.claims_behaviour import BEHAVIOUR_CLAIMS
-from harness.registry.claims_geometry import GEOMETRY_CLAIMS
-from harness.registry.claims_headline import HEADLINE_CLAIMS
+from harness.registry.claims import (
+    ANATOMY_CLAIMS, BEHAVIOUR_CLAIMS, BEHAVIOUR_DECODING, GEOMETRY_CLAIMS, HEADLINE_CLAIMS,
+)
 from harness.registry.multiplicity import FAMILIES, MultiplicityFamily
 from harness.registry.power_plans import PowerPlan
-from harness.registry.rules import (
-    P_BELOW,
-    Criterion,
-    Kind,
-    ci,
-    ci_outside,
-    ci_within,
-    steps_at_least,
-    value,
-)
-from harness.registry.shared import BEHAVIOUR_DECODING
+from harness.registry.rules import P_BELOW, Criterion, Kind, ci, ci_outside, ci_within, steps_at_least, value
 from harness.registry.spec import ClaimSpec
 
 __all__ = [

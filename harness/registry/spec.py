@@ -12,14 +12,7 @@ from dataclasses import dataclass, field
 from harness.decoding import DecodingRegime
 from harness.registry.multiplicity import FAMILIES
 from harness.registry.power_plans import PowerPlan
-from harness.registry.rules import (
-    CI_KINDS,
-    P_BELOW,
-    Criterion,
-    Kind,
-    criterion_summary,
-    criterion_words,
-)
+from harness.registry.rules import CI_KINDS, P_BELOW, Criterion, Kind, criterion_summary, criterion_words
 
 __all__ = ["ClaimSpec"]
 

@@ -18,20 +18,10 @@ import pytest
 from harness.registry import CLAIMS
 from harness.report.figures import write_figures
 from harness.report.gpu import pinned_visible_devices
-from harness.report.identity import (
-    CLAIM_ID_PROPERTY,
-    CLAIM_MODEL_PROPERTY,
-    NO_MODEL,
-    model_from_callspec,
-)
+from harness.report.identity import CLAIM_ID_PROPERTY, CLAIM_MODEL_PROPERTY, NO_MODEL, model_from_callspec
 from harness.report.provenance import git_info, run_header, run_id, utc_now
 from harness.report.rows import RowCollector, apply_multiplicity
-from harness.report.writers import (
-    claims_markdown,
-    terminal_table,
-    write_csv,
-    write_json,
-)
+from harness.report.writers import claims_markdown, terminal_table, write_csv, write_json
 from harness.results import PROPERTY_NAME, ClaimNotPassed, Verdict
 
 PLUGIN_NAME = "claims-report"

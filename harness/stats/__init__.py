@@ -5,21 +5,9 @@ Each function states its definition and the library routine behind it; see the s
 
 from harness.stats.bootstrap import ConfidenceInterval, bootstrap_ci
 from harness.stats.correlation import Correlation, rank_correlation
-from harness.stats.effect_sizes import (
-    cohens_d,
-    hedges_correction,
-    hedges_g,
-    paired_dz,
-    pooled_sd,
-)
+from harness.stats.effect_sizes import cohens_d, hedges_correction, hedges_g, paired_dz, pooled_sd
 from harness.stats.multiplicity import adjust, benjamini_hochberg, holm
-from harness.stats.power import (
-    PowerPart,
-    fisher_z_effect,
-    part,
-    proportion_effect,
-    solve_n,
-)
+from harness.stats.power import PowerPart, fisher_z_effect, part, proportion_effect, solve_n
 from harness.stats.proportions import binomial_test, proportion_ci
 from harness.stats.significance import (
     TestResult,

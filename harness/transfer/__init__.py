@@ -58,19 +58,9 @@ from harness.transfer.conditions import (
     kv_alpha,
     kv_condition,
 )
-from harness.transfer.estimate import (
-    TransferResult,
-    prompt_clusters,
-    transfer,
-    transfer_step_cis,
-)
+from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_step_cis
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
-from harness.transfer.runner import (
-    NOT_IN_ENGINE_KEY,
-    engine_fingerprint,
-    run_condition,
-    standard_capture,
-)
+from harness.transfer.runner import NOT_IN_ENGINE_KEY, engine_fingerprint, run_condition, standard_capture
 
 __all__ = [
     "ALPHAS", "CATALOGUE", "CROSS_BASELINE", "NOT_IN_ENGINE_KEY", "KV_MAIN", "KV_SINGLE_LATE", "NATURAL_BASELINE",

@@ -1,0 +1,374 @@
+"""The registered claims, as data: one table per multiplicity family, read by :mod:`harness.registry`.
+
+- **Headline** (DESIGN §5): R_V contraction, V-patch null, KV transfer, α dose-response and single-layer failure
+  (multiplicity families: geometry, none, kv_transfer, alpha_monotone, none).
+- **Geometry**: R_V against confound controls, at encoding, over recursion levels, against behaviour, and
+  attention entropy (the 'geometry' family, with the headline R_V contraction).
+- **Behaviour**: the 'behaviour' family (reverse patch, geometry transfer, token-quarter localisation, level
+  trends, donor PR) and the CI-only claims beside it (controls, layer-quarter localisation, peak zone,
+  self-referential tokens). Transfer T follows DESIGN §4.8.
+- **Anatomy**: deterministic invariants of the KV cache (shapes, injection, RoPE re-rotation) and the persona
+  signature (the 'anatomy' family).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.behaviour import BEHAVIOUR_SCORE
+from harness.decoding import DecodingRegime
+from harness.registry.multiplicity import FAMILIES
+from harness.registry.power_plans import (
+    POWER, RANK_TEST_INFLATION, PowerPlan, alpha_ci, correlation_plan, coverage_plan, equivalence_plan, g_plan,
+    paired_plan,
+)
+from harness.registry.rules import P_BELOW, Kind, ci, ci_outside, ci_within, steps_at_least, value
+from harness.registry.spec import ClaimSpec
+from harness.stats.power import part, proportion_effect
+
+__all__ = ["ANATOMY_CLAIMS", "BEHAVIOUR_CLAIMS", "BEHAVIOUR_DECODING", "GEOMETRY_CLAIMS", "HEADLINE_CLAIMS"]
+
+# ------------------------------------------------------------------------------------------- shared pieces
+
+BEHAVIOUR_DECODING = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=48)
+"""Registered before any patched continuation was generated (2026-11-22). Why greedy with a repetition penalty
+rather than seeded sampling at T = 0.7 with k = 4: (1) plain greedy loops on the small CPU-tier models (about
+half of 48-token continuations have distinct-2 < 0.5, DESIGN §4.6), and a penalty of 1.2 (the CTRL paper's
+value, Keskar et al. 2019) breaks such loops; (2) it is deterministic, so every condition of a pair is compared
+without sampling noise and one continuation per pair suffices, where sampling needs k ≥ 4; (3) the suite's
+~850 continuations per model then fit the CPU budget (issue 6: both embedded models in under 40 minutes on
+two cores), which k = 4 sampling (~3,400 per model) does not."""
+
+BEHAVIOURAL: dict[str, Any] = dict(decoding=BEHAVIOUR_DECODING, behaviour_score=BEHAVIOUR_SCORE)
+"""The ClaimSpec fields every behavioural claim shares: its decoding regime and deciding score."""
+
+RV_WORDS = ("R_V = PR(V at the model's late layer) / PR(V at its early layer) over the last W = 16 content tokens "
+            "of each prompt, eigenvalue PR, uncentered (DESIGN §4.1–4.2)")
+"""How R_V is computed, for estimator text."""
+T_WORDS = "transfer T (DESIGN §4.8) of the degeneration-gated embedding score"
+"""What the transfer T is, for estimator text."""
+RECBASE = ("recursive", "baseline")
+"""The prompt groups most claims require."""
+
+# ----------------------------------------------------------------------------------------- headline
+
+HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
+    ClaimSpec(
+        id="rv_contraction", version=1, title="R_V contraction", headline=True,
+        statement="Recursive self-observation prompts have lower R_V than baseline factual prompts.",
+        estimator=f"Hedges g of R_V, recursive − baseline (independent prompts); {RV_WORDS}. CI: 95% BCa "
+                  "bootstrap, each group resampled by prompt. p: Welch t, one-sided (recursive lower).",
+        effect_type="hedges_g", kind=Kind.SUPERIORITY,
+        criteria=(ci("<", -1.0), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="geometry", power=g_plan(-1.8, -1.0, "geometry"),
+        n_unit="prompts per group", required_groups=RECBASE,
+    ),
+    ClaimSpec(
+        id="v_patch_null", version=1, title="V-patch null", headline=True, **BEHAVIOURAL,
+        statement="Patching V (v_proj output) at the late layer, persistently during decoding, does not "
+                  "transfer recursive behaviour.",
+        estimator=f"{T_WORDS}, B⊕A = baseline recipient with the recursive donor's V patched at the late layer "
+                  "on aligned positions. CI: 90% BCa bootstrap over pairs (= TOST at α = 0.05).",
+        effect_type="transfer_ratio", kind=Kind.EQUIVALENCE,
+        criteria=(ci_within(-0.10, 0.10),),
+        ci_level=0.90, alpha=0.05, family=None, power=equivalence_plan(0.10, 0.25, 0.90),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+    ClaimSpec(
+        id="kv_transfer", version=1, title="KV transfer (second half)", headline=True, **BEHAVIOURAL,
+        statement="Patching the recursive donor's K and V over the second half of the layers into a "
+                  "baseline recipient's cache transfers recursive behaviour.",
+        estimator=f"{T_WORDS}, B⊕A = KV patch, layers [L/2, L), all shared positions, α = 1. CI: 95% BCa "
+                  "bootstrap over pairs. p: paired Wilcoxon signed-rank, score(B⊕A) > score(B), one-sided.",
+        effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
+        criteria=(ci(">=", 0.80), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="kv_transfer",
+        power=paired_plan(1.0, 0.80, 0.5, 0.95, "T", "kv_transfer"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+    ClaimSpec(
+        id="alpha_monotone", version=1, title="α dose-response", headline=True, delta=0.10, **BEHAVIOURAL,
+        statement="Recursive behaviour rises monotonically with the mixing weight α ∈ {0, .25, .5, .75, 1} "
+                  "of the second-half KV patch.",
+        estimator=f"{T_WORDS} at each α; Page's L over pairs (blocks) × α (ordered increasing) gives p; "
+                  "adjacent steps T(α_k+1) − T(α_k) each get a 95% BCa bootstrap CI over pairs. The estimate "
+                  "is T(1) − T(0).",
+        effect_type="page_L_with_steps", kind=Kind.TREND,
+        criteria=(P_BELOW, steps_at_least(-0.10)),
+        ci_level=None, alpha=0.01, family="alpha_monotone",
+        power=PowerPlan(
+            assumptions="Page's L approximated by a one-sample t on each pair's linear α contrast with "
+                        "standardized mean 0.8 (n inflated by π/3 for a rank test); steps: true step +0.25 "
+                        "(T from 0 to 1 linearly), per-pair step SD 0.25, all four steps jointly at power 0.8",
+            parts=(
+                part("Page's L p < alpha_test", "one-sample-t", 0.8, FAMILIES["alpha_monotone"].alpha_per_test,
+                     POWER, RANK_TEST_INFLATION),
+                part("each step CI ≥ −0.10", "one-sample-t", (0.25 + 0.10) / 0.25, alpha_ci(0.95),
+                     POWER ** 0.25),
+            ),
+        ),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+    ClaimSpec(
+        id="single_layer_fails", version=1, title="Single-layer KV patch fails", headline=True, **BEHAVIOURAL,
+        statement="Patching only the late layer's K and V does not transfer recursive behaviour.",
+        estimator=f"{T_WORDS}, B⊕A = KV patch at the late layer only, all shared positions, α = 1. "
+                  "CI: 95% BCa bootstrap over pairs.",
+        effect_type="transfer_ratio", kind=Kind.NON_SUPERIORITY,
+        criteria=(ci("<", 0.20),),
+        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.0, 0.20, 0.25, 0.95, "T"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+)
+
+# ----------------------------------------------------------------------------------------- geometry
+
+GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
+    ClaimSpec(
+        id="rv_behaviour_correlation", version=1, title="R_V vs behaviour", **BEHAVIOURAL,
+        statement="Within recursive prompts, lower R_V goes with more recursive behaviour in the natural "
+                  "continuation.",
+        estimator="Spearman ρ between per-prompt R_V (prompt window) and the behaviour score of its natural "
+                  "continuation, within the recursive group only (no pooling across groups). CI: 95% BCa over "
+                  "prompts. p: Spearman, one-sided (ρ < 0).",
+        effect_type="spearman_rho", kind=Kind.SUPERIORITY,
+        criteria=(ci("<", -0.30), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="geometry", power=correlation_plan(-0.6, -0.3, "geometry"),
+        n_unit="recursive prompts", required_groups=("recursive",),
+    ),
+    ClaimSpec(
+        id="geometry_at_encoding", version=1, title="Geometry set at encoding",
+        statement="The recursive − baseline R_V difference is already present at decode step 0.",
+        estimator="Hedges g of R_V at decode step 0 (window = last 16 positions when the first new token is "
+                  "decoded), recursive − baseline; g at step 40 is reported beside it. CI: 95% BCa by prompt. "
+                  "p: Welch t, one-sided.",
+        effect_type="hedges_g", kind=Kind.SUPERIORITY,
+        criteria=(ci("<", -0.80), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="geometry", power=g_plan(-1.6, -0.8, "geometry"),
+        n_unit="prompts per group", required_groups=RECBASE, decoding=BEHAVIOUR_DECODING,
+    ),
+    ClaimSpec(
+        id="level_rv_trend", version=1, title="R_V dose-response over recursion levels",
+        statement="R_V falls as the recursion level of the prompt rises from L1 to L5.",
+        estimator=f"Spearman ρ between level (1–5) and R_V over recursive prompts; {RV_WORDS}. CI: 95% BCa over "
+                  "prompts. p: Spearman, one-sided (ρ < 0).",
+        effect_type="spearman_rho", kind=Kind.TREND,
+        criteria=(ci("<", -0.30), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="geometry", power=correlation_plan(-0.6, -0.3, "geometry"),
+        n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,
+    ),
+    ClaimSpec(
+        id="attention_entropy_differs", version=1, title="Attention entropy differs",
+        statement="Mean attention entropy at the late layer differs between recursive and baseline prompts.",
+        estimator="Hedges g of per-prompt attention entropy (nats, averaged over the late layer's query heads "
+                  "and the last 16 query positions), recursive − baseline; per-head g in details. CI: 95% BCa "
+                  "by prompt. p: Welch t, two-sided.",
+        effect_type="hedges_g", kind=Kind.SUPERIORITY,
+        criteria=(ci_outside(-0.5, 0.5), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="geometry", power=g_plan(1.3, 0.5, "geometry", two_sided_p=True),
+        n_unit="prompts per group", required_groups=RECBASE,
+    ),
+    *(
+        ClaimSpec(
+            id=f"rv_survives_{name}", version=1, title=f"R_V contraction vs {label}",
+            statement=f"Recursive prompts have lower R_V than {label} prompts ({why}).",
+            estimator=f"Hedges g of R_V, recursive − {group}; {RV_WORDS}. CI: 95% BCa by prompt. p: Welch t, one-sided.",
+            effect_type="hedges_g", kind=Kind.SUPERIORITY,
+            criteria=(ci("<", -0.50), P_BELOW),
+            ci_level=0.95, alpha=0.01, family="geometry", power=g_plan(-1.3, -0.5, "geometry"),
+            n_unit="prompts per group", required_groups=("recursive", group),
+            notes=note,
+        )
+        for name, group, label, why, note in (
+            ("long_control", "long_control", "length-matched long non-recursive",
+             "length confound", "recursive side restricted to L4–L5, the levels long_control is matched to"),
+            ("repetition", "repetitive", "repetitive-structure", "repetition confound", ""),
+            ("about_recursion", "about_recursion", "third-person 'about recursion'",
+             "topic confound: talk about recursion without self-observation", ""),
+        )
+    ),
+)
+
+# ---------------------------------------------------------------------------------------- behaviour
+
+BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
+    ClaimSpec(
+        id="reverse_patch_necessity", version=1, title="Reverse patch removes recursion", **BEHAVIOURAL,
+        statement="Patching a baseline donor's K and V (second half of layers) into a recursive recipient "
+                  "removes at least half of its recursive behaviour.",
+        estimator="reverse transfer T_rev = (mean score(A⊕B) − mean score(A)) / (mean score(B) − mean score(A)) "
+                  "with A recursive recipient, B baseline donor. CI: 95% BCa over pairs. p: paired Wilcoxon, "
+                  "score(A⊕B) < score(A), one-sided.",
+        effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
+        criteria=(ci(">=", 0.50), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.9, 0.5, 0.5, 0.95, "T_rev", "behaviour"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+    *(
+        ClaimSpec(
+            id=f"control_{name}_null", version=1, title=f"{label} control ≈ no transfer", **BEHAVIOURAL,
+            statement=f"The {label.lower()} control patch (DESIGN §4.4) transfers no recursive behaviour.",
+            estimator=f"{T_WORDS}, B⊕A = second-half KV patch with {how}; normalized by the same pair's natural "
+                      "recursive − baseline gap. CI: 90% BCa bootstrap over pairs (= TOST at α = 0.05).",
+            effect_type="transfer_ratio", kind=Kind.EQUIVALENCE,
+            criteria=(ci_within(-0.10, 0.10),),
+            ci_level=0.90, alpha=0.05, family=None, power=equivalence_plan(0.10, 0.25, 0.90),
+            n_unit="prompt pairs", required_groups=RECBASE,
+        )
+        for name, label, how in (
+            ("shuffled", "Shuffled", "the donor's K/V positions permuted within the span (one permutation for K and V)"),
+            ("random", "Norm-matched random", "Gaussian K/V matched to the donor's norm per layer, head and position"),
+            ("cross_baseline", "Cross-baseline", "a different baseline prompt as donor"),
+        )
+    ),
+    ClaimSpec(
+        id="geometry_transfers", version=1, title="Geometry transfers with the cache", **BEHAVIOURAL,
+        statement="After a second-half KV patch, R_V of the patched generation moves toward the donor's.",
+        estimator="G = (R_V(B⊕A) − R_V(B)) / (R_V(A) − R_V(B)), R_V on the same generated tokens the behaviour "
+                  "score uses, V captured downstream of the patch (new positions only). CI: 95% BCa over "
+                  "pairs. p: paired Wilcoxon, R_V(B⊕A) < R_V(B), one-sided.",
+        effect_type="geometry_transfer_ratio", kind=Kind.SUPERIORITY,
+        criteria=(ci(">=", 0.25), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.6, 0.25, 0.5, 0.95, "G", "behaviour"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+    ClaimSpec(
+        id="layer_quarter_localisation", version=1, title="Layer-quarter localisation", **BEHAVIOURAL,
+        statement="The transfer is carried by the later layers: the best late quarter (Q3 or Q4) transfers "
+                  "more than the best early quarter (Q1 or Q2).",
+        estimator=f"D = max(T_Q3, T_Q4) − max(T_Q1, T_Q2), each T a {T_WORDS} for a KV patch of that layer quarter; "
+                  "all four T are reported. CI: 95% percentile bootstrap over pairs.",
+        effect_type="transfer_difference", kind=Kind.SUPERIORITY,
+        criteria=(ci(">", 0.0),),
+        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.5, 0.0, 0.6, 0.95, "D"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+    ClaimSpec(
+        id="token_quarter_localisation", version=1, title="Token-quarter localisation", **BEHAVIOURAL,
+        statement="Patching the last 25 % of prompt positions transfers more than patching the first 25 %.",
+        estimator=f"D = T(last 25 %) − T(first 25 %), second-half layers, each a {T_WORDS}. CI: 95% BCa over pairs. "
+                  "p: paired Wilcoxon on per-pair scores, last > first, one-sided.",
+        effect_type="transfer_difference", kind=Kind.SUPERIORITY,
+        criteria=(ci(">", 0.0), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.3, 0.0, 0.5, 0.95, "D", "behaviour", p_dz=0.6),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+    ClaimSpec(
+        id="level_behaviour_trend", version=1, title="Behaviour dose-response over recursion levels", **BEHAVIOURAL,
+        statement="The recursive behaviour of natural continuations rises with the prompt's recursion level.",
+        estimator="Spearman ρ between level (1–5) and the behaviour score of the natural continuation. CI: 95% "
+                  "BCa over prompts. p: Spearman, one-sided (ρ > 0).",
+        effect_type="spearman_rho", kind=Kind.TREND,
+        criteria=(ci(">", 0.30), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="behaviour", power=correlation_plan(0.6, 0.3, "behaviour"),
+        n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,
+    ),
+    ClaimSpec(
+        id="donor_level_transfer_trend", version=1, title="Transfer grows with donor level", **BEHAVIOURAL,
+        statement="KV transfer onto the same baselines grows with the donor's recursion level L1…L5.",
+        estimator="per baseline recipient (block), the behaviour score after a second-half KV patch from a "
+                  "donor of each level L1…L5; estimate = mean within-block Spearman ρ(level, score), CI 95% "
+                  "BCa over blocks; p: Page's L (levels ordered increasing).",
+        effect_type="mean_block_spearman", kind=Kind.TREND,
+        criteria=(ci(">", 0.0), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="behaviour",
+        power=PowerPlan(
+            assumptions="per-block ρ mean 0.5 with SD 0.5; Page's L approximated by a one-sample t on the "
+                        "per-block linear contrast with standardized mean 0.8 (n inflated by π/3)",
+            parts=(
+                part("95% CI above 0", "one-sample-t", 1.0, alpha_ci(0.95), POWER),
+                part("Page's L p < alpha_test", "one-sample-t", 0.8, FAMILIES["behaviour"].alpha_per_test, POWER,
+                     RANK_TEST_INFLATION),
+            ),
+        ),
+        n_unit="baseline recipients", required_groups=RECBASE, requires_levels=True,
+    ),
+    ClaimSpec(
+        id="peak_zone_vs_half", version=1, title="Peak zone vs second half", **BEHAVIOURAL,
+        statement="A KV patch of the peak zone alone (late layer ± 2) transfers less than the full second half.",
+        estimator=f"D = T(second half) − T(late ± 2 layers), each a {T_WORDS}. CI: 95% BCa over pairs.",
+        effect_type="transfer_difference", kind=Kind.SUPERIORITY,
+        criteria=(ci(">", 0.0),),
+        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.4, 0.0, 0.5, 0.95, "D"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+    ClaimSpec(
+        id="self_ref_token_patch", version=1, title="Self-referential tokens carry transfer", **BEHAVIOURAL,
+        statement="Patching only the positions of self-referential tokens (second-half layers) transfers at "
+                  "least half of the natural gap.",
+        estimator=f"{T_WORDS}, B⊕A = KV patch restricted to positions whose donor token is self-referential "
+                  "(the lexicon of DESIGN §4.7a applied to the donor prompt). CI: 95% BCa over pairs.",
+        effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
+        criteria=(ci(">=", 0.50),),
+        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.8, 0.5, 0.5, 0.95, "T"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+    ClaimSpec(
+        id="donor_pr_predicts_transfer", version=1, title="Donor PR predicts transfer", **BEHAVIOURAL,
+        statement="Donors whose cached V has a lower participation ratio transfer more.",
+        estimator="Spearman ρ over pairs between the donor's PR of cached V (late layer, prompt window) and the "
+                  "pair's transfer (score(B⊕A) − score(B)), second-half KV patch. CI: 95% BCa over pairs. "
+                  "p: Spearman, one-sided (ρ < 0).",
+        effect_type="spearman_rho", kind=Kind.SUPERIORITY,
+        criteria=(ci("<", -0.30), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="behaviour", power=correlation_plan(-0.6, -0.3, "behaviour"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
+)
+
+# ------------------------------------------------------------------------------------------ anatomy
+
+ANATOMY_CLAIMS: tuple[ClaimSpec, ...] = (
+    ClaimSpec(
+        id="cache_shapes_match_config", version=1, title="Cache shapes and bytes per token",
+        statement="Every layer's K and V cache has the shape and bytes per token that the model config implies.",
+        estimator="number of (layer, K|V) entries whose shape (batch, n_kv_heads, tokens, head_dim) or bytes "
+                  "per token differ from the config (sliding-window layers: tokens capped at the window).",
+        effect_type="mismatch_count", kind=Kind.INVARIANT,
+        criteria=(value("<=", 0),),
+        ci_level=None, alpha=None, family=None, power=coverage_plan(8, "prompts checked"),
+        n_unit="prompts", required_groups=("baseline",),
+    ),
+    ClaimSpec(
+        id="cache_injection_equals_text", version=1, title="Injected cache equals fed text",
+        statement="Decoding from an injected (copied) cache gives the same next-token logits as feeding the text.",
+        estimator="max |Δ logit| over prompts and vocabulary between decoding from a cloned, re-injected cache "
+                  "and a fresh forward pass over the full text (fp32).",
+        effect_type="max_abs_logit_diff", kind=Kind.INVARIANT,
+        criteria=(value("<=", 1e-4),),
+        ci_level=None, alpha=None, family=None, power=coverage_plan(8, "prompts checked"),
+        n_unit="prompts", required_groups=("baseline",),
+        notes="tolerance is for float32; a bf16/fp16 run needs a new version with a dtype tolerance",
+    ),
+    ClaimSpec(
+        id="rope_rerotation", version=1, title="RoPE re-rotation moves a cache",
+        statement="Re-rotating cached keys by Δ positions gives the cache that encoding at the shifted "
+                  "positions would give.",
+        estimator="max |Δ logit| between decoding from the re-rotated cache and from a cache computed with "
+                  "position ids shifted by Δ (fp32).",
+        effect_type="max_abs_logit_diff", kind=Kind.INVARIANT,
+        criteria=(value("<=", 1e-3),),
+        ci_level=None, alpha=None, family=None, power=coverage_plan(8, "prompts checked"),
+        n_unit="prompts", required_groups=("baseline",),
+    ),
+    ClaimSpec(
+        id="persona_signature", version=1, title="Persona signature in the cache",
+        statement="The KV cache of the user turn identifies which persona system prompt preceded it, with "
+                  "all persona system prompts of equal token length.",
+        estimator="leave-one-user-prompt-out nearest-centroid accuracy of persona identity from the user "
+                  "turn's cached V (late layer, mean over positions after the system prompt). CI: 95% Wilson. "
+                  "p: exact binomial test against chance 1/k, one-sided.",
+        effect_type="accuracy", kind=Kind.SUPERIORITY,
+        criteria=(ci(">", 0.50), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="anatomy",
+        power=PowerPlan(
+            assumptions="true accuracy 0.80; chance 0.25 (4 personas)",
+            parts=(
+                part("95% CI above 0.50", "one-proportion-z", proportion_effect(0.80, 0.50), alpha_ci(0.95), POWER),
+                part("binomial p < alpha_test", "one-proportion-z", proportion_effect(0.80, 0.25),
+                     FAMILIES["anatomy"].alpha_per_test, POWER),
+            ),
+        ),
+        n_unit="persona × user-prompt items", required_groups=("persona",),
+    ),
+)
