@@ -43,13 +43,7 @@ import torch
 from transformers import DynamicCache
 
 from harness.patching import (
-    Alignment,
-    Components,
-    ControlKind,
-    KVPatchSpec,
-    PatchSpecError,
-    norm_matched_gaussian,
-    rotate_keys,
+    Alignment, Components, ControlKind, KVPatchSpec, PatchSpecError, norm_matched_gaussian, rotate_keys,
     shuffle_permutation,
 )
 from harness.seeds import derive_seed

@@ -23,14 +23,8 @@ from harness.claim_context import ClaimContext, RunSettings
 from harness.geometry.metrics import DEFAULT_WINDOW
 from harness.measurement_cache import CACHE_MODES, MeasurementCache
 from harness.models import (
-    DEFAULT_MODEL,
-    MODEL_ALIASES,
-    GPUUnavailableError,
-    LoadedModel,
-    ModelUnavailableError,
-    UnknownModelError,
-    load_model,
-    resolve_spec,
+    DEFAULT_MODEL, MODEL_ALIASES, GPUUnavailableError, LoadedModel, ModelUnavailableError, UnknownModelError,
+    load_model, resolve_spec,
 )
 
 

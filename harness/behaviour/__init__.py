@@ -18,12 +18,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from harness.behaviour.degeneration import (
-    DISTINCT2_MIN,
-    REPEAT_SHARE_MAX,
-    Degeneration,
-    degeneration,
-    distinct_n,
-    repeat_share,
+    DISTINCT2_MIN, REPEAT_SHARE_MAX, Degeneration, degeneration, distinct_n, repeat_share,
 )
 from harness.behaviour.embedding import EmbeddingScore, EmbeddingUnavailableError, embedding_scores
 from harness.behaviour.lexicon import LEXICON, LexiconPattern, lexicon_matches, lexicon_rate

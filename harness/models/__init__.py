@@ -7,30 +7,15 @@ Modules: :mod:`~harness.models.registry` (``ModelSpec`` rows, name groups, ``res
 """
 
 from harness.models.errors import (
-    GPUUnavailableError,
-    ModelConfigMismatchError,
-    ModelUnavailableError,
-    TokenizerConversionUnsupportedError,
+    GPUUnavailableError, ModelConfigMismatchError, ModelUnavailableError, TokenizerConversionUnsupportedError,
     UnknownModelError,
 )
 from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.loading import (
-    TOY_TOKENIZER_DIR,
-    check_loaded,
-    load_model,
-    package_gguf,
-    parse_dtype,
-    resolve_device,
-    sha256_file,
+    TOY_TOKENIZER_DIR, check_loaded, load_model, package_gguf, parse_dtype, resolve_device, sha256_file,
 )
 from harness.models.registry import (
-    DEFAULT_MODEL,
-    EMBEDDED_MODELS,
-    MODEL_ALIASES,
-    MODEL_REGISTRY,
-    TOY_MODELS,
-    ExpectedFacts,
-    ModelSpec,
+    DEFAULT_MODEL, EMBEDDED_MODELS, MODEL_ALIASES, MODEL_REGISTRY, TOY_MODELS, ExpectedFacts, ModelSpec,
     resolve_spec,
 )
 

@@ -31,10 +31,7 @@ from torch import nn
 
 from harness.families import FamilyLayout, layout_for_config, module_path, value_slice
 from harness.models.errors import (
-    GPUUnavailableError,
-    ModelConfigMismatchError,
-    ModelUnavailableError,
-    TokenizerConversionUnsupportedError,
+    GPUUnavailableError, ModelConfigMismatchError, ModelUnavailableError, TokenizerConversionUnsupportedError,
 )
 from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.registry import ModelSpec, resolve_spec

@@ -91,38 +91,27 @@ P_BELOW = Criterion("p_below")
 _SIDE = {"<": "below", "<=": "at or below", ">": "above", ">=": "at or above"}
 
 
-def criterion_words(c: Criterion, *, ci_level: float | None, delta: float | None, p_words: str) -> str:
-    """``c`` in words, as the full decision procedure states it; ``p_words`` is the text of a p criterion
-    (it names the claim's α_test and its family)."""
-    level = f"{ci_level:.0%}" if ci_level is not None else ""
-    if c.kind == "ci":
-        return f"the whole {level} CI lies {_SIDE[c.op or '<']} {c.bound:g}"
-    if c.kind == "ci_within":
-        lo, hi = c.bounds or (0.0, 0.0)
-        return f"the whole {level} CI lies inside ({lo:g}, {hi:g})"
-    if c.kind == "ci_outside":
-        lo, hi = c.bounds or (0.0, 0.0)
-        return f"the whole {level} CI lies outside [{lo:g}, {hi:g}]"
+def criterion_words(c: Criterion, *, ci_level: float | None, delta: float | None, p_words: str,
+                    short: bool = False) -> str:
+    """``c`` in words, as the full decision procedure states it, or with ``short`` in a few symbols for a table
+    cell (e.g. ``95% CI < -1``); ``p_words`` is the text of a p criterion (it names the claim's α_test and its
+    family)."""
     if c.kind == "p_below":
         return p_words
     if c.kind == "steps_at_least":
-        return f"every adjacent-step 95% CI lower bound is ≥ {c.bound:g} (δ = {delta:g})"
-    return f"the value is {c.op} {c.bound:g}"
+        return (f"every step 95% CI ≥ {c.bound:g}" if short
+                else f"every adjacent-step 95% CI lower bound is ≥ {c.bound:g} (δ = {delta:g})")
+    if c.kind == "value":
+        return f"value {c.op} {c.bound:g}" if short else f"the value is {c.op} {c.bound:g}"
+    if c.kind == "ci":
+        where = f"{c.op} {c.bound:g}" if short else f"{_SIDE[c.op or '<']} {c.bound:g}"
+    else:
+        lo, hi = c.bounds or (0.0, 0.0)
+        where = f"inside ({lo:g}, {hi:g})" if c.kind == "ci_within" else f"outside [{lo:g}, {hi:g}]"
+    level = f"{ci_level:.0%}" if ci_level is not None else ""
+    return f"{level} CI {where}" if short else f"the whole {level} CI lies {where}"
 
 
 def criterion_summary(c: Criterion, *, ci_level: float | None, p_words: str) -> str:
     """``c`` in a few symbols for a table cell, e.g. ``95% CI < -1`` (``p_words`` for a p criterion)."""
-    level = f"{ci_level:.0%}" if ci_level is not None else ""
-    if c.kind == "ci":
-        return f"{level} CI {c.op} {c.bound:g}"
-    if c.kind == "ci_within":
-        lo, hi = c.bounds or (0.0, 0.0)
-        return f"{level} CI inside ({lo:g}, {hi:g})"
-    if c.kind == "ci_outside":
-        lo, hi = c.bounds or (0.0, 0.0)
-        return f"{level} CI outside [{lo:g}, {hi:g}]"
-    if c.kind == "p_below":
-        return p_words
-    if c.kind == "steps_at_least":
-        return f"every step 95% CI ≥ {c.bound:g}"
-    return f"value {c.op} {c.bound:g}"
+    return criterion_words(c, ci_level=ci_level, delta=None, p_words=p_words, short=True)

@@ -10,26 +10,11 @@ from harness.stats.multiplicity import adjust, benjamini_hochberg, holm
 from harness.stats.power import PowerPart, fisher_z_effect, part, proportion_effect, solve_n
 from harness.stats.proportions import binomial_test, proportion_ci
 from harness.stats.significance import (
-    TestResult,
-    TostResult,
-    WelchT,
-    mann_whitney,
-    page_trend,
-    permutation_test_ind,
-    permutation_test_paired,
-    spearman,
-    tost_ind,
-    tost_paired,
-    welch_t,
-    wilcoxon_paired,
+    TestResult, TostResult, WelchT, mann_whitney, page_trend, permutation_test_ind, permutation_test_paired,
+    spearman, tost_ind, tost_paired, welch_t, wilcoxon_paired,
 )
 from harness.stats.transfer import (
-    TransferEstimate,
-    adjacent_step_cis,
-    in_gap_units,
-    steps_as_bounds,
-    transfer_ci,
-    transfer_ratio,
+    TransferEstimate, adjacent_step_cis, in_gap_units, steps_as_bounds, transfer_ci, transfer_ratio,
 )
 
 __all__ = [

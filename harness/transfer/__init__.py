@@ -40,23 +40,9 @@ that have every prompt its conditions need.
 """
 
 from harness.transfer.conditions import (
-    ALPHAS,
-    CATALOGUE,
-    CROSS_BASELINE,
-    KV_MAIN,
-    KV_SINGLE_LATE,
-    NATURAL_BASELINE,
-    NATURAL_RECURSIVE,
-    RANDOM_NORM_MATCHED,
-    REVERSE,
-    SHUFFLED,
-    V_PATCH_LATE,
-    Condition,
-    Intervention,
-    LayerSet,
-    activation_condition,
-    kv_alpha,
-    kv_condition,
+    ALPHAS, CATALOGUE, CROSS_BASELINE, KV_MAIN, KV_SINGLE_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE,
+    RANDOM_NORM_MATCHED, REVERSE, SHUFFLED, V_PATCH_LATE, Condition, Intervention, LayerSet, activation_condition,
+    kv_alpha, kv_condition,
 )
 from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_step_cis
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome

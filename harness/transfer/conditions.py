@@ -10,25 +10,13 @@ from typing import Any, Literal
 from harness import patching
 from harness.models import LoadedModel
 from harness.patching import (
-    ActivationPatchSpec,
-    ActivationSite,
-    Components,
-    Control,
-    ControlKind,
-    DecodeSource,
-    KVPatchSpec,
-    PatchMode,
+    ActivationPatchSpec, ActivationSite, Components, Control, ControlKind, DecodeSource, KVPatchSpec, PatchMode,
     Span,
 )
 from harness.prompts.pairing import PairRole
 from harness.seeds import derive_seed
 from harness.serialize import to_builtin
 
-__all__ = [
-    "ALPHAS", "CATALOGUE", "CROSS_BASELINE", "KV_MAIN", "KV_SINGLE_LATE", "NATURAL_BASELINE", "NATURAL_RECURSIVE",
-    "RANDOM_NORM_MATCHED", "REVERSE", "SHUFFLED", "V_PATCH_LATE", "Condition", "Intervention", "LayerSet",
-    "activation_condition", "kv_alpha", "kv_condition",
-]
 
 
 @dataclass(frozen=True)
