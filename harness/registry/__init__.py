@@ -28,13 +28,13 @@ from __future__ import annotations
 from harness.registry.claims import (
     ANATOMY_CLAIMS, BEHAVIOUR_CLAIMS, BEHAVIOUR_DECODING, GEOMETRY_CLAIMS, HEADLINE_CLAIMS,
 )
-from harness.registry.multiplicity import FAMILIES, MultiplicityFamily
+from harness.registry.multiplicity import MULTIPLICITY_FAMILIES, MultiplicityFamily
 from harness.registry.power_plans import PowerPlan
 from harness.registry.rules import P_BELOW, Criterion, Kind, ci, ci_outside, ci_within, steps_at_least, value
 from harness.registry.spec import ClaimSpec
 
 __all__ = [
-    "BEHAVIOUR_DECODING", "CLAIMS", "FAMILIES", "P_BELOW", "ClaimSpec", "Criterion", "Kind", "MultiplicityFamily",
+    "BEHAVIOUR_DECODING", "CLAIMS", "MULTIPLICITY_FAMILIES", "P_BELOW", "ClaimSpec", "Criterion", "Kind", "MultiplicityFamily",
     "PowerPlan", "ci", "ci_outside", "ci_within", "family_of", "get_claim", "steps_at_least", "value",
 ]
 
@@ -45,7 +45,7 @@ def _build(*tables: tuple[ClaimSpec, ...]) -> dict[str, ClaimSpec]:
     claims = {spec.id: spec for spec in specs}
     if len(claims) != len(specs):
         raise ValueError("claims registry: duplicate claim ids")
-    for fam in FAMILIES.values():
+    for fam in MULTIPLICITY_FAMILIES.values():
         for member in fam.members:
             spec = claims.get(member)
             if spec is None or spec.family != fam.name:
@@ -68,4 +68,4 @@ def get_claim(claim_id: str) -> ClaimSpec:
 def family_of(claim_id: str) -> MultiplicityFamily | None:
     """The multiplicity family of a claim (None for claims decided without a p-value)."""
     spec = get_claim(claim_id)
-    return FAMILIES[spec.family] if spec.family else None
+    return MULTIPLICITY_FAMILIES[spec.family] if spec.family else None

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.behaviour import BEHAVIOUR_SCORE
 from harness.decoding import DecodingRegime
-from harness.registry.multiplicity import FAMILIES
+from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
 from harness.registry.power_plans import (
     POWER, RANK_TEST_INFLATION, PowerPlan, alpha_ci, correlation_plan, coverage_plan, equivalence_plan, g_plan,
     paired_plan,
@@ -101,7 +101,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
                         "standardized mean 0.8 (n inflated by π/3 for a rank test); steps: true step +0.25 "
                         "(T from 0 to 1 linearly), per-pair step SD 0.25, all four steps jointly at power 0.8",
             parts=(
-                part("Page's L p < alpha_test", "one-sample-t", 0.8, FAMILIES["alpha_monotone"].alpha_per_test,
+                part("Page's L p < alpha_test", "one-sample-t", 0.8, MULTIPLICITY_FAMILIES["alpha_monotone"].alpha_per_test,
                      POWER, RANK_TEST_INFLATION),
                 part("each step CI ≥ −0.10", "one-sample-t", (0.25 + 0.10) / 0.25, alpha_ci(0.95),
                      POWER ** 0.25),
@@ -277,7 +277,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                         "per-block linear contrast with standardized mean 0.8 (n inflated by π/3)",
             parts=(
                 part("95% CI above 0", "one-sample-t", 1.0, alpha_ci(0.95), POWER),
-                part("Page's L p < alpha_test", "one-sample-t", 0.8, FAMILIES["behaviour"].alpha_per_test, POWER,
+                part("Page's L p < alpha_test", "one-sample-t", 0.8, MULTIPLICITY_FAMILIES["behaviour"].alpha_per_test, POWER,
                      RANK_TEST_INFLATION),
             ),
         ),
@@ -366,7 +366,7 @@ ANATOMY_CLAIMS: tuple[ClaimSpec, ...] = (
             parts=(
                 part("95% CI above 0.50", "one-proportion-z", proportion_effect(0.80, 0.50), alpha_ci(0.95), POWER),
                 part("binomial p < alpha_test", "one-proportion-z", proportion_effect(0.80, 0.25),
-                     FAMILIES["anatomy"].alpha_per_test, POWER),
+                     MULTIPLICITY_FAMILIES["anatomy"].alpha_per_test, POWER),
             ),
         ),
         n_unit="persona × user-prompt items", required_groups=("persona",),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["FAMILIES", "MultiplicityFamily"]
+__all__ = ["MULTIPLICITY_FAMILIES", "MultiplicityFamily"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class MultiplicityFamily:
         return self.alpha / len(self.members)
 
 
-FAMILIES: dict[str, MultiplicityFamily] = {
+MULTIPLICITY_FAMILIES: dict[str, MultiplicityFamily] = {
     f.name: f
     for f in (
         MultiplicityFamily("geometry", 0.01, "holm", (

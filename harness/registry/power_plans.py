@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from harness.registry.multiplicity import FAMILIES
+from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
 from harness.stats.power import PowerPart, fisher_z_effect, part
 
 __all__ = [
@@ -56,7 +56,7 @@ def _g_inflation(g: float) -> float:
 
 def g_plan(assumed_g: float, threshold: float, family: str, two_sided_p: bool = False) -> PowerPlan:
     """Two-sample plan for a Hedges-g claim: CI-bound part and Welch-t p part."""
-    alpha_p = FAMILIES[family].alpha_per_test / (2.0 if two_sided_p else 1.0)
+    alpha_p = MULTIPLICITY_FAMILIES[family].alpha_per_test / (2.0 if two_sided_p else 1.0)
     return PowerPlan(
         assumptions=f"true Hedges g = {assumed_g:g}; equal group sizes; normal data",
         parts=(
@@ -75,7 +75,7 @@ def paired_plan(assumed: float, threshold: float, sd: float, ci_level: float, wh
     words = f"true {what} = {assumed:g}, per-pair SD {sd:g} in the same units"
     if family is not None:
         parts.append(part("paired rank test p < alpha_test", "one-sample-t", p_dz,
-                          FAMILIES[family].alpha_per_test, POWER, RANK_TEST_INFLATION))
+                          MULTIPLICITY_FAMILIES[family].alpha_per_test, POWER, RANK_TEST_INFLATION))
         words += f"; paired score difference d_z = {p_dz:g} (rank-test n inflated by π/3)"
     return PowerPlan(words, tuple(parts))
 
@@ -97,7 +97,7 @@ def correlation_plan(assumed: float, threshold: float, family: str) -> PowerPlan
             part(f"95% CI bound beyond {threshold:g}", "correlation-fisher-z", fisher_z_effect(assumed, threshold),
                  alpha_ci(0.95), POWER),
             part("p < alpha_test", "correlation-fisher-z", fisher_z_effect(assumed, 0.0),
-                 FAMILIES[family].alpha_per_test, POWER),
+                 MULTIPLICITY_FAMILIES[family].alpha_per_test, POWER),
         ),
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.decoding import DecodingRegime
-from harness.registry.multiplicity import FAMILIES
+from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
 from harness.registry.power_plans import PowerPlan
 from harness.registry.rules import CI_KINDS, P_BELOW, Criterion, Kind, criterion_summary, criterion_words
 
@@ -50,7 +50,7 @@ class ClaimSpec:
 
     def __post_init__(self) -> None:
         if P_BELOW in self.criteria:
-            fam = FAMILIES.get(self.family or "")
+            fam = MULTIPLICITY_FAMILIES.get(self.family or "")
             if fam is None or self.id not in fam.members:
                 raise ValueError(f"claim {self.id}: has a p condition but is not a member of a family")
             if self.alpha != fam.alpha:
@@ -91,7 +91,7 @@ class ClaimSpec:
     def _p_words(self, short: bool) -> str:
         if self.family is None:
             return ""
-        fam = FAMILIES[self.family]
+        fam = MULTIPLICITY_FAMILIES[self.family]
         m = len(fam.members)
         if short:
             return f"p < {self.alpha_test:.3g} (α {fam.alpha:g}/{m})"

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.registry import CLAIMS, FAMILIES
+from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES
 from harness.report.identity import Identity, clean_nodeid, from_nodeid, from_properties
 from harness.results import PROPERTY_NAME, ClaimResult, Verdict
 from harness.stats.multiplicity import adjust
@@ -168,7 +168,7 @@ def apply_multiplicity(rows: Iterable[Row]) -> None:
             continue
         groups[(row.result.model, spec.family)].append(row)
     for (_, family_name), members in groups.items():
-        family = FAMILIES[family_name]
+        family = MULTIPLICITY_FAMILIES[family_name]
         adjusted = adjust([r.result.p_value for r in members], family.method, len(family.members))
         for row, p_adj in zip(members, adjusted):
             row.result.p_adjusted = float(p_adj)

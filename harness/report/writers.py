@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.registry import CLAIMS, FAMILIES
+from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES
 from harness.results import Verdict
 
 CSV_COLUMNS = ("claim", "version", "model", "verdict", "estimate", "ci_low", "ci_high", "ci_level", "n",
@@ -118,7 +118,7 @@ def claims_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any], figu
             "'p adj.' is the Holm-adjusted p within the same family per model, counting family members that did "
             "not run as p = 1; Holm never exceeds Bonferroni, so a PASS holds under Holm too.",
             "- Families: " + "; ".join(f"{f.name} (α = {f.alpha:g}, m = {len(f.members)})"
-                                        for f in FAMILIES.values()) + ".",
+                                        for f in MULTIPLICITY_FAMILIES.values()) + ".",
             "- n (planned): units per claim are named in each rule; planned n comes from the registry's power "
             "calculation.", ""]
     out += ["## Package versions", "", md_table(["package", "version"], sorted(

@@ -10,7 +10,7 @@ from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from harness import stats as hs
 
-from harness.registry import CLAIMS, FAMILIES, P_BELOW, Kind, ci, ci_within, family_of, get_claim, steps_at_least
+from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES, P_BELOW, Kind, ci, ci_within, family_of, get_claim, steps_at_least
 from harness.results import Verdict, evaluate
 
 HEADLINE = {"rv_contraction", "v_patch_null", "kv_transfer", "alpha_monotone", "single_layer_fails"}
@@ -31,7 +31,7 @@ def test_registry_holds_exactly_the_design_claims():
 
 def test_headline_rules_are_design_section_5():
     rv = get_claim("rv_contraction")
-    assert rv.criteria == (ci("<", -1.0), P_BELOW) and rv.alpha == 0.01 and FAMILIES[rv.family].method == "holm"
+    assert rv.criteria == (ci("<", -1.0), P_BELOW) and rv.alpha == 0.01 and MULTIPLICITY_FAMILIES[rv.family].method == "holm"
     vp = get_claim("v_patch_null")
     assert vp.kind is Kind.EQUIVALENCE and vp.criteria == (ci_within(-0.10, 0.10),)
     assert vp.alpha == 0.05 and vp.ci_level == pytest.approx(1 - 2 * 0.05)
@@ -44,7 +44,7 @@ def test_headline_rules_are_design_section_5():
 
 
 def test_families_are_consistent_and_alpha_test_is_bonferroni():
-    for fam in FAMILIES.values():
+    for fam in MULTIPLICITY_FAMILIES.values():
         for member in fam.members:
             spec = get_claim(member)
             assert spec.family == fam.name and P_BELOW in spec.criteria
