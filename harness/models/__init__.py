@@ -2,13 +2,14 @@
 
 Modules: :mod:`~harness.models.registry` (``ModelSpec`` rows, name groups, ``resolve_spec``),
 :mod:`~harness.models.loading` (``load_model``, GGUF conversion cache, toy models, load-time checks),
+:mod:`~harness.models.safety` (what is checked in a model directory before transformers reads it),
 :mod:`~harness.models.loaded` (``LoadedModel``, ``ModelShape``, ``LayerChoice``) and
 :mod:`~harness.models.errors`. The public names are re-exported here.
 """
 
 from harness.models.errors import (
-    GPUUnavailableError, ModelConfigMismatchError, ModelUnavailableError, TokenizerConversionUnsupportedError,
-    UnknownModelError,
+    GPUUnavailableError, ModelConfigMismatchError, ModelDirectoryError, ModelUnavailableError,
+    TokenizerConversionUnsupportedError, UnknownModelError, UnsafeModelError,
 )
 from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.loading import (
@@ -21,8 +22,9 @@ from harness.models.registry import (
 
 __all__ = [
     "DEFAULT_MODEL", "EMBEDDED_MODELS", "MODEL_ALIASES", "MODEL_REGISTRY", "TOY_MODELS", "TOY_TOKENIZER_DIR",
-    "ExpectedFacts", "GPUUnavailableError", "LayerChoice", "LoadedModel", "ModelConfigMismatchError", "ModelShape",
-    "ModelSpec", "ModelUnavailableError", "TokenizerConversionUnsupportedError", "UnknownModelError",
+    "ExpectedFacts", "GPUUnavailableError", "LayerChoice", "LoadedModel", "ModelConfigMismatchError",
+    "ModelDirectoryError", "ModelShape", "ModelSpec", "ModelUnavailableError", "TokenizerConversionUnsupportedError",
+    "UnknownModelError", "UnsafeModelError",
     "check_loaded", "default_layer_choice", "load_model", "package_gguf", "parse_dtype", "read_shape",
     "resolve_device", "resolve_spec", "sha256_file",
 ]

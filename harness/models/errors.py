@@ -21,3 +21,13 @@ class GPUUnavailableError(RuntimeError):
 
 class ModelConfigMismatchError(AssertionError):
     """The loaded config contradicts the registry's expected family facts."""
+
+
+class ModelDirectoryError(ModelUnavailableError):
+    """A model directory is missing or broken: no directory, no or unparseable ``config.json``, no weights, no
+    tokenizer. The message names the directory (or file) and what to do."""
+
+
+class UnsafeModelError(ModelUnavailableError):
+    """A model directory would need code to run: custom architecture code (``auto_map``) or pickle-only weights
+    (``*.bin``). The suite refuses both; the message names the file and the fix."""

@@ -8,6 +8,10 @@ against the registry's expected facts), the pre-registered layer choices, and pr
   ``<cache>/converted/<gguf sha256>/transformers-<version>/``; later loads read that copy.
 - ``hf`` sources are read **only** from the local Hugging Face cache (``local_files_only=True``); weights are
   never fetched silently.
+- ``path`` sources: a ``save_pretrained`` directory, inspected first (``harness.models.safety``): a missing or
+  broken directory is one line naming what is missing; custom code (``auto_map``) and pickle-only weights are
+  refused before transformers reads anything. Every transformers call passes ``trust_remote_code=False`` and
+  pretrained weights are read with ``use_safetensors=True``.
 - ``toy`` sources: random weights from the spec's config after ``torch.manual_seed(0)``.
 
 The cache root is :func:`harness.storage.cache_root` (``$KVCLAIMS_CACHE`` or ``~/.cache/kvclaims``).
@@ -31,10 +35,12 @@ from torch import nn
 
 from harness.families import FamilyLayout, layout_for_config, module_path, value_slice
 from harness.models.errors import (
-    GPUUnavailableError, ModelConfigMismatchError, ModelUnavailableError, TokenizerConversionUnsupportedError,
+    GPUUnavailableError, ModelConfigMismatchError, ModelDirectoryError, ModelUnavailableError,
+    TokenizerConversionUnsupportedError,
 )
 from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.registry import ModelSpec, resolve_spec
+from harness.models.safety import inspect_model_directory
 from harness.storage import cache_root
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -154,7 +160,7 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs = dict(gguf_file=gguf_path.name)
+    kwargs: dict[str, Any] = dict(gguf_file=gguf_path.name, trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
     model = AutoModelForCausalLM.from_pretrained(
         str(gguf_path.parent), dtype=torch.float32, attn_implementation="eager", **kwargs
@@ -193,26 +199,34 @@ def _load_toy(spec: ModelSpec, dtype: torch.dtype, device: str) -> tuple[nn.Modu
     torch.manual_seed(0)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=spec.attn_implementation)
-    tokenizer = AutoTokenizer.from_pretrained(str(TOY_TOKENIZER_DIR))
+    tokenizer = AutoTokenizer.from_pretrained(str(TOY_TOKENIZER_DIR), trust_remote_code=False)
     return model, tokenizer, {"weights": f"random, torch.manual_seed(0) on {device}", "tokenizer": "smollm2-135m"}
 
 
 def _load_pretrained(
     spec: ModelSpec, dtype: torch.dtype, device: str
 ) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """Weights, tokenizer and provenance of a ``gguf-package``, ``path`` or ``hf`` model.
+
+    The directory is inspected first (:func:`~harness.models.safety.inspect_model_directory`): nothing in it runs,
+    custom code and pickle-only weights are refused, and transformers is called with ``trust_remote_code=False``
+    and ``use_safetensors=True``.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     provenance: dict[str, Any] = {}
-    common: dict[str, Any] = dict(dtype=dtype, attn_implementation=spec.attn_implementation)
+    common: dict[str, Any] = dict(
+        dtype=dtype, attn_implementation=spec.attn_implementation, trust_remote_code=False, use_safetensors=True
+    )
     if spec.source == "gguf-package":
         directory, sha = _converted_copy(spec)
         location, provenance["gguf_sha256"] = str(directory), sha
     elif spec.source == "path":
         location = spec.location
-        if not Path(location).is_dir():
-            raise ModelUnavailableError(f"{spec.name}: directory {location!r} does not exist")
+        inspect_model_directory(Path(location), spec.name)
     else:
         location = spec.location
+        _inspect_hf_snapshot(spec)
         common.update(revision=spec.revision, local_files_only=True)
     if device == "cuda":
         common["device_map"] = "auto"  # accelerate spreads layers over the visible GPUs when needed
@@ -220,19 +234,49 @@ def _load_pretrained(
         tokenizer = AutoTokenizer.from_pretrained(location, **_tokenizer_kwargs(common))
         model = AutoModelForCausalLM.from_pretrained(location, **common)
     except OSError as exc:
+        if spec.source == "path":
+            raise ModelDirectoryError(f"{spec.name}: {location} cannot be loaded: {_first_line(exc)}") from exc
         raise ModelUnavailableError(_unavailable_message(spec)) from exc
     provenance["revision"] = getattr(model.config, "_commit_hash", None) or spec.revision
     return model, tokenizer, provenance
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def hub_cache_dir() -> str:
+    """The Hugging Face hub cache this process reads (``$HF_HUB_CACHE`` or huggingface_hub's default)."""
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
+
+
+def _inspect_hf_snapshot(spec: ModelSpec) -> None:
+    """Find the cached snapshot of an ``hf`` model without any network call and inspect it.
+
+    Raises:
+        ModelUnavailableError: the snapshot (or a file it needs) is not in the local cache.
+        UnsafeModelError: the snapshot needs custom code or holds only pickle weights.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(spec.location, "config.json", cache_dir=hub_cache_dir(), revision=spec.revision)
+    if not isinstance(cached, str):
+        raise ModelUnavailableError(_unavailable_message(spec))
+    try:
+        inspect_model_directory(Path(cached).parent, spec.name)
+    except ModelDirectoryError as exc:
+        raise ModelUnavailableError(_unavailable_message(spec)) from exc
+
+
 def _tokenizer_kwargs(common: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in common.items() if k in ("revision", "local_files_only")}
+    return {k: v for k, v in common.items() if k in ("revision", "local_files_only", "trust_remote_code")}
 
 
 def _unavailable_message(spec: ModelSpec) -> str:
-    from huggingface_hub import constants
-
-    hub_cache = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
+    hub_cache = hub_cache_dir()
     revision = f" (revision {spec.revision})" if spec.revision else ""
     token = " It is gated: accept its licence on the Hub and set HF_TOKEN before downloading." if spec.gated else ""
     return (
