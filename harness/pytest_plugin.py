@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -94,6 +94,46 @@ def share_cpu_threads_among_workers(worker_count: str | None) -> int | None:
     return threads
 
 
+def check_device_option(device: str, cuda_available: Callable[[], bool] | None = None) -> None:
+    """Refuse ``--device cuda`` on a machine without CUDA (otherwise every model test would skip and the run end
+    green with nothing measured).
+
+    Called on the controller only: in an xdist worker, asking CUDA before the report plugin pins the worker's GPU
+    would fix the visible devices too early.
+
+    Raises:
+        pytest.UsageError: naming the option and the missing GPU.
+    """
+    if device != "cuda":
+        return
+    if cuda_available is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available
+    if not cuda_available():
+        raise pytest.UsageError(
+            "--device cuda: no CUDA GPU is available (torch.cuda.is_available() is False); "
+            "run on a CUDA machine or use --device auto or cpu"
+        )
+
+
+def prepare_report_dir(option: str | None) -> None:
+    """Check ``--report-dir`` at start and remove an earlier run's report files from it (only the suite's own).
+
+    Raises:
+        pytest.UsageError: the path is a file or cannot be written.
+    """
+    if not option:
+        return
+    from harness.report.files import ReportDirError, check_report_dir, clear_stale_report
+
+    try:
+        check_report_dir(Path(option))
+    except ReportDirError as exc:
+        raise pytest.UsageError(f"--report-dir: {exc}") from None
+    clear_stale_report(Path(option))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: GPU replication tier (CUDA and local weights)")
     config.addinivalue_line("markers", "slow: loads an embedded pretrained model on CPU")
@@ -104,6 +144,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--n must be at least 2")
     if config.getoption("window") < 2:
         raise pytest.UsageError("--window must be at least 2")
+    if getattr(config, "workerinput", None) is None:  # the controller checks once; workers start after it
+        check_device_option(config.getoption("device"))
+        prepare_report_dir(config.getoption("report_dir"))
     bank_path = config.getoption("prompt_bank")
     if bank_path is not None:
         from harness.prompts import PromptBankError, load_bank

@@ -84,3 +84,32 @@ def test_xdist_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
         assert share_cpu_threads_among_workers("64") is None and torch.get_num_threads() == before  # user's choice wins
     finally:
         torch.set_num_threads(before)
+
+
+def test_report_dir_that_is_a_file_fails_at_start(suite: pytest.Pytester) -> None:
+    target = suite.path / "report.txt"
+    target.write_text("")
+    result = suite.runpytest_subprocess("--model", "toy-llama", "--report-dir", str(target), "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--report-dir: {target} is a file, not a directory*"])
+    assert "passed" not in result.stdout.str()
+
+
+def test_reused_report_dir_loses_only_the_suites_old_files_at_start(suite: pytest.Pytester) -> None:
+    out = suite.path / "out"
+    out.mkdir()
+    for name in ("claims.md", "claims.json", "rv_by_group-rv_contraction.png", "mine.png"):
+        (out / name).write_text("old")
+    result = suite.runpytest_subprocess("--model", "toy-llama", "--report-dir", str(out), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert sorted(p.name for p in out.iterdir()) == ["mine.png"]
+
+
+def test_device_cuda_without_cuda_is_a_usage_error(suite: pytest.Pytester) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    result = suite.runpytest_subprocess("--model", "toy-llama", "--device", "cuda", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--device cuda: no CUDA GPU is available*"])
