@@ -14,7 +14,8 @@ Contract for claim tests
 Outputs (controller only, written at session finish when at least one claim row exists), in
 ``--report-dir`` or by default ``reports/<UTC timestamp>-<short git sha>/``: ``claims.md``, ``claims.csv``,
 ``claims.json`` (``{"run": header, "records": [...]}``) and figures ``<kind>-<claim>.png``; a compact
-verdict table is printed at the end of the terminal output.
+verdict table is printed at the end of the terminal output. A reused ``--report-dir`` is cleared of these
+files (and only these) at start (:mod:`harness.report.files`).
 
 ``details`` keys the report reads (all optional; numbers as floats, lists of equal length)
 -------------------------------------------------------------------------------------------
