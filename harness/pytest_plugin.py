@@ -16,6 +16,7 @@ import gc
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,6 +27,9 @@ from harness.models import (
     DEFAULT_MODEL, MODEL_ALIASES, GPUUnavailableError, LoadedModel, ModelUnavailableError, UnknownModelError,
     load_model, resolve_spec,
 )
+
+if TYPE_CHECKING:
+    from harness.prompts import PromptBank
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -216,6 +220,27 @@ def measurement_cache(pytestconfig: pytest.Config) -> MeasurementCache:
     return MeasurementCache(mode=pytestconfig.getoption("claims_cache"))
 
 
+@pytest.fixture(scope="session")
+def bank_fits() -> set[tuple[int, str]]:
+    """(bank id, model name) pairs whose prompts were checked to fit the model's context (checked once each)."""
+    return set()
+
+
+def _check_bank_fits(bank: PromptBank, lm: LoadedModel, checked: set[tuple[int, str]]) -> None:
+    """Fail the claim (one line) when a prompt of the bank is longer than the model's context."""
+    from harness.models import context_length
+    from harness.prompts import PromptBankError, check_max_tokens
+
+    key = (id(bank), lm.name)
+    if key in checked:
+        return
+    try:
+        check_max_tokens(bank, lm.tokenizer, context_length(lm.model.config), lm.name)
+    except PromptBankError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    checked.add(key)
+
+
 @pytest.fixture
 def claim(
     request: pytest.FixtureRequest,
@@ -224,6 +249,7 @@ def claim(
     run_settings: RunSettings,
     measurement_cache: MeasurementCache,
     record_property,  # type: ignore[no-untyped-def]
+    bank_fits: set[tuple[int, str]],
 ) -> ClaimContext:
     """The context of the claim named by the test's ``@pytest.mark.claim(<id>)`` on the model under test."""
     from harness.registry import get_claim
@@ -232,6 +258,7 @@ def claim(
     claim_id = (marker.args[0] if marker.args else marker.kwargs.get("id")) if marker else None
     if claim_id is None:
         pytest.fail(f"{request.node.nodeid}: the claim fixture needs @pytest.mark.claim(<claim id>)", pytrace=False)
+    _check_bank_fits(prompt_bank, lm, bank_fits)
     return ClaimContext(
         spec=get_claim(claim_id), lm=lm, bank=prompt_bank, settings=run_settings, cache=measurement_cache,
         record_property=record_property,

@@ -11,7 +11,9 @@ from harness.models.errors import (
     GPUUnavailableError, ModelConfigMismatchError, ModelDirectoryError, ModelUnavailableError,
     TokenizerConversionUnsupportedError, UnknownModelError, UnsafeModelError,
 )
-from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
+from harness.models.loaded import (
+    LayerChoice, LoadedModel, ModelShape, context_length, default_layer_choice, read_shape,
+)
 from harness.models.loading import (
     TOY_TOKENIZER_DIR, check_loaded, load_model, package_gguf, parse_dtype, resolve_device, sha256_file,
 )
@@ -25,6 +27,6 @@ __all__ = [
     "ExpectedFacts", "GPUUnavailableError", "LayerChoice", "LoadedModel", "ModelConfigMismatchError",
     "ModelDirectoryError", "ModelShape", "ModelSpec", "ModelUnavailableError", "TokenizerConversionUnsupportedError",
     "UnknownModelError", "UnsafeModelError",
-    "check_loaded", "default_layer_choice", "load_model", "package_gguf", "parse_dtype", "read_shape",
+    "check_loaded", "context_length", "default_layer_choice", "load_model", "package_gguf", "parse_dtype", "read_shape",
     "resolve_device", "resolve_spec", "sha256_file",
 ]

@@ -48,6 +48,17 @@ class ModelShape:
         return tuple(i for i, t in enumerate(self.layer_types) if t == "sliding_attention")
 
 
+def context_length(config: Any) -> int | None:
+    """The longest input the model was built for: ``max_position_embeddings`` (or ``n_positions``/``n_ctx``) of
+    its (text) config; None when the config names none."""
+    text_config = getattr(config, "text_config", None) or config
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(text_config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def read_shape(config: Any) -> ModelShape:
     """Head layout from a (text) config; ``head_dim`` falls back to hidden_size // num_attention_heads."""
     n_layers = config.num_hidden_layers

@@ -7,11 +7,11 @@ from harness.prompts.bank import (
     GROUPS, LEVELS, PAIR_KINDS, PERSONA_TAG, Prompt, PromptBank, PromptBankError, PromptPair, Tokenizer,
     content_token_count,
 )
-from harness.prompts.loading import DEFAULT_BANK_DIR, check_min_tokens, load_bank
+from harness.prompts.loading import DEFAULT_BANK_DIR, check_max_tokens, check_min_tokens, load_bank
 from harness.prompts.pairing import PairRole, TransferPair, equal_length_pairs, make_pair, select_pairs, transfer_pairs
 
 __all__ = [
     "DEFAULT_BANK_DIR", "GROUPS", "LEVELS", "PAIR_KINDS", "PERSONA_TAG", "PairRole", "Prompt", "PromptBank",
-    "PromptBankError", "PromptPair", "Tokenizer", "TransferPair", "check_min_tokens", "content_token_count",
-    "equal_length_pairs", "load_bank", "make_pair", "select_pairs", "transfer_pairs",
+    "PromptBankError", "PromptPair", "Tokenizer", "TransferPair", "check_max_tokens", "check_min_tokens",
+    "content_token_count", "equal_length_pairs", "load_bank", "make_pair", "select_pairs", "transfer_pairs",
 ]

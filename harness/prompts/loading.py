@@ -284,3 +284,24 @@ def check_min_tokens(bank: PromptBank, tokenizer: Tokenizer, window: int = 16) -
             raise PromptBankError(
                 bank.origin(p.id), f"too short for the window: {n} content tokens < W + 1 = {window + 1}", p.id
             )
+
+
+def check_max_tokens(bank: PromptBank, tokenizer: Tokenizer, max_tokens: int | None, model: str) -> None:
+    """Raise :class:`PromptBankError` for the first prompt longer than the model's context.
+
+    The length counted is what the model is fed: the tokenizer's ids *with* its special tokens (BOS). A prompt
+    past ``max_tokens`` (the config's ``max_position_embeddings``) would be run at positions the model never
+    saw, so it is rejected when the bank is handed to a claim, not silently measured. ``None`` (a config without
+    a context length) checks nothing.
+    """
+    if max_tokens is None:
+        return
+    for p in bank.prompts:
+        n = len(tokenizer(p.text, add_special_tokens=True)["input_ids"])
+        if n > max_tokens:
+            raise PromptBankError(
+                bank.origin(p.id),
+                f"{n} tokens exceed the context of {model} (max_position_embeddings = {max_tokens}); "
+                "shorten the prompt or use a model with a longer context",
+                p.id,
+            )

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.models import (
-    TOY_TOKENIZER_DIR, ModelDirectoryError, ModelUnavailableError, UnsafeModelError, load_model,
-)
+from harness.models import TOY_TOKENIZER_DIR, ModelDirectoryError, ModelUnavailableError, UnsafeModelError, load_model
 
 MARKER_CODE = "from pathlib import Path\nPath({marker!r}).write_text('custom code ran')\n"
 
