@@ -28,13 +28,15 @@ PROPERTY_NAME = "claim_result"
 
 
 class Verdict(str, enum.Enum):
-    """PASS / FAIL / INCONCLUSIVE come from a claim's rule; SKIPPED and ERROR only appear in report rows."""
+    """PASS / FAIL / INCONCLUSIVE come from a claim's rule; SKIPPED, ERROR and NOT RUN only appear in report rows
+    (NOT RUN: a selected claim test that never reported, because the session was interrupted or stopped)."""
 
     PASS = "PASS"
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
     SKIPPED = "SKIPPED"
     ERROR = "ERROR"
+    NOT_RUN = "NOT RUN"
 
 
 class _Tri(enum.Enum):

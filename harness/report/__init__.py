@@ -15,7 +15,12 @@ Outputs (controller only, written at session finish when at least one claim row 
 ``--report-dir`` or by default ``reports/<UTC timestamp>-<short git sha>/``: ``claims.md``, ``claims.csv``,
 ``claims.json`` (``{"run": header, "records": [...]}``) and figures ``<kind>-<claim>.png``; a compact
 verdict table is printed at the end of the terminal output. A reused ``--report-dir`` is cleared of these
-files (and only these) at start (:mod:`harness.report.files`).
+files (and only these) at start (:mod:`harness.report.files`), and all are written into a staging directory and
+moved into place together, so no reader sees a half-written file. A report also says whether it is complete
+(:mod:`harness.report.status`): ``run.status`` in claims.json, the header of claims.md and the terminal name the
+exit status and an interruption (Ctrl-C) or stop (``-x``), and each selected claim test that never reported has a
+NOT RUN row. Under xdist the selected tests are read from the workers' collected nodeids
+(``test_<claim id>[<model>]``).
 
 ``details`` keys the report reads (all optional; numbers as floats, lists of equal length)
 -------------------------------------------------------------------------------------------

@@ -1,18 +1,31 @@
-"""The report directory: checked at configure time, and cleared of the suite's own old report files.
+"""The report directory: checked at configure time, cleared of the suite's own old report files, written atomically.
 
 A ``--report-dir`` that cannot be written fails at start (not after all the compute), and a reused one loses only
 the files the report plugin writes (``claims.md``/``.csv``/``.json`` and ``<kind>-<claim>.png`` figures for
 registered figure kinds and claims), so no stale figure sits beside a new report; other files are never touched.
+
+:func:`write_staged` writes a report into a staging directory inside the target (``.claims-staging-*``), fsyncs
+every file, and only then moves each into place with ``os.replace`` (``claims.json`` last). A failure or kill while
+writing leaves the previous files untouched (or no file at all), never a half-written one; a staging directory left
+by a killed run is removed at the next start and the next write.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 REPORT_FILES = ("claims.md", "claims.csv", "claims.json")
 """The report files written by :class:`harness.report.plugin.ClaimsReport`, besides figures."""
+
+STAGING_PREFIX = ".claims-staging-"
+"""Name prefix of the staging directory a report is written into before its files are moved into place."""
+
+LAST_FILES = ("claims.csv", "claims.md", "claims.json")
+"""Moved into place last, in this order: a reader who finds ``claims.json`` finds the rest of the report too."""
 
 
 class ReportDirError(ValueError):
@@ -53,9 +66,67 @@ def suite_report_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.name in names and p.is_file())
 
 
+def stale_staging_dirs(directory: Path) -> list[Path]:
+    """Staging directories (``.claims-staging-*``) left in ``directory`` by a report write that was killed."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.startswith(STAGING_PREFIX) and p.is_dir())
+
+
 def clear_stale_report(directory: Path) -> list[Path]:
-    """Remove an earlier run's report files from ``directory``; return what was removed."""
+    """Remove an earlier run's report files and any staging directory a killed write left; return what was removed."""
     removed = suite_report_files(directory)
     for path in removed:
         path.unlink()
-    return removed
+    staging = stale_staging_dirs(directory)
+    for path in staging:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed + staging
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # a platform without directory file descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_staged(directory: Path, write: Callable[[Path], None]) -> list[Path]:
+    """Write a report with ``write(staging_dir)``, then move every file it wrote into ``directory``.
+
+    ``write`` puts plain files into the staging directory (a fresh ``.claims-staging-*`` directory inside
+    ``directory``, so the moves stay on one file system). Only after it returns are the files fsynced and moved
+    into place with ``os.replace`` (figures first, then :data:`LAST_FILES` in order); so if ``write`` raises, or
+    the process dies before the moves, ``directory`` still holds exactly what it held before. Staging
+    directories left by an earlier killed write are removed first. Returns the paths now in ``directory``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in stale_staging_dirs(directory):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
+    try:
+        write(staging)
+        written = sorted((p for p in staging.iterdir() if p.is_file()),
+                         key=lambda p: (p.name in LAST_FILES, LAST_FILES.index(p.name) if p.name in LAST_FILES else 0,
+                                        p.name))
+        for path in written:
+            _fsync_file(path)
+        placed = []
+        for path in written:
+            os.replace(path, directory / path.name)
+            placed.append(directory / path.name)
+        _fsync_dir(directory)
+        return placed
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

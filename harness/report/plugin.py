@@ -17,10 +17,19 @@ import pytest
 
 from harness.registry import CLAIMS
 from harness.report.figures import write_figures
+from harness.report.files import write_staged
 from harness.report.gpu import pinned_visible_devices
-from harness.report.identity import CLAIM_ID_PROPERTY, CLAIM_MODEL_PROPERTY, NO_MODEL, model_from_callspec
+from harness.report.identity import (
+    CLAIM_ID_PROPERTY,
+    CLAIM_MODEL_PROPERTY,
+    NO_MODEL,
+    from_nodeid,
+    from_properties,
+    model_from_callspec,
+)
 from harness.report.provenance import git_info, run_header, run_id, utc_now
 from harness.report.rows import RowCollector, apply_multiplicity
+from harness.report.status import SessionStatus, session_status
 from harness.report.writers import claims_markdown, terminal_table, write_csv, write_json
 from harness.results import PROPERTY_NAME, ClaimNotPassed, Verdict
 
@@ -110,9 +119,34 @@ class ClaimsReport:
         self.workers: dict[str, dict[str, Any]] = {}
         self.records: list[dict[str, Any]] = []
         self.report_dir: Path | None = None
+        self.keyboard_interrupt = False
+        self.stop_reason: str | None = None
+        self.status: SessionStatus | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Note every selected claim test (serial run), so one that never reports becomes a NOT RUN row."""
+        for item in session.items:
+            identity = from_properties(item.user_properties)
+            if identity is not None:
+                self.collector.expect(identity, item.nodeid)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under xdist the controller collects nothing: note the claim tests a worker collected, by nodeid
+        (``test_<claim id>[<model>]``, the naming contract of :mod:`harness.report`)."""
+        for nodeid in ids:
+            identity = from_nodeid(nodeid, CLAIMS)
+            if identity is not None:
+                self.collector.expect(identity, nodeid)
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        """Ctrl-C, or a deliberate stop raised as a KeyboardInterrupt subclass (pytest-xdist's ``-x``)."""
+        self.keyboard_interrupt = True
+        if type(excinfo.value) is not KeyboardInterrupt and str(excinfo.value):
+            self.stop_reason = f"{type(excinfo.value).__name__}: {excinfo.value}"
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -135,24 +169,39 @@ class ClaimsReport:
         parts = value if isinstance(value, list | tuple) else [value]
         return [m.strip() for p in parts for m in str(p).split(",") if m.strip()]
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        rows = self.collector.rows(self._model_order())
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
+        """Write the report (also after an interruption: then it says so and lists the claims that did not run)."""
+        status = session_status(exitstatus, keyboard_interrupt=self.keyboard_interrupt,
+                                shouldstop=session.shouldstop, shouldfail=session.shouldfail,
+                                selected=len(self.collector.rows()), not_run=len(self.collector.not_run()),
+                                stop_reason=self.stop_reason)
+        why = ("the session was interrupted before this test ran" if status.interrupted else
+               f"the session stopped before this test ran ({status.stopped})" if status.stopped else
+               "the session ended before this test reported")
+        rows = self.collector.rows(self._model_order(), not_run_reason=why)
         if not rows:
             return
+        self.status = status
         apply_multiplicity(rows)
         self.records = [row.record() for row in rows]
         root = Path(self.config.rootpath)
         git = self.git
         header = run_header(config=self.config, records=self.records, started=self.started, finished=utc_now(),
                             git=git, workers=dict(sorted(self.workers.items())))
+        header["status"] = status.to_json()
         option = self.config.getoption("report_dir", default=None)
         out = Path(option) if option else root / "reports" / run_id(self.started, git.get("short"))
-        out.mkdir(parents=True, exist_ok=True)
-        figures = write_figures(self.records, out)
-        markdown = claims_markdown(self.records, header, figures)
-        (out / "claims.md").write_text(markdown, encoding="utf-8")
-        write_csv(self.records, out / "claims.csv")
-        write_json(self.records, header, out / "claims.json")
+        markdown = ""
+
+        def write(staging: Path) -> None:
+            nonlocal markdown
+            figures = write_figures(self.records, staging)
+            markdown = claims_markdown(self.records, header, figures)
+            (staging / "claims.md").write_text(markdown, encoding="utf-8")
+            write_csv(self.records, staging / "claims.csv")
+            write_json(self.records, header, staging / "claims.json")
+
+        write_staged(out, write)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as fh:
@@ -162,7 +211,11 @@ class ClaimsReport:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.records:
             return
-        terminalreporter.write_sep("=", "claim verdicts")
+        complete = self.status is None or self.status.complete
+        title = "claim verdicts" if complete else f"claim verdicts: {self.status.label}, report incomplete"
+        terminalreporter.write_sep("=", title, **({} if complete else {"red": True, "bold": True}))
         for line in terminal_table(self.records):
             terminalreporter.write_line(line)
+        if self.status is not None:
+            terminalreporter.write_line(f"run: {self.status.describe()}", **({} if complete else {"red": True}))
         terminalreporter.write_line(f"report: {self.report_dir}")

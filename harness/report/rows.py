@@ -7,7 +7,9 @@ Rules (controller side, any ``-n``):
 - setup failed → ERROR row with the first error line; setup or call skipped → SKIPPED row with the reason;
 - call failed or passed without a ``claim_result`` → ERROR row ("no result recorded");
 - teardown failed → an ERROR row if the test made none, else a ``teardown_error`` note in ``details``;
-- a second row for the same claim × model from a different test → ERROR (one test per claim × model).
+- a second row for the same claim × model from a different test → ERROR (one test per claim × model);
+- a selected claim test (:meth:`RowCollector.expect`) that never reported → NOT RUN row (the session was
+  interrupted or stopped before it ran).
 
 Adjusted p-values: Holm (or the family's method) within each registry family, per model, over the
 family's full registry size m (claims that did not run count as p = 1).
@@ -83,6 +85,17 @@ class RowCollector:
         self._rows: dict[Identity, Row] = {}
         self._by_node: dict[str, Identity] = {}
         self._durations: dict[str, dict[str, float]] = {}
+        self._expected: dict[Identity, str] = {}
+
+    def expect(self, identity: Identity, nodeid: str) -> None:
+        """Note a selected claim test; if it never reports, :meth:`rows` gives it a NOT RUN row."""
+        self._expected.setdefault(identity, clean_nodeid(nodeid))
+
+    def not_run(self) -> list[Identity]:
+        """Selected claim tests (claim × model) without a row so far, in the order they were selected."""
+        reported = {row.test for row in self._rows.values()}  # a result may name another model than the param id
+        return [identity for identity, nodeid in self._expected.items()
+                if identity not in self._rows and nodeid not in reported]
 
     def add(self, report: Any) -> None:
         """Feed one phase report (setup, call, teardown, or xdist's crash report)."""
@@ -134,8 +147,10 @@ class RowCollector:
                                   f"{existing.test}, {nodeid}"), nodeid, row.worker)
         self._rows[identity] = row
 
-    def rows(self, model_order: Sequence[str] = ()) -> list[Row]:
-        """Rows in registry order × model order (``model_order`` first, then any others sorted)."""
+    def rows(self, model_order: Sequence[str] = (), not_run_reason: str = "the session ended before this test ran"
+             ) -> list[Row]:
+        """Rows in registry order × model order (``model_order`` first, then any others sorted), with a NOT RUN
+        row (explanation ``not_run_reason``) for each selected claim test that never reported."""
         claim_rank = {cid: i for i, cid in enumerate(CLAIMS)}
         models = list(dict.fromkeys(model_order))
         model_rank = {m: i for i, m in enumerate(models)}
@@ -144,7 +159,9 @@ class RowCollector:
             r = row.result
             return (claim_rank.get(r.claim, len(claim_rank)), r.claim, model_rank.get(r.model, len(models)), r.model)
 
-        rows = sorted(self._rows.values(), key=key)
+        missing = [Row(placeholder(identity, Verdict.NOT_RUN, not_run_reason), self._expected[identity], "-")
+                   for identity in self.not_run()]
+        rows = sorted([*self._rows.values(), *missing], key=key)
         for row in rows:
             row.durations_s = dict(self._durations.get(row.test, {}))
         return rows

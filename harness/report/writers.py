@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES
+from harness.report.status import status_line
 from harness.results import Verdict
 
 CSV_COLUMNS = ("claim", "version", "model", "verdict", "estimate", "ci_low", "ci_high", "ci_level", "n",
@@ -67,7 +68,9 @@ def _header_lines(run: dict[str, Any]) -> list[str]:
     git = run.get("git") or {}
     sha = git.get("short") or "no git"
     dirty = " (uncommitted changes)" if git.get("dirty") else ""
-    lines = [
+    status = run.get("status") or {}
+    lines = [f"- Run status: {status_line(status)}"] if status else []
+    lines += [
         f"- Date (UTC): {run.get('date_utc')}; commit `{sha}`{dirty}; seed: {run.get('seed')}",
         f"- Command: `{run.get('command')}`",
         f"- Prompt bank sha256: `{run.get('prompt_bank_sha256')}`; device: {run.get('device')}",
@@ -82,6 +85,10 @@ def claims_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any], figu
     out: list[str] = [f"# Claims report — {run.get('run_id')}", ""]
     if run.get("synthetic"):
         out += [SYNTHETIC_BANNER, ""]
+    status = run.get("status") or {}
+    if status and not status.get("complete"):
+        out += [(f"> **{status.get('label')}: this report is incomplete.** {status_line(status)}. Rows marked NOT "
+                 "RUN were selected but never ran; re-run the same command to complete the report."), ""]
     out += _header_lines(run) + [""]
     counts = Counter(r["verdict"] for r in records)
     out += ["Summary: " + ", ".join(f"{counts.get(v.value, 0)} {v.value}" for v in Verdict) + ".", ""]

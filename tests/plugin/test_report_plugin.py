@@ -296,3 +296,33 @@ def test_write_example_report(inner_env: pytest.Pytester, tmp_path: Path):
     target.mkdir(parents=True, exist_ok=True)
     for f in (tmp_path / "example").iterdir():
         shutil.copy2(f, target / f.name)
+
+
+@pytest.mark.parametrize("workers", [("-n", "0"), ("-n", "2", "--dist", "loadgroup")], ids=["serial", "xdist"])
+def test_a_run_stopped_by_x_says_stopped_with_not_run_rows(inner_env: pytest.Pytester, tmp_path: Path,
+                                                           workers: tuple[str, ...]):
+    """``-x`` stops at the first non-passing claim: the report names the stop and the claims that did not run."""
+    _setup(inner_env)
+    result, payload = _run(inner_env, tmp_path / "x", "-x", *workers)
+    status = payload["run"]["status"]
+    assert status["complete"] is False and status["label"] == "STOPPED" and status["interrupted"] is False
+    assert "stopping after 1 failures" in status["stopped"]
+    assert status["selected_claim_tests"] == 12 and len(payload["records"]) == 12
+    not_run = [r for r in payload["records"] if r["verdict"] == "NOT RUN"]
+    assert len(not_run) == status["not_run"] > 0
+    assert all("the session stopped before this test ran" in r["explanation"] for r in not_run)
+    assert all(r["p_adjusted"] is None for r in not_run)
+    md = (tmp_path / "x" / "claims.md").read_text()
+    assert "STOPPED: this report is incomplete" in md and f"{status['not_run']} NOT RUN" in md
+    assert "claim verdicts: STOPPED, report incomplete" in result.stdout.str()
+
+
+def test_a_complete_run_says_complete(inner_env: pytest.Pytester, tmp_path: Path):
+    _setup(inner_env)
+    result, payload = _run(inner_env, tmp_path / "ok", "-n", "0", "-k", "rv_contraction")
+    assert payload["run"]["status"] == {
+        "complete": True, "label": "complete", "exit_status": 0, "exit_status_name": "OK", "interrupted": False,
+        "stopped": None, "selected_claim_tests": 2, "not_run": 0}
+    assert "Run status: complete: all 2 selected claim tests reported (exit status 0 OK)" in (
+        tmp_path / "ok" / "claims.md").read_text()
+    assert "run: complete" in result.stdout.str()

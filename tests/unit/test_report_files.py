@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from harness.pytest_plugin import check_device_option, prepare_report_dir
-from harness.report.files import ReportDirError, check_report_dir, clear_stale_report, suite_report_files
+from harness.report.files import (
+    STAGING_PREFIX,
+    ReportDirError,
+    check_report_dir,
+    clear_stale_report,
+    stale_staging_dirs,
+    suite_report_files,
+    write_staged,
+)
+from harness.report.status import session_status
 
 
 def test_report_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
@@ -53,3 +63,85 @@ def test_device_cuda_without_cuda_is_a_usage_error() -> None:
         check_device_option("cuda", cuda_available=lambda: False)
     check_device_option("cuda", cuda_available=lambda: True)
     check_device_option("auto", cuda_available=lambda: False)
+
+
+def _old_report(directory: Path) -> dict[str, str]:
+    old = {"claims.md": "# old complete report\n", "claims.csv": "claim,verdict\nrv_contraction,PASS\n",
+           "claims.json": '{"run": {}, "records": []}\n'}
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in old.items():
+        (directory / name).write_text(text)
+    return old
+
+
+def test_a_write_failing_midway_leaves_the_previous_report_untouched(tmp_path: Path) -> None:
+    """claims.md and claims.csv written, claims.json half-written, then a failure: nothing new is visible."""
+    out = tmp_path / "report"
+    old = _old_report(out)
+
+    def write(staging: Path) -> None:
+        (staging / "claims.md").write_text("# new report\n")
+        (staging / "claims.csv").write_text("claim,verdict\n")
+        (staging / "claims.json").write_text('{"run": {"run_id": ')  # half of it
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_staged(out, write)
+    assert {p.name: p.read_text() for p in out.iterdir()} == old  # no staging dir left, no half file
+    assert json.loads((out / "claims.json").read_text()) == {"run": {}, "records": []}
+
+
+def test_a_write_killed_before_the_moves_leaves_no_partial_file_and_is_cleaned_up(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    old = _old_report(out)
+    killed = out / f"{STAGING_PREFIX}dead"  # what a SIGKILL during writing leaves: a staging dir, half a file
+    killed.mkdir()
+    (killed / "claims.json").write_text("")
+    assert [p.name for p in suite_report_files(out)] == sorted(old)  # the visible report is the old, complete one
+    assert stale_staging_dirs(out) == [killed]
+
+    def write(staging: Path) -> None:
+        (staging / "claims.json").write_text('{"run": {"new": true}, "records": []}\n')
+        (staging / "claims.md").write_text("# new\n")
+
+    placed = write_staged(out, write)
+    assert [p.name for p in placed] == ["claims.md", "claims.json"]  # claims.json moved last
+    assert not killed.exists() and stale_staging_dirs(out) == []
+    assert json.loads((out / "claims.json").read_text())["run"] == {"new": True}
+    assert (out / "claims.csv").read_text() == old["claims.csv"]  # files the write did not produce are untouched
+
+    killed.mkdir()
+    clear_stale_report(out)  # the start of the next run removes a leftover staging dir too
+    assert not killed.exists()
+
+
+def test_files_are_fsynced_then_moved_figures_first_and_claims_json_last(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(f"replace {Path(b).name}"), real_replace(a, b))[1])
+
+    def write(staging: Path) -> None:
+        for name in ("claims.json", "claims.md", "claims.csv", "layer_sweep-rv_contraction.png"):
+            (staging / name).write_text(name)
+
+    write_staged(tmp_path / "out", write)
+    replaces = [e for e in events if e.startswith("replace")]
+    assert replaces == ["replace layer_sweep-rv_contraction.png", "replace claims.csv", "replace claims.md",
+                        "replace claims.json"]
+    assert events[:4] == ["fsync"] * 4  # every file is on disk before the first one is moved into place
+
+
+def test_session_status_words() -> None:
+    done = session_status(pytest.ExitCode.TESTS_FAILED, keyboard_interrupt=False, shouldstop=False, shouldfail=False,
+                          selected=3, not_run=0)
+    assert done.complete and done.label == "complete"
+    assert done.describe() == "complete: all 3 selected claim tests reported (exit status 1 TESTS_FAILED)"
+    cut = session_status(2, keyboard_interrupt=True, shouldstop=False, shouldfail=False, selected=28, not_run=24)
+    assert not cut.complete and cut.to_json()["interrupted"] is True and cut.exit_status_name == "INTERRUPTED"
+    assert cut.describe() == ("INTERRUPTED (KeyboardInterrupt; exit status 2 INTERRUPTED): 4 of 28 selected claim "
+                              "tests reported, 24 NOT RUN")
+    stopped = session_status(1, keyboard_interrupt=False, shouldstop=False, shouldfail="stopping after 1 failures",
+                             selected=4, not_run=2)
+    assert stopped.label == "STOPPED" and stopped.to_json()["stopped"] == "stopping after 1 failures"

@@ -1,0 +1,87 @@
+"""Whether a run's report is complete: the session's exit status, an interruption or early stop, NOT RUN rows.
+
+A report written after Ctrl-C, ``-x``/``--maxfail`` or a ``session.shouldstop`` holds only the claims that ran;
+:class:`SessionStatus` says so in the ``run.status`` object of claims.json, the header of claims.md and the
+terminal summary, so a partial report is never read as a complete one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """How the session ended and how many selected claim tests (claim × model) never reported."""
+
+    exit_status: int
+    exit_status_name: str
+    interrupted: bool
+    stopped: str | None
+    selected: int
+    not_run: int
+
+    @property
+    def complete(self) -> bool:
+        """True when the session ran to its end and every selected claim test reported."""
+        return not self.interrupted and self.stopped is None and self.not_run == 0
+
+    @property
+    def label(self) -> str:
+        """``complete``, ``INTERRUPTED``, ``STOPPED`` (``-x``, ``--maxfail``, ``shouldstop``) or ``INCOMPLETE``."""
+        if self.interrupted:
+            return "INTERRUPTED"
+        if self.stopped is not None:
+            return "STOPPED"
+        return "INCOMPLETE" if self.not_run else "complete"
+
+    def describe(self) -> str:
+        """One line for the terminal (the same words as claims.md's ``Run status``)."""
+        return status_line(self.to_json(), bold=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``run.status`` object of claims.json."""
+        return {"complete": self.complete, "label": self.label, "exit_status": self.exit_status,
+                "exit_status_name": self.exit_status_name, "interrupted": self.interrupted, "stopped": self.stopped,
+                "selected_claim_tests": self.selected, "not_run": self.not_run}
+
+
+def status_line(status: dict[str, Any], bold: bool = True) -> str:
+    """The ``run.status`` object of claims.json in words (the label in Markdown bold unless complete)."""
+    code = f"exit status {status.get('exit_status')} {status.get('exit_status_name')}"
+    selected, not_run = status.get("selected_claim_tests") or 0, status.get("not_run") or 0
+    if status.get("complete"):
+        return f"complete: all {selected} selected claim tests reported ({code})"
+    label = f"**{status.get('label')}**" if bold else str(status.get("label"))
+    why = "KeyboardInterrupt" if status.get("interrupted") else (status.get("stopped") or "claim tests never reported")
+    return f"{label} ({why}; {code}): {selected - not_run} of {selected} selected claim tests reported, {not_run} NOT RUN"
+
+
+def _reason(flag: Any) -> str | None:
+    if not flag:
+        return None
+    return flag if isinstance(flag, str) else "stopped early"
+
+
+def session_status(
+    exitstatus: int, *, keyboard_interrupt: bool, shouldstop: Any, shouldfail: Any, selected: int, not_run: int,
+    stop_reason: str | None = None,
+) -> SessionStatus:
+    """The status of a finished session.
+
+    ``shouldstop``/``shouldfail`` are as pytest's ``Session`` holds them (False or a reason string);
+    ``keyboard_interrupt``: ``pytest_keyboard_interrupt`` was called; ``stop_reason``: the message of an
+    interrupt that is a deliberate stop, not Ctrl-C (pytest-xdist ends ``-x`` by raising its ``Interrupted``,
+    a KeyboardInterrupt, "stopping after 1 failures"). A stop is STOPPED; Ctrl-C is INTERRUPTED.
+    """
+    try:
+        name = pytest.ExitCode(int(exitstatus)).name
+    except ValueError:
+        name = "UNKNOWN"
+    stopped = _reason(shouldstop) or _reason(shouldfail) or stop_reason
+    interrupted = stopped is None and (keyboard_interrupt or int(exitstatus) == pytest.ExitCode.INTERRUPTED)
+    return SessionStatus(exit_status=int(exitstatus), exit_status_name=name, interrupted=interrupted,
+                         stopped=stopped, selected=selected, not_run=not_run)
