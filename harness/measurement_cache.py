@@ -8,8 +8,12 @@ and transformers versions, and a fingerprint of the code of the modules that com
 stale can be read back. Statistics are always recomputed from the raw values, so tables and verdicts can be
 regenerated without a model.
 
-Writes are atomic (temporary file, then ``os.replace``) under a file lock, so xdist workers can share it.
-Modes: ``off`` (never read or write), ``read`` (read, never write), ``readwrite`` (default), ``refresh``
+Writes are atomic (temporary file, fsync, then ``os.replace``) under a file lock, so xdist workers can share it.
+Each entry is an envelope ``{"format", "key", "sha256", "value"}``: a read checks that the file is JSON of that
+shape, names its own key and that the sha256 of the canonical JSON of ``value`` matches. An entry that fails
+(truncated by a crash, 0 bytes, not JSON, wrong shape, another key) is moved aside to
+``<kind>/corrupt/<key>.<UTC time>.json`` with a :class:`CorruptCacheEntryWarning` naming both paths, and the
+value is recomputed (in ``read`` mode the file is left where it is). Modes: ``off`` (never read or write), ``read`` (read, never write), ``readwrite`` (default), ``refresh``
 (recompute and overwrite).
 """
 
@@ -20,9 +24,12 @@ import functools
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import sys
 import tempfile
+import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +41,14 @@ from harness.storage import cache_root
 
 CacheMode = Literal["off", "read", "readwrite", "refresh"]
 CACHE_MODES: tuple[str, ...] = ("off", "read", "readwrite", "refresh")
+ENTRY_FORMAT = 1
+"""Version of the entry envelope ``{"format", "key", "sha256", "value"}``."""
 T = TypeVar("T")
+LOG = logging.getLogger(__name__)
+
+
+class CorruptCacheEntryWarning(UserWarning):
+    """A measurement cache entry failed its check (not JSON, wrong shape, wrong key or sha256); it is recomputed."""
 
 
 def canonical_json(obj: Any) -> str:
@@ -197,24 +211,90 @@ class MeasurementCache:
     def get_or_compute(self, kind: str, parts: dict[str, Any], compute: Callable[[], T]) -> T:
         """Return the cached JSON value for ``parts`` or compute it (and store it, per the mode).
 
-        ``compute`` must return a JSON-serializable value built from builtins.
+        ``compute`` must return a JSON-serializable value built from builtins. A stored entry that fails its
+        check is moved aside (see the module docstring), warned about, and recomputed.
         """
         if self.mode == "off":
             return compute()
         key = measurement_key({"kind": kind, **parts})
         target = self.path(kind, key)
         if self.mode != "refresh" and target.exists():
-            return json.loads(target.read_text())
+            found, value = self._read(kind, key, target)
+            if found:
+                return value
         value = compute()
         if self.mode in ("readwrite", "refresh"):
-            self._write(target, value)
+            self._write(target, key, value)
         return value
 
+    def _read(self, kind: str, key: str, target: Path) -> tuple[bool, Any]:
+        """``(True, value)`` for a sound entry; ``(False, None)`` when absent or corrupt (then moved aside)."""
+        try:
+            raw = target.read_bytes()
+        except FileNotFoundError:
+            return False, None
+        value, problem = check_entry(raw, key)
+        if problem is None:
+            return True, value
+        self._set_aside(kind, key, target, raw, problem)
+        return False, None
+
+    def _set_aside(self, kind: str, key: str, target: Path, raw: bytes, problem: str) -> None:
+        if self.mode == "read":
+            where = "left in place (--claims-cache read never writes); delete it or run with readwrite"
+        else:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            aside = self.root / kind / "corrupt" / f"{key}.{stamp}.json"
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(target) + ".lock"):
+                try:
+                    if target.read_bytes() != raw:  # another worker rewrote it meanwhile: not ours to move
+                        return
+                    os.replace(target, aside)
+                except FileNotFoundError:  # another worker moved it aside already
+                    return
+            where = f"moved aside to {aside}"
+        message = f"measurement cache entry {target} is corrupt ({problem}); {where}; recomputing it"
+        LOG.warning(message)
+        warnings.warn(message, CorruptCacheEntryWarning, stacklevel=3)
+
     @staticmethod
-    def _write(target: Path, value: Any) -> None:
+    def _write(target: Path, key: str, value: Any) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
+        envelope = {"format": ENTRY_FORMAT, "key": key, "sha256": value_sha256(value), "value": value}
         with FileLock(str(target) + ".lock"):
             fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(value, fh)
-            os.replace(tmp, target)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(envelope, fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+
+def value_sha256(value: Any) -> str:
+    """sha256 hex of the canonical JSON of a stored value (the same before writing and after reading back)."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def check_entry(raw: bytes, key: str) -> tuple[Any, str | None]:
+    """``(value, None)`` for a sound entry of ``key``; ``(None, problem)`` otherwise (problem in a few words)."""
+    if not raw.strip():
+        return None, f"{len(raw)} bytes, empty"
+    try:
+        entry = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"not JSON ({len(raw)} bytes, truncated?): {exc}"
+    if not isinstance(entry, dict) or set(entry) != {"format", "key", "sha256", "value"}:
+        shape = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        return None, f"not a cache entry (expected keys format, key, sha256, value; found {shape})"
+    if entry["format"] != ENTRY_FORMAT:
+        return None, f"entry format {entry['format']!r}, expected {ENTRY_FORMAT}"
+    if entry["key"] != key:
+        return None, f"it holds key {str(entry['key'])[:16]}…, not its file name's key"
+    if entry["sha256"] != value_sha256(entry["value"]):
+        return None, "sha256 of the value does not match the one stored with it"
+    return entry["value"], None

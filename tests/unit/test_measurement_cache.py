@@ -117,3 +117,92 @@ def test_fingerprint_is_order_free_and_cached() -> None:
     assert code_fingerprint([geometry, kvcache]) == code_fingerprint([kvcache, geometry])
     assert code_fingerprint([geometry]) != code_fingerprint([kvcache])
     assert code_fingerprint([geometry.measure_rv]) == code_fingerprint([geometry])
+
+
+# ------------------------------------------------------------------------------- entry integrity (issue 15)
+
+CORRUPTIONS = {
+    "empty": b"",
+    "truncated": None,  # the first half of a sound entry, as a crash before the data reached the disk leaves it
+    "not_json": b"\x00\x01binary garbage",
+    "wrong_shape": b"{}",
+    "bare_value": b"[1.0, 2.0]",
+    "other_key": None,
+    "bad_sha": None,
+}
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_a_corrupt_entry_is_moved_aside_warned_about_and_recomputed(
+        corruption: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import warnings
+
+    from harness.measurement_cache import CorruptCacheEntryWarning, MeasurementCache, measurement_key
+
+    monkeypatch.setenv("KVCLAIMS_CACHE", str(tmp_path))
+    cache = MeasurementCache()
+    assert cache.root == tmp_path / "measurements"
+    parts = {"what": "rv", "prompts": ["a", "b"]}
+    calls: list[int] = []
+
+    def compute() -> list[float]:
+        calls.append(1)
+        return [1.0, 2.0]
+
+    assert cache.get_or_compute("rv", parts, compute) == [1.0, 2.0]
+    key = measurement_key({"kind": "rv", **parts})
+    target = cache.path("rv", key)
+    sound = target.read_bytes()
+    entry = json.loads(sound)
+    bad = {
+        "truncated": sound[: len(sound) // 2],
+        "other_key": json.dumps({**entry, "key": "0" * 64}).encode(),
+        "bad_sha": json.dumps({**entry, "value": [1.0, 3.0]}).encode(),
+    }.get(corruption, CORRUPTIONS[corruption])
+    target.write_bytes(bad)
+
+    with pytest.warns(CorruptCacheEntryWarning, match=f"{target} is corrupt .*moved aside to .*corrupt/{key}\\."):
+        assert cache.get_or_compute("rv", parts, compute) == [1.0, 2.0]
+    assert len(calls) == 2  # recomputed, not a JSONDecodeError
+    aside = list((tmp_path / "measurements" / "rv" / "corrupt").glob(f"{key}.*.json"))
+    assert len(aside) == 1 and aside[0].read_bytes() == bad  # kept for inspection
+    assert target.read_bytes() != bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rewritten entry is sound: read back without a warning or a compute
+        assert cache.get_or_compute("rv", parts, compute) == [1.0, 2.0]
+    assert len(calls) == 2
+
+
+def test_read_mode_warns_about_a_corrupt_entry_and_leaves_it(tmp_path: Path) -> None:
+    from harness.measurement_cache import CorruptCacheEntryWarning, MeasurementCache, measurement_key
+
+    cache = MeasurementCache(tmp_path, "read")
+    target = cache.path("rv", measurement_key({"kind": "rv", "x": 1}))
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"")
+    with pytest.warns(CorruptCacheEntryWarning, match="left in place"):
+        assert cache.get_or_compute("rv", {"x": 1}, lambda: 5) == 5
+    assert target.read_bytes() == b"" and not (tmp_path / "rv" / "corrupt").exists()
+
+
+def test_entries_are_written_with_their_key_and_sha256_and_fsynced(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import os
+
+    from harness.measurement_cache import MeasurementCache, canonical_json, measurement_key
+
+    order: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (order.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (order.append("replace"), real_replace(a, b))[1])
+    cache = MeasurementCache(tmp_path)
+    cache.get_or_compute("k", {"p": 1}, lambda: {"a": [1, 2]})
+    assert order == ["fsync", "replace"]
+    key = measurement_key({"kind": "k", "p": 1})  # the key scheme is unchanged: file name = sha256 of the parts
+    entry = json.loads(cache.path("k", key).read_text())
+    import hashlib
+    assert entry == {"format": 1, "key": key, "value": {"a": [1, 2]},
+                     "sha256": hashlib.sha256(canonical_json({"a": [1, 2]}).encode()).hexdigest()}
+    assert [p.name for p in (tmp_path / "k").iterdir() if p.suffix != ".lock"] == [f"{key}.json"]
