@@ -45,7 +45,7 @@ class ModelSpec:
         dtype: default torch dtype name (``float32`` on CPU tiers, ``bfloat16`` for GPU models).
         attn_implementation: always passed explicitly; ``eager`` wherever attention weights are read.
         revision: Hub revision (branch, tag, commit or training checkpoint such as ``step1000``).
-        gguf_file: file name inside the package for ``gguf-package`` sources (None: call ``assemble()``).
+        gguf_file: file name inside the package for ``gguf-package`` sources (None: call the package's ``assemble(output_path)`` with a path under the cache root).
         expected: facts asserted against the loaded config (None for user-named models).
         gated: the Hub repository requires accepting a licence and an ``HF_TOKEN``.
         early_layer, late_layer, patch_layers: per-model overrides of the depth-fraction defaults.
