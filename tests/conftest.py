@@ -1,8 +1,11 @@
-"""Hypothesis profiles for the harness's own tests (select with HYPOTHESIS_PROFILE=dev|ci|thorough)."""
+"""Shared test configuration: hypothesis profiles (HYPOTHESIS_PROFILE=dev|ci|thorough) and the default prompt bank."""
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from harness.prompts import PromptBank, load_bank
 
 pytest_plugins = ["pytester"]
 
@@ -12,3 +15,9 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(scope="session")
+def bank() -> PromptBank:
+    """The shipped default prompt bank (read-only)."""
+    return load_bank()

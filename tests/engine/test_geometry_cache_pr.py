@@ -11,12 +11,6 @@ from harness.prompts.pairing import select_pairs
 from harness.geometry.cache_pr import donor_cache_pr
 from harness.geometry.metrics import PromptTooShortError, participation_ratio
 from harness.hooks import TraceDict
-from harness.prompts import load_bank
-
-
-@pytest.fixture(scope="module")
-def bank():
-    return load_bank()
 
 
 @torch.no_grad()

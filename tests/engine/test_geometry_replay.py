@@ -29,15 +29,9 @@ from harness.geometry.replay import (
 )
 from harness.measurement_cache import MeasurementCache
 from harness.decoding import DecodingRegime
-from harness.prompts import load_bank
 from harness.tokens import special_ids
 
 TWELVE = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=12)
-
-
-@pytest.fixture(scope="module")
-def bank():
-    return load_bank()
 
 
 def _run(lm, pairs, condition, capture=None, decoding=TWELVE):

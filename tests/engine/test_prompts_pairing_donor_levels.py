@@ -8,16 +8,11 @@ import pytest
 
 from harness import transfer as tr
 from harness.decoding import DecodingRegime
-from harness.prompts import LEVELS, load_bank
+from harness.prompts import LEVELS
 from harness.prompts.pairing import donor_level_blocks, transfer_pairs
 from harness.tokens import encode
 
 TWELVE = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=12)
-
-
-@pytest.fixture(scope="module")
-def bank():
-    return load_bank()
 
 
 def _run(lm, pairs, condition, capture=None, decoding=TWELVE):

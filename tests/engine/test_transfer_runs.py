@@ -20,16 +20,10 @@ from harness.generation import CaptureSpec, GenerationRequest, generate
 from harness.measurement_cache import MeasurementCache
 from harness.models import LoadedModel
 from harness.patching import ActivationPatchSpec, ControlKind, KVPatchSpec, PatchMode, Span
-from harness.prompts import load_bank
 from harness.registry import BEHAVIOUR_DECODING
 from harness.tokens import encode
 
 SHORT = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=5)
-
-
-@pytest.fixture(scope="module")
-def bank():
-    return load_bank()
 
 
 @pytest.fixture(scope="module")

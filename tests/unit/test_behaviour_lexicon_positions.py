@@ -6,13 +6,7 @@ import pytest
 
 from harness.behaviour import LEXICON
 from harness.behaviour.lexicon import self_referential_positions
-from harness.prompts import load_bank
 from harness.tokens import encode
-
-
-@pytest.fixture(scope="module")
-def bank():
-    return load_bank()
 
 
 def test_self_referential_positions_cover_exactly_the_lexicon_phrase(toy_llama):
