@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -306,7 +307,8 @@ def test_a_run_stopped_by_x_says_stopped_with_not_run_rows(inner_env: pytest.Pyt
     result, payload = _run(inner_env, tmp_path / "x", "-x", *workers)
     status = payload["run"]["status"]
     assert status["complete"] is False and status["label"] == "STOPPED" and status["interrupted"] is False
-    assert "stopping after 1 failures" in status["stopped"]
+    # under xdist each worker may fail once before the controller stops them
+    assert re.search(r"stopping after \d+ failures", status["stopped"])
     assert status["selected_claim_tests"] == 12 and len(payload["records"]) == 12
     not_run = [r for r in payload["records"] if r["verdict"] == "NOT RUN"]
     assert len(not_run) == status["not_run"] > 0
