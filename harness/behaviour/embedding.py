@@ -9,20 +9,33 @@ of the unit embeddings of :data:`~harness.behaviour.references.RECURSIVE`; ``cos
 [−2, 2]. The embedding score is ``max(0, margin)``: 0 means "not closer to the recursive references than
 to the baseline ones" (no recursive behaviour), matching the lexicon score's 0. The gated score (see
 ``harness.behaviour``) sets it to 0 for degenerate outputs.
+
+Determinism: a text's embedding must not depend on which other texts share its batch (padding changes the
+matrix shapes and so the summation order), on the process's thread count (OpenMP splits reductions by thread),
+or on the pytest-xdist worker that scores it. Every text is therefore embedded alone (a batch of one, no
+padding) with one intra-op thread, and the cosines are rounded to :data:`SCORE_DECIMALS` decimal places
+before anything ranks or compares them, so serial, ``-n 2`` and ``OMP_NUM_THREADS=1`` runs give identical
+scores. The numbers reported are the rounded ones.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from harness.behaviour.references import BASELINE, RECURSIVE
 
-__all__ = ["EmbeddingScore", "EmbeddingUnavailableError", "embedding_scores", "load_embedding_model"]
+__all__ = ["SCORE_DECIMALS", "EmbeddingScore", "EmbeddingUnavailableError", "embedding_scores", "load_embedding_model"]
+
+SCORE_DECIMALS = 6
+"""Cosines are rounded to 1e-6 (unitless): far above float32 round-off in a 384-dim dot product (~1e-7), far
+below any difference a claim's rule decides on (effects of 1e-2 and up)."""
 
 
 class EmbeddingUnavailableError(RuntimeError):
@@ -58,9 +71,25 @@ def load_embedding_model() -> Any:
         raise EmbeddingUnavailableError(f"cannot load the packaged MiniLM from {path}: {exc}") from exc
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch's intra-op thread count set to 1 for the block, then restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _embed(texts: Sequence[str]) -> np.ndarray:
-    vectors = load_embedding_model().encode(list(texts), batch_size=32, normalize_embeddings=True)
-    return np.asarray(vectors, dtype=np.float64)
+    """Unit embeddings (rows, float64) of ``texts``, each computed alone on one thread (see the module docstring)."""
+    model = load_embedding_model()
+    with _one_thread():
+        vectors = [model.encode([text], batch_size=1, normalize_embeddings=True)[0] for text in texts]
+    return np.asarray(vectors, dtype=np.float64).reshape(len(texts), -1)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -73,13 +102,15 @@ def _centroids() -> tuple[np.ndarray, np.ndarray]:
 
 
 def embedding_scores(texts: Sequence[str]) -> list[EmbeddingScore]:
-    """Embedding scores of generated continuations (batched). An empty or blank text scores 0 throughout."""
+    """Embedding scores of generated continuations (cosines rounded to :data:`SCORE_DECIMALS`). An empty or blank text scores 0 throughout."""
     out: list[EmbeddingScore | None] = [None] * len(texts)
     live = [i for i, t in enumerate(texts) if t.strip()]
     if live:
         rec, base = _centroids()
-        vectors = _embed([texts[i] for i in live])
-        for i, v in zip(live, vectors):
-            cr, cb = float(v @ rec), float(v @ base)
-            out[i] = EmbeddingScore(cr, cb, cr - cb, max(0.0, cr - cb))
+        distinct = list(dict.fromkeys(texts[i] for i in live))  # each distinct text embedded once
+        by_text = dict(zip(distinct, _embed(distinct)))
+        for i, v in ((i, by_text[texts[i]]) for i in live):
+            cr, cb = round(float(v @ rec), SCORE_DECIMALS), round(float(v @ base), SCORE_DECIMALS)
+            margin = round(cr - cb, SCORE_DECIMALS)
+            out[i] = EmbeddingScore(cr, cb, margin, max(0.0, margin))
     return [s if s is not None else EmbeddingScore(0.0, 0.0, 0.0, 0.0) for s in out]

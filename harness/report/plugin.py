@@ -99,6 +99,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def _worker_facts() -> dict[str, Any]:
     facts: dict[str, Any] = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
     torch = sys.modules.get("torch")
+    if torch is not None:
+        facts["torch_threads"] = int(torch.get_num_threads())
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         facts["gpu"] = torch.cuda.get_device_name(0)
         facts["cuda"] = torch.version.cuda

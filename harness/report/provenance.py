@@ -8,6 +8,7 @@ workers that loaded them) or from the config stash key :data:`PROMPT_BANK_HASH_K
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import subprocess
 import sys
@@ -108,10 +109,24 @@ def run_header(
                              for rec in records]) or _option(config, "device"),
         "packages": package_versions(),
         "platform": platform.platform(),
+        "threads": thread_facts(),
         "workers": workers,
         "timings": {"started_utc": started.isoformat(timespec="seconds"),
                     "finished_utc": finished.isoformat(timespec="seconds"),
                     "wall_s": round((finished - started).total_seconds(), 3)},
+    }
+
+
+def thread_facts() -> dict[str, Any]:
+    """CPU threading of the controller process: torch's intra-op thread count, the OpenMP/MKL environment and the
+    core count (each worker's own torch thread count is in ``workers``). Measured numbers do not depend on them
+    (scores are computed on one thread, see :mod:`harness.behaviour.embedding`); they are recorded for timings."""
+    torch = sys.modules.get("torch")
+    return {
+        "torch_intra_op": int(torch.get_num_threads()) if torch is not None else None,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS"),
+        "cpu_count": os.cpu_count(),
     }
 
 
