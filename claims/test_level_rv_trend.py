@@ -1,9 +1,11 @@
 """Claim level_rv_trend: R_V falls as the recursion level of the prompt rises from L1 to L5.
 
 Method: R_V of every recursive prompt (PR(V late) / PR(V early), last W content tokens, eigenvalue PR,
-uncentred; the same cached prefill as rv_contraction). Effect: Spearman ρ between level (1–5) and R_V over
-recursive prompts; 95 % BCa bootstrap CI resampling prompts (level and R_V together); one-sided Spearman p
-(ρ < 0). Fewer than two distinct levels leaves ρ undefined (INCONCLUSIVE, with the reason).
+uncentred; the same cached prefill as rv_contraction). Effect (v2): partial Spearman ρ(level, R_V | prompt
+length in tokens) over recursive prompts — the bank's L4–L5 prompts are longer than its L1–L3 ones, so a plain ρ
+could be a length effect; 95 % BCa bootstrap CI resampling prompts (level, R_V and length together); one-sided
+t-test p (ρ < 0, n − 3 df). The plain Spearman ρ is reported beside it. Fewer than two distinct levels, or levels
+fully determined by length, leave ρ undefined (INCONCLUSIVE, with the reason).
 """
 
 from __future__ import annotations
@@ -14,14 +16,10 @@ import pytest
 from harness.claim_context import ClaimContext
 from harness.claim_support import require_groups, run_details
 from harness.geometry.prompt_geometry import measure_rv
-from harness.stats import bootstrap_ci, spearman
+from harness.stats import partial_rank_correlation, rank_correlation
+from harness.tokens import encode
 
 pytestmark = pytest.mark.claim("level_rv_trend")
-
-
-def _rho(levels: np.ndarray, rv: np.ndarray) -> float:
-    """Spearman ρ (a resample with a constant column has none; the bootstrap then reports no interval)."""
-    return spearman(levels, rv).statistic
 
 
 def test_level_rv_trend(claim: ClaimContext) -> None:
@@ -30,19 +28,24 @@ def test_level_rv_trend(claim: ClaimContext) -> None:
     table = measure_rv(lm, recursive, window=claim.settings.window, cache=claim.cache)
     rv = np.asarray(table.r_v(lm.layers.early, lm.layers.late))
     levels = np.asarray([p.level for p in recursive], dtype=np.float64)
+    lengths = np.asarray([len(encode(lm.tokenizer, p.text)) for p in recursive], dtype=np.float64)
     by_level = {f"L{lv}": rv[levels == lv].tolist() for lv in sorted(set(levels.astype(int)))}
     details = run_details(claim, pr_kind="eigen", centered=False, window=claim.settings.window,
-                          rv_by_group=by_level, mean_rv_by_level={k: float(np.mean(v)) for k, v in by_level.items()})
+                          rv_by_group=by_level, mean_rv_by_level={k: float(np.mean(v)) for k, v in by_level.items()},
+                          mean_tokens_by_level={f"L{lv}": float(lengths[levels == lv].mean())
+                                                for lv in sorted(set(levels.astype(int)))},
+                          covariate="prompt length in tokens (the model's tokenizer)")
 
     if len(by_level) < 2:
         result = claim.evaluate(
             estimate=None, n=len(rv), details=details,
-                          undefined_reason=f"the selected recursive prompts span {len(by_level)} level(s); ρ needs two or more")
+            undefined_reason=f"the selected recursive prompts span {len(by_level)} level(s); ρ needs two or more")
     else:
-        ci = bootstrap_ci(_rho, levels, rv, paired=True, level=claim.spec.ci_level,
-                          rng=claim.seed)
-        test = spearman(levels, rv, alternative="less")
+        level = claim.spec.ci_level
+        partial = partial_rank_correlation(levels, rv, lengths, alternative="less", level=level, rng=claim.seed)
+        plain = rank_correlation(levels, rv, alternative="less", level=level, rng=claim.seed)
+        details["plain_spearman"] = {"rho": plain.rho, "ci": [plain.ci_low, plain.ci_high], "p": plain.p_value}
         result = claim.evaluate(
-            estimate=test.statistic, ci_low=ci.low, ci_high=ci.high,
-                          p_value=test.p_value, n=len(rv), details=details)
+            estimate=partial.rho, ci_low=partial.ci_low, ci_high=partial.ci_high, p_value=partial.p_value,
+            n=partial.n, undefined_reason=partial.undefined_reason, details=details)
     claim.conclude(result)

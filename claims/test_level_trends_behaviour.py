@@ -2,8 +2,10 @@
 
 - level_behaviour_trend: the recursive prompts of the first planned-n exact-length pairs that carry a level
   (pair order interleaves levels, so every level is equally represented), each decoded naturally under the
-  registered regime (the natural A continuations the transfer claims share). Spearman ρ(level, behaviour
-  score), 95 % BCa CI resampling prompts; p: Spearman, one-sided (ρ > 0).
+  registered regime (the natural A continuations the transfer claims share). v2: partial Spearman ρ(level,
+  behaviour score | prompt length in tokens) — the bank's higher levels are longer prompts, so a plain ρ could
+  be a length effect; 95 % BCa CI resampling prompts; p: t-test, one-sided (ρ > 0, n − 3 df). The plain ρ is
+  reported beside it.
 - donor_level_transfer_trend: blocks are baseline recipients B; each gets five second-half KV patches
   (α = 1, all prompt positions), one from a donor of each level L1…L5
   (``harness.transfer.pairs.donor_level_blocks``). No recursive prompt set has every level at a baseline's
@@ -26,7 +28,7 @@ from harness.claim_context import ClaimContext
 from harness.claim_support import behaviour_details, first_eligible, planned_count, require_groups, run_conditions
 from harness.prompts import LEVELS
 from harness.prompts.pairing import donor_level_blocks, transfer_pairs
-from harness.stats import bootstrap_ci, page_trend, rank_correlation, spearman
+from harness.stats import bootstrap_ci, page_trend, partial_rank_correlation, rank_correlation, spearman
 from harness.transfer import KV_MAIN, NATURAL_RECURSIVE
 
 
@@ -41,8 +43,10 @@ def test_level_behaviour_trend(claim: ClaimContext) -> None:
     runs = run_conditions(claim, pairs, (NATURAL_RECURSIVE,))
     levels = [p.recursive.level for p in pairs]
     scores = runs[NATURAL_RECURSIVE.name].scores()
-    corr = rank_correlation(levels, scores, alternative="greater", level=spec.ci_level,
-                            rng=claim.seed)
+    lengths = [p.n_tokens for p in pairs]
+    corr = partial_rank_correlation(levels, scores, lengths, alternative="greater", level=spec.ci_level,
+                                    rng=claim.seed)
+    plain = rank_correlation(levels, scores, alternative="greater", level=spec.ci_level, rng=claim.seed)
     result = claim.evaluate(
         estimate=corr.rho, ci_low=corr.ci_low, ci_high=corr.ci_high, p_value=corr.p_value,
         n=len(pairs), undefined_reason=corr.undefined_reason,
@@ -51,6 +55,10 @@ def test_level_behaviour_trend(claim: ClaimContext) -> None:
             mean_score_by_level={str(level): float(np.mean([s for lv, s in zip(levels, scores) if lv == level]))
                                  for level in sorted(set(levels))},
             prompts_by_level={str(level): levels.count(level) for level in sorted(set(levels))},
+            mean_tokens_by_level={str(level): float(np.mean([n for lv, n in zip(levels, lengths) if lv == level]))
+                                  for level in sorted(set(levels))},
+            covariate="prompt length in tokens (the model's tokenizer)",
+            plain_spearman={"rho": plain.rho, "ci": [plain.ci_low, plain.ci_high], "p": plain.p_value},
         ),
     )
     claim.conclude(result)

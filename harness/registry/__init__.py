@@ -8,7 +8,8 @@ behaviour score. Changing anything that can move a verdict requires bumping the 
 Rooms: :mod:`~harness.registry.rules` (the rule language and its semantics),
 :mod:`~harness.registry.multiplicity` (families and the Bonferroni α_test), :mod:`~harness.registry.power_plans`
 (planned n, solved lazily), :mod:`~harness.registry.spec` (:class:`ClaimSpec`) and :mod:`~harness.registry.claims`
-(the claim rows, one table per family, and the behavioural decoding regime).
+(the claim rows, one table per family, and the behavioural decoding regime) and
+:mod:`~harness.registry.history` (why each version moved).
 
 Conventions used by every claim:
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 from harness.registry.claims import (
     ANATOMY_CLAIMS, BEHAVIOUR_CLAIMS, BEHAVIOUR_DECODING, GEOMETRY_CLAIMS, HEADLINE_CLAIMS,
 )
+from harness.registry.history import VERSION_HISTORY, VersionChange, changes_of
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES, MultiplicityFamily
 from harness.registry.power_plans import PowerPlan
 from harness.registry.rules import P_BELOW, Criterion, Kind, ci, ci_outside, ci_within, steps_at_least, value
@@ -35,7 +37,7 @@ from harness.registry.spec import ClaimSpec
 
 __all__ = [
     "BEHAVIOUR_DECODING", "CLAIMS", "MULTIPLICITY_FAMILIES", "P_BELOW", "ClaimSpec", "Criterion", "Kind", "MultiplicityFamily",
-    "PowerPlan", "ci", "ci_outside", "ci_within", "family_of", "get_claim", "steps_at_least", "value",
+    "PowerPlan", "VERSION_HISTORY", "VersionChange", "changes_of", "ci", "ci_outside", "ci_within", "family_of", "get_claim", "steps_at_least", "value",
 ]
 
 
@@ -45,6 +47,14 @@ def _build(*tables: tuple[ClaimSpec, ...]) -> dict[str, ClaimSpec]:
     claims = {spec.id: spec for spec in specs}
     if len(claims) != len(specs):
         raise ValueError("claims registry: duplicate claim ids")
+    for spec in specs:
+        steps = changes_of(spec.id)
+        if spec.version != 1 + len(steps) or [c.version for c in steps] != list(range(2, spec.version + 1)):
+            raise ValueError(f"claim {spec.id}: version {spec.version} needs one harness.registry.history entry per "
+                             f"version above 1 (has versions {[c.version for c in steps]})")
+    unknown = set(VERSION_HISTORY) - set(claims)
+    if unknown:
+        raise ValueError(f"harness.registry.history names unregistered claims: {sorted(unknown)}")
     for fam in MULTIPLICITY_FAMILIES.values():
         for member in fam.members:
             spec = claims.get(member)

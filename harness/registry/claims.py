@@ -148,11 +148,12 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompts per group", required_groups=RECBASE, decoding=BEHAVIOUR_DECODING,
     ),
     ClaimSpec(
-        id="level_rv_trend", version=1, title="R_V dose-response over recursion levels",
+        id="level_rv_trend", version=2, title="R_V dose-response over recursion levels",
         statement="R_V falls as the recursion level of the prompt rises from L1 to L5.",
-        estimator=f"Spearman ρ between level (1–5) and R_V over recursive prompts; {RV_WORDS}. CI: 95% BCa over "
-                  "prompts. p: Spearman, one-sided (ρ < 0).",
-        effect_type="spearman_rho", kind=Kind.TREND,
+        estimator=f"partial Spearman ρ between level (1–5) and R_V over recursive prompts, prompt length in "
+                  f"tokens partialled out; {RV_WORDS}. CI: 95% BCa over prompts. p: t-test of the partial ρ, "
+                  "one-sided (ρ < 0), n − 3 df. The plain Spearman ρ is reported beside it.",
+        effect_type="partial_spearman_rho", kind=Kind.TREND,
         criteria=(ci("<", -0.30), P_BELOW),
         ci_level=0.95, alpha=0.01, family="geometry", power=correlation_plan(-0.6, -0.3, "geometry"),
         n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,
@@ -254,11 +255,12 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="level_behaviour_trend", version=1, title="Behaviour dose-response over recursion levels", **BEHAVIOURAL,
+        id="level_behaviour_trend", version=2, title="Behaviour dose-response over recursion levels", **BEHAVIOURAL,
         statement="The recursive behaviour of natural continuations rises with the prompt's recursion level.",
-        estimator="Spearman ρ between level (1–5) and the behaviour score of the natural continuation. CI: 95% "
-                  "BCa over prompts. p: Spearman, one-sided (ρ > 0).",
-        effect_type="spearman_rho", kind=Kind.TREND,
+        estimator="partial Spearman ρ between level (1–5) and the behaviour score of the natural continuation, "
+                  "prompt length in tokens partialled out. CI: 95% BCa over prompts. p: t-test of the partial ρ, "
+                  "one-sided (ρ > 0), n − 3 df. The plain Spearman ρ is reported beside it.",
+        effect_type="partial_spearman_rho", kind=Kind.TREND,
         criteria=(ci(">", 0.30), P_BELOW),
         ci_level=0.95, alpha=0.01, family="behaviour", power=correlation_plan(0.6, 0.3, "behaviour"),
         n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,

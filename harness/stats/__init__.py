@@ -4,7 +4,9 @@ Each function states its definition and the library routine behind it; see the s
 """
 
 from harness.stats.bootstrap import ConfidenceInterval, bootstrap_ci
-from harness.stats.correlation import Correlation, rank_correlation
+from harness.stats.correlation import (
+    Correlation, partial_rank_correlation, partial_spearman, rank_correlation,
+)
 from harness.stats.effect_sizes import cohens_d, hedges_correction, hedges_g, paired_dz, pooled_sd
 from harness.stats.multiplicity import adjust, benjamini_hochberg, holm
 from harness.stats.power import PowerPart, fisher_z_effect, part, proportion_effect, solve_n
@@ -22,6 +24,6 @@ __all__ = [
     "adjacent_step_cis", "adjust", "benjamini_hochberg", "binomial_test", "bootstrap_ci", "cohens_d",
     "fisher_z_effect", "hedges_correction", "hedges_g", "holm", "mann_whitney", "page_trend", "paired_dz",
     "part", "permutation_test_ind", "permutation_test_paired", "pooled_sd", "proportion_ci",
-    "proportion_effect", "rank_correlation", "solve_n", "spearman", "steps_as_bounds", "tost_ind", "tost_paired", "transfer_ci", "transfer_ratio", "in_gap_units",
+    "partial_rank_correlation", "partial_spearman", "proportion_effect", "rank_correlation", "solve_n", "spearman", "steps_as_bounds", "tost_ind", "tost_paired", "transfer_ci", "transfer_ratio", "in_gap_units",
     "welch_t", "wilcoxon_paired",
 ]
