@@ -189,11 +189,15 @@ def replay_v(
     *,
     run_seed: int,
     cache: MeasurementCache | None = None,
+    tokens_from: ConditionRun | None = None,
 ) -> list[list[ReplayedV]]:
     """Replay every continuation of ``run`` (per pair, per sample) and return its V at ``layers``.
 
     ``run`` must be a natural or KV-patch condition run on exactly ``pairs`` (same order) with the same
-    ``run_seed`` (it seeds the shuffled and random controls). Raises ValueError otherwise.
+    ``run_seed`` (it seeds the shuffled and random controls). With ``tokens_from`` (another run on the same
+    pairs), the generated ids of *that* run are teacher-forced over ``run``'s own (patched) prefix instead of
+    ``run``'s continuations, so several conditions are measured on the very same tokens (the replay's
+    ``condition`` then reads ``"<run> on <tokens_from> tokens"``). Raises ValueError otherwise.
     """
     condition = run.condition
     if condition.intervention not in (Intervention.NONE, Intervention.KV):
@@ -201,8 +205,12 @@ def replay_v(
             f"replay_v: condition {condition.name!r} patches {condition.intervention.value}; only natural and KV "
             "conditions can be replayed (an activation patch would have to be re-applied during the replay)"
         )
-    if run.pair_ids != tuple(p.id for p in pairs):
-        raise ValueError(f"replay_v: the run of {condition.name!r} covers pairs {run.pair_ids}, not the given pairs")
+    for covering in (run, tokens_from or run):
+        if covering.pair_ids != tuple(p.id for p in pairs):
+            raise ValueError(f"replay_v: the run of {covering.condition.name!r} covers pairs {covering.pair_ids}, "
+                             "not the given pairs")
+    label = condition.name if tokens_from is None else f"{condition.name} on {tokens_from.condition.name} tokens"
+    sources = (tokens_from or run).outcomes
     bad = [layer for layer in layers if not 0 <= layer < lm.shape.n_layers]
     if bad or not layers:
         raise ValueError(f"replay_v: {lm.name} has {lm.shape.n_layers} layers; cannot replay layers {list(layers)}")
@@ -210,7 +218,7 @@ def replay_v(
     fingerprint = replay_fingerprint()
     layers = tuple(sorted(set(layers)))
     out = []
-    for pair, outcome in zip(pairs, run.outcomes):
+    for pair, outcome in zip(pairs, sources):
         recipient_ids = pair.prompt(condition.recipient)[1]
         donor_ids = pair.prompt(condition.donor)[1] if condition.donor is not None else None
         patch = condition.patch_for(lm, pair.id, run_seed)
@@ -227,7 +235,7 @@ def replay_v(
             )
             per_sample.append(
                 ReplayedV(
-                    pair_id=pair.id, condition=condition.name, sample_index=sample.sample_index,
+                    pair_id=pair.id, condition=label, sample_index=sample.sample_index,
                     prompt_length=len(recipient_ids), token_ids=tuple(recipient_ids) + tuple(sample.generated_ids),
                     first_row=0 if patch is None else len(recipient_ids) - 1,
                     v={int(k): decode_array(v) for k, v in stored.items()},
@@ -279,11 +287,12 @@ def decode_step_rv(
 
 def replay_runs(
     lm: LoadedModel, pairs: Sequence[TransferPair], runs: Sequence[ConditionRun], *, run_seed: int,
-    cache: MeasurementCache,
+    cache: MeasurementCache, tokens_from: ConditionRun | None = None,
 ) -> list[list[list[ReplayedV]]]:
-    """:func:`replay_v` of each run at the model's early and late layers."""
+    """:func:`replay_v` of each run at the model's early and late layers (``tokens_from``: every run replays
+    that run's generated ids instead of its own)."""
     layers = (lm.layers.early, lm.layers.late)
-    return [replay_v(lm, pairs, run, layers, run_seed=run_seed, cache=cache) for run in runs]
+    return [replay_v(lm, pairs, run, layers, run_seed=run_seed, cache=cache, tokens_from=tokens_from) for run in runs]
 
 
 def replay_capture_gap(runs: Sequence[ConditionRun], replays: Sequence[Sequence[Sequence[ReplayedV]]]) -> float | None:

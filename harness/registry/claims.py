@@ -223,11 +223,13 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         )
     ),
     ClaimSpec(
-        id="geometry_transfers", version=1, title="Geometry transfers with the cache", **BEHAVIOURAL,
-        statement="After a second-half KV patch, R_V of the patched generation moves toward the donor's.",
-        estimator="G = (R_V(B⊕A) − R_V(B)) / (R_V(A) − R_V(B)), R_V on the same generated tokens the behaviour "
-                  "score uses, V captured downstream of the patch (new positions only). CI: 95% BCa over "
-                  "pairs. p: paired Wilcoxon, R_V(B⊕A) < R_V(B), one-sided.",
+        id="geometry_transfers", version=2, title="Geometry transfers with the cache", **BEHAVIOURAL,
+        statement="After a second-half KV patch, R_V on the recipient's own continuation moves toward the donor's.",
+        estimator="G = (R_V(B⊕A) − R_V(B)) / (R_V(A) − R_V(B)), all three R_V on the same token ids: B's natural "
+                  "continuation teacher-forced through B's cache, the patched B⊕A cache and A's cache (V downstream "
+                  "of the patch, generated positions only); a pair is kept when B's continuation has ≥ 16 tokens. "
+                  "CI: 95% BCa over pairs. p: paired Wilcoxon of R_V(B⊕A) − R_V(B), one-sided in the direction of "
+                  "the natural gap R_V(A) − R_V(B).",
         effect_type="geometry_transfer_ratio", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.25), P_BELOW),
         ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.6, 0.25, 0.5, 0.95, "G", "behaviour"),

@@ -28,6 +28,12 @@ LENGTH_COVARIATE = ("recursion level is confounded with prompt length in the ban
 VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
     "level_rv_trend": (VersionChange(2, "2026-12-05", LENGTH_COVARIATE),),
     "level_behaviour_trend": (VersionChange(2, "2026-12-05", LENGTH_COVARIATE),),
+    "geometry_transfers": (VersionChange(2, "2026-12-05", (
+        "v1 compared R_V of three different generated texts, dropped pairs by condition (a pair left when any of "
+        "its three continuations had < 16 tokens) and always tested R_V(B⊕A) < R_V(B), which FAILed a model whose "
+        "natural gap is positive; v2 teacher-forces B's natural continuation through all three caches (same "
+        "tokens), keeps pairs by B's continuation alone, and tests in the direction of the natural gap "
+        "(issue 11, item 2)")),),
 }
 """Every version change by claim id, oldest first."""
 

@@ -173,3 +173,33 @@ def test_generated_rv_needs_min_tokens(toy_llama, bank):
     assert np.all(np.isnan(generated_rv(toy_llama, replays, min_tokens=max(k) + 1)))
     values = generated_rv(toy_llama, replays, min_tokens=2)
     assert np.all(np.isfinite(values)) and np.all(values > 0)
+
+
+def test_replay_on_another_runs_tokens_measures_the_same_ids(toy_llama, bank):
+    """``tokens_from``: every condition teacher-forces the same ids (B's natural continuation); with the run's
+    own tokens it is the plain replay, with A's cache the rows differ (the cache, not the text, differs)."""
+    pairs = select_pairs(toy_llama, bank, 2)
+    layers = (toy_llama.layers.early, toy_llama.layers.late)
+    natural_b = _run(toy_llama, pairs, tr.NATURAL_BASELINE)
+    natural_a = _run(toy_llama, pairs, tr.NATURAL_RECURSIVE)
+    patched = _run(toy_llama, pairs, tr.KV_MAIN)
+    own = replay_v(toy_llama, pairs, natural_b, layers, run_seed=0)
+    itself = replay_v(toy_llama, pairs, natural_b, layers, run_seed=0, tokens_from=natural_b)
+    for (x,), (y,) in zip(own, itself):
+        assert x.token_ids == y.token_ids
+        for layer in layers:
+            np.testing.assert_array_equal(x.v[layer], y.v[layer])
+    on_b_a = replay_v(toy_llama, pairs, natural_a, layers, run_seed=0, tokens_from=natural_b)
+    on_b_p = replay_v(toy_llama, pairs, patched, layers, run_seed=0, tokens_from=natural_b)
+    for pair, outcome, (b,), (a,), (p,) in zip(pairs, natural_b.outcomes, own, on_b_a, on_b_p):
+        n = pair.n_tokens
+        generated = outcome.samples[0].generated_ids
+        assert b.token_ids[n:] == a.token_ids[n:] == p.token_ids[n:] == generated
+        assert a.token_ids[:n] == pair.prompt(tr.NATURAL_RECURSIVE.recipient)[1]
+        assert "on natural_baseline tokens" in a.condition
+        if generated:
+            rows = list(range(n, n + len(generated)))
+            assert not np.allclose(a.rows(layers[1], rows), b.rows(layers[1], rows))
+            assert not np.allclose(p.rows(layers[1], rows), b.rows(layers[1], rows))
+    with pytest.raises(ValueError, match="covers pairs"):
+        replay_v(toy_llama, pairs[:1], natural_a, layers, run_seed=0, tokens_from=natural_b)
