@@ -86,7 +86,7 @@ def _slopes_panel(ax: Axes, model: str, names: list[str], table: np.ndarray, cla
     ax.set_title(f"{model}: one line per pair\nn = {table.shape[0]} {n_unit(claim)}".rstrip())
 
 
-def _differences_panel(ax: Axes, names: list[str], table: np.ndarray) -> None:
+def _differences_panel(ax: Axes, names: list[str], table: np.ndarray, claim: str) -> None:
     others = list(range(1, len(names)))
     for k, i in enumerate(others):
         diff = table[:, i] - table[:, 0]
@@ -98,7 +98,7 @@ def _differences_panel(ax: Axes, names: list[str], table: np.ndarray) -> None:
     ax.set_xticks(range(len(others)), [f"{condition_label(names[i], short=True)}\n− baseline" for i in others])
     ax.set_xlim(-0.6, len(others) - 0.4)
     ax.set_ylabel("paired difference in R_V")
-    ax.set_title("paired differences from the\nunpatched baseline (bar: mean)")
+    ax.set_title(f"difference from the unpatched baseline\nper pair (bar: mean), n = {table.shape[0]}")
 
 
 def rv_paired(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
@@ -107,5 +107,5 @@ def rv_paired(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
     for (left, right), rec in zip(grid, recs):
         names, table = _paired_matrix(rec["details"]["rv_per_pair"])
         _slopes_panel(left, rec["model"], names, table, claim)
-        _differences_panel(right, names, table)
+        _differences_panel(right, names, table, claim)
     fig.suptitle(f"R_V of the generated tokens, paired by prompt pair ({claim})")
