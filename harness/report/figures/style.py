@@ -60,8 +60,8 @@ SYNTHETIC_MARK = "SYNTHETIC DATA\nnot a measurement"
 @contextmanager
 def report_style() -> Iterator[None]:
     """Matplotlib's defaults plus :data:`RC`, for the duration of the block."""
-    with plt.rc_context(rc={**matplotlib.rcParamsDefault, **RC}):
-        matplotlib.use("Agg")
+    defaults = {k: v for k, v in matplotlib.rcParamsDefault.items() if k != "backend"}
+    with plt.rc_context(rc={**defaults, **RC}):
         yield
 
 
