@@ -1,7 +1,7 @@
 """The report directory: checked at configure time, cleared of the suite's own old report files, written atomically.
 
 A ``--report-dir`` that cannot be written fails at start (not after all the compute), and a reused one loses only
-the files the report plugin writes (``claims.md``/``.csv``/``.json`` and ``<kind>-<claim>.png`` figures for
+the files the report plugin writes (``claims.md``/``.csv``/``.json`` and ``<kind>-<claim>.png``/``.pdf`` figures for
 registered figure kinds and claims), so no stale figure sits beside a new report; other files are never touched.
 
 :func:`write_staged` writes a report into a staging directory inside the target (``.claims-staging-*``), fsyncs
@@ -58,11 +58,11 @@ def check_report_dir(path: Path, writable: Callable[[Path], bool] = _writable) -
 def suite_report_files(directory: Path) -> list[Path]:
     """The files in ``directory`` that a report of this suite writes (and nothing else), sorted."""
     from harness.registry import CLAIMS
-    from harness.report.figures import FIGURES
+    from harness.report.figures import figure_file_names
 
     if not directory.is_dir():
         return []
-    names = set(REPORT_FILES) | {f"{kind}-{claim}.png" for kind in FIGURES for claim in CLAIMS}
+    names = set(REPORT_FILES) | figure_file_names(list(CLAIMS))
     return sorted(p for p in directory.iterdir() if p.name in names and p.is_file())
 
 
