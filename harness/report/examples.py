@@ -96,9 +96,9 @@ def record_examples(rec: dict[str, Any]) -> list[str]:
 def examples_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any]) -> str:
     """examples.md for all records that carry continuations (a note when none does)."""
     out = [f"# Example continuations — {run.get('run_id')}", "",
-           f"Generated tokens only (never the prompt), the first {EXAMPLES_PER_CONDITION} non-empty continuations per "
+           (f"Generated tokens only (never the prompt), the first {EXAMPLES_PER_CONDITION} non-empty continuations per "
            "condition in pair order, clipped at "
            f"{EXAMPLE_CHARS} characters; empty continuations (the model emitted EOS at once) are counted, not shown. "
-           "Every continuation with its scores is in samples.jsonl.", ""]
+           "Every continuation with its scores is in samples.jsonl."), ""]
     body = [line for rec in records for line in record_examples(rec)]
     return "\n".join(out + (body or ["No record of this run carries continuations.", ""]))

@@ -67,11 +67,11 @@ def claims_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any], figu
     checks = [r for r in records if is_engine_check(r)]
     if claims:
         out += ["## Verdict matrix", "", *verdict_matrix(claims), "",
-                "Each cell: verdict, estimate [CI at the claim's registered level] of the statistic in the effect "
+                ("Each cell: verdict, estimate [CI at the claim's registered level] of the statistic in the effect "
                 "column (g: Hedges g; T: transfer ratio; ΔT: difference of two T; G: geometry transfer ratio; "
                 "ρ: Spearman; ρ̄: mean within-block Spearman; acc: accuracy). Units and the expected direction are in "
                 "each claim's section and in the effect_* columns of claims.csv. Engine checks are reported apart "
-                "and not counted here.", ""]
+                "and not counted here."), ""]
         out += ["## Claims", ""]
         for claim in claim_order(claims):
             out += claim_section(claim, [r for r in claims if r["claim"] == claim], figures.get(claim, []))
@@ -108,17 +108,17 @@ def claim_section(claim: str, recs: Sequence[dict[str, Any]], figure_files: Sequ
         e = spec.effect
         out = [f"### `{claim}` v{version} — {spec.title}{tag}", "",
                f"**Statement.** {spec.statement}", "",
-               f"**Effect.** {e.label if e.symbol in e.label else f'{e.label} ({e.symbol})'}, in {e.units}; the "
+               (f"**Effect.** {e.label if e.symbol in e.label else f'{e.label} ({e.symbol})'}, in {e.units}; the "
                f"rule expects {spec.expected} "
-               f"(direction: {spec.effect_direction}).", "",
+               f"(direction: {spec.effect_direction})."), "",
                f"**Rule.** {spec.decision_text()}", "",
                f"**Estimator.** {spec.estimator}", ""]
         if spec.decoding is not None:
             out += [f"**Decoding.** {spec.decoding.describe()}; behaviour score: `{spec.behaviour_score}`.", ""]
         out += [f"**Multiplicity.** {_multiplicity_words(claim)}", ""]
         if version is not None and version != spec.version:
-            out += [f"> Recorded under version {version}; the registry now holds version {spec.version}, whose "
-                    "texts are shown above.", ""]
+            out += [(f"> Recorded under version {version}; the registry now holds version {spec.version}, whose "
+                    "texts are shown above."), ""]
     level = next((r.get("ci_level") for r in recs if r.get("ci_level")), None)
     ci_head = f"{level:.0%} CI" if level else "CI"
     rows = [[r["model"], fmt(r.get("estimate")), fmt_ci(r.get("ci_low"), r.get("ci_high")),
@@ -144,26 +144,26 @@ def engine_checks(records: Sequence[dict[str, Any]]) -> list[str]:
         rows.append([f"`{r['claim']}`", spec.title, r["model"], fmt(value), spec.effect.units,
                      spec.expected, fmt(r.get("n")), _verdict_cell(r["verdict"])])
     return ["## Engine checks", "",
-            "Deterministic invariants of the KV-cache engine (no sampling error, so no CI or p): each must hold for the "
+            ("Deterministic invariants of the KV-cache engine (no sampling error, so no CI or p): each must hold for the "
             "claims above to mean anything. They are reported here and not counted among the claim verdicts; n is the "
-            "number of prompts checked.", "",
+            "number of prompts checked."), "",
             md_table(["check", "what", "model", "value", "units", "tolerance", "n", "verdict"], rows), ""]
 
 
 def notes() -> list[str]:
     """What the verdicts, p columns and n mean (Markdown lines with their heading)."""
     return ["## Notes", "",
-            "- Verdicts: PASS = every condition of the pre-registered rule holds; FAIL = some condition clearly "
+            ("- Verdicts: PASS = every condition of the pre-registered rule holds; FAIL = some condition clearly "
             "does not; INCONCLUSIVE = a CI straddles its threshold, the estimate is undefined, or n is below the "
-            "planned n. SKIPPED and ERROR rows say why in their explanation.",
-            "- p conditions are decided at α/m (Bonferroni over the registry family, fixed before the data). "
+            "planned n. SKIPPED and ERROR rows say why in their explanation."),
+            ("- p conditions are decided at α/m (Bonferroni over the registry family, fixed before the data). "
             "'p adj.' is the Holm-adjusted p within the same family per model, counting family members that did "
-            "not run as p = 1; Holm never exceeds Bonferroni, so a PASS holds under Holm too.",
+            "not run as p = 1; Holm never exceeds Bonferroni, so a PASS holds under Holm too."),
             "- Families: " + "; ".join(f"{f.name} (α = {f.alpha:g}, m = {len(f.members)})"
                                         for f in MULTIPLICITY_FAMILIES.values()) + ".",
-            "- Numbers: 3 significant digits; magnitudes below 0.001 (p-values included) in scientific notation; "
+            ("- Numbers: 3 significant digits; magnitudes below 0.001 (p-values included) in scientific notation; "
             "claims.csv and claims.json hold full precision. Definitions: docs/METHODS.md; the generated methods text "
-            "of this run: methods.md; example continuations: examples.md; every continuation: samples.jsonl.", ""]
+            "of this run: methods.md; example continuations: examples.md; every continuation: samples.jsonl."), ""]
 
 
 def run_details(run: dict[str, Any]) -> list[str]:
@@ -172,8 +172,8 @@ def run_details(run: dict[str, Any]) -> list[str]:
     status = run.get("status") or {}
     lines = ["## Run details", ""]
     lines += [f"- Run status: {status_line(status)}"] if status else []
-    lines += [f"- Date (UTC): {run.get('date_utc')}; commit `{git.get('sha') or 'no git'}`"
-              f"{' (uncommitted changes)' if git.get('dirty') else ''}; seed: {run.get('seed')}",
+    lines += [(f"- Date (UTC): {run.get('date_utc')}; commit `{git.get('sha') or 'no git'}`"
+              f"{' (uncommitted changes)' if git.get('dirty') else ''}; seed: {run.get('seed')}"),
               f"- Command: `{run.get('command')}`",
               f"- Prompt bank sha256: `{run.get('prompt_bank_sha256')}`; device: {run.get('device')}", ""]
     models = run.get("models") or {}
@@ -197,7 +197,7 @@ def run_details(run: dict[str, Any]) -> list[str]:
 def _short_explanation(rec: dict[str, Any]) -> str:
     text = rec.get("explanation") or ""
     prefix = f"{rec['verdict']}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
+    return text.removeprefix(prefix)
 
 
 def _verdict_cell(verdict: str) -> str:

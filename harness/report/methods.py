@@ -132,20 +132,20 @@ def methods_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any]) -> 
                          for f in MULTIPLICITY_FAMILIES.values())
     no_p = [s.id for s in specs if s.family is None]
     out = [f"# Methods — run {run.get('run_id')}", "",
-           "Generated from the pre-registered claims registry (`harness/registry`) and this run's header; the "
-           "measurements are defined in docs/METHODS.md of the repository at the commit below.", "",
+           ("Generated from the pre-registered claims registry (`harness/registry`) and this run's header; the "
+           "measurements are defined in docs/METHODS.md of the repository at the commit below."), "",
            "## Models", "", *models_paragraphs(records, run), "",
            "## Prompt bank and pairs", "", bank_paragraph(records, run), "",
            "## Decoding and behaviour score", "", decoding_paragraph(records), "",
            "## Claims: estimators, decision rules, planned n", "",
-           "Every rule was fixed in the registry before data were seen; a claim's version changes with anything that "
+           ("Every rule was fixed in the registry before data were seen; a claim's version changes with anything that "
            "can move its verdict. Verdicts: PASS when every criterion holds, FAIL when one is clearly violated, "
            "INCONCLUSIVE otherwise (a CI straddling its bound, an undefined estimate, or n below the planned n). "
-           "Target power is 0.8 for every rule part.", ""]
+           "Target power is 0.8 for every rule part."), ""]
     out += [line for s in claims for line in (claim_paragraph(s), "")]
     if checks:
-        out += ["## Engine checks", "", "Deterministic invariants of the cache engine, judged on the value without a "
-                "CI; they are not claim verdicts.", ""]
+        out += ["## Engine checks", "", ("Deterministic invariants of the cache engine, judged on the value without a "
+                "CI; they are not claim verdicts."), ""]
         out += [line for s in checks for line in (claim_paragraph(s), "")]
     out += ["## Multiplicity", "",
             f"p criteria are decided at α/m within families fixed in the registry: {families}. Holm-adjusted p-values "

@@ -37,7 +37,7 @@ def fmt(x: Any) -> str:
     if abs(v) < 1e-3 or abs(v) >= 1e4:
         return f"{v:.2e}"
     text = f"{v:#.3g}"
-    return text[:-1] if text.endswith(".") else text
+    return text.removesuffix(".")
 
 
 def fmt_ci(low: Any, high: Any) -> str:

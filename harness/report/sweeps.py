@@ -65,8 +65,8 @@ def layer_sweep_table(recs: Sequence[dict[str, Any]]) -> list[str]:
                          fmt(_at(sweep, "estimate", i)), _ci_at(sweep, i), ", ".join(marks)])
     if not rows:
         return []
-    return [f"**Layer sweep** ({label or 'effect size'}; late layer swept, depth = layer / number of layers). "
-            "Reported beside the verdict, which uses the pre-registered layer only.", "",
+    return [(f"**Layer sweep** ({label or 'effect size'}; late layer swept, depth = layer / number of layers). "
+            "Reported beside the verdict, which uses the pre-registered layer only."), "",
             md_table(["model", "late layer", "depth", "estimate", "CI", "note"], rows), ""]
 
 
@@ -91,9 +91,9 @@ def cross_model_depth(records: Sequence[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
     return ["## Cross-model: depth of the strongest layer", "",
-            "Per model, the late layer with the strongest effect in the claim's direction (layer sweep, early layer "
+            ("Per model, the late layer with the strongest effect in the claim's direction (layer sweep, early layer "
             "fixed) and its depth fraction (layer / number of layers), beside the pre-registered layer; '–' when no "
             "layer shows the effect in the claim's direction. The strongest layer is chosen after seeing the data: it "
-            "describes where the effect peaks, it is not a test.", "",
+            "describes where the effect peaks, it is not a test."), "",
             md_table(["claim", "model", "layers", "early layer", "pre-registered late layer (depth)", "estimate there",
                       "strongest layer (depth)", "estimate there [CI]"], rows), ""]

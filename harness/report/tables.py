@@ -47,7 +47,8 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def tex_escape(text: Any) -> str:
     """``text`` as LaTeX that pdflatex compiles with the standard fonts: special characters escaped, Greek letters
-    and mathematical symbols (− ≥ ≤ × ⊕ → …) in math mode, any other non-ASCII character replaced by ``?``.
+    and mathematical symbols (− ≥ ≤ × ⊕ → …) in math mode, the sign of a negative number as a math minus, any other
+    non-ASCII character replaced by ``?``.
     The result is pure ASCII."""
     out: list[str] = []
     s = str(text)
@@ -60,7 +61,9 @@ def tex_escape(text: Any) -> str:
             i = match.end()
             continue
         ch = s[i]
-        if ch in _TEX_SPECIAL:
+        if ch == "-" and s[i + 1:i + 2].isdigit() and (i == 0 or not (s[i - 1].isalnum() or s[i - 1] in "-.")):
+            out.append("$-$")  # a negative number: a minus sign, not a hyphen
+        elif ch in _TEX_SPECIAL:
             out.append(_TEX_SPECIAL[ch])
         elif ch in _TEX_TEXT:
             out.append(_TEX_TEXT[ch])
