@@ -93,7 +93,7 @@ def _multiplicity_words(claim: str) -> str:
         return "no p criterion: decided on the CI (or the value) alone, outside every multiplicity family."
     fam = MULTIPLICITY_FAMILIES[spec.family]
     return (f"family '{fam.name}' (familywise α = {fam.alpha:g}, m = {len(fam.members)}; the p criterion is decided "
-            f"at α/m = {fmt(fam.alpha_per_test)}; 'p adj.' is {fam.method.capitalize()}-adjusted within the family, "
+            f"at α/m = {fam.alpha_per_test:.3g}; 'p adj.' is {fam.method.capitalize()}-adjusted within the family, "
             "per model).")
 
 

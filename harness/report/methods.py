@@ -90,7 +90,7 @@ def _power_words(spec: ClaimSpec) -> str:
     if plan.coverage_n is not None:
         return f"Coverage: {plan.coverage_n} {spec.n_unit} ({plan.assumptions})."
     parts = "; ".join(f"{p.what}: n = {p.n} ({p.design}, standardized effect {fmt(p.effect)}, one-sided α "
-                      f"{fmt(p.alpha)}, power {fmt(p.power)})" for p in plan.parts)
+                      f"{p.alpha:.3g}, power {p.power:.3g})" for p in plan.parts)
     return (f"Planned n = {spec.planned_n} {spec.n_unit}, the largest n over the rule's parts, each solved for its "
             f"power under the stated assumptions ({plan.assumptions}): {parts}.")
 
@@ -99,8 +99,8 @@ def _family_words(spec: ClaimSpec) -> str:
     if spec.family is None:
         return "Multiplicity: no p criterion; decided on the CI (or the value) alone, in no family."
     fam = MULTIPLICITY_FAMILIES[spec.family]
-    return (f"Multiplicity: family '{fam.name}' (familywise α = {fmt(fam.alpha)}, m = {len(fam.members)}), p criterion "
-            f"at α/m = {fmt(fam.alpha_per_test)}; {fam.method.capitalize()}-adjusted p reported beside it.")
+    return (f"Multiplicity: family '{fam.name}' (familywise α = {fam.alpha:g}, m = {len(fam.members)}), p criterion "
+            f"at α/m = {fam.alpha_per_test:.3g}; {fam.method.capitalize()}-adjusted p reported beside it.")
 
 
 def claim_paragraph(spec: ClaimSpec) -> str:
@@ -128,7 +128,7 @@ def methods_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any]) -> 
     specs = [s for s in CLAIMS.values() if s.id in present]
     claims = [s for s in specs if not s.is_engine_check]
     checks = [s for s in specs if s.is_engine_check]
-    families = "; ".join(f"'{f.name}' (α = {fmt(f.alpha)}, {f.method.capitalize()}): " + ", ".join(f.members)
+    families = "; ".join(f"'{f.name}' (α = {f.alpha:g}, {f.method.capitalize()}): " + ", ".join(f.members)
                          for f in MULTIPLICITY_FAMILIES.values())
     no_p = [s.id for s in specs if s.family is None]
     out = [f"# Methods — run {run.get('run_id')}", "",

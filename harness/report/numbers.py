@@ -7,7 +7,8 @@
   ``3.20e-06``, ``1.18e-05``;
 - absent or non-finite values as ``–``.
 
-claims.csv and claims.json keep full precision; only text meant for reading is rounded.
+claims.csv and claims.json keep full precision; only text meant for reading is rounded. Registered constants
+(α, bounds, tolerances) are printed as the generated rule text prints them (``0.01``, ``-0.1``), not re-rounded.
 """
 
 from __future__ import annotations
