@@ -3,6 +3,7 @@ prompt and pair selection per the registry, behavioural runs, transfer results, 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -123,7 +124,9 @@ def paired_p(x: Sequence[float], y: Sequence[float], alternative: str) -> tuple[
 
 def behaviour_details(claim: ClaimContext, runs: Mapping[str, ConditionRun], **extra: Any) -> dict[str, Any]:
     """:func:`run_details` plus what every behavioural record carries: the decoding regime, the behaviour
-    score, per-condition degenerate and empty shares, summaries and condition specs, example continuations."""
+    score, per-condition degenerate and empty shares, summaries and condition specs, example continuations, and
+    under ``samples`` every continuation (``{condition: [one dict per pair and sample]}``, see
+    :func:`_sample_rows`; the report moves them out of claims.json into samples.jsonl)."""
     spec = claim.spec
     first = next(iter(runs.values()))
     return run_details(
@@ -135,8 +138,28 @@ def behaviour_details(claim: ClaimContext, runs: Mapping[str, ConditionRun], **e
         empty_share={name: run.empty_share for name, run in runs.items()},
         conditions={name: {**run.summary(), "condition": run.condition.describe()} for name, run in runs.items()},
         examples={name: run.examples() for name, run in runs.items()},
+        samples={name: _sample_rows(run, spec.behaviour_score) for name, run in runs.items()},
         **extra,
     )
+
+
+def _sample_rows(run: ConditionRun, score_name: str | None) -> list[dict[str, Any]]:
+    """One dict per continuation of ``run``, in pair then sample order: pair, recipient and donor prompt ids,
+    sample index, text, generated token count (``n_tokens``, EOS included when it stopped there), whether it stopped
+    at EOS, ``empty`` (no words), ``degenerate`` (the gate), ``score`` (the registered behaviour score) and every
+    :class:`~harness.behaviour.BehaviourScore` field under ``scores``."""
+    rows = []
+    for outcome in run.outcomes:
+        for sample in outcome.samples:
+            scores = dataclasses.asdict(sample.score)
+            rows.append({
+                "pair": outcome.pair_id, "recipient": outcome.recipient_id, "donor": outcome.donor_id,
+                "sample": sample.sample_index, "text": sample.text, "n_tokens": len(sample.generated_ids),
+                "stopped_at_eos": sample.stopped_at_eos, "empty": sample.score.n_words == 0,
+                "degenerate": sample.score.degenerate,
+                "score": scores.get(score_name) if score_name else None, "scores": scores,
+            })
+    return rows
 
 
 def transfer_result(

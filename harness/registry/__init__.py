@@ -1,4 +1,4 @@
-"""The pre-registered claims (DESIGN §5) as frozen data, decided before any data were seen.
+"""The pre-registered claims (docs/METHODS.md §9–11) as frozen data, decided before any data were seen.
 
 Each :class:`ClaimSpec` fixes what is estimated, the decision rule (machine-evaluable :class:`Criterion` s,
 from which every rule text is generated), α, the multiplicity family, the planned n with the power
@@ -17,9 +17,9 @@ Conventions used by every claim:
   is false, INCONCLUSIVE otherwise, and INCONCLUSIVE whenever n < planned n or the estimate is undefined.
 - **p criteria** are decided at ``alpha_test = family α / m`` (Bonferroni); Holm-adjusted p-values are reported
   beside them. p-values are one-sided in the claimed direction unless stated.
-- **Transfer** T follows DESIGN §4.8; its CIs are BCa bootstrap over pairs, clustered by prompt where a prompt
+- **Transfer** T follows docs/METHODS.md §7; its CIs are BCa bootstrap over pairs, clustered by prompt where a prompt
   recurs.
-- **Behaviour score**: the degeneration-gated embedding score of DESIGN §4.7(b) on generated tokens only
+- **Behaviour score**: the degeneration-gated embedding score of docs/METHODS.md §6 on generated tokens only
   (:data:`harness.behaviour.BEHAVIOUR_SCORE`); raw and lexicon scores are reported beside it but never decide.
 - **Power**: the assumed true effects are design assumptions (what a claim is built to detect), not data.
 """

@@ -1,12 +1,12 @@
 """The registered claims, as data: one table per multiplicity family, read by :mod:`harness.registry`.
 
-- **Headline** (DESIGN §5): R_V contraction, V-patch null, KV transfer, α dose-response and single-layer failure
+- **Headline**: R_V contraction, V-patch null, KV transfer, α dose-response and single-layer failure
   (multiplicity families: geometry, none, kv_transfer, alpha_monotone, none).
 - **Geometry**: R_V against confound controls, at encoding, over recursion levels, against behaviour, and
   attention entropy (the 'geometry' family, with the headline R_V contraction).
 - **Behaviour**: the 'behaviour' family (reverse patch, geometry transfer, token-quarter localisation, level
   trends, donor PR) and the CI-only claims beside it (controls, layer-quarter localisation, peak zone,
-  self-referential tokens). Transfer T follows DESIGN §4.8.
+  self-referential tokens). Transfer T: docs/METHODS.md §7.
 - **Anatomy**: deterministic invariants of the KV cache (shapes, injection, RoPE re-rotation) and the persona
   signature (the 'anatomy' family).
 """
@@ -33,7 +33,7 @@ __all__ = ["ANATOMY_CLAIMS", "BEHAVIOUR_CLAIMS", "BEHAVIOUR_DECODING", "GEOMETRY
 BEHAVIOUR_DECODING = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=48)
 """Registered before any patched continuation was generated (2026-11-22). Why greedy with a repetition penalty
 rather than seeded sampling at T = 0.7 with k = 4: (1) plain greedy loops on the small CPU-tier models (about
-half of 48-token continuations have distinct-2 < 0.5, DESIGN §4.6), and a penalty of 1.2 (the CTRL paper's
+half of 48-token continuations have distinct-2 < 0.5, docs/METHODS.md §5), and a penalty of 1.2 (the CTRL paper's
 value, Keskar et al. 2019) breaks such loops; (2) it is deterministic, so every condition of a pair is compared
 without sampling noise and one continuation per pair suffices, where sampling needs k ≥ 4; (3) the suite's
 ~850 continuations per model then fit the CPU budget (issue 6: both embedded models in under 40 minutes on
@@ -43,9 +43,9 @@ BEHAVIOURAL: dict[str, Any] = dict(decoding=BEHAVIOUR_DECODING, behaviour_score=
 """The ClaimSpec fields every behavioural claim shares: its decoding regime and deciding score."""
 
 RV_WORDS = ("R_V = PR(V at the model's late layer) / PR(V at its early layer) over the last W = 16 content tokens "
-            "of each prompt, eigenvalue PR, uncentered (DESIGN §4.1–4.2)")
+            "of each prompt, eigenvalue PR, uncentered (docs/METHODS.md §2)")
 """How R_V is computed, for estimator text."""
-T_WORDS = "transfer T (DESIGN §4.8) of the degeneration-gated embedding score"
+T_WORDS = "transfer T (docs/METHODS.md §7) of the degeneration-gated embedding score"
 """What the transfer T is, for estimator text."""
 RECBASE = ("recursive", "baseline")
 """The prompt groups most claims require."""
@@ -90,10 +90,10 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         id="alpha_monotone", version=1, title="α dose-response", headline=True, delta=0.10, **BEHAVIOURAL,
         statement="Recursive behaviour rises monotonically with the mixing weight α ∈ {0, .25, .5, .75, 1} "
                   "of the second-half KV patch.",
-        estimator=f"{T_WORDS} at each α; Page's L over pairs (blocks) × α (ordered increasing) gives p; "
-                  "adjacent steps T(α_k+1) − T(α_k) each get a 95% BCa bootstrap CI over pairs. The estimate "
-                  "is T(1) − T(0).",
-        effect_type="page_L_with_steps", kind=Kind.TREND,
+        estimator=f"estimate T(1) − T(0), the difference of the {T_WORDS} at α = 1 and at α = 0 (no CI); "
+                  "p: Page's L over pairs (blocks) × α (ordered increasing) on the per-pair behaviour scores; "
+                  "adjacent steps T(α_k+1) − T(α_k) each get a 95% BCa bootstrap CI over pairs.",
+        effect_type="transfer_difference", kind=Kind.TREND,
         criteria=(P_BELOW, steps_at_least(-0.10)),
         ci_level=None, alpha=0.01, family="alpha_monotone",
         power=PowerPlan(
@@ -208,7 +208,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
     *(
         ClaimSpec(
             id=f"control_{name}_null", version=1, title=f"{label} control ≈ no transfer", **BEHAVIOURAL,
-            statement=f"The {label.lower()} control patch (DESIGN §4.4) transfers no recursive behaviour.",
+            statement=f"The {label.lower()} control patch (docs/METHODS.md §4) transfers no recursive behaviour.",
             estimator=f"{T_WORDS}, B⊕A = second-half KV patch with {how}; normalized by the same pair's natural "
                       "recursive − baseline gap. CI: 90% BCa bootstrap over pairs (= TOST at α = 0.05).",
             effect_type="transfer_ratio", kind=Kind.EQUIVALENCE,
@@ -301,7 +301,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         statement="Patching only the positions of self-referential tokens (second-half layers) transfers at "
                   "least half of the natural gap.",
         estimator=f"{T_WORDS}, B⊕A = KV patch restricted to positions whose donor token is self-referential "
-                  "(the lexicon of DESIGN §4.7a applied to the donor prompt). CI: 95% BCa over pairs.",
+                  "(the lexicon of docs/METHODS.md §6 applied to the donor prompt). CI: 95% BCa over pairs.",
         effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.50),),
         ci_level=0.95, alpha=None, family=None, power=paired_plan(0.8, 0.5, 0.5, 0.95, "T"),

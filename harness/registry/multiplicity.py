@@ -1,4 +1,4 @@
-"""Multiplicity families: claims whose p criteria share a familywise α (DESIGN §5).
+"""Multiplicity families: claims whose p criteria share a familywise α (docs/METHODS.md §10).
 
 Each member's p criterion is decided at ``alpha_test`` = α / m, m the number of members (Bonferroni: a
 decision each test can make alone). Holm-adjusted p-values over the family (``method``) are reported beside

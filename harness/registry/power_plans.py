@@ -1,5 +1,5 @@
 """Power plans of the registered claims: the stated assumptions and one :class:`~harness.stats.power.PowerPart`
-per rule part (DESIGN §5).
+per rule part (docs/METHODS.md §11).
 
 The assumed true effects are design assumptions (what a claim is built to detect), not data; each planned n
 comes from :mod:`harness.stats.power` (statsmodels). Building a plan solves nothing: each part's n is solved on

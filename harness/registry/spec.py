@@ -2,7 +2,7 @@
 
 Changing anything that can move a verdict requires bumping the claim's ``version``. Verdicts: PASS when every
 criterion is true, FAIL when any is false, INCONCLUSIVE otherwise, and INCONCLUSIVE whenever n < planned n or
-the estimate is undefined (e.g. the transfer denominator's CI includes 0, DESIGN §4.8).
+the estimate is undefined (e.g. the transfer denominator's CI includes 0, docs/METHODS.md §7).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.decoding import DecodingRegime
+from harness.registry.effects import EFFECT_TYPES, EffectType
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
 from harness.registry.power_plans import PowerPlan
 from harness.registry.rules import CI_KINDS, P_BELOW, Criterion, Kind, criterion_summary, criterion_words
@@ -22,7 +23,8 @@ class ClaimSpec:
     """A pre-registered claim; its ``criteria`` decide, and every rule text is generated from them.
 
     ``alpha`` is the familywise α (the TOST α for equivalence claims); ``alpha_test`` the per-test α of the
-    p criterion (None without one). ``n_unit`` names what n counts. ``required_groups`` are prompt-bank
+    p criterion (None without one). ``effect_type`` is a key of :data:`~harness.registry.effects.EFFECT_TYPES`
+    (which statistic the estimate is). ``n_unit`` names what n counts. ``required_groups`` are prompt-bank
     groups without which the claim is SKIPPED; ``requires_levels`` means recursive prompts need levels L1–L5.
     """
 
@@ -49,6 +51,8 @@ class ClaimSpec:
     alpha_test: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if self.effect_type not in EFFECT_TYPES:
+            raise ValueError(f"claim {self.id}: unknown effect_type {self.effect_type!r}; known: {', '.join(EFFECT_TYPES)}")
         if P_BELOW in self.criteria:
             fam = MULTIPLICITY_FAMILIES.get(self.family or "")
             if fam is None or self.id not in fam.members:
@@ -68,6 +72,48 @@ class ClaimSpec:
     def planned_n(self) -> int:
         """Planned n (in ``n_unit``) from :attr:`power` (solved on first access, then cached)."""
         return self.power.planned_n
+
+    @property
+    def is_engine_check(self) -> bool:
+        """True for a deterministic invariant of the engine (cache shapes, injection, RoPE re-rotation): reported in
+        its own section, not counted among the claim verdicts (docs/METHODS.md §12)."""
+        return self.kind is Kind.INVARIANT
+
+    @property
+    def effect(self) -> EffectType:
+        """The statistic the estimate is (label, symbol, units)."""
+        return EFFECT_TYPES[self.effect_type]
+
+    @property
+    def effect_direction(self) -> str:
+        """The direction the rule expects of the estimate: ``less`` or ``greater`` than its bound, ``within`` an
+        equivalence interval, ``outside`` an interval (either sign), or ``increasing`` (every step at or above −δ)."""
+        c = self.primary
+        if c.kind == "ci_within":
+            return "within"
+        if c.kind == "ci_outside":
+            return "outside"
+        if c.kind == "steps_at_least":
+            return "increasing"
+        return "less" if c.op in ("<", "<=") else "greater"
+
+    @property
+    def expected(self) -> str:
+        """What the rule expects of the estimate in a few symbols, e.g. ``g < -1``, ``T inside (-0.1, 0.1)``."""
+        c, sym = self.primary, self.effect.symbol
+        if c.kind in ("ci_within", "ci_outside"):
+            lo, hi = c.bounds or (0.0, 0.0)
+            return f"{sym} inside ({lo:g}, {hi:g})" if c.kind == "ci_within" else f"{sym} outside [{lo:g}, {hi:g}]"
+        if c.kind == "steps_at_least":
+            return f"every step ≥ {c.bound:g}"
+        return f"{sym} {c.op} {c.bound:g}"
+
+    def effect_fields(self) -> dict[str, str]:
+        """The effect columns of a report record: ``effect_type``, ``effect_label``, ``effect_units``,
+        ``effect_direction`` (see :mod:`harness.registry.effects`)."""
+        e = self.effect
+        return {"effect_type": self.effect_type, "effect_label": e.label, "effect_units": e.units,
+                "effect_direction": self.effect_direction}
 
     @property
     def primary(self) -> Criterion:

@@ -11,10 +11,14 @@ Contract for claim tests
 - One test per claim × model. Setup errors become ERROR rows, skips SKIPPED rows (with the reason),
   a test that fails or passes without recording becomes an ERROR row.
 
-Outputs (controller only, written at session finish when at least one claim row exists), in
-``--report-dir`` or by default ``reports/<UTC timestamp>-<short git sha>/``: ``claims.md``, ``claims.csv``,
-``claims.json`` (``{"run": header, "records": [...]}``) and figures ``<kind>-<claim>.png``; a compact
-verdict table is printed at the end of the terminal output. A reused ``--report-dir`` is cleared of these
+Outputs (controller only, written at session finish when at least one claim row exists, by
+:func:`harness.report.build.write_report`), in ``--report-dir`` or by default
+``reports/<UTC timestamp>-<short git sha>/``: ``claims.md`` (summary, verdict matrix, claim sections, engine checks),
+``claims.tex``, ``claims.csv``, ``claims.json`` (``{"run": header, "records": [...]}``, records without their
+samples), ``methods.md``, ``examples.md``, ``samples.jsonl`` and figures ``<kind>-<claim>.png``; a compact verdict
+table is printed at the end of the terminal output. ``python -m harness.report rebuild RUN_DIR`` writes them all
+again from claims.json and samples.jsonl without a model; ``python -m harness.report compare RUN_A RUN_B`` compares
+two runs. A reused ``--report-dir`` is cleared of these
 files (and only these) at start (:mod:`harness.report.files`), and all are written into a staging directory and
 moved into place together, so no reader sees a half-written file. A report also says whether it is complete
 (:mod:`harness.report.status`): ``run.status`` in claims.json, the header of claims.md and the terminal name the
@@ -30,7 +34,10 @@ NOT RUN row. Under xdist the selected tests are read from the workers' collected
   ``config.stash[harness.report.provenance.PROMPT_BANK_HASH_KEY]`` on the controller).
 - ``synthetic``: ``True`` for fabricated plumbing data → a banner on claims.md and ``run.synthetic``.
 - ``examples``: ``{condition: [generated continuation, ...]}`` (e.g. baseline, recursive, patched,
-  shuffled) → the Examples section, first 3 per condition.
+  shuffled) → examples.md, when the record has no ``samples``.
+- ``samples``: ``{condition: [{"pair", "recipient", "donor", "sample", "text", "n_tokens", "stopped_at_eos",
+  "empty", "degenerate", "score", "scores"}, ...]}`` → samples.jsonl (moved out of claims.json) and examples.md.
+- ``conditions``: ``{condition: {"n_continuations", "empty_share", "condition": {...}, ...}}`` → examples.md.
 - ``rv_by_group``: ``{group: [R_V per prompt, ...]}`` → ``rv_by_group-<claim>.png`` (panel per model).
 - ``layer_sweep``: ``{"layers": [int], "depth_fraction": [float], "estimate": [...], "ci_low": [...],
   "ci_high": [...], "fixed_layer": int, "effect_label": str}`` → ``layer_sweep-<claim>.png``.

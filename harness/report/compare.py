@@ -1,7 +1,7 @@
 """Compare two runs' ``claims.json`` by (claim, model): verdict changes, estimate shifts, and (``--exact``) any
 difference in the measured numbers.
 
-    python -m harness.report.compare RUN_A RUN_B [--exact]
+    python -m harness.report compare RUN_A RUN_B [--exact]     (or python -m harness.report.compare ...)
 
 RUN_A and RUN_B are report directories or ``claims.json`` files. Timings, model provenance and the generated rule
 and decision text are not compared (they describe the run and the code, not the measurement). Exit status: 1 when
@@ -19,15 +19,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-NOT_COMPARED = frozenset({"timings", "model_provenance", "run", "rule", "explanation", "durations_s"})
+from harness.report.annotate import annotate
+from harness.report.samples import merge_samples, read_samples
+
+NOT_COMPARED = frozenset({"timings", "model_provenance", "run", "rule", "explanation", "durations_s", "effect_label",
+                          "effect_units"})
 """Record keys that describe the run or the code's wording, not the measurement."""
 
 
 def load_records(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """The records of a run (a report directory or its claims.json) by (claim id, model name)."""
+    """The records of a run (a report directory or its claims.json) by (claim id, model name), with the
+    continuations of samples.jsonl (when the run has one) back under ``details["samples"]`` and the registry's effect
+    fields filled in where a record predates them (:func:`harness.report.annotate.annotate`)."""
     file = path / "claims.json" if path.is_dir() else path
     data = json.loads(file.read_text(encoding="utf-8"))
-    return {(r["claim"], r["model"]): r for r in data["records"]}
+    records = annotate(merge_samples(data["records"], read_samples(file.parent / "samples.jsonl")))
+    return {(r["claim"], r["model"]): r for r in records}
 
 
 def _same(a: Any, b: Any) -> bool:

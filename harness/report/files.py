@@ -1,8 +1,8 @@
 """The report directory: checked at configure time, cleared of the suite's own old report files, written atomically.
 
 A ``--report-dir`` that cannot be written fails at start (not after all the compute), and a reused one loses only
-the files the report plugin writes (``claims.md``/``.csv``/``.json`` and ``<kind>-<claim>.png``/``.pdf`` figures for
-registered figure kinds and claims), so no stale figure sits beside a new report; other files are never touched.
+the files a report writes (:data:`REPORT_FILES` and ``<kind>-<claim>.png``/``.pdf`` figures for registered figure
+kinds and claims), so no stale figure sits beside a new report; other files are never touched.
 
 :func:`write_staged` writes a report into a staging directory inside the target (``.claims-staging-*``), fsyncs
 every file, and only then moves each into place with ``os.replace`` (``claims.json`` last). A failure or kill while
@@ -18,13 +18,15 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-REPORT_FILES = ("claims.md", "claims.csv", "claims.json")
-"""The report files written by :class:`harness.report.plugin.ClaimsReport`, besides figures."""
+REPORT_FILES = ("claims.md", "claims.csv", "claims.json", "claims.tex", "methods.md", "examples.md", "samples.jsonl")
+"""The report files written by :func:`harness.report.build.write_report`, besides figures."""
+
+"""File types of a figure (a raster and a vector copy)."""
 
 STAGING_PREFIX = ".claims-staging-"
 """Name prefix of the staging directory a report is written into before its files are moved into place."""
 
-LAST_FILES = ("claims.csv", "claims.md", "claims.json")
+LAST_FILES = ("samples.jsonl", "examples.md", "methods.md", "claims.tex", "claims.csv", "claims.md", "claims.json")
 """Moved into place last, in this order: a reader who finds ``claims.json`` finds the rest of the report too."""
 
 

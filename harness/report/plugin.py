@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from harness.registry import CLAIMS
-from harness.report.figures import write_figures
-from harness.report.files import write_staged
+from harness.report.build import write_report
 from harness.report.gpu import pinned_visible_devices
 from harness.report.identity import (
     CLAIM_ID_PROPERTY,
@@ -30,7 +29,7 @@ from harness.report.identity import (
 from harness.report.provenance import git_info, run_header, run_id, utc_now
 from harness.report.rows import RowCollector, apply_multiplicity
 from harness.report.status import SessionStatus, session_status
-from harness.report.writers import claims_markdown, terminal_table, write_csv, write_json
+from harness.report.writers import terminal_table
 from harness.results import PROPERTY_NAME, ClaimNotPassed, Verdict
 
 PLUGIN_NAME = "claims-report"
@@ -193,21 +192,11 @@ class ClaimsReport:
         header["status"] = status.to_json()
         option = self.config.getoption("report_dir", default=None)
         out = Path(option) if option else root / "reports" / run_id(self.started, git.get("short"))
-        markdown = ""
-
-        def write(staging: Path) -> None:
-            nonlocal markdown
-            figures = write_figures(self.records, staging)
-            markdown = claims_markdown(self.records, header, figures)
-            (staging / "claims.md").write_text(markdown, encoding="utf-8")
-            write_csv(self.records, staging / "claims.csv")
-            write_json(self.records, header, staging / "claims.json")
-
-        write_staged(out, write)
+        write_report(self.records, header, out)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(markdown + "\n")
+                fh.write((out / "claims.md").read_text(encoding="utf-8") + "\n")
         self.report_dir = out
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -1,8 +1,10 @@
 """Run-level provenance for claims.json / claims.md: what ran, where, with which code and data.
 
-Nothing here imports torch or touches CUDA (the controller must not); package versions come from
-installed metadata. Model and prompt-bank provenance come from the records' ``details`` (filled on the
-workers that loaded them) or from the config stash key :data:`PROMPT_BANK_HASH_KEY`.
+Nothing here touches CUDA (the controller must not); package versions come from installed metadata. Model and
+prompt-bank provenance come from the records' ``details`` (filled on the workers that loaded them) or from the config
+stash key :data:`PROMPT_BANK_HASH_KEY`. The bank's group counts (``prompt_bank`` in the header, for methods.md) are
+read on the controller by :func:`prompt_bank_summary` when the harness's ``--prompt-bank`` option exists (loading
+the bank imports :mod:`harness.prompts`, and with it torch, which the harness's own plugin has imported already).
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ def run_header(
         "seed": _option(config, "seed"),
         "options": {name: _option(config, name) for name in ("model", "device", "dtype", "prompt_bank", "n_cap", "window", "claims_cache")},
         "prompt_bank_sha256": bank,
+        "prompt_bank": prompt_bank_summary(config, bank),
         "models": {name: (provs[0] if len(provs) == 1 else provs) for name, provs in models.items()},
         "device": _distinct([((rec.get("details") or {}).get("model_provenance") or {}).get("device")
                              for rec in records]) or _option(config, "device"),
@@ -128,6 +131,37 @@ def thread_facts() -> dict[str, Any]:
         "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS"),
         "cpu_count": os.cpu_count(),
     }
+
+
+def prompt_bank_summary(config: pytest.Config, recorded_sha: Any) -> dict[str, Any] | None:
+    """The bank of ``--prompt-bank`` (the shipped one when unset): its hash, source, prompts per group, recursive
+    prompts per level and recorded pairs per kind, with a ``note`` when its hash is not the one the records carry.
+
+    None when the option does not exist (the report plugin used without the harness's plugin); ``{"error": ...}``
+    when the bank cannot be read (the report is still written)."""
+    try:
+        path = config.getoption("prompt_bank")
+    except ValueError:
+        return None
+    try:
+        from harness.prompts import LEVELS, PAIR_KINDS, load_bank
+
+        bank = load_bank(path)
+    except Exception as exc:  # noqa: BLE001 - a report must not fail on its methods text
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    groups = {g: len(bank.group(g)) for g in sorted(bank.groups)}
+    summary: dict[str, Any] = {
+        "sha256": bank.content_hash,
+        "source": str(path) if path else "prompts/ (the bank shipped with the suite)",
+        "groups": groups,
+        "recursive_levels": {f"L{lv}": len(bank.group("recursive", level=lv)) for lv in LEVELS}
+        if groups.get("recursive") else {},
+        "recorded_pairs": {kind: len(bank.pairs(kind)) for kind in PAIR_KINDS},
+    }
+    if recorded_sha is not None and recorded_sha != bank.content_hash:
+        summary["note"] = (f"The records carry bank hash {recorded_sha}, not this bank's {bank.content_hash}: the counts "
+                           "describe the bank found at the end of the run.")
+    return summary
 
 
 def command_line(argv: Sequence[str]) -> str:

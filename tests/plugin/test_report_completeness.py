@@ -9,6 +9,7 @@ with a plugin that raises KeyboardInterrupt (as Ctrl-C does) when the second cla
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,8 @@ def test_interrupted_run_says_so_with_not_run_rows_and_a_rerun_completes_it(env:
     assert len(ran) == 1 and verdicts[ran[0]] in {"PASS", "FAIL", "INCONCLUSIVE"}
     not_run = [r for r in payload["records"] if r["verdict"] == "NOT RUN"]
     assert all("interrupted before this test ran" in r["explanation"] and r["model"] == "toy-llama" for r in not_run)
-    assert "INTERRUPTED: this report is incomplete" in md and "2 NOT RUN" in md and "| NOT RUN |" in md
+    assert "INTERRUPTED: this report is incomplete" in md and "2 NOT RUN" in md
+    assert re.search(r"\| NOT RUN +\|", md)  # an engine-check row (table cells are padded)
     assert "claim verdicts: INTERRUPTED, report incomplete" in result.stdout.str()
     assert "run: INTERRUPTED (KeyboardInterrupt" in result.stdout.str()
 

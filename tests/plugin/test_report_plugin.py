@@ -232,14 +232,18 @@ def test_serial_and_xdist_runs_give_identical_reports(inner_env: pytest.Pytester
         assert "claim verdicts" in text and "INCONCLUSIVE" in text
         assert res.stdout.lines[-1].startswith("=") and "3 failed, 5 passed, 2 skipped, 2 errors" in res.stdout.lines[-1]
     md = (tmp_path / "n0" / "claims.md").read_text()
-    assert "## Verdict matrix" in md and "Synthetic data" in md and "## Examples" in md
+    assert "## Verdict matrix" in md and "Synthetic data" in md and "## Examples" not in md
     assert md.count("### `rv_contraction` v1") == 1
+    examples = (tmp_path / "n0" / "examples.md").read_text()
+    assert "## `kv_transfer` × `synthetic-demo`" in examples and "I notice myself noticing" in examples
+    assert "\\label{tab:matrix}" in (tmp_path / "n2" / "claims.tex").read_text()
+    assert "## Claims: estimators, decision rules, planned n" in (tmp_path / "n2" / "methods.md").read_text()
     for png in ("rv_by_group-rv_contraction.png", "layer_sweep-rv_contraction.png",
                 "alpha_dose_response-alpha_monotone.png", "transfer_by_layer_range-kv_transfer.png"):
         assert (tmp_path / "n2" / png).stat().st_size > 5000
         assert f"]({png})" in md
     csv_lines = (tmp_path / "n0" / "claims.csv").read_text().splitlines()
-    assert len(csv_lines) == 13 and csv_lines[0].startswith("claim,version,model,verdict")
+    assert len(csv_lines) == 13 and csv_lines[0].startswith("claim,version,model,verdict,effect_type")
 
 
 def test_worker_crash_still_gives_an_error_row(inner_env: pytest.Pytester, tmp_path: Path):

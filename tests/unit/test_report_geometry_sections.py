@@ -1,8 +1,9 @@
-"""The layer-sweep table and the cross-model depth section of claims.md (harness.report.writers)."""
+"""The layer-sweep table and the cross-model depth section of claims.md (harness.report.sweeps)."""
 
 from __future__ import annotations
 
-from harness.report.writers import claims_markdown, strongest_layer_index
+from harness.report.markdown import claims_markdown
+from harness.report.sweeps import strongest_layer_index
 
 
 def sweep(estimates: list[float | None], n_layers: int, early: int = 1, fixed: int = 3) -> dict:
@@ -30,21 +31,28 @@ def test_strongest_layer_follows_the_claims_direction() -> None:
     assert strongest_layer_index("persona_signature", sweep([-0.8, -1.1], 8)) is None
 
 
+def row(md: str, *cells: str) -> bool:
+    """Whether ``md`` has a table row with exactly these cells (tabulate pads cells with spaces)."""
+    want = list(cells)
+    return any([c.strip() for c in line.strip().strip("|").split("|")] == want
+               for line in md.splitlines() if line.startswith("|"))
+
+
 def test_sweep_table_and_cross_model_section() -> None:
     records = [record("small", sweep([-0.2, -1.5, -0.9], 10)), record("deep", sweep([-0.4, -0.3, -2.0, -0.1], 20))]
     md = claims_markdown(records, {"run_id": "r"}, {})
     assert "**Layer sweep** (Hedges g of R_V" in md
-    assert "| small | 3 | 0.3 | -1.5 | [-2, -1] | pre-registered (verdict), strongest |" in md
-    assert "| small | 4 | 0.4 | -0.9 | [-1.4, -0.4] |  |" in md
-    assert "| deep | 4 | 0.2 | -2 | [-2.5, -1.5] | strongest |" in md
-    section = md.split("## Cross-model: depth of the strongest layer", 1)[1].split("## Verdict matrix", 1)[0]
-    assert "| rv_contraction | small | 10 | 1 | 3 (0.3) | -1.5 | 3 (0.3) | -1.5 [-2, -1] |" in section
-    assert "| rv_contraction | deep | 20 | 1 | 3 (0.15) | -0.3 | 4 (0.2) | -2 [-2.5, -1.5] |" in section
+    assert row(md, "small", "3", "0.300", "-1.50", "[-2.00, -1.00]", "pre-registered (verdict), strongest")
+    assert row(md, "small", "4", "0.400", "-0.900", "[-1.40, -0.400]", "")
+    assert row(md, "deep", "4", "0.200", "-2.00", "[-2.50, -1.50]", "strongest")
+    section = md.split("## Cross-model: depth of the strongest layer", 1)[1].split("## Notes", 1)[0]
+    assert row(section, "rv_contraction", "small", "10", "1", "3 (0.300)", "-1.50", "3 (0.300)", "-1.50 [-2.00, -1.00]")
+    assert row(section, "rv_contraction", "deep", "20", "1", "3 (0.150)", "-0.300", "4 (0.200)", "-2.00 [-2.50, -1.50]")
 
 
 def test_a_sweep_without_the_effect_shows_no_strongest_layer() -> None:
     md = claims_markdown([record("m", sweep([0.4, 0.9], 10))], {"run_id": "r"}, {})
-    assert "| rv_contraction | m | 10 | 1 | 3 (0.3) | 0.9 | – | – |" in md
+    assert row(md, "rv_contraction", "m", "10", "1", "3 (0.300)", "0.900", "–", "–")
     assert "strongest" not in md.split("**Layer sweep**", 1)[1].split("## Cross-model", 1)[0]
 
 

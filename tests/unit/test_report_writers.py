@@ -14,9 +14,11 @@ from harness.registry import get_claim
 from harness.report.figures import write_figures
 from harness.report.gpu import pinned_visible_devices, worker_index
 from harness.report.identity import Identity, clean_nodeid, from_nodeid, from_properties, model_from_callspec
+from harness.report.numbers import fmt
 from harness.report.provenance import command_line, run_id
 from harness.report.rows import RowCollector, apply_multiplicity, first_error_line, skip_reason
-from harness.report.writers import fmt, md_table, terminal_table, write_json
+from harness.report.tables import md_table
+from harness.report.writers import terminal_table, write_json
 from harness.results import evaluate
 
 
@@ -154,11 +156,14 @@ def test_error_line_and_skip_reason_helpers():
 def test_md_table_escapes_pipes_and_newlines():
     table = md_table(["a", "b"], [["x|y", "1\n2"]])
     assert "x\\|y" in table and "1 2" in table and table.count("\n") == 2
+    assert md_table(["n"], [["007"]]).splitlines()[2] == "| 007 |"  # cells are text: no number parsing
 
 
 def test_fmt_numbers():
     assert fmt(None) == "–" and fmt(float("nan")) == "–" and fmt(3) == "3"
-    assert fmt(0.000012, p=True) == "1.2e-05" and fmt(-1.23456) == "-1.23"
+    assert fmt(0.000012) == "1.20e-05" and fmt(3.2e-06) == "3.20e-06" and fmt(-1.23456) == "-1.23"
+    assert fmt(1.0) == "1.00" and fmt(0.5) == "0.500" and fmt(123.4) == "123" and fmt(0.0246) == "0.0246"
+    assert fmt(0.001) == "0.00100" and fmt(12345.0) == "1.23e+04" and fmt(0.0) == "0.00"
 
 
 def test_terminal_table_aligns_models():

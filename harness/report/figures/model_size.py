@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.models.registry import MODEL_REGISTRY
 
 _NOMINAL = re.compile(r"(?<![0-9.])(?:(?P<experts>\d+)x)?(?P<size>\d+(?:\.\d+)?)(?P<unit>[mb])(?![a-z0-9])",
                       re.IGNORECASE)
@@ -66,6 +65,8 @@ def model_size(model: str, records: Sequence[dict[str, Any]] = ()) -> ModelSize:
         value = provenance.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
             return ModelSize(float(value), "exact")
+    from harness.models.registry import MODEL_REGISTRY  # imports torch: only when a name needs it
+
     spec = MODEL_REGISTRY.get(model)
     for text in (model, provenance.get("location"), spec.location if spec else None):
         if isinstance(text, str):

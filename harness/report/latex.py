@@ -1,0 +1,95 @@
+"""claims.tex: the report's tables as a LaTeX document that compiles with pdflatex (booktabs): the run summary, the
+claims × models verdict matrix, one table per claim (a row per model) and the engine checks.
+
+Every table is a ``table`` float with a caption and a label (``tab:matrix``, ``tab:claim:<id>``, ``tab:engine``) so
+a paper can paste the tables it needs; all text is escaped by :func:`harness.report.tables.tex_escape`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.registry import CLAIMS
+from harness.report.annotate import is_engine_check
+from harness.report.markdown import effect_heading, matrix_cell
+from harness.report.numbers import fmt, fmt_ci
+from harness.report.summary import claim_order, model_order, run_summary
+from harness.report.tables import tex_escape, tex_table
+
+PREAMBLE = r"""\documentclass[10pt]{article}
+\usepackage[T1]{fontenc}
+\usepackage[margin=2cm,landscape]{geometry}
+\usepackage{booktabs}
+\usepackage{amssymb}
+\begin{document}
+"""
+FLOATS_PER_PAGE = 4
+"""Claim tables between two ``\\clearpage`` (LaTeX refuses more than 18 unplaced floats)."""
+
+
+def _label(claim: str) -> str:
+    return "tab:claim:" + "".join(ch if ch.isalnum() else "-" for ch in claim)
+
+
+def matrix_table(records: Sequence[dict[str, Any]]) -> str:
+    """The verdict matrix (claims that are not engine checks) as a booktabs table."""
+    models = model_order(records)
+    by_key = {(r["claim"], r["model"]): r for r in records}
+    rows = [[claim, effect_heading(claim, [r for r in records if r["claim"] == claim]),
+             *(matrix_cell(by_key.get((claim, m))) for m in models)] for claim in claim_order(records)]
+    return tex_table(["claim", "effect", *models], rows, align="ll" + "l" * len(models),
+                     caption="Verdict, estimate and CI (at each claim's registered level) per claim and model.",
+                     label="tab:matrix")
+
+
+def claim_table(claim: str, recs: Sequence[dict[str, Any]]) -> str:
+    """One claim's table: a row per model (estimate, CI, n, p, adjusted p, verdict); the caption states the claim,
+    the statistic and the rule."""
+    spec = CLAIMS.get(claim)
+    level = next((r.get("ci_level") for r in recs if r.get("ci_level")), None)
+    rows = [[r["model"], fmt(r.get("estimate")), fmt_ci(r.get("ci_low"), r.get("ci_high")),
+             f"{fmt(r.get('n'))} ({fmt(r.get('planned_n'))})", fmt(r.get("p_value")), fmt(r.get("p_adjusted")),
+             r["verdict"]] for r in recs]
+    symbol = spec.effect.symbol if spec else "estimate"
+    if spec is not None:
+        caption = (f"{spec.title} ({claim}, v{recs[0].get('version')}). {spec.statement} Estimate: {spec.effect.label} "
+                   f"({spec.effect.units}). Rule: {spec.rule_summary()}.")
+    else:
+        caption = f"{claim}. Rule: {recs[0].get('rule')}."
+    return tex_table(["model", f"estimate ({symbol})", f"{level:.0%} CI" if level else "CI", "n (planned)", "p",
+                      "p adj.", "verdict"], rows, align="lrlrrrl", caption=caption, label=_label(claim))
+
+
+def engine_table(records: Sequence[dict[str, Any]]) -> str:
+    """The engine checks (deterministic invariants) as one booktabs table."""
+    rows = []
+    for r in records:
+        spec = CLAIMS[r["claim"]]
+        value = r.get("estimate")
+        if spec.effect_type == "mismatch_count" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        rows.append([r["claim"], r["model"], fmt(value), spec.expected, fmt(r.get("n")), r["verdict"]])
+    return tex_table(["check", "model", "value", "tolerance", "n (prompts)", "verdict"], rows, align="llrlrl",
+                     caption="Engine checks: deterministic invariants of the KV-cache engine, not claim verdicts.",
+                     label="tab:engine")
+
+
+def claims_latex(records: Sequence[dict[str, Any]], run: dict[str, Any]) -> str:
+    """The whole claims.tex document."""
+    claims = [r for r in records if not is_engine_check(r)]
+    checks = [r for r in records if is_engine_check(r)]
+    out = [PREAMBLE, f"\\section*{{{tex_escape('Claims report — ' + str(run.get('run_id')))}}}", ""]
+    if run.get("synthetic"):
+        out += [r"\textbf{Synthetic data: not a measurement of any model.}", ""]
+    out += [tex_escape(run_summary(records, run, bold=False).replace("`", "")), ""]
+    if claims:
+        out += [matrix_table(claims), r"\clearpage", ""]
+        for i, claim in enumerate(claim_order(claims)):  # a page break now and then: LaTeX holds at most 18 floats
+            out += [claim_table(claim, [r for r in claims if r["claim"] == claim])]
+            if i % FLOATS_PER_PAGE == FLOATS_PER_PAGE - 1:
+                out += [r"\clearpage", ""]
+    if checks:
+        out += [engine_table(checks)]
+    out += [r"\end{document}", ""]
+    return "\n".join(out)
