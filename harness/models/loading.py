@@ -470,6 +470,7 @@ def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> 
         dtype=dtype_name,
         device=str(input_device),
         attn_implementation=spec.attn_implementation,
+        n_parameters=int(sum(param.numel() for param in model.parameters())),  # tied embeddings counted once
         load_seconds=round(time.perf_counter() - started, 3),
     )
     return LoadedModel(name, spec, model, tokenizer, layout, shape, layers, input_device, provenance)

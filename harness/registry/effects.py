@@ -41,6 +41,8 @@ EFFECT_TYPES: dict[str, EffectType] = {
         EffectType("geometry_transfer_ratio", "geometry transfer ratio G", "G", "G",
                    "fraction of the natural recursive − baseline R_V gap (0 = recipient, 1 = donor)"),
         EffectType("spearman_rho", "Spearman ρ", "ρ", r"\rho", "rank correlation, from −1 to 1"),
+        EffectType("partial_spearman_rho", "partial Spearman ρ (prompt length partialled out)", "ρ_partial",
+                   r"\rho_{\mathrm{partial}}", "rank correlation given prompt length, from −1 to 1"),
         EffectType("mean_block_spearman", "mean within-block Spearman ρ", "ρ̄", r"\bar{\rho}",
                    "rank correlation, from −1 to 1, averaged over blocks"),
         EffectType("accuracy", "classification accuracy", "acc", r"\mathrm{acc}", "proportion correct, from 0 to 1"),

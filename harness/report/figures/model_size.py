@@ -6,7 +6,7 @@ Where the size comes from, first found wins:
    loader may record;
 2. the nominal size in the model's name, e.g. ``smollm2-135m`` → 135 M, ``llama3-70b`` → 70 B, ``mixtral-8x7b``
    → 8 × 7 B (nominal: shared attention makes the true count smaller); then in its Hub id or location
-   (the provenance ``location``, or :data:`harness.models.registry.MODEL_REGISTRY`'s), e.g. ``Qwen/Qwen2.5-7B``.
+   (the provenance ``location``), e.g. ``Qwen/Qwen2.5-7B``. The loader records ``n_parameters`` for every model.
 
 A nominal size is the developers' rounded figure, not a count, and the label says so ("nominal"). Models with
 no size found sort after the others, in their first-seen order.
@@ -65,10 +65,7 @@ def model_size(model: str, records: Sequence[dict[str, Any]] = ()) -> ModelSize:
         value = provenance.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
             return ModelSize(float(value), "exact")
-    from harness.models.registry import MODEL_REGISTRY  # imports torch: only when a name needs it
-
-    spec = MODEL_REGISTRY.get(model)
-    for text in (model, provenance.get("location"), spec.location if spec else None):
+    for text in (model, provenance.get("location")):
         if isinstance(text, str):
             found = nominal_parameters(text)
             if found is not None:
