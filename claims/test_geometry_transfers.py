@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
+from harness.claim_support import behaviour_details, claim_pairs, paired_p, pairing_details, run_conditions
 from harness.geometry.replay import (
     GENERATED_RV_TEXT,
     generated_rv,
@@ -38,7 +38,8 @@ CONDITIONS = (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN)
 
 def test_geometry_transfers(claim: ClaimContext) -> None:
     lm = claim.lm
-    pairs = behaviour_pairs(claim)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     runs = run_conditions(claim, pairs, CONDITIONS)
     replays = replay_runs(lm, pairs, [runs[c.name] for c in CONDITIONS], run_seed=claim.settings.seed,
                           cache=claim.cache)
@@ -73,6 +74,7 @@ def test_geometry_transfers(claim: ClaimContext) -> None:
             rv_by_group={name: v[keep].tolist() for name, v in labels.items()},
             behaviour_transfer=behaviour_t.describe(),
             p_note=p_note,
+            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)
