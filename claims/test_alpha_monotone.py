@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
+from harness.claim_support import behaviour_details, claim_pairs, pairing_details, run_conditions
 from harness.stats import bootstrap_ci, page_trend, steps_as_bounds
 from harness.transfer import ALPHAS, NATURAL_BASELINE, NATURAL_RECURSIVE, kv_alpha, transfer, transfer_step_cis
 
@@ -23,7 +23,8 @@ CURVE_LEVEL = 0.95
 
 
 def test_alpha_monotone(claim: ClaimContext) -> None:
-    pairs = behaviour_pairs(claim)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     ladder = [kv_alpha(a) for a in ALPHAS]
     runs = run_conditions(claim, pairs, (NATURAL_RECURSIVE, *ladder))
     ordered = [runs[c.name] for c in ladder]
@@ -54,6 +55,7 @@ def test_alpha_monotone(claim: ClaimContext) -> None:
             },
             alpha_transfer={"alpha": list(ALPHAS), "transfer": [t.describe() for t in per_alpha]},
             step_estimates=[s.estimate for s in steps],
+            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)

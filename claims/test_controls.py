@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_pairs, run_conditions, transfer_result
+from harness.claim_support import claim_pairs, pairing_details, run_conditions, transfer_result
 from harness.prompts.pairing import PairRole
 from harness.transfer import (
     CROSS_BASELINE,
@@ -29,9 +29,11 @@ RECURSIVE_BASELINE = (PairRole.RECURSIVE, PairRole.BASELINE)
 
 def _control_null(claim: ClaimContext, control: Condition, roles: tuple[PairRole, ...] = RECURSIVE_BASELINE) -> None:
     """T of ``control`` against the same pairs' natural runs, judged by the claim's equivalence rule."""
-    pairs = behaviour_pairs(claim, roles=roles)
+    selection = claim_pairs(claim, roles=roles)
+    pairs = selection.pairs
     runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, control))
-    claim.conclude(transfer_result(claim, runs, control, NATURAL_BASELINE, NATURAL_RECURSIVE))
+    claim.conclude(transfer_result(claim, runs, control, NATURAL_BASELINE, NATURAL_RECURSIVE,
+                                   pairing=pairing_details(selection)))
 
 
 @pytest.mark.claim("control_shuffled_null")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
+from harness.claim_support import behaviour_details, claim_pairs, pairing_details, run_conditions
 from harness.geometry.cache_pr import donor_cache_pr
 from harness.stats import rank_correlation
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, transfer
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.claim("donor_pr_predicts_transfer")
 
 def test_donor_pr_predicts_transfer(claim: ClaimContext) -> None:
     lm = claim.lm
-    pairs = behaviour_pairs(claim)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN))
     gain = runs[KV_MAIN.name].scores() - runs[NATURAL_BASELINE.name].scores()
     pr = donor_cache_pr(lm, pairs, lm.layers.late, window=claim.settings.window, cache=claim.cache)
@@ -41,6 +42,7 @@ def test_donor_pr_predicts_transfer(claim: ClaimContext) -> None:
             donor_pr=pr,
             per_pair_transfer=gain.tolist(),
             transfer=t.describe(),
+            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, behaviour_pairs, run_conditions
+from harness.claim_support import behaviour_details, claim_pairs, pairing_details, run_conditions
 from harness.geometry.replay import decode_step_rv, replay_capture_gap, replay_runs
 from harness.stats import bootstrap_ci, hedges_g, welch_t
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE
@@ -57,7 +57,8 @@ def _g_with_ci(rec: np.ndarray, base: np.ndarray, level: float, rng: np.random.G
 
 def test_geometry_at_encoding(claim: ClaimContext) -> None:
     lm = claim.lm
-    pairs = behaviour_pairs(claim)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     runs = run_conditions(claim, pairs, CONDITIONS)
     rep_rec, rep_base = replay_runs(lm, pairs, [runs[c.name] for c in CONDITIONS], run_seed=claim.settings.seed,
                                     cache=claim.cache)
@@ -81,6 +82,7 @@ def test_geometry_at_encoding(claim: ClaimContext) -> None:
             hedges_g_by_step={str(step): by_step[step] for step in STEPS},
             rv_by_group={f"{name} (step {step})": values[np.isfinite(values)].tolist()
                          for step in STEPS for name, values in zip(("recursive", "baseline"), rv[step])},
+            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)

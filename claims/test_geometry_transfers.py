@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
+from harness.claim_support import behaviour_details, claim_pairs, paired_p, pairing_details, run_conditions
 from harness.geometry.replay import (
     generated_rv,
     generated_token_counts,
@@ -44,7 +44,8 @@ SAME_TOKENS_TEXT = (
 
 def test_geometry_transfers(claim: ClaimContext) -> None:
     lm = claim.lm
-    pairs = behaviour_pairs(claim)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     runs = run_conditions(claim, pairs, CONDITIONS)
     natural_b = runs[NATURAL_BASELINE.name]
     own = replay_runs(lm, pairs, [natural_b], run_seed=claim.settings.seed, cache=claim.cache)[0]
@@ -82,6 +83,7 @@ def test_geometry_transfers(claim: ClaimContext) -> None:
             rv_by_group={name: v[keep].tolist() for name, v in labels.items()},
             behaviour_transfer=behaviour_t.describe(),
             p_note=p_note,
+            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)

@@ -12,15 +12,17 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_pairs, paired_p, run_conditions, transfer_result
+from harness.claim_support import claim_pairs, paired_p, pairing_details, run_conditions, transfer_result
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE
 
 pytestmark = pytest.mark.claim("kv_transfer")
 
 
 def test_kv_transfer(claim: ClaimContext) -> None:
-    pairs = behaviour_pairs(claim)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN))
     p, p_note = paired_p(runs[KV_MAIN.name].scores(), runs[NATURAL_BASELINE.name].scores(), "greater")
-    result = transfer_result(claim, runs, KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, p_value=p, p_note=p_note)
+    result = transfer_result(claim, runs, KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, p_value=p, p_note=p_note,
+                             pairing=pairing_details(selection))
     claim.conclude(result)

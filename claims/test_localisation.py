@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, behaviour_pairs, paired_p, run_conditions
+from harness.claim_support import behaviour_details, claim_pairs, paired_p, pairing_details, run_conditions
 from harness.patching import Span
 from harness.stats import bootstrap_ci, transfer_ratio
 from harness.transfer import (
@@ -54,7 +54,8 @@ def _quarter_difference(q1, q2, q3, q4, recipient, donor) -> float:
 @pytest.mark.claim("layer_quarter_localisation")
 def test_layer_quarter_localisation(claim: ClaimContext) -> None:
     lm, spec = claim.lm, claim.spec
-    pairs = behaviour_pairs(claim)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, *LAYER_QUARTERS, KV_MAIN))
     natural_b, natural_a = runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name]
     rng = np.random.default_rng(claim.seed)
@@ -78,6 +79,7 @@ def test_layer_quarter_localisation(claim: ClaimContext) -> None:
                 "ci_high": [t.ci.high for t in per_range],
             },
             transfer={c.name: t.describe() for c, t in zip(ranges, per_range)},
+            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)
@@ -87,7 +89,8 @@ def _difference_claim(claim: ClaimContext, lower: Condition, upper: Condition, p
                       **extra: object) -> None:
     """D = T(upper) − T(lower) with a paired BCa CI over pairs (and, when asked, a Wilcoxon p on upper vs lower)."""
     spec = claim.spec
-    pairs = behaviour_pairs(claim)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, lower, upper))
     natural_b, natural_a = runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name]
     rng = np.random.default_rng(claim.seed)
@@ -102,7 +105,8 @@ def _difference_claim(claim: ClaimContext, lower: Condition, upper: Condition, p
         undefined_reason=each[lower.name].undefined_reason,
         details=behaviour_details(
             claim, runs, transfer={k: t.describe() for k, t in each.items()},
-                                  difference=f"T({upper.name}) − T({lower.name})", p_note=p_note, **extra),
+                                  difference=f"T({upper.name}) − T({lower.name})", p_note=p_note,
+                                  pairing=pairing_details(selection), **extra),
     )
     claim.conclude(result)
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_pairs, paired_p, run_conditions, transfer_result
+from harness.claim_support import claim_pairs, paired_p, pairing_details, run_conditions, transfer_result
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, REVERSE
 
 pytestmark = pytest.mark.claim("reverse_patch_necessity")
 
 
 def test_reverse_patch_necessity(claim: ClaimContext) -> None:
-    pairs = behaviour_pairs(claim)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, REVERSE))
     p, p_note = paired_p(runs[REVERSE.name].scores(), runs[NATURAL_RECURSIVE.name].scores(), "less")
-    result = transfer_result(claim, runs, REVERSE, NATURAL_RECURSIVE, NATURAL_BASELINE, p_value=p, p_note=p_note)
+    result = transfer_result(claim, runs, REVERSE, NATURAL_RECURSIVE, NATURAL_BASELINE, p_value=p, p_note=p_note,
+                             pairing=pairing_details(selection))
     claim.conclude(result)

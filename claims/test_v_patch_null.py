@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_pairs, run_conditions, transfer_result
+from harness.claim_support import claim_pairs, pairing_details, run_conditions, transfer_result
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, V_PATCH_LATE
 
 pytestmark = pytest.mark.claim("v_patch_null")
@@ -19,9 +19,11 @@ pytestmark = pytest.mark.claim("v_patch_null")
 
 def test_v_patch_null(claim: ClaimContext) -> None:
     lm = claim.lm
-    pairs = behaviour_pairs(claim)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, V_PATCH_LATE))
     decode_changes = [o.intervention_counts["decode"] for o in runs[V_PATCH_LATE.name].outcomes]
     result = transfer_result(claim, runs, V_PATCH_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE, v_patch_layer=lm.layers.late,
-                             v_patch_decode_elements_changed_min=min(decode_changes))
+                             v_patch_decode_elements_changed_min=min(decode_changes),
+                             pairing=pairing_details(selection))
     claim.conclude(result)

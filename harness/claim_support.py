@@ -11,7 +11,7 @@ import pytest
 
 from harness.claim_context import ClaimContext
 from harness.prompts import Prompt
-from harness.prompts.pairing import PairRole, TransferPair, select_pairs
+from harness.prompts.pairing import PairRole, PairSelection, TransferPair, choose_pairs, pairing_summary
 from harness.results import ClaimResult
 from harness.stats import wilcoxon_paired
 from harness.transfer import Condition, ConditionRun, run_condition, transfer
@@ -81,23 +81,41 @@ def run_details(claim: ClaimContext, **extra: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- behavioural claims
 
 
+def claim_pairs(
+    claim: ClaimContext, roles: Sequence[PairRole] = (PairRole.RECURSIVE, PairRole.BASELINE),
+    keep: Callable[[TransferPair], bool] = lambda p: True,
+) -> PairSelection:
+    """The claim's prompt pairs and their design (:func:`harness.prompts.pairing.choose_pairs`): the first
+    :func:`planned_count` exact-length pairs having every role and satisfying ``keep`` when the bank has that
+    many, else the first :func:`planned_count` of the registered unmatched variant (nearest token length,
+    shared-prefix patch). Put :func:`pairing_details` of the result into the record's details.
+
+    Skips, with the reason, when the bank lacks a group the claim needs, or when fewer than 2 pairs qualify
+    even in the variant (nothing can be bootstrapped over pairs).
+    """
+    require_groups(claim)
+    selection = choose_pairs(claim.lm, claim.bank, planned_count(claim), roles=roles, keep=keep)
+    if len(selection.pairs) < 2:
+        needs = ", ".join(r.value for r in roles)
+        pytest.skip(
+            f"{claim.spec.id}: {len(selection.pairs)} recursive/baseline pair(s) under {claim.lm.name}'s tokenizer "
+            f"with prompts for {needs}, exact-length or by nearest length ({selection.exact_available} exact); "
+            "at least 2 are needed"
+        )
+    return selection
+
+
+def pairing_details(selection: PairSelection) -> dict[str, Any]:
+    """The record's ``pairing`` entry: the design (exact token length, or the unmatched variant with each pair's
+    recursive − baseline token difference), see :func:`harness.prompts.pairing.pairing_summary`."""
+    return pairing_summary(selection)
+
+
 def behaviour_pairs(
     claim: ClaimContext, roles: Sequence[PairRole] = (PairRole.RECURSIVE, PairRole.BASELINE),
 ) -> list[TransferPair]:
-    """The claim's prompt pairs: the first :func:`planned_count` exact-length pairs having every role.
-
-    Skips, with the reason, when the bank lacks a group the claim needs, or when fewer than 2 such pairs
-    exist under the model's tokenizer (nothing can be bootstrapped over pairs).
-    """
-    require_groups(claim)
-    pairs = select_pairs(claim.lm, claim.bank, planned_count(claim), roles=roles)
-    if len(pairs) < 2:
-        needs = ", ".join(r.value for r in roles)
-        pytest.skip(
-            f"{claim.spec.id}: {len(pairs)} recursive/baseline pair(s) of exactly equal token length under "
-            f"{claim.lm.name}'s tokenizer with prompts for {needs}; at least 2 are needed"
-        )
-    return pairs
+    """The pairs of :func:`claim_pairs` (exact-length when the bank has enough, else the unmatched variant)."""
+    return claim_pairs(claim, roles).pairs
 
 
 def run_conditions(

@@ -19,7 +19,7 @@ Invariants enforced here:
 - mixing is ``(1−α)·recipient + α·donor`` in float32, cast back to each layer's own dtype and
   device, the same code for every α;
 - every continuation decodes from :func:`patched_prefix` (recipient tokens ``0 … n−2``, the donor's
-  first ``n − 1`` tokens patched in per the spec), the generation engine and the V replay alike;
+  first ``min(n, m) − 1`` tokens patched in per the spec), the generation engine and the V replay alike;
 - a patch never changes any layer's length; positions a sliding layer no longer holds (in the
   recipient or the donor) are skipped and listed as not applicable in the :class:`PatchReport`.
 
@@ -436,8 +436,10 @@ def patched_prefix(
     """The cache a continuation decodes from: the one place the (patched) recipient prefix is built.
 
     Each recipient row's tokens ``0 … n−2`` are prefilled (left-padded batch; the last prompt token is fed by
-    the first decode step). With a ``spec``, each donor row's first ``n − 1`` tokens are prefilled as well
-    and patched in by :func:`patch_kv` (``row_keys`` seed the controls); the report is None without a spec.
+    the first decode step). With a ``spec``, each donor row's first ``min(n, m) − 1`` tokens (m = donor tokens;
+    ``n − 1`` for a length-matched pair) are prefilled as well and patched in by :func:`patch_kv` over those
+    shared positions ``0 … min(n, m) − 2`` (``row_keys`` seed the controls); a shorter donor's own last token,
+    like the recipient's, is never cached. The report is None without a spec.
     """
     prefixes = [r[:-1] for r in recipients]
     recipient = prefill(model, prefixes, pad_id=pad_id)
@@ -445,7 +447,7 @@ def patched_prefix(
         return recipient, None
     if donors is None or len(donors) != len(recipients):
         raise CacheError("patched_prefix: a KV patch needs one donor row per recipient row")
-    donor = prefill(model, [d[: len(r) - 1] for r, d in zip(recipients, donors)], pad_id=pad_id)
+    donor = prefill(model, [d[: min(len(r), len(d)) - 1] for r, d in zip(recipients, donors)], pad_id=pad_id)
     return patch_kv(recipient, donor, spec, row_keys=row_keys)
 
 

@@ -8,9 +8,12 @@ A claim test measures, computes its estimate, CI and p-value with :mod:`harness.
     assert result.verdict is Verdict.PASS, result.explanation
 
 Verdict logic (:func:`evaluate`): each rule criterion of the :class:`~harness.registry.ClaimSpec` is
-true, false or unknown (see :mod:`harness.registry.rules`); PASS when all are true, FAIL when any is false, INCONCLUSIVE
-otherwise. Two overrides give INCONCLUSIVE regardless: an undefined estimate (``undefined_reason``, or a
-NaN estimate or CI where the rule needs one) and n below the planned n. The explanation always says which.
+met, clearly not met or undecided (see :mod:`harness.registry.rules`); PASS when all are met, FAIL when any is clearly
+not met (the CI lies wholly outside the claimed region, or a directional claim's one-sided p ≥ 1 − α_test contradicts
+its direction), INCONCLUSIVE otherwise: a CI straddling the bound, or p ≥ α_test without that contradiction.
+Two overrides give INCONCLUSIVE regardless: an undefined estimate (``undefined_reason``, or a NaN estimate or
+CI where the rule needs one) and n below the planned n. The explanation names the deciding criteria and why,
+then the state of the others.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.registry import ClaimSpec, Criterion
+from harness.registry.rules import claimed_direction
 from harness.serialize import to_builtin
 
 PROPERTY_NAME = "claim_result"
@@ -160,6 +164,23 @@ def _value_vs(op: str, bound: float, x: float) -> bool:
     return {"<": x < bound, "<=": x <= bound, ">": x > bound, ">=": x >= bound}[op]
 
 
+def _judge_p(spec: ClaimSpec, p_value: float | None) -> tuple[_Tri, str]:
+    """The p criterion: met when p < α_test; clearly not met only when a directional claim's one-sided p is
+    ≥ 1 − α_test (the opposite direction is significant); otherwise undecided (see :mod:`harness.registry.rules`)."""
+    if not _is_num(p_value):
+        return _Tri.UNKNOWN, "p undefined"
+    p, a = float(p_value), float(spec.alpha_test)  # type: ignore[arg-type]
+    if p < a:
+        return _Tri.TRUE, f"p = {_fmt(p)} < {a:.3g}"
+    direction = claimed_direction(spec.criteria)
+    if direction is None:
+        return _Tri.UNKNOWN, f"p = {_fmt(p)} ≥ {a:.3g} (not significant)"
+    if p >= 1.0 - a:
+        return _Tri.FALSE, (f"one-sided p = {p:.4g} ≥ 1 − {a:.3g}: the data contradict the claimed direction "
+                            f"({direction}; the opposite test's p = 1 − p = {_fmt(1.0 - p)})")
+    return _Tri.UNKNOWN, f"p = {_fmt(p)} ≥ {a:.3g} (not significant; the claimed direction is not contradicted)"
+
+
 def _judge(
     c: Criterion,
     spec: ClaimSpec,
@@ -195,10 +216,7 @@ def _judge(
             word = {_Tri.TRUE: "outside", _Tri.FALSE: "inside", _Tri.UNKNOWN: "crosses"}[t]
         return t, f"{ci_text} {word} ({a:g}, {b:g})"
     if c.kind == "p_below":
-        if not _is_num(p_value):
-            return _Tri.UNKNOWN, "p undefined"
-        ok = float(p_value) < float(spec.alpha_test)  # type: ignore[arg-type]
-        return (_Tri.TRUE if ok else _Tri.FALSE), f"p = {_fmt(p_value)} {'<' if ok else '≥'} {spec.alpha_test:.3g}"
+        return _judge_p(spec, p_value)
     if c.kind == "steps_at_least":
         if not steps:
             raise ValueError(f"claim {spec.id}: the rule needs adjacent-step CIs (step_cis) and none were given")
@@ -247,15 +265,13 @@ def evaluate(
 
     judged = [_judge(c, spec, estimate, (ci_low, ci_high), p_value, step_cis) for c in spec.criteria]
     states = [t for t, _ in judged]
-    if _Tri.FALSE in states:
-        rule_verdict = Verdict.FAIL
-        why = [w for t, w in judged if t is _Tri.FALSE]
-    elif _Tri.UNKNOWN in states:
-        rule_verdict = Verdict.INCONCLUSIVE
-        why = [w for t, w in judged if t is _Tri.UNKNOWN]
-    else:
-        rule_verdict = Verdict.PASS
-        why = [w for _, w in judged]
+    decided = {_Tri.FALSE: Verdict.FAIL, _Tri.UNKNOWN: Verdict.INCONCLUSIVE}
+    deciding = next((t for t in (_Tri.FALSE, _Tri.UNKNOWN) if t in states), _Tri.TRUE)
+    rule_verdict = decided.get(deciding, Verdict.PASS)
+    why = [w for t, w in judged if t is deciding]
+    rest = [f"{w} ({t.value})" for t, w in judged if t is not deciding]
+    if rest:  # the other criteria too, each with its state, so the line says the whole rule's standing
+        why.append("also " + ", ".join(rest))
 
     head = f"{spec.effect_type} = {_fmt(estimate)}"
     if undefined_reason:

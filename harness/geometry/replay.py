@@ -221,7 +221,7 @@ def replay_v(
     for pair, outcome in zip(pairs, sources):
         recipient_ids = pair.prompt(condition.recipient)[1]
         donor_ids = pair.prompt(condition.donor)[1] if condition.donor is not None else None
-        patch = condition.patch_for(lm, pair.id, run_seed)
+        patch = pair.aligned(condition.patch_for(lm, pair.id, run_seed), condition.recipient, condition.donor)
         per_sample = []
         for sample in outcome.samples:
             parts = {

@@ -2,22 +2,38 @@
 (:func:`equal_length_pairs`) and transfer pairs, a recursive and a baseline prompt of exactly equal token
 length in the pre-registered order (:func:`transfer_pairs`).
 
+Exact-length pairs are the primary design. A bank without enough of them (a researcher's own prompts of
+natural lengths) gets the registered **unmatched variant** (:func:`unmatched_pairs`, chosen by
+:func:`choose_pairs`): the exact pairs first, then unique pairs by nearest token length (greedy, closest
+first). A pair of the variant may differ in length (n recipient tokens, m donor tokens): the patch covers the
+shared positions 0 … min(n, m) − 2 (:class:`harness.patching.Alignment` ``SHARED_PREFIX``, see
+:meth:`TransferPair.aligned`), the recipient's own later tokens stay its own, and the report states the
+variant and every pair's length difference (:func:`pairing_summary`).
+
 See :mod:`harness.transfer` for the order and how claims select pairs.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 from enum import Enum
 from itertools import zip_longest
+from typing import Any, TypeVar
 
 from harness.models import LoadedModel
+from harness.patching import ActivationPatchSpec, Alignment, KVPatchSpec
 from harness.prompts.bank import LEVELS, PAIR_KINDS, Prompt, PromptBank, PromptPair, Tokenizer, content_token_count
 from harness.tokens import encode
 
-__all__ = ["DonorLevelBlock", "PairRole", "TransferPair", "donor_level_blocks", "equal_length_pairs", "make_pair", "select_pairs", "transfer_pairs"]
+__all__ = [
+    "DonorLevelBlock", "PairRole", "PairSelection", "TransferPair", "choose_pairs", "donor_level_blocks",
+    "equal_length_pairs", "make_pair", "nearest_length_pairs", "pairing_summary", "select_pairs", "transfer_pairs",
+    "unmatched_pairs",
+]
+
+PatchT = TypeVar("PatchT", KVPatchSpec, ActivationPatchSpec)
 
 
 def equal_length_pairs(
@@ -66,10 +82,11 @@ class PairRole(str, Enum):
 
 @dataclass(frozen=True)
 class TransferPair:
-    """A recursive prompt and a baseline prompt of exactly equal token length (``ids`` = model token ids).
+    """A recursive prompt and a baseline prompt of exactly equal token length (``ids`` = model token ids), or,
+    with ``unmatched``, a pair of the registered unmatched variant whose lengths may differ.
 
     ``other_baseline`` is a different baseline prompt of the same token length (the cross-baseline donor),
-    or None when the bank has none.
+    or None when the bank has none; in the unmatched variant it is the baseline of nearest length.
     """
 
     id: str
@@ -79,9 +96,10 @@ class TransferPair:
     baseline_ids: tuple[int, ...]
     other_baseline: Prompt | None = None
     other_baseline_ids: tuple[int, ...] | None = None
+    unmatched: bool = False
 
     def __post_init__(self) -> None:
-        if len(self.recursive_ids) != len(self.baseline_ids):
+        if not self.unmatched and len(self.recursive_ids) != len(self.baseline_ids):
             raise ValueError(
                 f"pair {self.id!r}: {self.recursive.id} has {len(self.recursive_ids)} tokens and "
                 f"{self.baseline.id} {len(self.baseline_ids)}; a transfer pair needs exactly equal lengths"
@@ -91,13 +109,21 @@ class TransferPair:
         if self.other_baseline is not None:
             if self.other_baseline.id == self.baseline.id:
                 raise ValueError(f"pair {self.id!r}: the other baseline must differ from the pair's baseline")
-            if len(self.other_baseline_ids or ()) != len(self.baseline_ids):
+            if not self.unmatched and len(self.other_baseline_ids or ()) != len(self.baseline_ids):
                 raise ValueError(f"pair {self.id!r}: the other baseline {self.other_baseline.id} differs in length")
+        every = (self.recursive_ids, self.baseline_ids, self.other_baseline_ids or (0, 0))
+        if self.unmatched and any(len(ids) < 2 for ids in every):
+            raise ValueError(f"pair {self.id!r}: every prompt of an unmatched pair needs at least 2 tokens")
 
     @property
     def n_tokens(self) -> int:
-        """Token count of each prompt of the pair (BOS included)."""
+        """Token count of the baseline prompt (BOS included): of each prompt in an exact-length pair."""
         return len(self.baseline_ids)
+
+    @property
+    def length_difference(self) -> int:
+        """Recursive minus baseline token count (0 for an exact-length pair)."""
+        return len(self.recursive_ids) - len(self.baseline_ids)
 
     def has(self, role: PairRole) -> bool:
         """Whether the pair has a prompt for ``role``."""
@@ -113,12 +139,21 @@ class TransferPair:
             raise ValueError(f"pair {self.id!r} has no other baseline of its length ({self.n_tokens} tokens)")
         return self.other_baseline, self.other_baseline_ids
 
+    def aligned(self, patch: PatchT | None, recipient: PairRole, donor: PairRole | None) -> PatchT | None:
+        """``patch`` for this pair with ``recipient`` and ``donor``: unchanged when their lengths are equal (the
+        primary design, so its cache keys and numbers stay as they are), else with ``SHARED_PREFIX`` alignment:
+        the recipient's positions 0 … min(n, m) − 2 take the donor's, its own later tokens stay."""
+        if patch is None or donor is None:
+            return patch
+        n, m = len(self.prompt(recipient)[1]), len(self.prompt(donor)[1])
+        return patch if n == m else replace(patch, alignment=Alignment.SHARED_PREFIX)
+
 
 def make_pair(lm: LoadedModel, recursive: Prompt, baseline: Prompt, *, pair_id: str | None = None,
-              other_baseline: Prompt | None = None) -> TransferPair:
+              other_baseline: Prompt | None = None, unmatched: bool = False) -> TransferPair:
     """A :class:`TransferPair` from two prompts (e.g. a donor of another level onto a baseline recipient).
 
-    Raises ValueError when the token lengths under ``lm``'s tokenizer differ.
+    Raises ValueError when the token lengths under ``lm``'s tokenizer differ, unless ``unmatched``.
     """
     other_ids = tuple(encode(lm.tokenizer, other_baseline.text)) if other_baseline is not None else None
     return TransferPair(
@@ -129,6 +164,7 @@ def make_pair(lm: LoadedModel, recursive: Prompt, baseline: Prompt, *, pair_id: 
         baseline_ids=tuple(encode(lm.tokenizer, baseline.text)),
         other_baseline=other_baseline,
         other_baseline_ids=other_ids,
+        unmatched=unmatched,
     )
 
 
@@ -171,6 +207,96 @@ def select_pairs(
         raise ValueError(f"select_pairs: n must be >= 1, got {n}")
     eligible = [p for p in transfer_pairs(lm, bank) if all(p.has(r) for r in roles)]
     return eligible[:n]
+
+
+def nearest_length_pairs(lm: LoadedModel, bank: PromptBank, exclude: Collection[str] = ()) -> list[TransferPair]:
+    """Unique recursive/baseline pairs by nearest token length among the prompts not in ``exclude``.
+
+    Greedy, closest first: every (recursive, baseline) candidate sorted by |length difference|, then recursive
+    id, then baseline id; a candidate is taken when neither prompt is taken yet. Each pair's cross-baseline
+    donor is the other baseline of nearest length to its baseline (ties: id order). Pairs are ``unmatched``,
+    with ids ``nearest:<recursive>~<baseline>``, in level-interleaved order of the matching.
+    """
+    lengths = {p.id: len(encode(lm.tokenizer, p.text)) for g in ("recursive", "baseline") for p in bank.group(g)}
+    recursive = [p for p in bank.group("recursive") if p.id not in exclude]
+    baselines = [p for p in bank.group("baseline") if p.id not in exclude]
+    candidates = sorted(((abs(lengths[r.id] - lengths[b.id]), r.id, b.id, r, b) for r in recursive for b in baselines),
+                        key=lambda c: c[:3])
+    taken: set[str] = set()
+    out = []
+    for _, _, _, r, b in candidates:
+        if r.id in taken or b.id in taken:
+            continue
+        taken |= {r.id, b.id}
+        others = [o for o in bank.group("baseline") if o.id != b.id]
+        other = min(others, key=lambda o: (abs(lengths[o.id] - lengths[b.id]), o.id)) if others else None
+        out.append(make_pair(lm, r, b, pair_id=f"nearest:{r.id}~{b.id}", other_baseline=other, unmatched=True))
+    return _level_interleaved(out)
+
+
+def unmatched_pairs(lm: LoadedModel, bank: PromptBank) -> list[TransferPair]:
+    """The registered unmatched variant: the exact-length pairs of :func:`transfer_pairs` (same ids, order and
+    equal-length cross-baseline donors; a pair without one gets the baseline of nearest length), then
+    :func:`nearest_length_pairs` of the prompts in none of them. Every pair is ``unmatched``."""
+    exact = transfer_pairs(lm, bank)
+    used = {p.id for pair in exact for p in (pair.recursive, pair.baseline)}
+    nearest = nearest_length_pairs(lm, bank, exclude=used)
+    lengths = {p.id: len(encode(lm.tokenizer, p.text)) for p in bank.group("baseline")}
+    out = []
+    for pair in exact:
+        other = pair.other_baseline
+        if other is None:
+            others = [o for o in bank.group("baseline") if o.id != pair.baseline.id]
+            other = min(others, key=lambda o: (abs(lengths[o.id] - pair.n_tokens), o.id)) if others else None
+        out.append(make_pair(lm, pair.recursive, pair.baseline, pair_id=pair.id, other_baseline=other, unmatched=True))
+    return out + nearest
+
+
+@dataclass(frozen=True)
+class PairSelection:
+    """The pairs a claim runs on and the design they come from.
+
+    ``variant`` is False for the primary design (exact-length pairs only) and True for the unmatched variant;
+    ``exact_available`` counts the exact-length pairs having every role, ``wanted`` the pairs asked for.
+    """
+
+    pairs: list[TransferPair]
+    variant: bool
+    exact_available: int
+    wanted: int
+
+
+def choose_pairs(
+    lm: LoadedModel, bank: PromptBank, n: int, *, roles: Sequence[PairRole] = (PairRole.RECURSIVE, PairRole.BASELINE),
+    keep: Callable[[TransferPair], bool] = lambda p: True,
+) -> PairSelection:
+    """The first ``n`` pairs having every role in ``roles`` and satisfying ``keep``: exact-length pairs when the
+    bank has enough of them (at least ``n``, the claim's planned n capped by ``--n``), else the first ``n`` of
+    :func:`unmatched_pairs` that qualify (which start with those exact pairs)."""
+    if n < 1:
+        raise ValueError(f"choose_pairs: n must be >= 1, got {n}")
+
+    def ok(p: TransferPair) -> bool:
+        return all(p.has(r) for r in roles) and keep(p)
+
+    exact = [p for p in transfer_pairs(lm, bank) if ok(p)]
+    if len(exact) >= n:
+        return PairSelection(exact[:n], False, len(exact), n)
+    return PairSelection([p for p in unmatched_pairs(lm, bank) if ok(p)][:n], True, len(exact), n)
+
+
+def pairing_summary(selection: PairSelection) -> dict[str, Any]:
+    """The pair design for a claim record: which design, how many exact pairs the bank had, and for the
+    unmatched variant each pair's recursive − baseline token difference (and its mean |difference|)."""
+    design = "unmatched variant (nearest token length, shared prefix)" if selection.variant else "exact token length"
+    out: dict[str, Any] = {"design": design, "exact_pairs_available": selection.exact_available,
+                           "pairs_wanted": selection.wanted}
+    if selection.variant:
+        diffs = {p.id: p.length_difference for p in selection.pairs}
+        out["length_difference"] = diffs
+        out["mean_abs_length_difference"] = sum(map(abs, diffs.values())) / len(diffs) if diffs else None
+        out["unequal_pairs"] = sum(1 for d in diffs.values() if d)
+    return out
 
 
 @dataclass(frozen=True)

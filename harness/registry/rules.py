@@ -1,14 +1,31 @@
 """The rule language of the claims registry: what sort of claim (:class:`Kind`) and the machine-evaluable
 criteria of a decision rule (:class:`Criterion`), with the text that states them.
 
-Semantics (evaluated by :func:`harness.results.evaluate`): each criterion is true, false or unknown.
+Semantics (evaluated by :func:`harness.results.evaluate`): each criterion is met (true), clearly not met (false)
+or undecided (unknown); PASS when all are met, FAIL when any is clearly not met, INCONCLUSIVE otherwise (and
+whenever n < planned n or the estimate is undefined).
 
-- **CI criteria** are judged on the whole interval: ``ci("<", b)`` is true when the upper bound is below b,
-  false when the lower bound is at or above b, unknown when the interval straddles b.
+- **CI criteria** are judged on the whole interval: ``ci("<", b)`` is met when the upper bound is below b,
+  clearly not met when the lower bound is at or above b (the CI lies wholly outside the claimed region),
+  undecided when the interval straddles b. ``ci_within`` / ``ci_outside`` likewise: met when the CI lies wholly
+  inside / outside the interval, clearly not met when it lies wholly on the other side, undecided when it crosses
+  an end. A NaN CI end is undecided.
 - **p criteria** compare the claim's p-value with its ``alpha_test`` = family α / m (Bonferroni, see
-  :mod:`harness.registry.multiplicity`).
-- **steps** criteria need every adjacent-step CI at or above −δ; **value** criteria judge the point estimate
-  without a CI (deterministic invariants).
+  :mod:`harness.registry.multiplicity`): met when p < α_test. p ≥ α_test alone is *undecided*, not a failure:
+  not rejecting the null is not evidence against the claim. It is clearly not met only when the claimed
+  direction is contradicted: the claim is directional (:func:`claimed_direction` is not None) and its one-sided
+  p ≥ 1 − α_test, i.e. the test of the opposite direction, 1 − p, is ≤ α_test (for a discrete statistic 1 − p
+  is P(T < t), the opposite test's p less the probability of the observed value, so this reads "significant the
+  other way" up to that atom). A claim test must compute its p one-sided in the direction the claim asserts
+  (e.g. ``alternative="less"`` for a ``ci("<", b)`` claim on g, "greater" for a transfer T ≥ b); for a
+  non-directional claim (``ci_within``, ``ci_outside``: a two-sided p) the p criterion is never clearly not met,
+  and the CI criterion alone can FAIL it. The null is whatever the p tests (0 for g, T, ρ and D; chance for an
+  accuracy); a CI wholly on the wrong side of that null also lies wholly on the wrong side of the bound for every
+  directional criterion, since each bound sits at or beyond the null in the claimed direction, so that case is
+  already a CI failure.
+- **steps** criteria need every adjacent-step CI at or above −δ: met when every step's lower bound is ≥ −δ,
+  clearly not met when any step's upper bound is below −δ, undecided otherwise. **value** criteria judge the point
+  estimate without a CI (deterministic invariants): met or clearly not met, undecided only when the value is NaN.
 
 (A registry criterion is not an experimental condition: those are :class:`harness.transfer.Condition`.)
 """
@@ -20,8 +37,8 @@ from enum import Enum
 from typing import Literal
 
 __all__ = [
-    "P_BELOW", "Criterion", "CriterionKind", "Kind", "Op", "ci", "ci_outside", "ci_within", "criterion_summary",
-    "criterion_words", "steps_at_least", "value",
+    "P_BELOW", "Criterion", "CriterionKind", "Direction", "Kind", "Op", "ci", "ci_outside", "ci_within",
+    "claimed_direction", "criterion_summary", "criterion_words", "steps_at_least", "value",
 ]
 
 
@@ -38,6 +55,7 @@ class Kind(str, Enum):
 
 CriterionKind = Literal["ci", "ci_within", "ci_outside", "p_below", "steps_at_least", "value"]
 Op = Literal["<", "<=", ">", ">="]
+Direction = Literal["below", "above"]
 
 CI_KINDS: tuple[CriterionKind, ...] = ("ci", "ci_within", "ci_outside")
 """Criterion kinds judged on the main CI (a claim with one needs a ``ci_level``)."""
@@ -49,7 +67,7 @@ class Criterion:
 
     - ``ci``: the main CI against ``bound`` with ``op``;
     - ``ci_within`` / ``ci_outside``: the main CI inside / outside the interval ``bounds``;
-    - ``p_below``: p < the claim's ``alpha_test``;
+    - ``p_below``: p < the claim's ``alpha_test`` (p one-sided in the :func:`claimed_direction` when there is one);
     - ``steps_at_least``: every adjacent-step CI lies at or above ``bound`` (= −δ);
     - ``value``: the point estimate (no CI) against ``bound`` with ``op`` (invariants).
     """
@@ -86,7 +104,25 @@ def value(op: Op, bound: float) -> Criterion:
 
 
 P_BELOW = Criterion("p_below")
-"""p < the claim's ``alpha_test``."""
+"""p < the claim's ``alpha_test`` (clearly not met only when a directional claim's one-sided p ≥ 1 − α_test)."""
+
+
+def claimed_direction(criteria: tuple[Criterion, ...]) -> Direction | None:
+    """The direction a claim asserts, read from its first non-p criterion, or None when it asserts none.
+
+    ``ci`` with ``<`` / ``<=`` → "below", with ``>`` / ``>=`` → "above"; ``steps_at_least`` (an increasing
+    trend) → "above". ``ci_within`` (equivalence), ``ci_outside`` (a difference of either sign, two-sided p) and
+    ``value`` (invariants, no p) → None. A claim's p criterion is one-sided in this direction, and only then can
+    a large p (≥ 1 − α_test) contradict the claim.
+    """
+    primary = next((c for c in criteria if c.kind != "p_below"), None)
+    if primary is None:
+        return None
+    if primary.kind == "steps_at_least":
+        return "above"
+    if primary.kind == "ci":
+        return "below" if (primary.op or "<") in ("<", "<=") else "above"
+    return None
 
 _SIDE = {"<": "below", "<=": "at or below", ">": "above", ">=": "at or above"}
 

@@ -222,7 +222,8 @@ def run_condition(
     cache = cache or MeasurementCache(mode="off")
     capture = capture if capture is not None else standard_capture(lm, condition)
     fingerprint = engine_fingerprint()
-    patches = {p.id: condition.patch_for(lm, p.id, run_seed) for p in pairs}
+    patches = {p.id: p.aligned(condition.patch_for(lm, p.id, run_seed), condition.recipient, condition.donor)
+               for p in pairs}
     parts = {p.id: _pair_parts(lm, p, condition, patches[p.id], decoding, run_seed, capture, fingerprint) for p in pairs}
     found = {p.id: _lookup(cache, parts[p.id]) for p in pairs}
     missing = [(p, patches[p.id]) for p in pairs if found[p.id] is None]

@@ -79,7 +79,7 @@ def _record(p=1e-6, model="m1", claim="rv_contraction"):
 def test_call_record_makes_the_row_even_when_the_test_failed():
     col = RowCollector()
     col.add(_report("t.py::test_rv_contraction[m1]", "setup", "passed", IDENT))
-    rec = _record(p=0.5)
+    rec = _record(p=0.9999)  # one-sided p ≥ 1 − α_test: the claimed direction is contradicted, FAIL
     col.add(_report("t.py::test_rv_contraction[m1]", "call", "failed", [*IDENT, ("claim_result", rec)],
                     text="E   AssertionError: FAIL"))
     col.add(_report("t.py::test_rv_contraction[m1]", "teardown", "passed", IDENT))

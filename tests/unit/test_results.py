@@ -17,7 +17,7 @@ N = RV.planned_n
 
 
 def _rv(**kw):
-    args = dict(model="toy", estimate=-1.5, ci_low=-2.0, ci_high=-1.2, p_value=1e-6, n=N) | kw
+    args = {"model": "toy", "estimate": -1.5, "ci_low": -2.0, "ci_high": -1.2, "p_value": 1e-6, "n": N} | kw
     return evaluate(RV, **args)
 
 
@@ -32,9 +32,36 @@ def test_fail_when_ci_lies_on_the_wrong_side():
     assert r.verdict is Verdict.FAIL and "at or above -1" in r.explanation
 
 
-def test_fail_when_p_not_below_alpha_test():
-    r = _rv(p_value=0.002)  # below 0.01 but not below α/m = 0.00125
-    assert r.verdict is Verdict.FAIL and "0.00125" in r.explanation
+def test_p_not_below_alpha_test_alone_is_inconclusive_not_fail():
+    r = _rv(p_value=0.002)  # CI clears -1, p below 0.01 but not below α/m = 0.00125: undecided, not a failure
+    assert r.verdict is Verdict.INCONCLUSIVE and "0.002 ≥ 0.00125" in r.explanation
+    assert "not contradicted" in r.explanation and "lies below -1 (met)" in r.explanation
+
+
+def test_rv_survives_long_control_straddling_ci_with_p_above_alpha_is_inconclusive():
+    """The committed SmolLM2 numbers of issue 11 item 1 (g = −0.69, CI [−1.12, −0.23], p = 0.0018 vs
+    α_test 0.00125): FAIL under the old logic, INCONCLUSIVE now; the same numbers against rv_contraction's −1 too."""
+    for claim in ("rv_survives_long_control", "rv_contraction"):
+        spec = get_claim(claim)
+        r = evaluate(spec, model="SmolLM2", estimate=-0.69, ci_low=-1.12, ci_high=-0.23, p_value=0.0018,
+                     n=spec.planned_n)
+        assert r.verdict is Verdict.INCONCLUSIVE, r.explanation
+        assert "straddles" in r.explanation and "p = 0.0018 ≥ 0.00125" in r.explanation
+
+
+def test_contradicted_direction_fails_even_when_ci_straddles():
+    spec = get_claim("alpha_monotone")  # Page's L one-sided for an increasing trend
+    steps = [(-0.2, 0.1)] * 4  # every step CI straddles −δ
+    r = evaluate(spec, model="toy", estimate=-0.5, p_value=0.9995, step_cis=steps, n=spec.planned_n)
+    assert r.verdict is Verdict.FAIL and "contradict the claimed direction (above" in r.explanation
+    r = evaluate(spec, model="toy", estimate=-0.5, p_value=0.98, step_cis=steps, n=spec.planned_n)
+    assert r.verdict is Verdict.INCONCLUSIVE  # 1 − p = 0.02 > α_test = 0.01: not significant the other way
+
+
+def test_two_sided_p_near_one_never_fails():
+    spec = get_claim("attention_entropy_differs")  # ci_outside, two-sided p: no claimed direction
+    r = evaluate(spec, model="toy", estimate=0.0, ci_low=-0.6, ci_high=0.6, p_value=0.9999, n=spec.planned_n)
+    assert r.verdict is Verdict.INCONCLUSIVE and "(not significant)" in r.explanation
 
 
 def test_inconclusive_when_ci_straddles_threshold():
@@ -88,7 +115,7 @@ def test_outside_margin_branches(low, high, verdict):
     [([(0.05, 0.3)] * 4, 0.001, Verdict.PASS),
      ([(0.05, 0.3), (-0.4, -0.15), (0.1, 0.2), (0.0, 0.1)], 0.001, Verdict.FAIL),
      ([(0.05, 0.3), (-0.2, 0.1), (0.1, 0.2), (0.0, 0.1)], 0.001, Verdict.INCONCLUSIVE),
-     ([(0.05, 0.3)] * 4, 0.2, Verdict.FAIL)],
+     ([(0.05, 0.3)] * 4, 0.2, Verdict.INCONCLUSIVE), ([(0.05, 0.3)] * 4, 0.9999, Verdict.FAIL)],
 )
 def test_trend_with_steps_branches(steps, p, verdict):
     spec = get_claim("alpha_monotone")
