@@ -2,9 +2,9 @@
 
 - **Headline**: R_V contraction, V-patch null, KV transfer, α dose-response and single-layer failure
   (multiplicity families: geometry, none, kv_transfer, alpha_monotone, none).
-- **Geometry**: R_V against confound controls, at encoding, over recursion levels, against behaviour, and
-  attention entropy (the 'geometry' family, with the headline R_V contraction).
-- **Behaviour**: the 'behaviour' family (reverse patch, geometry transfer, token-quarter localisation, level
+- **Geometry**: R_V against confound controls, its gap from prompt to generation, over recursion levels, its
+  transfer with the cache, and attention entropy (the 'geometry' family, with the headline R_V contraction).
+- **Behaviour**: the 'behaviour' family (R_V vs behaviour, reverse patch, token-quarter localisation, level
   trends, donor PR) and the CI-only claims beside it (controls, layer-quarter localisation, peak zone,
   self-referential tokens). Transfer T: docs/METHODS.md §7.
 - **Anatomy**: deterministic invariants of the KV cache (shapes, injection, RoPE re-rotation) and the persona
@@ -54,7 +54,7 @@ RECBASE = ("recursive", "baseline")
 
 HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
-        id="rv_contraction", version=1, title="R_V contraction", headline=True,
+        id="rv_contraction", version=2, title="R_V contraction", headline=True,
         statement="Recursive self-observation prompts have lower R_V than baseline factual prompts.",
         estimator=f"Hedges g of R_V, recursive − baseline (independent prompts); {RV_WORDS}. CI: 95% BCa "
                   "bootstrap, each group resampled by prompt. p: Welch t, one-sided (recursive lower).",
@@ -75,7 +75,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="kv_transfer", version=1, title="KV transfer (second half)", headline=True, **BEHAVIOURAL,
+        id="kv_transfer", version=2, title="KV transfer (second half)", headline=True, **BEHAVIOURAL,
         statement="Patching the recursive donor's K and V over the second half of the layers into a "
                   "baseline recipient's cache transfers recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = KV patch, layers [L/2, L), all shared positions, α = 1. CI: 95% BCa "
@@ -87,7 +87,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="alpha_monotone", version=1, title="α dose-response", headline=True, delta=0.10, **BEHAVIOURAL,
+        id="alpha_monotone", version=2, title="α dose-response", headline=True, delta=0.10, **BEHAVIOURAL,
         statement="Recursive behaviour rises monotonically with the mixing weight α ∈ {0, .25, .5, .75, 1} "
                   "of the second-half KV patch.",
         estimator=f"estimate T(1) − T(0), the difference of the {T_WORDS} at α = 1 and at α = 0 (no CI); "
@@ -125,27 +125,20 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
 
 GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
-        id="rv_behaviour_correlation", version=1, title="R_V vs behaviour", **BEHAVIOURAL,
-        statement="Within recursive prompts, lower R_V goes with more recursive behaviour in the natural "
-                  "continuation.",
-        estimator="Spearman ρ between per-prompt R_V (prompt window) and the behaviour score of its natural "
-                  "continuation, within the recursive group only (no pooling across groups). CI: 95% BCa over "
-                  "prompts. p: Spearman, one-sided (ρ < 0).",
-        effect_type="spearman_rho", kind=Kind.SUPERIORITY,
-        criteria=(ci("<", -0.30), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="geometry", power=correlation_plan(-0.6, -0.3, "geometry"),
-        n_unit="recursive prompts", required_groups=("recursive",),
-    ),
-    ClaimSpec(
-        id="geometry_at_encoding", version=1, title="Geometry set at encoding",
-        statement="The recursive − baseline R_V difference is already present at decode step 0.",
-        estimator="Hedges g of R_V at decode step 0 (window = last 16 positions when the first new token is "
-                  "decoded), recursive − baseline; g at step 40 is reported beside it. CI: 95% BCa by prompt. "
-                  "p: Welch t, one-sided.",
-        effect_type="hedges_g", kind=Kind.SUPERIORITY,
-        criteria=(ci("<", -0.80), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="geometry", power=g_plan(-1.6, -0.8, "geometry"),
-        n_unit="prompts per group", required_groups=RECBASE, decoding=BEHAVIOUR_DECODING,
+        id="rv_gap_fades_in_generation", version=1, title="R_V gap fades in generation", **BEHAVIOURAL,
+        statement="The recursive − baseline R_V gap present over the prompt's last tokens (decode step 0) shrinks "
+                  "once the window holds generated tokens only (decode step 40).",
+        estimator="per exact-length pair, d(s) = R_V(recursive, s) − R_V(baseline, s), R_V at decode step s over "
+                  "the last 16 non-special positions held then (step 0: the prompt's last 16 tokens; step 40: "
+                  "generated tokens g_24…g_39), natural continuations; S = |mean d(0)| − |mean d(40)| (R_V "
+                  "units) over pairs whose two continuations reach step 40. CI: 95% BCa over pairs. p: paired "
+                  "permutation test swapping d(0) and d(40) within pairs, one-sided (S > 0).",
+        effect_type="rv_gap_shrinkage", kind=Kind.SUPERIORITY,
+        criteria=(ci(">", 0.0), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="geometry",
+        power=paired_plan(0.5, 0.0, 1.0, 0.95, "S in units of its per-pair SD", "geometry", p_dz=0.5),
+        n_unit="prompt pairs", required_groups=RECBASE,
+        notes="replaces geometry_at_encoding (v1), whose step-0 estimate was rv_contraction's again",
     ),
     ClaimSpec(
         id="level_rv_trend", version=2, title="R_V dose-response over recursion levels",
@@ -159,7 +152,7 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,
     ),
     ClaimSpec(
-        id="attention_entropy_differs", version=1, title="Attention entropy differs",
+        id="attention_entropy_differs", version=2, title="Attention entropy differs",
         statement="Mean attention entropy at the late layer differs between recursive and baseline prompts.",
         estimator="Hedges g of per-prompt attention entropy (nats, averaged over the late layer's query heads "
                   "and the last 16 query positions), recursive − baseline; per-head g in details. CI: 95% BCa "
@@ -171,7 +164,7 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
     ),
     *(
         ClaimSpec(
-            id=f"rv_survives_{name}", version=1, title=f"R_V contraction vs {label}",
+            id=f"rv_survives_{name}", version=2, title=f"R_V contraction vs {label}",
             statement=f"Recursive prompts have lower R_V than {label} prompts ({why}).",
             estimator=f"Hedges g of R_V, recursive − {group}; {RV_WORDS}. CI: 95% BCa by prompt. p: Welch t, one-sided.",
             effect_type="hedges_g", kind=Kind.SUPERIORITY,
@@ -188,13 +181,38 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
              "topic confound: talk about recursion without self-observation", ""),
         )
     ),
+    ClaimSpec(
+        id="geometry_transfers", version=2, title="Geometry transfers with the cache", **BEHAVIOURAL,
+        statement="After a second-half KV patch, R_V on the recipient's own continuation moves toward the donor's.",
+        estimator="G = (R_V(B⊕A) − R_V(B)) / (R_V(A) − R_V(B)), all three R_V on the same token ids: B's natural "
+                  "continuation teacher-forced through B's cache, the patched B⊕A cache and A's cache (V downstream "
+                  "of the patch, generated positions only); a pair is kept when B's continuation has ≥ 16 tokens. "
+                  "CI: 95% BCa over pairs. p: paired Wilcoxon of R_V(B⊕A) − R_V(B), one-sided in the direction of "
+                  "the natural gap R_V(A) − R_V(B).",
+        effect_type="geometry_transfer_ratio", kind=Kind.SUPERIORITY,
+        criteria=(ci(">=", 0.25), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="geometry", power=paired_plan(0.6, 0.25, 0.5, 0.95, "G", "geometry"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+    ),
 )
 
 # ---------------------------------------------------------------------------------------- behaviour
 
 BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
-        id="reverse_patch_necessity", version=1, title="Reverse patch removes recursion", **BEHAVIOURAL,
+        id="rv_behaviour_correlation", version=2, title="R_V vs behaviour", **BEHAVIOURAL,
+        statement="Within recursive prompts, lower R_V goes with more recursive behaviour in the natural "
+                  "continuation.",
+        estimator="Spearman ρ between per-prompt R_V (prompt window) and the behaviour score of its natural "
+                  "continuation, within the recursive group only (no pooling across groups). CI: 95% BCa over "
+                  "prompts. p: Spearman, one-sided (ρ < 0).",
+        effect_type="spearman_rho", kind=Kind.SUPERIORITY,
+        criteria=(ci("<", -0.30), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="behaviour", power=correlation_plan(-0.6, -0.3, "behaviour"),
+        n_unit="recursive prompts", required_groups=("recursive",),
+    ),
+    ClaimSpec(
+        id="reverse_patch_necessity", version=2, title="Reverse patch removes recursion", **BEHAVIOURAL,
         statement="Patching a baseline donor's K and V (second half of layers) into a recursive recipient "
                   "removes at least half of its recursive behaviour.",
         estimator="reverse transfer T_rev = (mean score(A⊕B) − mean score(A)) / (mean score(B) − mean score(A)) "
@@ -223,19 +241,6 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         )
     ),
     ClaimSpec(
-        id="geometry_transfers", version=2, title="Geometry transfers with the cache", **BEHAVIOURAL,
-        statement="After a second-half KV patch, R_V on the recipient's own continuation moves toward the donor's.",
-        estimator="G = (R_V(B⊕A) − R_V(B)) / (R_V(A) − R_V(B)), all three R_V on the same token ids: B's natural "
-                  "continuation teacher-forced through B's cache, the patched B⊕A cache and A's cache (V downstream "
-                  "of the patch, generated positions only); a pair is kept when B's continuation has ≥ 16 tokens. "
-                  "CI: 95% BCa over pairs. p: paired Wilcoxon of R_V(B⊕A) − R_V(B), one-sided in the direction of "
-                  "the natural gap R_V(A) − R_V(B).",
-        effect_type="geometry_transfer_ratio", kind=Kind.SUPERIORITY,
-        criteria=(ci(">=", 0.25), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.6, 0.25, 0.5, 0.95, "G", "behaviour"),
-        n_unit="prompt pairs", required_groups=RECBASE,
-    ),
-    ClaimSpec(
         id="layer_quarter_localisation", version=1, title="Layer-quarter localisation", **BEHAVIOURAL,
         statement="The transfer is carried by the later layers: the best late quarter (Q3 or Q4) transfers "
                   "more than the best early quarter (Q1 or Q2).",
@@ -247,7 +252,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="token_quarter_localisation", version=1, title="Token-quarter localisation", **BEHAVIOURAL,
+        id="token_quarter_localisation", version=2, title="Token-quarter localisation", **BEHAVIOURAL,
         statement="Patching the last 25 % of prompt positions transfers more than patching the first 25 %.",
         estimator=f"D = T(last 25 %) − T(first 25 %), second-half layers, each a {T_WORDS}. CI: 95% BCa over pairs. "
                   "p: paired Wilcoxon on per-pair scores, last > first, one-sided.",
@@ -268,7 +273,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,
     ),
     ClaimSpec(
-        id="donor_level_transfer_trend", version=1, title="Transfer grows with donor level", **BEHAVIOURAL,
+        id="donor_level_transfer_trend", version=2, title="Transfer grows with donor level", **BEHAVIOURAL,
         statement="KV transfer onto the same baselines grows with the donor's recursion level L1…L5.",
         estimator="per baseline recipient (block), the behaviour score after a second-half KV patch from a "
                   "donor of each level L1…L5; estimate = mean within-block Spearman ρ(level, score), CI 95% "
@@ -308,7 +313,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="donor_pr_predicts_transfer", version=1, title="Donor PR predicts transfer", **BEHAVIOURAL,
+        id="donor_pr_predicts_transfer", version=2, title="Donor PR predicts transfer", **BEHAVIOURAL,
         statement="Donors whose cached V has a lower participation ratio transfer more.",
         estimator="Spearman ρ over pairs between the donor's PR of cached V (late layer, prompt window) and the "
                   "pair's transfer (score(B⊕A) − score(B)), second-half KV patch. CI: 95% BCa over pairs. "
@@ -356,7 +361,7 @@ ANATOMY_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompts", required_groups=("baseline",),
     ),
     ClaimSpec(
-        id="persona_signature", version=1, title="Persona signature in the cache",
+        id="persona_signature", version=2, title="Persona signature in the cache",
         statement="The KV cache of the user turn identifies which persona system prompt preceded it, with "
                   "all persona system prompts of equal token length.",
         estimator="leave-one-user-prompt-out nearest-centroid accuracy of persona identity from the user "

@@ -40,6 +40,8 @@ EFFECT_TYPES: dict[str, EffectType] = {
                    "fraction of the natural recursive − baseline behaviour gap"),
         EffectType("geometry_transfer_ratio", "geometry transfer ratio G", "G", "G",
                    "fraction of the natural recursive − baseline R_V gap (0 = recipient, 1 = donor)"),
+        EffectType("rv_gap_shrinkage", "shrinkage of the R_V gap", "S", "S",
+                   "R_V units (|mean gap at step 0| − |mean gap at step 40|; > 0 = the gap shrank)"),
         EffectType("spearman_rho", "Spearman ρ", "ρ", r"\rho", "rank correlation, from −1 to 1"),
         EffectType("partial_spearman_rho", "partial Spearman ρ (prompt length partialled out)", "ρ_partial",
                    r"\rho_{\mathrm{partial}}", "rank correlation given prompt length, from −1 to 1"),

@@ -21,19 +21,43 @@ class VersionChange(NamedTuple):
     reason: str
 
 
+DECISION_LOGIC = ("three-valued decisions: a p criterion with p ≥ α_test is no longer false by itself (that made "
+                  "FAIL out of a CI straddling the bound); FAIL needs the CI clearly outside the claimed region or "
+                  "the claimed direction contradicted (one-sided p ≥ 1 − α_test); otherwise INCONCLUSIVE "
+                  "(issue 11, item 1; harness.results)")
+"""The decision-logic change of 2026-12-05: it can move the verdict of every claim with a p criterion."""
+
 LENGTH_COVARIATE = ("recursion level is confounded with prompt length in the bank (L1–L3 prompts 26–28 words, "
                     "L4–L5 39–42): the estimate becomes the partial Spearman ρ(level, outcome | prompt length in "
                     "tokens), the plain ρ is reported beside it (issue 11, item 6)")
 
+SAME_TOKENS = ("v1 compared R_V of three different generated texts, dropped pairs by condition (a pair left when any "
+               "of its three continuations had < 16 tokens) and always tested R_V(B⊕A) < R_V(B), which FAILed a "
+               "model whose natural gap is positive; v2 teacher-forces B's natural continuation through all three "
+               "caches (same tokens), keeps pairs by B's continuation alone, tests in the direction of the natural "
+               "gap and moves the claim to the geometry family, where its R_V measure belongs: α_test 0.01/6 → 0.01/8, planned "
+               "n re-solved from the same assumptions (issue 11, items 2, 8)")
+
+TODAY = "2026-12-05"
+
+
+def _v2(*reasons: str) -> tuple[VersionChange, ...]:
+    return (VersionChange(2, TODAY, "; ".join(reasons)),)
+
+
 VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
-    "level_rv_trend": (VersionChange(2, "2026-12-05", LENGTH_COVARIATE),),
-    "level_behaviour_trend": (VersionChange(2, "2026-12-05", LENGTH_COVARIATE),),
-    "geometry_transfers": (VersionChange(2, "2026-12-05", (
-        "v1 compared R_V of three different generated texts, dropped pairs by condition (a pair left when any of "
-        "its three continuations had < 16 tokens) and always tested R_V(B⊕A) < R_V(B), which FAILed a model whose "
-        "natural gap is positive; v2 teacher-forces B's natural continuation through all three caches (same "
-        "tokens), keeps pairs by B's continuation alone, and tests in the direction of the natural gap "
-        "(issue 11, item 2)")),),
+    **{claim: _v2(DECISION_LOGIC) for claim in (
+        "rv_contraction", "kv_transfer", "alpha_monotone", "attention_entropy_differs", "rv_survives_long_control",
+        "rv_survives_repetition", "rv_survives_about_recursion", "reverse_patch_necessity",
+        "token_quarter_localisation", "donor_level_transfer_trend", "donor_pr_predicts_transfer",
+        "persona_signature",
+    )},
+    "rv_behaviour_correlation": _v2(DECISION_LOGIC, "moved from the geometry to the behaviour multiplicity family "
+                                    "(it tests behaviour against R_V; geometry_transfers moved the other way): "
+                                    "α_test 0.01/8 → 0.01/6, planned n re-solved from the same assumptions"),
+    "level_rv_trend": _v2(DECISION_LOGIC, LENGTH_COVARIATE),
+    "level_behaviour_trend": _v2(DECISION_LOGIC, LENGTH_COVARIATE),
+    "geometry_transfers": _v2(DECISION_LOGIC, SAME_TOKENS),
 }
 """Every version change by claim id, oldest first."""
 

@@ -37,13 +37,13 @@ MULTIPLICITY_FAMILIES: dict[str, MultiplicityFamily] = {
     for f in (
         MultiplicityFamily("geometry", 0.01, "holm", (
             "rv_contraction", "rv_survives_long_control", "rv_survives_repetition",
-            "rv_survives_about_recursion", "geometry_at_encoding", "attention_entropy_differs",
-            "level_rv_trend", "rv_behaviour_correlation",
+            "rv_survives_about_recursion", "rv_gap_fades_in_generation", "attention_entropy_differs",
+            "level_rv_trend", "geometry_transfers",
         )),
         MultiplicityFamily("kv_transfer", 0.01, "holm", ("kv_transfer",)),
         MultiplicityFamily("alpha_monotone", 0.01, "holm", ("alpha_monotone",)),
         MultiplicityFamily("behaviour", 0.01, "holm", (
-            "reverse_patch_necessity", "geometry_transfers", "token_quarter_localisation",
+            "reverse_patch_necessity", "rv_behaviour_correlation", "token_quarter_localisation",
             "level_behaviour_trend", "donor_level_transfer_trend", "donor_pr_predicts_transfer",
         )),
         MultiplicityFamily("anatomy", 0.01, "holm", ("persona_signature",)),

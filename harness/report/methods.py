@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.registry import BEHAVIOUR_DECODING, CLAIMS, MULTIPLICITY_FAMILIES, ClaimSpec
+from harness.registry import BEHAVIOUR_DECODING, CLAIMS, MULTIPLICITY_FAMILIES, ClaimSpec, changes_of
 from harness.report.numbers import fmt
 from harness.report.summary import model_order, provenance_of, weights_hash
 
@@ -104,12 +104,14 @@ def _family_words(spec: ClaimSpec) -> str:
 
 
 def claim_paragraph(spec: ClaimSpec) -> str:
-    """One claim: statement, estimator, decision rule, planned n and power, multiplicity."""
+    """One claim: statement, estimator, decision rule, planned n and power, multiplicity, and why its version moved
+    (:mod:`harness.registry.history`)."""
     tag = "headline claim" if spec.headline else ("engine check" if spec.is_engine_check else "claim")
     return (f"**{spec.title}** (`{spec.id}` v{spec.version}; {tag}, {spec.kind.value}). {spec.statement} "
             f"Estimate: {spec.effect.label} ({spec.effect.symbol}; {spec.effect.units}). Estimator: {spec.estimator} "
             f"Decision rule: {spec.decision_text()} {_power_words(spec)} {_family_words(spec)}"
-            + (f" Note: {spec.notes}." if spec.notes else ""))
+            + (f" Note: {spec.notes}." if spec.notes else "")
+            + "".join(f" Version {c.version} ({c.date}): {c.reason}." for c in changes_of(spec.id)))
 
 
 def software_paragraph(run: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ Which library routine computes each number is named in the function docstring.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -108,14 +109,20 @@ def permutation_test_paired(
     alternative: str = "two-sided",
     n_resamples: int = 9999,
     rng: np.random.Generator | int,
+    statistic: Callable[..., np.ndarray] | None = None,
 ) -> TestResult:
-    """Sign-flip permutation test of mean(x − y) for paired samples (``permutation_type='samples'``)."""
+    """Paired permutation test swapping x_i and y_i within each pair (``permutation_type='samples'``).
+
+    The statistic defaults to mean(x − y) (the sign-flip test); ``statistic(x, y, axis=-1)`` (vectorised along
+    ``axis``) tests any other function of the paired samples that the swap leaves exchangeable under H0, e.g.
+    |mean x| − |mean y|."""
     xa, ya = as_pair(x, y, 1)
     res = sps.permutation_test(
-        (xa, ya), _mean_difference, permutation_type="samples", vectorized=True,
+        (xa, ya), statistic or _mean_difference, permutation_type="samples", vectorized=True,
         n_resamples=n_resamples, alternative=check_alternative(alternative), rng=rng,
     )
-    return TestResult(float(res.statistic), float(res.pvalue), "permutation-paired-signflip", alternative)
+    method = "permutation-paired-signflip" if statistic is None else "permutation-paired-swap"
+    return TestResult(float(res.statistic), float(res.pvalue), method, alternative)
 
 
 def tost_paired(x: ArrayLike, y: ArrayLike, low: float, high: float) -> TostResult:

@@ -16,7 +16,7 @@ from harness.results import Verdict, evaluate
 HEADLINE = {"rv_contraction", "v_patch_null", "kv_transfer", "alpha_monotone", "single_layer_fails"}
 EXTENDED = {
     "reverse_patch_necessity", "control_shuffled_null", "control_random_null", "control_cross_baseline_null",
-    "geometry_transfers", "rv_behaviour_correlation", "geometry_at_encoding", "layer_quarter_localisation",
+    "geometry_transfers", "rv_behaviour_correlation", "rv_gap_fades_in_generation", "layer_quarter_localisation",
     "token_quarter_localisation", "level_rv_trend", "level_behaviour_trend", "attention_entropy_differs",
     "rv_survives_long_control", "rv_survives_repetition", "rv_survives_about_recursion",
     "donor_level_transfer_trend", "peak_zone_vs_half", "self_ref_token_patch", "donor_pr_predicts_transfer",
@@ -116,3 +116,18 @@ def test_design_check_rv_contraction_reaches_planned_power_by_simulation():
                           p_value=hs.welch_t(x, y, "less").p, n=n)
         passes += result.verdict is Verdict.PASS
     assert passes / sims >= 0.72
+
+
+def test_every_version_above_one_has_its_reason_and_a_bump_without_one_is_refused():
+    import dataclasses
+
+    from harness import registry
+    from harness.registry import changes_of
+
+    for spec in CLAIMS.values():
+        steps = changes_of(spec.id)
+        assert spec.version == 1 + len(steps) and all(c.reason.strip() and c.date for c in steps)
+    spec = CLAIMS["v_patch_null"]
+    bumped = dataclasses.replace(spec, version=spec.version + 1)
+    with pytest.raises(ValueError, match="history entry"):
+        registry._build((bumped,))

@@ -106,7 +106,7 @@ def test_claims_md_puts_the_matrix_first_and_the_engine_checks_apart(report: Pat
     assert "PASS 0.950 [0.840, 1.03]" in table[3] and "ΔT" in table[4]
     matrix = md.split("## Claims", 1)[0]
     assert "cache_shapes_match_config" not in matrix and "rope_rerotation" not in matrix
-    assert "Claim verdicts (claim × model): 3 PASS, 3 FAIL. Engine checks: 4 of 4 hold." in md
+    assert "Claim verdicts (claim × model): 3 PASS, 1 FAIL, 2 INCONCLUSIVE. Engine checks: 4 of 4 hold." in md
     engine = md.split("## Engine checks", 1)[1]
     assert "`rope_rerotation`" in engine and "4.45e-05" in engine and "| 0 " in engine  # a count stays an int
     assert "```" not in md and "DESIGN" not in md

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.prompts import load_bank
+from harness.registry import CLAIMS
 from harness.report.methods import bank_paragraph, methods_markdown
 from harness.report.provenance import prompt_bank_summary
 
@@ -43,8 +44,8 @@ def test_a_hash_other_than_the_records_is_noted_and_errors_do_not_fail_the_repor
 def test_methods_state_the_family_of_every_claim_ci_only_ones_included() -> None:
     records = [{"claim": c, "model": "m", "verdict": "PASS"} for c in ("kv_transfer", "v_patch_null", "rope_rerotation")]
     text = methods_markdown(records, {"run_id": "r", "models": {}})
-    kv, null, rope = (text.split(f"(`{c}` v1")[1].split("\n")[0] for c in ("kv_transfer", "v_patch_null",
-                                                                          "rope_rerotation"))
+    kv, null, rope = (text.split(f"(`{c}` v{CLAIMS[c].version}")[1].split("\n")[0]
+                      for c in ("kv_transfer", "v_patch_null", "rope_rerotation"))
     assert "Multiplicity: family 'kv_transfer' (familywise α = 0.01, m = 1)" in kv and "Planned n = 52" in kv
     assert "Multiplicity: no p criterion" in null and "TOST" in null
     assert "Coverage: 8 prompts" in rope and "## Engine checks" in text
