@@ -28,7 +28,7 @@ from harness.prompts.bank import LEVELS, PAIR_KINDS, Prompt, PromptBank, PromptP
 from harness.tokens import encode
 
 __all__ = [
-    "DonorLevelBlock", "PairRole", "PairSelection", "TransferPair", "choose_pairs", "donor_level_blocks",
+    "EXACT_DESIGN_MINIMUM", "DonorLevelBlock", "PairRole", "PairSelection", "TransferPair", "choose_pairs", "donor_level_blocks",
     "equal_length_pairs", "make_pair", "nearest_length_pairs", "pairing_summary", "select_pairs", "transfer_pairs",
     "unmatched_pairs",
 ]
@@ -266,13 +266,22 @@ class PairSelection:
     wanted: int
 
 
+EXACT_DESIGN_MINIMUM = 16
+"""Exact-length pairs stay the design of a claim when the bank has at least this many of them (or the claim's whole
+n, if smaller), even when the planned n is larger than the bank can supply (the claim is then INCONCLUSIVE with
+n < planned); below it the registered unmatched variant takes over. 16 is a design choice, made with the variant
+before any of its data: fewer exact pairs than that give a bootstrap CI over pairs too coarse to prefer them over
+a larger set of nearest-length pairs."""
+
+
 def choose_pairs(
     lm: LoadedModel, bank: PromptBank, n: int, *, roles: Sequence[PairRole] = (PairRole.RECURSIVE, PairRole.BASELINE),
     keep: Callable[[TransferPair], bool] = lambda p: True,
 ) -> PairSelection:
-    """The first ``n`` pairs having every role in ``roles`` and satisfying ``keep``: exact-length pairs when the
-    bank has enough of them (at least ``n``, the claim's planned n capped by ``--n``), else the first ``n`` of
-    :func:`unmatched_pairs` that qualify (which start with those exact pairs)."""
+    """Up to ``n`` pairs having every role in ``roles`` and satisfying ``keep``: exact-length pairs when the bank
+    has enough of them (at least ``min(n, EXACT_DESIGN_MINIMUM)``; then the first ``n``, or all of them when the
+    bank has fewer than ``n``), else the first ``n`` of :func:`unmatched_pairs` that qualify (which start with
+    those exact pairs). ``n`` is the claim's planned n capped by ``--n``."""
     if n < 1:
         raise ValueError(f"choose_pairs: n must be >= 1, got {n}")
 
@@ -280,7 +289,7 @@ def choose_pairs(
         return all(p.has(r) for r in roles) and keep(p)
 
     exact = [p for p in transfer_pairs(lm, bank) if ok(p)]
-    if len(exact) >= n:
+    if len(exact) >= min(n, EXACT_DESIGN_MINIMUM):
         return PairSelection(exact[:n], False, len(exact), n)
     return PairSelection([p for p in unmatched_pairs(lm, bank) if ok(p)][:n], True, len(exact), n)
 

@@ -18,6 +18,7 @@ from typing import Any
 from harness.behaviour import BEHAVIOUR_SCORE
 from harness.decoding import DecodingRegime
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
+from harness.registry.pilot import pilot_sd
 from harness.registry.power_plans import (
     POWER, RANK_TEST_INFLATION, PowerPlan, alpha_ci, correlation_plan, coverage_plan, equivalence_plan, g_plan,
     paired_plan,
@@ -47,6 +48,8 @@ RV_WORDS = ("R_V = PR(V at the model's late layer) / PR(V at its early layer) ov
 """How R_V is computed, for estimator text."""
 T_WORDS = "transfer T (docs/METHODS.md §7) of the degeneration-gated embedding score"
 """What the transfer T is, for estimator text."""
+PILOT_WORDS = "pilot SD, harness.registry.pilot"
+"""Where a planned n's per-pair SD comes from, for plan assumptions (the committed run named in the pilot module)."""
 RECBASE = ("recursive", "baseline")
 """The prompt groups most claims require."""
 
@@ -64,14 +67,14 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompts per group", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="v_patch_null", version=1, title="V-patch null", headline=True, **BEHAVIOURAL,
+        id="v_patch_null", version=2, title="V-patch null", headline=True, **BEHAVIOURAL,
         statement="Patching V (v_proj output) at the late layer, persistently during decoding, does not "
                   "transfer recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = baseline recipient with the recursive donor's V patched at the late layer "
                   "on aligned positions. CI: 90% BCa bootstrap over pairs (= TOST at α = 0.05).",
         effect_type="transfer_ratio", kind=Kind.EQUIVALENCE,
         criteria=(ci_within(-0.10, 0.10),),
-        ci_level=0.90, alpha=0.05, family=None, power=equivalence_plan(0.10, 0.25, 0.90),
+        ci_level=0.90, alpha=0.05, family=None, power=equivalence_plan(0.10, pilot_sd("v_patch_null"), 0.90, PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
@@ -83,7 +86,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.80), P_BELOW),
         ci_level=0.95, alpha=0.01, family="kv_transfer",
-        power=paired_plan(1.0, 0.80, 0.5, 0.95, "T", "kv_transfer"),
+        power=paired_plan(1.0, 0.80, pilot_sd("kv_transfer"), 0.95, "T", "kv_transfer", sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
@@ -99,24 +102,25 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         power=PowerPlan(
             assumptions="Page's L approximated by a one-sample t on each pair's linear α contrast with "
                         "standardized mean 0.8 (n inflated by π/3 for a rank test); steps: true step +0.25 "
-                        "(T from 0 to 1 linearly), per-pair step SD 0.25, all four steps jointly at power 0.8",
+                        f"(T from 0 to 1 linearly), per-pair step SD {pilot_sd('alpha_monotone'):g} ({PILOT_WORDS}), "
+                        "all four steps jointly at power 0.8",
             parts=(
                 part("Page's L p < alpha_test", "one-sample-t", 0.8, MULTIPLICITY_FAMILIES["alpha_monotone"].alpha_per_test,
                      POWER, RANK_TEST_INFLATION),
-                part("each step CI ≥ −0.10", "one-sample-t", (0.25 + 0.10) / 0.25, alpha_ci(0.95),
+                part("each step CI ≥ −0.10", "one-sample-t", (0.25 + 0.10) / pilot_sd("alpha_monotone"), alpha_ci(0.95),
                      POWER ** 0.25),
             ),
         ),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="single_layer_fails", version=1, title="Single-layer KV patch fails", headline=True, **BEHAVIOURAL,
+        id="single_layer_fails", version=2, title="Single-layer KV patch fails", headline=True, **BEHAVIOURAL,
         statement="Patching only the late layer's K and V does not transfer recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = KV patch at the late layer only, all shared positions, α = 1. "
                   "CI: 95% BCa bootstrap over pairs.",
         effect_type="transfer_ratio", kind=Kind.NON_SUPERIORITY,
         criteria=(ci("<", 0.20),),
-        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.0, 0.20, 0.25, 0.95, "T"),
+        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.0, 0.20, pilot_sd("single_layer_fails"), 0.95, "T", sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
 )
@@ -220,18 +224,19 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "score(A⊕B) < score(A), one-sided.",
         effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.50), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.9, 0.5, 0.5, 0.95, "T_rev", "behaviour"),
+        ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.9, 0.5, pilot_sd("reverse_patch_necessity"), 0.95, "T_rev", "behaviour",
+                                                                     sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     *(
         ClaimSpec(
-            id=f"control_{name}_null", version=1, title=f"{label} control ≈ no transfer", **BEHAVIOURAL,
+            id=f"control_{name}_null", version=2, title=f"{label} control ≈ no transfer", **BEHAVIOURAL,
             statement=f"The {label.lower()} control patch (docs/METHODS.md §4) transfers no recursive behaviour.",
             estimator=f"{T_WORDS}, B⊕A = second-half KV patch with {how}; normalized by the same pair's natural "
                       "recursive − baseline gap. CI: 90% BCa bootstrap over pairs (= TOST at α = 0.05).",
             effect_type="transfer_ratio", kind=Kind.EQUIVALENCE,
             criteria=(ci_within(-0.10, 0.10),),
-            ci_level=0.90, alpha=0.05, family=None, power=equivalence_plan(0.10, 0.25, 0.90),
+            ci_level=0.90, alpha=0.05, family=None, power=equivalence_plan(0.10, pilot_sd(f"control_{name}_null"), 0.90, PILOT_WORDS),
             n_unit="prompt pairs", required_groups=RECBASE,
         )
         for name, label, how in (
@@ -241,14 +246,14 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         )
     ),
     ClaimSpec(
-        id="layer_quarter_localisation", version=1, title="Layer-quarter localisation", **BEHAVIOURAL,
+        id="layer_quarter_localisation", version=2, title="Layer-quarter localisation", **BEHAVIOURAL,
         statement="The transfer is carried by the later layers: the best late quarter (Q3 or Q4) transfers "
                   "more than the best early quarter (Q1 or Q2).",
         estimator=f"D = max(T_Q3, T_Q4) − max(T_Q1, T_Q2), each T a {T_WORDS} for a KV patch of that layer quarter; "
                   "all four T are reported. CI: 95% percentile bootstrap over pairs.",
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
         criteria=(ci(">", 0.0),),
-        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.5, 0.0, 0.6, 0.95, "D"),
+        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.5, 0.0, pilot_sd("layer_quarter_localisation"), 0.95, "D", sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
@@ -258,7 +263,8 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "p: paired Wilcoxon on per-pair scores, last > first, one-sided.",
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
         criteria=(ci(">", 0.0), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.3, 0.0, 0.5, 0.95, "D", "behaviour", p_dz=0.6),
+        ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.3, 0.0, pilot_sd("token_quarter_localisation"), 0.95, "D", "behaviour", p_dz=0.6,
+                                                                     sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
@@ -282,10 +288,11 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         criteria=(ci(">", 0.0), P_BELOW),
         ci_level=0.95, alpha=0.01, family="behaviour",
         power=PowerPlan(
-            assumptions="per-block ρ mean 0.5 with SD 0.5; Page's L approximated by a one-sample t on the "
+            assumptions=f"per-block ρ mean 0.5 with SD {pilot_sd('donor_level_transfer_trend'):g} ({PILOT_WORDS}); "
+                        "Page's L approximated by a one-sample t on the "
                         "per-block linear contrast with standardized mean 0.8 (n inflated by π/3)",
             parts=(
-                part("95% CI above 0", "one-sample-t", 1.0, alpha_ci(0.95), POWER),
+                part("95% CI above 0", "one-sample-t", 0.5 / pilot_sd("donor_level_transfer_trend"), alpha_ci(0.95), POWER),
                 part("Page's L p < alpha_test", "one-sample-t", 0.8, MULTIPLICITY_FAMILIES["behaviour"].alpha_per_test, POWER,
                      RANK_TEST_INFLATION),
             ),
@@ -293,23 +300,23 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="baseline recipients", required_groups=RECBASE, requires_levels=True,
     ),
     ClaimSpec(
-        id="peak_zone_vs_half", version=1, title="Peak zone vs second half", **BEHAVIOURAL,
+        id="peak_zone_vs_half", version=2, title="Peak zone vs second half", **BEHAVIOURAL,
         statement="A KV patch of the peak zone alone (late layer ± 2) transfers less than the full second half.",
         estimator=f"D = T(second half) − T(late ± 2 layers), each a {T_WORDS}. CI: 95% BCa over pairs.",
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
         criteria=(ci(">", 0.0),),
-        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.4, 0.0, 0.5, 0.95, "D"),
+        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.4, 0.0, pilot_sd("peak_zone_vs_half"), 0.95, "D", sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="self_ref_token_patch", version=1, title="Self-referential tokens carry transfer", **BEHAVIOURAL,
+        id="self_ref_token_patch", version=2, title="Self-referential tokens carry transfer", **BEHAVIOURAL,
         statement="Patching only the positions of self-referential tokens (second-half layers) transfers at "
                   "least half of the natural gap.",
         estimator=f"{T_WORDS}, B⊕A = KV patch restricted to positions whose donor token is self-referential "
                   "(the lexicon of docs/METHODS.md §6 applied to the donor prompt). CI: 95% BCa over pairs.",
         effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.50),),
-        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.8, 0.5, 0.5, 0.95, "T"),
+        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.8, 0.5, pilot_sd("self_ref_token_patch"), 0.95, "T", sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(

@@ -38,6 +38,10 @@ SAME_TOKENS = ("v1 compared R_V of three different generated texts, dropped pair
                "gap and moves the claim to the geometry family, where its R_V measure belongs: α_test 0.01/6 → 0.01/8, planned "
                "n re-solved from the same assumptions (issue 11, items 2, 8)")
 
+PILOT = ("planned n re-solved from the per-pair SD the committed run measured (harness.registry.pilot) instead of an "
+         "assumed SD the data contradicted; where the bank cannot supply that n the claim is INCONCLUSIVE and its "
+         "explanation states the n it needs (issue 11, item 8)")
+
 TODAY = "2026-12-05"
 
 
@@ -47,10 +51,16 @@ def _v2(*reasons: str) -> tuple[VersionChange, ...]:
 
 VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
     **{claim: _v2(DECISION_LOGIC) for claim in (
-        "rv_contraction", "kv_transfer", "alpha_monotone", "attention_entropy_differs", "rv_survives_long_control",
-        "rv_survives_repetition", "rv_survives_about_recursion", "reverse_patch_necessity",
-        "token_quarter_localisation", "donor_level_transfer_trend", "donor_pr_predicts_transfer",
-        "persona_signature",
+        "rv_contraction", "attention_entropy_differs", "rv_survives_long_control", "rv_survives_repetition",
+        "rv_survives_about_recursion", "donor_pr_predicts_transfer", "persona_signature",
+    )},
+    **{claim: _v2(DECISION_LOGIC, PILOT) for claim in (
+        "kv_transfer", "alpha_monotone", "reverse_patch_necessity", "token_quarter_localisation",
+        "donor_level_transfer_trend",
+    )},
+    **{claim: _v2(PILOT) for claim in (
+        "v_patch_null", "single_layer_fails", "control_shuffled_null", "control_random_null",
+        "control_cross_baseline_null", "layer_quarter_localisation", "peak_zone_vs_half", "self_ref_token_patch",
     )},
     "rv_behaviour_correlation": _v2(DECISION_LOGIC, "moved from the geometry to the behaviour multiplicity family "
                                     "(it tests behaviour against R_V; geometry_transfers moved the other way): "

@@ -68,11 +68,12 @@ def g_plan(assumed_g: float, threshold: float, family: str, two_sided_p: bool = 
 
 
 def paired_plan(assumed: float, threshold: float, sd: float, ci_level: float, what: str,
-                family: str | None = None, p_dz: float = 0.8) -> PowerPlan:
-    """One-sample (over pairs) plan: CI-bound part, plus a rank-test p part when ``family`` is given."""
+                family: str | None = None, p_dz: float = 0.8, sd_source: str = "assumed") -> PowerPlan:
+    """One-sample (over pairs) plan: CI-bound part, plus a rank-test p part when ``family`` is given.
+    ``sd_source`` says where the per-pair SD comes from ("assumed", or the pilot run)."""
     parts = [part(f"{ci_level:.0%} CI bound beyond {threshold:g}", "one-sample-t",
                   abs(assumed - threshold) / sd, alpha_ci(ci_level), POWER)]
-    words = f"true {what} = {assumed:g}, per-pair SD {sd:g} in the same units"
+    words = f"true {what} = {assumed:g}, per-pair SD {sd:g} in the same units ({sd_source})"
     if family is not None:
         parts.append(part("paired rank test p < alpha_test", "one-sample-t", p_dz,
                           MULTIPLICITY_FAMILIES[family].alpha_per_test, POWER, RANK_TEST_INFLATION))
@@ -80,10 +81,11 @@ def paired_plan(assumed: float, threshold: float, sd: float, ci_level: float, wh
     return PowerPlan(words, tuple(parts))
 
 
-def equivalence_plan(margin: float, sd: float, ci_level: float) -> PowerPlan:
+def equivalence_plan(margin: float, sd: float, ci_level: float, sd_source: str = "assumed") -> PowerPlan:
     """TOST plan at true value 0: each one-sided bound needs power 1 − (1 − 0.8)/2 so both hold with ≥ 0.8."""
     return PowerPlan(
-        assumptions=f"true T = 0, per-pair SD {sd:g} (T units); both TOST bounds with joint power ≥ {POWER:g}",
+        assumptions=f"true T = 0, per-pair SD {sd:g} (T units; {sd_source}); both TOST bounds with joint power "
+                    f"≥ {POWER:g}",
         parts=(part(f"{ci_level:.0%} CI inside ±{margin:g}", "one-sample-t", margin / sd,
                     alpha_ci(ci_level), 1.0 - (1.0 - POWER) / 2.0),),
     )

@@ -15,6 +15,7 @@ from harness.patching import Alignment, KVPatchSpec
 from harness.prompts import load_bank
 from harness.prompts.pairing import (
     PairRole,
+    EXACT_DESIGN_MINIMUM,
     choose_pairs,
     make_pair,
     nearest_length_pairs,
@@ -72,6 +73,15 @@ def test_default_bank_keeps_its_exact_pairs(toy_llama, bank):
         assert selection.pairs == select_pairs(toy_llama, bank, n, roles=roles)
         assert all(not p.unmatched and p.length_difference == 0 for p in selection.pairs)
         assert "length_difference" not in pairing_summary(selection)
+
+
+def test_exact_design_kept_when_the_planned_n_exceeds_the_bank(toy_llama, bank):
+    """A planned n above the bank's exact pairs keeps the exact design (all of them) while the bank has at least
+    EXACT_DESIGN_MINIMUM; the variant is only for banks with fewer."""
+    exact = select_pairs(toy_llama, bank, 500)
+    assert len(exact) >= EXACT_DESIGN_MINIMUM
+    selection = choose_pairs(toy_llama, bank, len(exact) + 100)
+    assert not selection.variant and selection.pairs == exact
 
 
 def test_aligned_leaves_equal_length_patches_untouched(toy_llama, unmatched_bank):

@@ -50,7 +50,7 @@ def records() -> list[dict]:
         out += [
             _record("rv_contraction", model, estimate=-1.5, ci_low=-2.0, ci_high=-1.2, p_value=3.2e-6, n=84),
             _record("kv_transfer", model, {"samples": samples, "conditions": conditions, "decoding": "greedy"},
-                    estimate=t, ci_low=t - 0.11, ci_high=t + 0.08, p_value=1.18e-5, n=52),
+                    estimate=t, ci_low=t - 0.11, ci_high=t + 0.08, p_value=1.18e-5, n=190),
             _record("alpha_monotone", model, estimate=0.658, p_value=0.0113, step_cis=[(-0.05, 0.2)] * 4, n=20),
             _record("cache_shapes_match_config", model, estimate=0, n=8),
             _record("rope_rerotation", model, estimate=4.45e-5, n=8),
