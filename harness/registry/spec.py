@@ -13,7 +13,9 @@ from harness.decoding import DecodingRegime
 from harness.registry.effects import EFFECT_TYPES, EffectType
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
 from harness.registry.power_plans import PowerPlan
-from harness.registry.rules import CI_KINDS, P_BELOW, Criterion, Kind, criterion_summary, criterion_words
+from harness.registry.rules import (
+    CI_KINDS, P_BELOW, Criterion, Kind, claimed_direction, criterion_summary, criterion_words,
+)
 
 __all__ = ["ClaimSpec"]
 
@@ -155,5 +157,13 @@ class ClaimSpec:
         p_words = self._p_words(short=False)
         parts = [criterion_words(c, ci_level=self.ci_level, delta=self.delta, p_words=p_words) for c in self.criteria]
         lead = " and ".join(parts)
-        text = f"PASS if {lead}; FAIL if any of these is clearly not met; INCONCLUSIVE otherwise"
+        has_p = any(c.kind == "p_below" for c in self.criteria)
+        directed = has_p and claimed_direction(self.criteria) is not None
+        if all(c.kind == "value" for c in self.criteria):
+            fail = "FAIL if any of these is not met"
+        else:
+            fail = ("FAIL if any of these is clearly not met (a CI wholly on the wrong side of its bound"
+                    + (", or a one-sided p ≥ 1 − α_test, which contradicts the claimed direction" if directed else "")
+                    + ")" + ("; p ≥ α_test alone is not a FAIL" if has_p else ""))
+        text = f"PASS if {lead}; {fail}; INCONCLUSIVE otherwise"
         return text + f" or when n < {self.planned_n} {self.n_unit}."
