@@ -1,6 +1,7 @@
 """Claims level_behaviour_trend and donor_level_transfer_trend: behaviour across recursion levels L1…L5.
 
-- level_behaviour_trend: the recursive prompts of the first planned-n exact-length pairs that carry a level
+- level_behaviour_trend: the recursive prompts of the first planned-n exact-length pairs (the unmatched variant on
+  a bank with too few, ``claim_support.claim_pairs``) that carry a level
   (pair order interleaves levels, so every level is equally represented), each decoded naturally under the
   registered regime (the natural A continuations the transfer claims share). v2: partial Spearman ρ(level,
   behaviour score | prompt length in tokens) — the bank's higher levels are longer prompts, so a plain ρ could
@@ -25,25 +26,27 @@ import numpy as np
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, first_eligible, planned_count, require_groups, run_conditions
+from harness.claim_support import (
+    behaviour_details, claim_pairs, pairing_details, planned_count, require_groups, run_conditions,
+)
 from harness.prompts import LEVELS
-from harness.prompts.pairing import donor_level_blocks, transfer_pairs
+from harness.prompts.pairing import donor_level_blocks
 from harness.stats import bootstrap_ci, page_trend, partial_rank_correlation, rank_correlation, spearman
 from harness.transfer import KV_MAIN, NATURAL_RECURSIVE
 
 
 @pytest.mark.claim("level_behaviour_trend")
 def test_level_behaviour_trend(claim: ClaimContext) -> None:
-    lm = claim.lm
     spec = claim.spec
     require_groups(claim)
-    pairs, _ = first_eligible(claim, transfer_pairs(lm, claim.bank), lambda p: p.recursive.level is not None)
+    selection = claim_pairs(claim, keep=lambda p: p.recursive.level is not None)
+    pairs = selection.pairs
     if len(pairs) < 3:
         pytest.skip(f"{spec.id}: {len(pairs)} recursive prompt(s) with a level in exact-length pairs; need 3")
     runs = run_conditions(claim, pairs, (NATURAL_RECURSIVE,))
     levels = [p.recursive.level for p in pairs]
     scores = runs[NATURAL_RECURSIVE.name].scores()
-    lengths = [p.n_tokens for p in pairs]
+    lengths = [len(p.recursive_ids) for p in pairs]
     corr = partial_rank_correlation(levels, scores, lengths, alternative="greater", level=spec.ci_level,
                                     rng=claim.seed)
     plain = rank_correlation(levels, scores, alternative="greater", level=spec.ci_level, rng=claim.seed)
@@ -58,6 +61,7 @@ def test_level_behaviour_trend(claim: ClaimContext) -> None:
             mean_tokens_by_level={str(level): float(np.mean([n for lv, n in zip(levels, lengths) if lv == level]))
                                   for level in sorted(set(levels))},
             covariate="prompt length in tokens (the model's tokenizer)",
+            pairing=pairing_details(selection),
             plain_spearman={"rho": plain.rho, "ci": [plain.ci_low, plain.ci_high], "p": plain.p_value},
         ),
     )

@@ -1,6 +1,7 @@
 """Claim rv_behaviour_correlation: within recursive prompts, lower R_V goes with more recursive behaviour.
 
-Method: the recursive prompts of the first planned-n exact-length pairs (pair order interleaves levels), so
+Method: the recursive prompts of the first planned-n exact-length pairs (pair order interleaves levels; the
+registered unmatched variant on a bank with too few exact pairs, ``claim_support.claim_pairs``), so
 their natural continuations are the natural A runs the transfer claims share (registered decoding regime;
 degeneration-gated embedding score of the generated tokens). R_V per prompt as in rv_contraction: one clean
 prefill, PR(V at the late layer) / PR(V at the early layer) over the last W (``--window``, 16) content
@@ -14,9 +15,8 @@ from __future__ import annotations
 import pytest
 
 from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, first_eligible, require_groups, run_conditions
+from harness.claim_support import behaviour_details, claim_pairs, pairing_details, run_conditions
 from harness.geometry.prompt_geometry import measure_rv
-from harness.prompts.pairing import transfer_pairs
 from harness.stats import rank_correlation
 from harness.transfer import NATURAL_RECURSIVE
 
@@ -25,10 +25,10 @@ pytestmark = pytest.mark.claim("rv_behaviour_correlation")
 
 def test_rv_behaviour_correlation(claim: ClaimContext) -> None:
     lm = claim.lm
-    require_groups(claim)
-    pairs, _ = first_eligible(claim, transfer_pairs(lm, claim.bank), lambda p: True)
+    selection = claim_pairs(claim)
+    pairs = selection.pairs
     if len(pairs) < 3:
-        pytest.skip(f"{claim.spec.id}: {len(pairs)} recursive prompt(s) in exact-length pairs; need 3")
+        pytest.skip(f"{claim.spec.id}: {len(pairs)} recursive prompt(s) in pairs; need 3")
     runs = run_conditions(claim, pairs, (NATURAL_RECURSIVE,))
     prompts = [p.recursive for p in pairs]
     rv = measure_rv(lm, prompts, window=claim.settings.window, cache=claim.cache).r_v(lm.layers.early,
@@ -44,6 +44,7 @@ def test_rv_behaviour_correlation(claim: ClaimContext) -> None:
             pr_kind="eigen", centered=False, window=claim.settings.window,
             rv_per_prompt={p.id: value for p, value in zip(prompts, rv)},
             scores_per_prompt={p.id: float(s) for p, s in zip(prompts, scores)},
+            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)

@@ -40,13 +40,6 @@ def planned_count(claim: ClaimContext) -> int:
     return min(claim.spec.planned_n, n_cap) if n_cap else claim.spec.planned_n
 
 
-def first_eligible(claim: ClaimContext, pairs: Sequence[TransferPair],
-                   keep: Callable[[TransferPair], bool]) -> tuple[list[TransferPair], int]:
-    """The first :func:`planned_count` pairs that satisfy ``keep``, and how many satisfy it in all."""
-    eligible = [p for p in pairs if keep(p)]
-    return eligible[:planned_count(claim)], len(eligible)
-
-
 def require_groups(claim: ClaimContext, *, cap: bool = True) -> dict[str, list[Prompt]]:
     """The prompts of each group the claim needs, in id order (capped at ``--n`` each unless ``cap`` is False,
     see :func:`capped`).
