@@ -410,7 +410,9 @@ def nearest_centroid_held_out(
         for c in classes:
             train = disjoint & (label_arr == c)
             if not train.any():
-                raise ValueError(f"class {c!r} has no row that shares no factor with {key!r}; its centroid is undefined")
+                raise ValueError(
+                    f"class {c!r} has no row that shares no factor with {key!r}; its centroid is undefined"
+                )
             centroids.append(x[train].mean(axis=0))
         distances = np.linalg.norm(x[held_out][:, None, :] - np.stack(centroids)[None, :, :], axis=-1)
         for row, choice in zip(np.flatnonzero(held_out), distances.argmin(axis=1)):
