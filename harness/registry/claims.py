@@ -372,9 +372,10 @@ ANATOMY_CLAIMS: tuple[ClaimSpec, ...] = (
         criteria=(ci(">", 0.0), P_BELOW),
         ci_level=0.95, alpha=0.01, family="anatomy",
         power=PowerPlan(
-            assumptions="pilot: this design's first runs (2026, seeds 101 and 102, 5 users per cell) gave per-cell "
-                        "differences d with mean 0.54 and SD 0.50 on smollm2-135m (0.78 and 0.36 on gemma3-270m); "
-                        "planned on SmolLM2's, one-sample t approximating the permutation test",
+            assumptions="pilot: this design's first runs on the shipped bank (random copies seeded 101 and 102, "
+                        "5 users per cell) gave per-cell differences d with mean 0.54 and SD 0.50 on smollm2-135m "
+                        "(0.78 and 0.36 on gemma3-270m); planned on SmolLM2's, one-sample t approximating the "
+                        "permutation test. The pilot used the same bank, so it is not independent of later runs",
             parts=(
                 part("95% CI above 0", "one-sample-t", 0.54 / 0.50, alpha_ci(0.95), POWER),
                 part("permutation p < alpha_test", "one-sample-t", 0.54 / 0.50,

@@ -1,4 +1,5 @@
-"""harness.anatomy: shape checks, injection and re-rotation differences, persona features, nearest-centroid LOO.
+"""harness.anatomy: shape checks, injection (also beyond a sliding window), re-rotation, persona features, held-out
+nearest centroid.
 
 Each check is shown to pass on correct code and to fail when the thing it checks is wrong."""
 
