@@ -6,29 +6,43 @@ Methods (details in :mod:`harness.anatomy`; every cache operation is in :mod:`ha
   entries whose shape ``(1, n_kv_heads, tokens, head_dim)`` or bytes per token differ from what the config
   implies (sliding layers keep ``min(n, window − 1)`` positions).
 - cache_injection_equals_text: prefill all but the last token, export the cache to plain tensors, build a
-  fresh cache from them, feed the last token; max |Δ logit| against one forward pass over the whole text.
+  fresh cache from them, feed the last token; max |Δ logit| against one forward pass over the whole text. On a
+  model with sliding-window layers one more prompt, baseline texts joined until the window + 64 tokens, makes
+  the injected cache one whose oldest positions were evicted.
 - rope_rerotation: move the prefix cache by Δ ∈ ``DELTAS`` positions (each layer's keys re-rotated with its
   own rotary base) and compare the next-token logits with a prefix encoded at positions shifted by Δ.
 - persona_signature: the user turn's cached V at the late layer (mean over the positions after the system
-  prompt) identifies the persona: leave-one-user-prompt-out nearest-centroid accuracy, Wilson CI, exact
-  binomial p against chance 1/k.
+  prompt, centred per user prompt) identifies the persona under a wording of its system prompt that the
+  nearest-centroid readout never saw (trained on the other wordings and other user prompts), better than the
+  same pipeline on random-weight copies of the model. Unit: the (persona, wording) cell; accuracy difference
+  with a t interval over cells, p = the larger of two exact sign-flip tests over cells (above chance, above the
+  copies). Chance, the copies' accuracy and a length-only baseline go into the details.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+
+import numpy as np
 import pytest
 
 from harness import anatomy
 from harness.claim_context import ClaimContext
-from harness.claim_support import capped, require_float32, require_groups, run_details
+from harness.claim_support import require_float32, require_groups, run_details
 from harness.prompts import Prompt
-from harness.stats import binomial_test, proportion_ci
+from harness.seeds import derive_seed
 
 DELTAS = (1, 64, 256)
 """Shifts (positions) for rope_rerotation, fixed before any data: one step, a typical prompt length, and a
 shift several times longer than the prompts."""
 SHOWN = 20
 """At most this many mismatch lines go into a record."""
+USERS_PER_CELL = 5
+"""persona_signature: user prompts per (persona, wording) cell, the first by id. The unit of the test is the cell,
+so more users per cell buy little; five keep the three passes (model and two copies) of both embedded models
+within the CPU budget."""
+RANDOM_COPIES = 2
+"""persona_signature: random-weight copies of the model; their mean per-cell accuracy is the baseline."""
 
 
 def _coverage(claim: ClaimContext) -> list[Prompt]:
@@ -52,18 +66,30 @@ def test_cache_shapes_match_config(claim: ClaimContext) -> None:
     claim.conclude(result)
 
 
+def injection_prompts(claim: ClaimContext) -> list[Prompt]:
+    """The coverage prompts, plus on a model with sliding-window layers one baseline-text prompt longer than the
+    window by :data:`anatomy.BEYOND_WINDOW_MARGIN` tokens."""
+    prompts = _coverage(claim)
+    window = anatomy.sliding_window(claim.lm)
+    if window is None:
+        return prompts
+    pool = require_groups(claim, cap=False)["baseline"]
+    return prompts + [anatomy.beyond_window_prompt(claim.lm, pool, window + anatomy.BEYOND_WINDOW_MARGIN)]
+
+
 @pytest.mark.claim("cache_injection_equals_text")
 def test_cache_injection_equals_text(claim: ClaimContext) -> None:
     lm = claim.lm
     require_float32(claim)
-    prompts = _coverage(claim)
+    prompts = injection_prompts(claim)
     injection = anatomy.measure_injection(lm, prompts, cache=claim.cache)
     diffs = injection["max_abs_logit_diff"]
     result = claim.evaluate(
         estimate=max(diffs.values()), n=len(prompts),
         details=run_details(
             claim, max_abs_logit_diff_per_prompt=diffs, dtype=str(lm.model.dtype),
-            bitwise_equal_caches=sum(injection["bitwise_equal"].values()),
+            bitwise_equal_caches=sum(injection["bitwise_equal"].values()), prompt_tokens=injection["tokens"],
+            longest_prompt_tokens=max(injection["tokens"].values()), sliding_window=anatomy.sliding_window(lm),
         ),
     )
     claim.conclude(result)
@@ -96,35 +122,62 @@ def test_rope_rerotation(claim: ClaimContext) -> None:
     claim.conclude(result)
 
 
+def persona_items(claim: ClaimContext) -> list[Prompt]:
+    """The first :data:`USERS_PER_CELL` user prompts (id order, fewer with ``--n``) of every (persona, wording) cell."""
+    cells: dict[tuple[str, str], list[Prompt]] = defaultdict(list)
+    for p in require_groups(claim, cap=False)["persona"]:
+        cells[(p.persona or "", p.wording)].append(p)
+    per_cell = min(USERS_PER_CELL, claim.settings.n_cap or USERS_PER_CELL)
+    return [p for key in sorted(cells) for p in cells[key][:per_cell]]
+
+
+def persona_design_problem(prompts: list[Prompt], system_tokens: list[int]) -> str | None:
+    """Why the held-out-wording design cannot run on these items, or None: fewer than two personas or two user
+    prompts, a persona with one wording, or system segments of different token counts (length alone could then
+    identify the persona)."""
+    wordings: dict[str, set[str]] = defaultdict(set)
+    for p in prompts:
+        wordings[p.persona or ""].add(p.wording)
+    if len(wordings) < 2:
+        return f"{len(wordings)} persona(s); identity needs two or more"
+    if len({p.text for p in prompts}) < 2:
+        return "one user prompt; training on other user prompts needs two or more"
+    single = sorted(name for name, ws in wordings.items() if len(ws) < 2)
+    if single:
+        return (f"persona(s) {', '.join(single)} have one wording of the system prompt; testing on a held-out "
+                "wording needs two or more (tag persona prompts wording:<name>)")
+    if len(set(system_tokens)) != 1:
+        return (f"system segments differ in token count under this tokenizer ({sorted(set(system_tokens))}), so "
+                "length alone could identify the persona")
+    return None
+
+
 @pytest.mark.claim("persona_signature")
 def test_persona_signature(claim: ClaimContext) -> None:
     lm = claim.lm
-    require_groups(claim, cap=False)
-    by_persona = {name: capped(ps, claim.settings.n_cap)
-                  for name, ps in claim.bank.personas().items()}
-    prompts = [p for ps in by_persona.values() for p in ps]
+    prompts = persona_items(claim)
     late = lm.layers.late
     measured = anatomy.measure_persona_features(lm, prompts, late, cache=claim.cache)
-    system_tokens = {p.persona: n for p, n in zip(prompts, measured["system_tokens"])}
-    details = run_details(claim, layer=late, personas=sorted(by_persona), system_tokens=system_tokens,
-                          separator=anatomy.SYSTEM_SEPARATOR, evicted_positions=sum(measured["evicted"]))
-
-    k = len(by_persona)
-    if k < 2 or len(set(system_tokens.values())) != 1:
-        why = (f"{k} persona(s); identity needs two or more" if k < 2 else
-               f"system prompts differ in token count under this tokenizer ({system_tokens}), so length alone "
-               "could identify the persona")
-        result = claim.evaluate(estimate=None, n=len(prompts), details=details, undefined_reason=why)
-    else:
-        labels = [p.persona for p in prompts]
-        predicted = anatomy.nearest_centroid_loo(measured["features"], labels, [p.text for p in prompts])
-        correct = sum(a == b for a, b in zip(predicted, labels))
-        low, high = proportion_ci(correct, len(prompts), level=claim.spec.ci_level, method="wilson")
-        details |= {"chance": 1 / k, "correct": correct,
-                    "confusion": {f"{a}->{b}": sum(x == a and y == b for x, y in zip(labels, predicted))
-                                  for a in sorted(by_persona) for b in sorted(by_persona)}}
-        result = claim.evaluate(
-            estimate=correct / len(prompts), ci_low=low, ci_high=high,
-                          p_value=binomial_test(correct, len(prompts), 1 / k, "greater").p_value,
-                          n=len(prompts), details=details)
-    claim.conclude(result)
+    seeds = [derive_seed(claim.seed, "random-weights", i) for i in range(RANDOM_COPIES)]
+    details = run_details(
+        claim, layer=late, personas=sorted({p.persona or "" for p in prompts}), separator=anatomy.SYSTEM_SEPARATOR,
+        system_tokens={f"{p.persona}/{p.wording}": n for p, n in zip(prompts, measured["system_tokens"])},
+        evicted_positions=sum(measured["evicted"]), items=len(prompts), random_weights_seeds=seeds,
+    )
+    why = persona_design_problem(prompts, measured["system_tokens"])
+    if why is not None:
+        cells = len({(p.persona, p.wording) for p in prompts})
+        claim.conclude(claim.evaluate(estimate=None, n=cells, details=details, undefined_reason=why))
+        return
+    copies = [np.array(anatomy.measure_persona_features(lm, prompts, late, cache=claim.cache,
+                                                        random_weights_seed=seed)["features"]) for seed in seeds]
+    lengths = np.array([measured["system_tokens"], measured["user_tokens"]], dtype=np.float64).T
+    signature = anatomy.persona_signature(
+        np.array(measured["features"]), copies, lengths,
+        [p.persona or "" for p in prompts], [p.wording for p in prompts], [p.text for p in prompts],
+    )
+    decision = anatomy.persona_decision(signature, claim.spec.ci_level or 0.95, rng=claim.seed)
+    claim.conclude(claim.evaluate(
+        estimate=decision.estimate, ci_low=decision.ci[0], ci_high=decision.ci[1], p_value=decision.p_value,
+        n=len(signature.cells), details=details | decision.details,
+    ))

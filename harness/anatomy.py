@@ -10,23 +10,29 @@ numbers and caches the raw results on disk (:class:`~harness.measurement_cache.M
   token, all read from the model config.
 - **Injection.** Prefill tokens ``0…n−2``, take the cache apart (:func:`kvcache.export_kv`), build a fresh
   cache from the tensors (:func:`kvcache.inject_kv`), feed token ``n−1``: the logits must equal the last
-  logits of one forward pass over the whole text.
+  logits of one forward pass over the whole text. On a model with sliding-window layers one prompt is longer
+  than the window by :data:`BEYOND_WINDOW_MARGIN` tokens (:func:`beyond_window_prompt`), so the injected
+  sliding layers hold a cache whose oldest positions were evicted.
 - **Re-rotation.** Prefill ``0…n−2`` at positions ``0…``, move the cache by Δ
   (:func:`kvcache.shift_positions`), feed token ``n−1`` at position ``n−1+Δ``; compare with prefilling the same
   tokens at positions ``Δ…`` and feeding the same token. A wrong rotation is recorded beside it (keys
   turned by Δ + 1 while decoding continues at the positions of a move by Δ): it shows how large the
   difference of a re-rotation by the wrong Δ is on the same data.
-- **Persona signature.** Each item is a system prompt followed by a user prompt, as plain text with no chat
-  template: ``encode(system + "\\n\\n") + encode(user, no special tokens)``, so the user turn starts at the
-  same position under every persona when the system prompts have equal token counts. Its feature is the
-  cached V at one layer averaged over the user-turn positions; persona identity is read back by
-  leave-one-user-prompt-out nearest-centroid classification (Euclidean).
+- **Persona signature.** Each item is a system prompt (one of several wordings of a persona) followed by a
+  user prompt, as plain text with no chat template: ``encode(system + "\\n\\n") + encode(user, no special
+  tokens)``, so the user turn starts at the same position under every persona and wording when the system
+  prompts have equal token counts. Its feature is the cached V at one layer averaged over the user-turn
+  positions. Persona identity is read back by nearest centroid (Euclidean) trained on other wordings and other
+  user prompts (:func:`nearest_centroid_held_out`), and the same pipeline runs on a random-weight copy of the
+  model (:func:`random_weight_copy`) and on token lengths alone: a random network's V still carries which
+  tokens preceded, so only the margin over the copy is evidence of a learned persona representation.
 
 Logit differences are in logit units (max over the vocabulary); bytes are bytes.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
@@ -40,6 +46,7 @@ from harness import kvcache
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
 from harness.prompts import Prompt
+from harness.stats import permutation_test_paired, proportion_ci, t_interval
 from harness.tokens import encode, pad_id
 
 SYSTEM_SEPARATOR = "\n\n"
@@ -188,16 +195,46 @@ def injection_difference(lm: LoadedModel, ids: Sequence[int]) -> tuple[float, bo
     return float((logits - full.to(logits.device)).abs().max()), kvcache.cache_hash(injected) == kvcache.cache_hash(state)
 
 
+BEYOND_WINDOW_MARGIN = 64
+"""Tokens by which the injection check's long prompt exceeds a sliding window (fixed before any data)."""
+
+
+def sliding_window(lm: LoadedModel) -> int | None:
+    """The model config's ``sliding_window`` (tokens) when some layer slides, else None."""
+    return lm.shape.sliding_window if lm.shape.sliding_layers else None
+
+
+def beyond_window_prompt(lm: LoadedModel, pool: Sequence[Prompt], min_tokens: int) -> Prompt:
+    """A prompt of at least ``min_tokens`` tokens: the texts of ``pool`` (in id order, cycling when one pass is
+    not enough) joined by single spaces, cut after the first text that reaches the length. Deterministic: the
+    same pool and tokenizer give the same prompt; its id says how many texts it joins.
+
+    Raises:
+        ValueError: ``pool`` is empty or holds only texts without tokens.
+    """
+    texts = [p.text for p in sorted(pool, key=lambda p: p.id)]
+    if not texts or not any(encode(lm.tokenizer, t) for t in texts):
+        raise ValueError("beyond_window_prompt needs a non-empty pool of prompts with tokens")
+    joined: list[str] = []
+    while len(encode(lm.tokenizer, " ".join(joined))) < min_tokens:
+        joined.append(texts[len(joined) % len(texts)])
+    group = pool[0].group
+    return Prompt(id=f"long:{group}:{len(joined)}-joined", group=group, text=" ".join(joined))
+
+
 def measure_injection(
     lm: LoadedModel, prompts: Sequence[Prompt], *, cache: MeasurementCache | None = None
 ) -> dict[str, Any]:
-    """Per prompt, :func:`injection_difference`: ``{"max_abs_logit_diff": {id: x}, "bitwise_equal": {id: bool}}``."""
+    """Per prompt, :func:`injection_difference`: ``{"max_abs_logit_diff": {id: x}, "bitwise_equal": {id: bool},
+    "tokens": {id: n}}`` (``tokens``: the prompt's token count, special tokens included)."""
 
     def compute() -> dict[str, Any]:
-        diffs, equal = {}, {}
+        diffs, equal, tokens = {}, {}, {}
         for prompt in prompts:
-            diffs[prompt.id], equal[prompt.id] = injection_difference(lm, _row(lm, prompt))
-        return {"max_abs_logit_diff": diffs, "bitwise_equal": equal}
+            ids = _row(lm, prompt)
+            diffs[prompt.id], equal[prompt.id] = injection_difference(lm, ids)
+            tokens[prompt.id] = len(ids)
+        return {"max_abs_logit_diff": diffs, "bitwise_equal": equal, "tokens": tokens}
 
     return _cached(lm, "anatomy_injection", prompts, {}, cache, compute)
 
@@ -273,6 +310,28 @@ def persona_tokens(tokenizer: Any, system: str, user: str) -> tuple[list[int], i
     return head + tail, len(head)
 
 
+def random_weight_copy(lm: LoadedModel, seed: int) -> LoadedModel:
+    """The same architecture with random weights: ``AutoModelForCausalLM.from_config(lm.model.config)`` after
+    ``torch.manual_seed(seed)`` (in a forked RNG, so the caller's random state is untouched), on the model's input
+    device and in its dtype, with the same tokenizer and layer choices. Its ``provenance["model"]`` names the
+    seed, so its measurements are cached apart from the trained model's."""
+    from transformers import AutoModelForCausalLM
+
+    dtype = next(lm.model.parameters()).dtype
+    device = lm.input_device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(
+                copy.deepcopy(lm.model.config), dtype=dtype, attn_implementation=lm.spec.attn_implementation
+            )
+    model.eval()
+    model.requires_grad_(False)
+    provenance = {**lm.provenance, "model": f"{lm.name}:random-weights:{seed}",
+                  "weights": f"random, from_config after torch.manual_seed({seed}) on {device}"}
+    return dataclasses.replace(lm, model=model, provenance=provenance)
+
+
 def persona_features(
     lm: LoadedModel, prompts: Sequence[Prompt], layer: int, *, batch_size: int = 8
 ) -> tuple[np.ndarray, list[int], list[int]]:
@@ -302,43 +361,185 @@ def persona_features(
 
 
 def measure_persona_features(
-    lm: LoadedModel, prompts: Sequence[Prompt], layer: int, *, cache: MeasurementCache | None = None
+    lm: LoadedModel, prompts: Sequence[Prompt], layer: int, *, cache: MeasurementCache | None = None,
+    random_weights_seed: int | None = None,
 ) -> dict[str, Any]:
-    """:func:`persona_features` as builtins: ``{"features": [[...]], "system_tokens": [...], "evicted": [...]}``."""
+    """:func:`persona_features` as builtins: ``{"features": [[...]], "system_tokens": [...], "user_tokens": [...],
+    "evicted": [...]}``; with ``random_weights_seed``, measured on :func:`random_weight_copy` of ``lm`` (built only
+    when the measurement is not cached yet)."""
 
     def compute() -> dict[str, Any]:
-        feats, system_tokens, evicted = persona_features(lm, prompts, layer)
-        return {"features": feats.tolist(), "system_tokens": system_tokens, "evicted": evicted}
+        model = lm if random_weights_seed is None else random_weight_copy(lm, random_weights_seed)
+        feats, system_tokens, evicted = persona_features(model, prompts, layer)
+        user_tokens = [len(lm.tokenizer(p.text, add_special_tokens=False)["input_ids"]) for p in prompts]
+        return {"features": feats.tolist(), "system_tokens": system_tokens, "user_tokens": user_tokens,
+                "evicted": evicted}
 
-    return _cached(lm, "anatomy_persona", prompts, {"layer": layer, "separator": SYSTEM_SEPARATOR}, cache, compute)
+    params = {"layer": layer, "separator": SYSTEM_SEPARATOR, "random_weights_seed": random_weights_seed}
+    return _cached(lm, "anatomy_persona", prompts, params, cache, compute)
 
 
-def nearest_centroid_loo(features: np.ndarray, labels: Sequence[str], groups: Sequence[str]) -> list[str]:
-    """Leave-one-group-out nearest-centroid predictions (Euclidean), one per row, in row order.
+def nearest_centroid_held_out(
+    features: np.ndarray, labels: Sequence[str], factors: Sequence[Sequence[str]]
+) -> list[str]:
+    """Held-out nearest-centroid predictions (Euclidean), one per row, in row order.
 
-    For each group g, the class centroids are the means of the rows of the other groups; every row of g is
-    assigned the class of the nearest centroid (ties: the first class in sorted order).
+    Each row carries a tuple of factor values (e.g. ``(wording, user)``). For each distinct tuple, its rows are
+    predicted from class centroids computed only on the rows that share **no** factor value with it (no row of
+    the same wording, none of the same user); a row gets the class of the nearest centroid (ties: the first
+    class in sorted order). With one factor this is leave-one-group-out.
 
     Raises:
-        ValueError: shapes disagree, fewer than two groups, or some class has no row outside a group.
+        ValueError: shapes disagree, or some class has no training row for some held-out tuple.
     """
     x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] != len(labels) or len(labels) != len(groups):
-        raise ValueError(f"need features [n, d] with n labels and n groups, got {x.shape}, {len(labels)}, {len(groups)}")
+    if x.ndim != 2 or x.shape[0] != len(labels) or len(labels) != len(factors):
+        raise ValueError(f"need features [n, d] with n labels and n factor tuples, got {x.shape}, {len(labels)}, "
+                         f"{len(factors)}")
+    keys = [tuple(f) for f in factors]
+    if len({len(k) for k in keys}) > 1 or not keys or not keys[0]:
+        raise ValueError("every row needs the same, non-zero number of factor values")
     classes = sorted(set(labels))
-    label_arr, group_arr = np.asarray(labels), np.asarray(groups)
-    if len(set(groups)) < 2:
-        raise ValueError("leave-one-group-out needs at least two groups")
+    label_arr = np.asarray(labels)
+    columns = [np.asarray([k[i] for k in keys]) for i in range(len(keys[0]))]
     predictions: list[str] = [""] * len(labels)
-    for group in sorted(set(groups)):
-        held_out = group_arr == group
+    for key in sorted(set(keys)):
+        held_out = np.all([col == value for col, value in zip(columns, key)], axis=0)
+        disjoint = np.all([col != value for col, value in zip(columns, key)], axis=0)
         centroids = []
         for c in classes:
-            train = (~held_out) & (label_arr == c)
+            train = disjoint & (label_arr == c)
             if not train.any():
-                raise ValueError(f"class {c!r} has no row outside group {group!r}; its centroid is undefined")
+                raise ValueError(
+                    f"class {c!r} has no row that shares no factor with {key!r}; its centroid is undefined"
+                )
             centroids.append(x[train].mean(axis=0))
         distances = np.linalg.norm(x[held_out][:, None, :] - np.stack(centroids)[None, :, :], axis=-1)
         for row, choice in zip(np.flatnonzero(held_out), distances.argmin(axis=1)):
             predictions[row] = classes[int(choice)]
     return predictions
+
+
+@dataclass(frozen=True)
+class PersonaSignature:
+    """Held-out persona identification by the trained model, random-weight copies of it and token lengths alone.
+
+    Every item (persona × wording × user prompt) is predicted once, from centroids of items of *other* wordings
+    and *other* user prompts (:func:`nearest_centroid_held_out` with factors ``(wording, user)``), so the
+    system-prompt tokens of a test item never occur in its training set. ``predicted`` comes from the trained
+    model's features, ``random_predicted`` (one tuple per copy) from the same pipeline on random-weight copies,
+    ``length_predicted`` from the token-length features (system-segment and user token counts) alone.
+    """
+
+    labels: tuple[str, ...]
+    wordings: tuple[str, ...]
+    predicted: tuple[str, ...]
+    random_predicted: tuple[tuple[str, ...], ...]
+    length_predicted: tuple[str, ...]
+
+    @property
+    def n(self) -> int:
+        """Items predicted."""
+        return len(self.labels)
+
+    @property
+    def chance(self) -> float:
+        """1 / number of personas."""
+        return 1.0 / len(set(self.labels))
+
+    @property
+    def cells(self) -> list[tuple[str, str]]:
+        """The (persona, wording) cells, sorted: the units the decision resamples (their items share one system
+        prompt, so their predictions are not independent)."""
+        return sorted(set(zip(self.labels, self.wordings)))
+
+    def accuracy(self, predicted: Sequence[str]) -> float:
+        """Fraction of items whose persona ``predicted`` names."""
+        return float(np.mean([a == b for a, b in zip(predicted, self.labels)]))
+
+    def cell_accuracy(self, predicted: Sequence[str]) -> np.ndarray:
+        """Accuracy of ``predicted`` within each of :attr:`cells`, in that order (fraction of the cell's items)."""
+        hits = np.array([a == b for a, b in zip(predicted, self.labels)], dtype=np.float64)
+        keys = list(zip(self.labels, self.wordings))
+        return np.array([hits[[k == cell for k in keys]].mean() for cell in self.cells])
+
+
+def center_by(features: np.ndarray, groups: Sequence[str]) -> np.ndarray:
+    """``features`` minus the mean row of its group (label-free: e.g. one user prompt's mean over every persona
+    and wording, which removes what the user text alone puts into the features)."""
+    x = np.asarray(features, dtype=np.float64)
+    keys = np.asarray(groups)
+    out = x.copy()
+    for key in set(groups):
+        rows = keys == key
+        out[rows] -= x[rows].mean(axis=0)
+    return out
+
+
+def persona_signature(
+    features: np.ndarray, random_features: Sequence[np.ndarray], length_features: np.ndarray, labels: Sequence[str],
+    wordings: Sequence[str], users: Sequence[str],
+) -> PersonaSignature:
+    """The held-out predictions of :class:`PersonaSignature` on the same items (rows in the same order).
+
+    Every feature set is first centred per user prompt (:func:`center_by`): in a balanced design each user
+    prompt occurs under every persona and wording, so its mean carries no persona, while its offset from the
+    other user prompts would otherwise move all items of a held-out user towards one centroid."""
+    factors = list(zip(wordings, users))
+
+    def predict(x: np.ndarray) -> tuple[str, ...]:
+        return tuple(nearest_centroid_held_out(center_by(x, users), labels, factors))
+
+    return PersonaSignature(
+        tuple(labels), tuple(wordings), predict(features), tuple(predict(f) for f in random_features),
+        predict(length_features),
+    )
+
+
+@dataclass(frozen=True)
+class PersonaDecision:
+    """The numbers the persona_signature rule judges (accuracies are fractions of items, in [0, 1]).
+
+    Per (persona, wording) cell c: a_c = the model's accuracy, r_c = the mean accuracy of the random-weight
+    copies, d_c = a_c − r_c. ``estimate`` = mean of d_c over cells (= the item-level accuracy difference when
+    cells have equal sizes); ``ci`` its Student t interval over cells; ``p_value`` the intersection–union p of
+    the two one-sided claims the rule needs, each an exact sign-flip permutation test over cells (Monte Carlo
+    beyond 2^13 cells): a_c above chance 1/k, and a_c above r_c. The larger p keeps the level without
+    correction.
+    """
+
+    estimate: float
+    ci: tuple[float, float]
+    p_value: float
+    details: dict[str, Any]
+
+
+def persona_decision(signature: PersonaSignature, ci_level: float, *, rng: int = 0) -> PersonaDecision:
+    """The rule's inputs and the report's details from ``signature``: chance, the model's item accuracy with a
+    Wilson CI (for reading only: the items of a cell share one system prompt and are not independent), each
+    copy's accuracy, the length-only baseline, per-cell accuracies and both p-values. ``rng`` seeds the
+    permutation test when it is not exact."""
+    if len(signature.cells) < 2 or not signature.random_predicted:
+        raise ValueError("persona_decision needs two or more (persona, wording) cells and one or more random copies")
+    real = signature.cell_accuracy(signature.predicted)
+    rand = np.stack([signature.cell_accuracy(p) for p in signature.random_predicted]).mean(axis=0)
+    chance = np.full_like(real, signature.chance)
+    above_chance = permutation_test_paired(real, chance, alternative="greater", rng=rng).p_value
+    above_random = permutation_test_paired(real, rand, alternative="greater", rng=rng).p_value
+    n, hits = signature.n, round(signature.accuracy(signature.predicted) * signature.n)
+    details = {
+        "chance": signature.chance,
+        "cells": len(signature.cells),
+        "accuracy": signature.accuracy(signature.predicted),
+        "accuracy_wilson_ci_items": list(proportion_ci(hits, n, ci_level)),
+        "random_weights_copies": len(signature.random_predicted),
+        "random_weights_accuracy": [signature.accuracy(p) for p in signature.random_predicted],
+        "length_only_accuracy": signature.accuracy(signature.length_predicted),
+        "p_above_chance": above_chance, "p_above_random_weights": above_random,
+        "cell_accuracy": {f"{c[0]}/{c[1]}": float(a) for c, a in zip(signature.cells, real)},
+        "random_weights_cell_accuracy": {f"{c[0]}/{c[1]}": float(a) for c, a in zip(signature.cells, rand)},
+        "confusion": {f"{a}->{b}": sum(x == a and y == b for x, y in zip(signature.labels, signature.predicted))
+                      for a in sorted(set(signature.labels)) for b in sorted(set(signature.labels))},
+    }
+    return PersonaDecision(float((real - rand).mean()), t_interval(real - rand, ci_level),
+                           max(above_chance, above_random), details)

@@ -41,6 +41,9 @@ PAIR_KINDS: Mapping[str, tuple[str, str]] = {
 
 PERSONA_TAG = "persona:"
 """Tag prefix naming a ``persona`` prompt's persona: ``persona:<name>``."""
+WORDING_TAG = "wording:"
+"""Tag prefix naming which wording (paraphrase) of its persona's system prompt a ``persona`` prompt carries:
+``wording:<name>``; a persona prompt without one has the wording ``""``."""
 
 
 class PromptBankError(ValueError):
@@ -67,7 +70,8 @@ class Prompt:
     ``text`` is the user text exactly as fed to the model (surrounding whitespace stripped at load).
     ``level`` is the recursion level (1..5) for ``recursive`` prompts, else ``None``. ``pair`` is the id
     of a partner prompt (for user files that declare pairs inline). ``system`` is the system prompt of a
-    ``persona`` prompt; the persona's name is the tag ``persona:<name>``.
+    ``persona`` prompt; the persona's name is the tag ``persona:<name>``, the wording of its system prompt the
+    optional tag ``wording:<name>``.
     """
 
     id: str
@@ -85,6 +89,14 @@ class Prompt:
             if tag.startswith(PERSONA_TAG):
                 return tag[len(PERSONA_TAG) :]
         return None
+
+    @property
+    def wording(self) -> str:
+        """Name of the system prompt's wording (from the ``wording:<name>`` tag), or ``""`` without one."""
+        for tag in self.tags:
+            if tag.startswith(WORDING_TAG):
+                return tag[len(WORDING_TAG) :]
+        return ""
 
     def canonical(self) -> dict[str, Any]:
         """The prompt as a JSON-ready dict (used for the content hash)."""

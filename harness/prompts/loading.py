@@ -164,17 +164,25 @@ def _parse_tags(file: Path, pid: str, tags: Any) -> tuple[str, ...]:
 
 
 def _check_personas(prompts: Mapping[str, Prompt], origins: Mapping[str, str]) -> None:
-    """All prompts of one persona must share the same system prompt."""
-    systems: dict[str, tuple[str, str]] = {}
+    """All prompts of one persona and wording share one system prompt; different wordings of a persona differ."""
+    systems: dict[tuple[str, str], tuple[str, str]] = {}
     for p in prompts.values():
         if p.group != "persona":
             continue
-        name = p.persona or ""
-        if name in systems and systems[name][0] != p.system:
+        key = (p.persona or "", p.wording)
+        if key in systems and systems[key][0] != p.system:
+            where = f"persona {key[0]!r}" + (f" wording {key[1]!r}" if key[1] else "")
             raise PromptBankError(
-                origins[p.id], f"persona {name!r} has a different system prompt than {systems[name][1]!r}", p.id
+                origins[p.id], f"{where} has a different system prompt than {systems[key][1]!r}", p.id
             )
-        systems.setdefault(name, (p.system or "", p.id))
+        systems.setdefault(key, (p.system or "", p.id))
+    for (name, wording), (system, pid) in systems.items():
+        for (other_name, other_wording), (other_system, other_id) in systems.items():
+            if name == other_name and wording < other_wording and system == other_system:
+                raise PromptBankError(
+                    origins[other_id], f"persona {name!r}: wordings {wording!r} and {other_wording!r} have the "
+                    f"same system prompt (as {pid!r}); a wording must be a different paraphrase", other_id
+                )
 
 
 def _build_pairs(

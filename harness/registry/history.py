@@ -52,8 +52,21 @@ def _v2(*reasons: str) -> tuple[VersionChange, ...]:
 VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
     **{claim: _v2(DECISION_LOGIC) for claim in (
         "rv_contraction", "attention_entropy_differs", "rv_survives_long_control", "rv_survives_repetition",
-        "rv_survives_about_recursion", "donor_pr_predicts_transfer", "persona_signature",
+        "rv_survives_about_recursion", "donor_pr_predicts_transfer",
     )},
+    "persona_signature": _v2(DECISION_LOGIC, (
+        "v1 passed for any attention model (leave-one-user-out accuracy of a random-weight toy-llama 0.975–1.0: the "
+        "system prompts' tokens differ, not a persona); v2 trains on some wordings of each persona's system prompt "
+        "and tests on disjoint paraphrases of equal token length, against 2 random-weight copies of the same config, "
+        "per (persona, wording) cell, with chance and a length-only baseline reported (issue 11, item 3). Chosen "
+        "after seeing data, stated for readers: the paraphrase set was rewritten after random-weight toy results, "
+        "and the per-user-prompt centring of the feature was added after SmolLM2's first result (accuracy 0.66 "
+        "without, 1.0 with) because the random copies collapsed onto one persona without it; the power plan's "
+        "pilot is the same bank")),
+    "cache_injection_equals_text": _v2(
+        "on models with sliding-window layers the check adds one prompt longer than the window (by 64 tokens) so the "
+        "eviction path is exercised: Gemma 3's prompts were 30–60 tokens against a 512-token window (issue 11, "
+        "item 5)"),
     **{claim: _v2(DECISION_LOGIC, PILOT) for claim in (
         "kv_transfer", "alpha_monotone", "reverse_patch_necessity", "token_quarter_localisation",
         "donor_level_transfer_trend",

@@ -13,7 +13,7 @@ from harness.stats.power import PowerPart, fisher_z_effect, part, proportion_eff
 from harness.stats.proportions import binomial_test, proportion_ci
 from harness.stats.significance import (
     TestResult, TostResult, WelchT, mann_whitney, page_trend, permutation_test_ind, permutation_test_paired,
-    spearman, tost_ind, tost_paired, welch_t, wilcoxon_paired,
+    spearman, t_interval, tost_ind, tost_paired, welch_t, wilcoxon_paired,
 )
 from harness.stats.transfer import (
     TransferEstimate, adjacent_step_cis, in_gap_units, steps_as_bounds, transfer_ci, transfer_ratio,
@@ -24,6 +24,7 @@ __all__ = [
     "adjacent_step_cis", "adjust", "benjamini_hochberg", "binomial_test", "bootstrap_ci", "cohens_d",
     "fisher_z_effect", "hedges_correction", "hedges_g", "holm", "mann_whitney", "page_trend", "paired_dz",
     "part", "permutation_test_ind", "permutation_test_paired", "pooled_sd", "proportion_ci",
-    "partial_rank_correlation", "partial_spearman", "proportion_effect", "rank_correlation", "solve_n", "spearman", "steps_as_bounds", "tost_ind", "tost_paired", "transfer_ci", "transfer_ratio", "in_gap_units",
+    "partial_rank_correlation", "partial_spearman", "proportion_effect", "rank_correlation", "solve_n", "spearman",
+    "steps_as_bounds", "t_interval", "tost_ind", "tost_paired", "transfer_ci", "transfer_ratio", "in_gap_units",
     "welch_t", "wilcoxon_paired",
 ]

@@ -125,6 +125,16 @@ def permutation_test_paired(
     return TestResult(float(res.statistic), float(res.pvalue), method, alternative)
 
 
+def t_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
+    """Two-sided Student t interval for the mean of ``values``: mean ± t(1 − (1 − level)/2, n − 1) · SD / √n
+    (``scipy.stats.t``); a zero SD gives the point interval at the mean."""
+    xa = as_sample(values, "values", 2)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"t_interval: level must be in (0, 1), got {level}")
+    half = float(sps.t.ppf(0.5 + level / 2.0, xa.size - 1) * xa.std(ddof=1) / np.sqrt(xa.size))
+    return float(xa.mean() - half), float(xa.mean() + half)
+
+
 def tost_paired(x: ArrayLike, y: ArrayLike, low: float, high: float) -> TostResult:
     """TOST equivalence of mean(x − y) to (low, high) with paired t-tests (``statsmodels ttost_paired``)."""
     xa, ya = as_pair(x, y)

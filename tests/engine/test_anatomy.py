@@ -1,4 +1,5 @@
-"""harness.anatomy: shape checks, injection and re-rotation differences, persona features, nearest-centroid LOO.
+"""harness.anatomy: shape checks, injection (also beyond a sliding window), re-rotation, persona features, held-out
+nearest centroid.
 
 Each check is shown to pass on correct code and to fail when the thing it checks is wrong."""
 
@@ -146,11 +147,26 @@ def test_persona_features_skip_positions_a_sliding_layer_evicted(toy_gemma3: Loa
 # ------------------------------------------------------------------------------------ nearest centroid
 
 
+def one_factor(groups: list[str]) -> list[tuple[str]]:
+    return [(g,) for g in groups]
+
+
 def test_nearest_centroid_never_uses_the_held_out_group() -> None:
     """Group A's rows sit where group B puts the *other* class: only a leaky classifier gets A right."""
     feats = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 0.0], [0.0, 0.0]])
     labels, groups = ["a", "b", "a", "b"], ["A", "A", "B", "B"]
-    assert anatomy.nearest_centroid_loo(feats, labels, groups) == ["b", "a", "b", "a"]
+    assert anatomy.nearest_centroid_held_out(feats, labels, one_factor(groups)) == ["b", "a", "b", "a"]
+
+
+def test_held_out_training_shares_no_factor_with_the_test_cell() -> None:
+    """The test cell (w1, u1) is predicted from the (w2, u2) rows only, where the classes sit the other way round;
+    a readout that also trained on the same wording (w1, u2) or the same user (w2, u1) would get row 0 right."""
+    feats = np.array([[1.0], [4.0], [1.0], [4.0], [1.0], [4.0], [-9.0], [9.0]])
+    labels = ["a", "b"] * 4
+    factors = [("w1", "u1")] * 2 + [("w1", "u2")] * 2 + [("w2", "u1")] * 2 + [("w2", "u2")] * 2
+    assert anatomy.nearest_centroid_held_out(feats, labels, factors)[:2] == ["b", "b"]
+    leaky = [("w1", "u1")] * 2 + [("x", "y")] * 6  # leave only the cell out
+    assert anatomy.nearest_centroid_held_out(feats, labels, leaky)[:2] == ["a", "b"]
 
 
 @settings(deadline=None)
@@ -165,19 +181,59 @@ def test_separated_classes_are_recovered_and_translation_does_not_matter(
 ) -> None:
     rng = np.random.default_rng(seed)
     labels = [f"c{c}" for _ in range(n_groups) for c in range(n_classes)]
-    groups = [f"g{g}" for g in range(n_groups) for _ in range(n_classes)]
+    groups = one_factor([f"g{g}" for g in range(n_groups) for _ in range(n_classes)])
     centres = rng.normal(size=(n_classes, 5)) * 100
     feats = np.stack([centres[int(lab[1:])] + rng.normal(size=5) * 0.01 for lab in labels])
-    predicted = anatomy.nearest_centroid_loo(feats, labels, groups)
+    predicted = anatomy.nearest_centroid_held_out(feats, labels, groups)
     assert predicted == labels
-    assert anatomy.nearest_centroid_loo(feats + shift, labels, groups) == predicted
+    assert anatomy.nearest_centroid_held_out(feats + shift, labels, groups) == predicted
 
 
 def test_nearest_centroid_rejects_bad_input() -> None:
     feats = np.zeros((4, 2))
-    with pytest.raises(ValueError, match="two groups"):
-        anatomy.nearest_centroid_loo(feats, ["a", "b", "a", "b"], ["g"] * 4)
-    with pytest.raises(ValueError, match="no row outside"):
-        anatomy.nearest_centroid_loo(feats, ["a", "b", "b", "b"], ["g", "g", "h", "h"])
+    with pytest.raises(ValueError, match="shares no factor"):
+        anatomy.nearest_centroid_held_out(feats, ["a", "b", "a", "b"], one_factor(["g"] * 4))
+    with pytest.raises(ValueError, match="shares no factor"):
+        anatomy.nearest_centroid_held_out(feats, ["a", "b", "b", "b"], one_factor(["g", "g", "h", "h"]))
     with pytest.raises(ValueError, match="features"):
-        anatomy.nearest_centroid_loo(feats, ["a", "b"], ["g", "h"])
+        anatomy.nearest_centroid_held_out(feats, ["a", "b"], one_factor(["g", "h"]))
+    with pytest.raises(ValueError, match="same, non-zero number"):
+        anatomy.nearest_centroid_held_out(feats, ["a", "b", "a", "b"], [("g",), ("g", "h"), ("h",), ("h",)])
+
+
+def test_center_by_removes_each_group_mean() -> None:
+    feats = np.array([[1.0, 2.0], [3.0, 6.0], [10.0, 0.0], [14.0, 0.0]])
+    centred = anatomy.center_by(feats, ["u", "u", "v", "v"])
+    assert np.allclose(centred, [[-1.0, -2.0], [1.0, 2.0], [-2.0, 0.0], [2.0, 0.0]])
+
+
+# ------------------------------------------------------------------------------------ beyond the window
+
+
+def test_beyond_window_prompt_is_long_enough_and_deterministic(toy_gemma3: LoadedModel) -> None:
+    pool = bank_prompts()
+    window = anatomy.sliding_window(toy_gemma3)
+    assert window == toy_gemma3.model.config.sliding_window == 8
+    long = anatomy.beyond_window_prompt(toy_gemma3, pool, window + anatomy.BEYOND_WINDOW_MARGIN)
+    assert len(encode(toy_gemma3.tokenizer, long.text)) >= window + anatomy.BEYOND_WINDOW_MARGIN
+    assert long.text.startswith(TEXTS[0]) and TEXTS[1] in long.text  # joined in id order, cycling
+    assert anatomy.beyond_window_prompt(toy_gemma3, list(reversed(pool)), window + 64) == long
+    with pytest.raises(ValueError, match="non-empty pool"):
+        anatomy.beyond_window_prompt(toy_gemma3, [], 10)
+
+
+def test_a_model_without_sliding_layers_has_no_window(toy_llama: LoadedModel) -> None:
+    assert anatomy.sliding_window(toy_llama) is None
+
+
+def test_injection_beyond_the_window_equals_the_text_path(toy_gemma3: LoadedModel) -> None:
+    """A prompt far past the window: the sliding layers' injected caches hold only the last W − 1 positions."""
+    long = anatomy.beyond_window_prompt(toy_gemma3, bank_prompts(), 8 + anatomy.BEYOND_WINDOW_MARGIN)
+    ids = encode(toy_gemma3.tokenizer, long.text)
+    state = kvcache.prefill(toy_gemma3.model, [ids[:-1]], pad_id=pad_id(toy_gemma3.tokenizer))
+    sliding = toy_gemma3.shape.sliding_layers[0]
+    assert kvcache.layer_kv(state, sliding)[0].shape[-2] == 7 < len(ids) - 1  # eviction happened
+    diff, equal = anatomy.injection_difference(toy_gemma3, ids)
+    assert diff <= 1e-4 and equal
+    measured = anatomy.measure_injection(toy_gemma3, [long])
+    assert measured["tokens"] == {long.id: len(ids)}

@@ -77,11 +77,18 @@ def test_equal_length_pairs_keeps_every_recorded_pair(bank: PromptBank, tokenize
 
 
 def test_persona_system_prompts_have_equal_token_length(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
+    """Every wording of every persona: 35 content tokens, and the same system segment (with the separator)."""
+    from harness.anatomy import persona_tokens
+
     _, tok = tokenizer
     personas = bank.personas()
     assert len(personas) >= 4 and all(len(users) >= 10 for users in personas.values())
-    lengths = {name: content_token_count(users[0].system or "", tok) for name, users in personas.items()}
-    assert len(set(lengths.values())) == 1, lengths
+    assert all(len({p.wording for p in users}) >= 3 for users in personas.values())
+    systems = {(p.persona, p.wording): p.system or "" for users in personas.values() for p in users}
+    lengths = {key: content_token_count(system, tok) for key, system in systems.items()}
+    segments = {key: persona_tokens(tok, system, "Hello")[1] for key, system in systems.items()}
+    assert set(lengths.values()) == {35}, lengths
+    assert len(set(segments.values())) == 1, segments
 
 
 def test_long_control_matches_recursive_l4_l5_length(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:

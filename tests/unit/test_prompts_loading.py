@@ -285,3 +285,30 @@ def test_bank_built_in_memory_rejects_duplicate_ids() -> None:
     p = Prompt("x", "baseline", "Explain how tides work.")
     with pytest.raises(PromptBankError, match=r"duplicate id\(s\) \['x'\]"):
         PromptBank([p, p])
+
+
+def _persona(pid: str, persona: str, wording: str | None, system: str) -> dict:
+    tags = [f"persona:{persona}"] + ([f"wording:{wording}"] if wording else [])
+    return {"id": pid, "group": "persona", "tags": tags, "system": system, "text": "How do tides work?"}
+
+
+def test_persona_wordings_each_have_one_system_prompt(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps([_persona("a1", "x", "w1", "S1"), _persona("a2", "x", "w2", "S2"),
+                                _persona("a3", "x", None, "S3")]))
+    bank = load_bank(path)
+    assert [p.wording for p in bank.group("persona")] == ["w1", "w2", ""]
+    path.write_text(json.dumps([_persona("a1", "x", "w1", "S1"), _persona("a2", "x", "w1", "S2")]))
+    with pytest.raises(PromptBankError, match="persona 'x' wording 'w1' has a different system prompt"):
+        load_bank(path)
+    path.write_text(json.dumps([_persona("a1", "x", "w1", "S1"), _persona("a2", "x", "w2", "S1")]))
+    with pytest.raises(PromptBankError, match="wordings 'w1' and 'w2' have the same system prompt"):
+        load_bank(path)
+
+
+def test_shipped_personas_have_three_wordings_of_ten_users(bank: PromptBank) -> None:
+    for users in bank.personas().values():
+        wordings = {p.wording for p in users}
+        assert wordings == {"w1", "w2", "w3"}
+        assert all(len({p.system for p in users if p.wording == w}) == 1 for w in wordings)
+        assert all(sum(p.wording == w for p in users) == 10 for w in wordings)
