@@ -25,7 +25,7 @@ def test_every_claim_names_a_known_effect_type_with_a_direction() -> None:
     assert CLAIMS["rv_contraction"].effect_direction == "less" and CLAIMS["rv_contraction"].expected == "g < -1"
     assert CLAIMS["v_patch_null"].effect_direction == "within"
     assert CLAIMS["attention_entropy_differs"].effect_direction == "outside"
-    assert CLAIMS["persona_signature"].expected == "acc > 0.5"
+    assert CLAIMS["persona_signature"].expected == "Δacc > 0"
 
 
 def test_engine_checks_are_exactly_the_deterministic_invariants() -> None:
