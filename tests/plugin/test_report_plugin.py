@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.registry import get_claim
+
 REPO = Path(__file__).resolve().parents[2]
 
 INNER_CONFTEST = '''
@@ -116,7 +118,7 @@ def test_kv_transfer(lm, record_property):
     }
     finish(record_property, "kv_transfer", lm, {"transfer_by_range": quarters, "examples": examples},
            estimate=ci.estimate, ci_low=ci.low, ci_high=ci.high,
-           p_value=hs.wilcoxon_paired(patched, b, "greater").p_value, n=60)
+           p_value=hs.wilcoxon_paired(patched, b, "greater").p_value, n=200)
 
 
 @pytest.mark.claim("alpha_monotone")
@@ -131,7 +133,7 @@ def test_alpha_monotone(lm, record_property):
     curve = {"alpha": alphas.tolist(), "estimate": means.tolist(), "ci_low": (means - 1.96 * sem).tolist(),
              "ci_high": (means + 1.96 * sem).tolist(), "effect_label": "transfer T (synthetic)"}
     finish(record_property, "alpha_monotone", lm, {"alpha_curve": curve}, estimate=float(means[-1] - means[0]),
-           p_value=hs.page_trend(scores).p_value, step_cis=[(s.low, s.high) for s in steps], n=30)
+           p_value=hs.page_trend(scores).p_value, step_cis=[(s.low, s.high) for s in steps], n=160)
 
 
 @pytest.mark.claim("v_patch_null")
@@ -213,7 +215,7 @@ def test_serial_and_xdist_runs_give_identical_reports(inner_env: pytest.Pytester
     assert rows[("rv_contraction", "synthetic-demo")]["verdict"] == "PASS"
     assert rows[("kv_transfer", "synthetic-demo-b")]["verdict"] == "FAIL"  # a failing claim keeps its row
     assert rows[("v_patch_null", "synthetic-demo")]["verdict"] == "INCONCLUSIVE"
-    assert "n = 30 < planned 55" in rows[("v_patch_null", "synthetic-demo")]["explanation"]
+    assert f"n = 30 < planned {get_claim('v_patch_null').planned_n}" in rows[("v_patch_null", "synthetic-demo")]["explanation"]
     skipped = rows[("persona_signature", "synthetic-demo")]
     assert skipped["verdict"] == "SKIPPED" and "no 'persona' group" in skipped["explanation"]
     errored = rows[("geometry_transfers", "synthetic-demo-b")]
@@ -233,7 +235,7 @@ def test_serial_and_xdist_runs_give_identical_reports(inner_env: pytest.Pytester
         assert res.stdout.lines[-1].startswith("=") and "3 failed, 5 passed, 2 skipped, 2 errors" in res.stdout.lines[-1]
     md = (tmp_path / "n0" / "claims.md").read_text()
     assert "## Verdict matrix" in md and "Synthetic data" in md and "## Examples" not in md
-    assert md.count("### `rv_contraction` v1") == 1
+    assert md.count(f"### `rv_contraction` v{get_claim('rv_contraction').version}") == 1
     examples = (tmp_path / "n0" / "examples.md").read_text()
     assert "## `kv_transfer` × `synthetic-demo`" in examples and "I notice myself noticing" in examples
     assert "\\label{tab:matrix}" in (tmp_path / "n2" / "claims.tex").read_text()
