@@ -121,8 +121,10 @@ class ActivationPatcher:
         self.columns = columns
         width = max(recipient_lengths)
         self.pads = tuple(width - n for n in recipient_lengths)
+        # shared positions 0 … min(n_b, m) − 2: the recipient's prefill rows (n = n_b − 1) and the donor's own
+        # prefix (its m − 1 rows before its last token), as in a KV patch of an unmatched pair
         self.positions = tuple(
-            spec.span.resolve(min(n, d.shape[0])) for n, d in zip(recipient_lengths, donor.rows)
+            spec.span.resolve(min(n, d.shape[0] - 1)) for n, d in zip(recipient_lengths, donor.rows)
         )
         self._prefill_values = tuple(d[list(pos)] for d, pos in zip(donor.rows, self.positions))
         if spec.decode_source is DecodeSource.DONOR_LAST:

@@ -7,8 +7,8 @@ tensor work happens in :mod:`harness.kvcache` (KV caches) and :mod:`harness.inte
 Positions are absolute token positions counted from the first prompt token (BOS included), the
 same in recipient and donor: position ``p`` of the recipient is patched from position ``p`` of the
 donor, with the same RoPE phase. For a recipient of ``n`` tokens the prefix cache holds positions
-``0 … n−2``; the donor contributes the positions it shares with that prefix
-(``n_shared = min(n − 1, donor length)``). Spans select among those shared positions.
+``0 … n−2``; a donor of ``m`` tokens contributes the positions of its own prefix ``0 … m−2`` that the
+recipient's prefix also holds (``n_shared = min(n, m) − 1``). Spans select among those shared positions.
 
 Controls (§4.4):
 

@@ -145,3 +145,18 @@ def test_capture_at_the_v_patch_site_is_refused_unless_explicit(toy_llama: Loade
     assert torch.equal(records[CapturePoint.AFTER_PATCH].v_captures[2].cpu(), donor.rows[0][-1].cpu().expand(2, -1))
     # before it, step 0 is the clean V of the recipient's last token (the prefix patch at layer 2 does not reach it)
     torch.testing.assert_close(records[CapturePoint.BEFORE_PATCH].v_captures[2][0], natural.v_captures[2][0])
+
+
+@pytest.mark.parametrize(("recipient_tokens", "donor_tokens", "expected"), [
+    (10, 10, tuple(range(9))),  # equal lengths: every prefix position 0 … n−2
+    (10, 6, tuple(range(5))),  # shorter donor: its own prefix 0 … m−2, never its last token
+    (6, 10, tuple(range(5))),  # longer donor: the recipient's prefix 0 … n−2
+])
+def test_activation_patch_positions_are_the_shared_prefix(recipient_tokens, donor_tokens, expected):
+    """Unmatched pairs (issue 11, item 7): a V patch writes positions 0 … min(n, m) − 2, as a KV patch does."""
+    from harness.interventions import DonorActivations
+
+    spec = ActivationPatchSpec(ActivationSite.V_PROJ, 1)
+    donor = DonorActivations(ActivationSite.V_PROJ, 1, (torch.zeros(donor_tokens, 4),))
+    patcher = ActivationPatcher(spec, donor, [recipient_tokens - 1], slice(0, 4))
+    assert patcher.positions == (expected,)
