@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES
+from harness.registry.effects import EFFECT_TYPES
 from harness.report.annotate import is_engine_check
 from harness.report.numbers import MISSING, estimate_with_ci, fmt, fmt_ci
 from harness.report.status import status_line
@@ -68,10 +69,8 @@ def claims_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any], figu
     if claims:
         out += ["## Verdict matrix", "", *verdict_matrix(claims), "",
                 ("Each cell: verdict, estimate [CI at the claim's registered level] of the statistic in the effect "
-                "column (g: Hedges g; T: transfer ratio; ΔT: difference of two T; G: geometry transfer ratio; "
-                "ρ: Spearman; ρ̄: mean within-block Spearman; acc: accuracy). Units and the expected direction are in "
-                "each claim's section and in the effect_* columns of claims.csv. Engine checks are reported apart "
-                "and not counted here."), ""]
+                f"column ({effect_legend(claims)}). Units and the expected direction are in each claim's section and "
+                "in the effect_* columns of claims.csv. Engine checks are reported apart and not counted here."), ""]
         out += ["## Claims", ""]
         for claim in claim_order(claims):
             out += claim_section(claim, [r for r in claims if r["claim"] == claim], figures.get(claim, []))
@@ -202,3 +201,9 @@ def _short_explanation(rec: dict[str, Any]) -> str:
 
 def _verdict_cell(verdict: str) -> str:
     return f"**{verdict}**" if verdict in ("PASS", "FAIL") else verdict
+
+
+def effect_legend(records: Sequence[dict[str, Any]]) -> str:
+    """``symbol: label`` for each effect type among ``records``, in first-seen order (the matrix's legend)."""
+    names = dict.fromkeys(r.get("effect_type") for r in records if r.get("effect_type") in EFFECT_TYPES)
+    return "; ".join(f"{EFFECT_TYPES[n].symbol}: {EFFECT_TYPES[n].label}" for n in names)
