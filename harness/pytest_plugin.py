@@ -12,6 +12,8 @@ error that says where the loader looked and how to provide them.
 
 from __future__ import annotations
 
+import argparse
+
 import gc
 import os
 from collections.abc import Callable, Iterator
@@ -32,6 +34,22 @@ if TYPE_CHECKING:
     from harness.prompts import PromptBank
 
 
+DTYPE_CHOICES: dict[str, str] = {
+    "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16",
+}
+"""Accepted ``--dtype`` values and the torch dtype name each means."""
+
+
+def dtype_choice(value: str) -> str:
+    """``--dtype``'s type: the canonical dtype name of ``value`` (an alias such as bf16 accepted); anything else is a
+    usage error naming the choices."""
+    try:
+        return DTYPE_CHOICES[value.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(DTYPE_CHOICES)})") from None
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kvclaims", "KV-cache and value-geometry claims")
     group.addoption(
@@ -42,13 +60,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "'embedded', 'gpu', hf:<org/name>[@revision] or path:<dir>",
     )
     group.addoption("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where models run")
-    group.addoption("--dtype", default=None, help="override the model's dtype: float32, bfloat16, float16")
+    group.addoption("--dtype", default=None, type=dtype_choice,
+                    help="override the model's dtype: " + ", ".join(f"{a} ({c})" if a != c else a
+                                                                   for a, c in DTYPE_CHOICES.items()))
     group.addoption("--prompt-bank", dest="prompt_bank", default=None, help="a prompt bank file or directory")
     group.addoption(
         "--report-dir", dest="report_dir", default=None, help="where reports go (default reports/<run-id>/)"
     )
     group.addoption("--seed", type=int, default=0, help="run seed for sampling, bootstrap and controls")
-    group.addoption("--n", dest="n_cap", type=int, default=None, help="cap on prompts (or pairs) per condition")
+    group.addoption("--limit", "--n", dest="n_cap", type=int, default=None,
+                    help="cap on prompts (or pairs) per condition (--n: the old name, kept as an alias)")
+    group.addoption("--verdicts-exit", dest="verdicts_exit", default="strict", choices=("strict", "report"),
+                    help="strict (default): a claim that does not PASS fails the run (a replication check); "
+                         "report: exit 0 once a complete report is written")
     group.addoption(
         "--claims-cache",
         dest="claims_cache",

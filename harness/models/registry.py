@@ -195,9 +195,10 @@ DEFAULT_MODEL = "smollm2-135m"
 
 MODEL_ALIASES: dict[str, tuple[str, ...]] = {
     "embedded": EMBEDDED_MODELS,
-    "gpu": tuple(sorted(n for n, s in MODEL_REGISTRY.items() if s.tier == "gpu")),
+    "gpu": tuple(sorted(n for n, s in MODEL_REGISTRY.items() if s.tier == "gpu" and not n.startswith("random-"))),
 }
-"""``--model`` aliases that expand to several registry names."""
+"""``--model`` aliases that expand to several registry names. ``gpu`` holds the pretrained GPU-tier models only:
+a ``random-*`` model (random weights) must be named on its own, so its verdicts never land in a paper table."""
 
 _HF_REF = re.compile(r"^hf:(?P<id>[\w.\-]+/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?$")
 

@@ -113,3 +113,30 @@ def test_device_cuda_without_cuda_is_a_usage_error(suite: pytest.Pytester) -> No
     result = suite.runpytest_subprocess("--model", "toy-llama", "--device", "cuda", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--device cuda: no CUDA GPU is available*"])
+
+
+def test_dtype_outside_the_choices_is_a_usage_error_naming_them(suite: pytest.Pytester) -> None:
+    result = suite.runpytest_subprocess("--model", "toy-llama", "--dtype", "float8", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--dtype: invalid choice 'float8' (choose from float32, fp32, bfloat16, bf16*"])
+
+
+def test_dtype_aliases_and_limit() -> None:
+    from harness.pytest_plugin import dtype_choice
+
+    assert [dtype_choice(v) for v in ("bf16", "BF16", "fp16", "fp32", "float32")] == [
+        "bfloat16", "bfloat16", "float16", "float32", "float32"]
+
+
+def test_limit_and_its_old_name_n_cap_the_prompts(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_cap="def test_cap(request):\n    assert request.config.getoption('n_cap') == 3\n")
+    for flag in ("--limit", "--n"):
+        result = suite.runpytest_subprocess("--model", "toy-llama", flag, "3", "-p", "no:cacheprovider", "-k", "cap")
+        assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
+
+
+def test_random_weight_models_never_join_the_gpu_alias() -> None:
+    from harness.models.registry import MODEL_ALIASES, MODEL_REGISTRY
+
+    assert "random-mistral7b" in MODEL_REGISTRY and MODEL_REGISTRY["random-mistral7b"].tier == "gpu"
+    assert MODEL_ALIASES["gpu"] and not [m for m in MODEL_ALIASES["gpu"] if m.startswith("random-")]

@@ -33,6 +33,7 @@ def pytest_addoption(parser):
     parser.addoption("--model", default="synthetic-demo,synthetic-demo-b")
     parser.addoption("--report-dir", dest="report_dir", default=None)
     parser.addoption("--seed", type=int, default=0)
+    parser.addoption("--verdicts-exit", dest="verdicts_exit", default="strict", choices=("strict", "report"))
 
 
 def pytest_generate_tests(metafunc):
@@ -334,3 +335,17 @@ def test_a_complete_run_says_complete(inner_env: pytest.Pytester, tmp_path: Path
     assert "Run status: complete: all 2 selected claim tests reported (exit status 0 OK)" in (
         tmp_path / "ok" / "claims.md").read_text()
     assert "run: complete" in result.stdout.str()
+
+
+def test_verdicts_exit_report_exits_zero_once_a_complete_report_is_written(inner_env: pytest.Pytester, tmp_path: Path):
+    """Issue 13: ``--verdicts-exit report`` (tox -e claims) ends 0 with FAIL verdicts in a complete report; strict, the
+    default, keeps pytest's status (a replication check); an incomplete report never turns into exit 0."""
+    _setup(inner_env)
+    strict, _ = _run(inner_env, tmp_path / "strict", "-k", "kv_transfer")
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    report, payload = _run(inner_env, tmp_path / "report", "-k", "kv_transfer", "--verdicts-exit", "report")
+    assert report.ret == pytest.ExitCode.OK
+    assert any(r["verdict"] == "FAIL" for r in payload["records"]) and payload["run"]["status"]["complete"]
+    report.stdout.fnmatch_lines(["report: *", "--verdicts-exit report: exit 0 (pytest's own status: TESTS_FAILED)"])
+    stopped, payload = _run(inner_env, tmp_path / "stopped", "-x", "--verdicts-exit", "report")
+    assert not payload["run"]["status"]["complete"] and stopped.ret != pytest.ExitCode.OK
