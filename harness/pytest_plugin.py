@@ -13,15 +13,18 @@ error that says where the loader looked and how to provide them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import gc
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from harness import progress
 from harness.claim_context import ClaimContext, RunSettings
 from harness.geometry.metrics import DEFAULT_WINDOW
 from harness.measurement_cache import CACHE_MODES, MeasurementCache
@@ -162,14 +165,26 @@ def prepare_report_dir(option: str | None) -> None:
     clear_stale_report(Path(option))
 
 
+def write_past_capture(config: pytest.Config, line: str) -> None:
+    """One progress line on the terminal's standard error, with pytest's output capturing suspended (so it shows
+    during a test, and from a pytest-xdist worker, whose standard error is the terminal's)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    suspended = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    with suspended:
+        sys.stderr.write((f"[{worker}] " if worker else "") + line + "\n")
+        sys.stderr.flush()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: GPU replication tier (CUDA and local weights)")
     config.addinivalue_line("markers", "slow: loads an embedded pretrained model on CPU")
     config.addinivalue_line("markers", "validation: a measurement that writes a record (tox -e scorer-validation)")
     selected_models(config)  # fail fast with a usage error, before collection
     share_cpu_threads_among_workers(os.environ.get("PYTEST_XDIST_WORKER_COUNT"))
+    progress.set_sink(lambda line: write_past_capture(config, line))
     if config.getoption("n_cap") is not None and config.getoption("n_cap") < 2:
-        raise pytest.UsageError("--n must be at least 2")
+        raise pytest.UsageError("--limit (--n) must be at least 2")
     if config.getoption("window") < 2:
         raise pytest.UsageError("--window must be at least 2")
     if getattr(config, "workerinput", None) is None:  # the controller checks once; workers start after it
@@ -287,3 +302,8 @@ def claim(
         spec=get_claim(claim_id), lm=lm, bank=prompt_bank, settings=run_settings, cache=measurement_cache,
         record_property=record_property,
     )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Progress lines go back to the logger once this session's terminal is gone."""
+    progress.set_sink(None)

@@ -13,13 +13,13 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tqdm.auto import tqdm
 
 from harness.behaviour import BehaviourScore, score_continuations
 from harness.decoding import DecodingMode, DecodingRegime
 from harness.generation import CaptureSpec, GenerationRequest, generate
 from harness.measurement_cache import MeasurementCache, code_fingerprint
 from harness.models import LoadedModel
+from harness.progress import ProgressMeter
 from harness.prompts.pairing import TransferPair
 from harness.records import GenerationRecord
 from harness.serialize import decode_array, encode_array, to_builtin
@@ -164,10 +164,13 @@ def _generate_missing(
         ]
         batches.extend((patch, requests[i : i + batch_size]) for i in range(0, len(requests), batch_size))
     generated: list[GenerationRecord] = []
-    bar = tqdm(batches, desc=f"{lm.name} {condition.name}", unit="batch", disable=not progress, leave=False)
-    for patch, requests in bar:
-        generated.extend(generate(lm, requests, decoding=decoding, patch=patch, capture=capture,
-                                  condition=condition.name, run_seed=run_seed, batch_size=len(requests)))
+    meter = ProgressMeter(f"{lm.name} {condition.name}", sum(len(r) for _, r in batches), "continuations")
+    for patch, requests in batches:
+        fresh = generate(lm, requests, decoding=decoding, patch=patch, capture=capture,
+                         condition=condition.name, run_seed=run_seed, batch_size=len(requests))
+        generated.extend(fresh)
+        if progress:
+            meter.advance(len(requests), sum(len(r.generated_ids) for r in fresh))
     per_pair: dict[str, list[GenerationRecord]] = defaultdict(list)
     for r in generated:
         per_pair[r.pair_id].append(r)
@@ -207,7 +210,7 @@ def run_condition(
     """Run ``condition`` on every pair (``decoding.samples_per_pair`` continuations each) and score them.
 
     Pairs already in ``cache`` are read back; the rest are generated in batches of ``batch_size`` requests
-    (a tqdm bar per condition) and written. Every continuation is then scored by the current scorers (new
+    (a progress line per batch, :mod:`harness.progress`) and written. Every continuation is then scored by the current scorers (new
     texts in one batch). ``capture`` defaults to :func:`standard_capture`; pass ``CaptureSpec()`` for none
     (a different cache entry). Raises ValueError for duplicate pair ids or a pair
     lacking a prompt the condition needs (e.g. no other baseline of its length).
