@@ -73,6 +73,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seed", type=int, default=0, help="run seed for sampling, bootstrap and controls")
     group.addoption("--limit", "--n", dest="n_cap", type=int, default=None,
                     help="cap on prompts (or pairs) per condition (--n: the old name, kept as an alias)")
+    group.addoption("--list-models", dest="list_models", action="store_true",
+                    help="print the registered models and aliases, then exit")
+    group.addoption("--list-claims", dest="list_claims", action="store_true",
+                    help="print the registered claims (id, version, family, planned n, rule), then exit")
     group.addoption("--verdicts-exit", dest="verdicts_exit", default="strict", choices=("strict", "report"),
                     help="strict (default): a claim that does not PASS fails the run (a replication check); "
                          "report: exit 0 once a complete report is written")
@@ -307,3 +311,29 @@ def claim(
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Progress lines go back to the logger once this session's terminal is gone."""
     progress.set_sink(None)
+
+
+def listing_lines(what: str) -> list[str]:
+    """The lines ``--list-models`` (``what="models"``) or ``--list-claims`` (``"claims"``) prints."""
+    if what == "models":
+        from harness.models.registry import MODEL_ALIASES, MODEL_REGISTRY
+
+        lines = [f"{name:22s} {spec.tier:4s} {spec.dtype:9s} {spec.source:13s} {spec.location}"
+                 for name, spec in MODEL_REGISTRY.items()]
+        lines += [f"alias {alias}: {', '.join(names)}" for alias, names in MODEL_ALIASES.items()]
+        return lines + ["also: hf:<org/name>[@revision] (local Hugging Face cache), path:<dir> (save_pretrained)"]
+    from harness.registry import CLAIMS
+
+    return [f"{spec.id:30s} v{spec.version} {spec.family or '(no p)':14s} n={spec.planned_n:<4d} {spec.rule_summary()}"
+            for spec in CLAIMS.values()]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--list-models`` / ``--list-claims``: print and exit 0 without collecting or loading anything."""
+    for option, what in (("list_models", "models"), ("list_claims", "claims")):
+        if config.getoption(option, default=False):
+            for line in listing_lines(what):
+                print(line)
+            return 0
+    return None

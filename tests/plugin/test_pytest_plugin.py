@@ -140,3 +140,15 @@ def test_random_weight_models_never_join_the_gpu_alias() -> None:
 
     assert "random-mistral7b" in MODEL_REGISTRY and MODEL_REGISTRY["random-mistral7b"].tier == "gpu"
     assert MODEL_ALIASES["gpu"] and not [m for m in MODEL_ALIASES["gpu"] if m.startswith("random-")]
+
+
+def test_list_models_and_claims_print_and_exit(suite: pytest.Pytester) -> None:
+    from harness.registry import CLAIMS
+
+    models = suite.runpytest_subprocess("--list-models")
+    assert models.ret == pytest.ExitCode.OK
+    models.stdout.fnmatch_lines(["smollm2-135m *cpu*", "alias gpu: *mistral7b*", "also: hf:*"])
+    claims = suite.runpytest_subprocess("--list-claims")
+    assert claims.ret == pytest.ExitCode.OK
+    out = claims.stdout.str()
+    assert all(f"{cid} " in out for cid in CLAIMS) and "collected" not in out
