@@ -34,10 +34,12 @@ sliding layers, global base on full layers). A :class:`Prefill` records its ``po
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from transformers import DynamicCache
@@ -57,6 +59,7 @@ __all__ = [
     "PatchReport",
     "Prefill",
     "StepOutput",
+    "cache_argument",
     "cache_hash",
     "clone",
     "export_kv",
@@ -214,6 +217,18 @@ def cache_hash(prefill_: Prefill) -> str:
     return h.hexdigest()
 
 
+
+@functools.cache
+def _cache_parameter(forward_owner: type) -> str:
+    parameters = inspect.signature(forward_owner.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def cache_argument(model: torch.nn.Module, cache: Any) -> dict[str, Any]:
+    """The keyword that hands ``cache`` to ``model``'s forward: ``cache`` where the installed transformers names it
+    so (5.x; ``past_key_values`` is deprecated there and removed in 5.40), else ``past_key_values`` (4.57)."""
+    return {_cache_parameter(type(model)): cache}
+
 def prefill(
     model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: int, position_offset: int = 0
 ) -> Prefill:
@@ -237,7 +252,7 @@ def prefill(
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
             position_ids=batch.position_ids + position_offset,
-            past_key_values=cache,
+            **cache_argument(model, cache),
             use_cache=True,
             logits_to_keep=1,
         )
@@ -468,7 +483,7 @@ def teacher_force(model: torch.nn.Module, prefill_: Prefill, tokens: Sequence[in
             input_ids=torch.tensor([list(tokens)], dtype=torch.long, device=device),
             attention_mask=torch.ones((1, prefill_.padded_length + len(tokens)), dtype=torch.long, device=device),
             position_ids=torch.arange(start, start + len(tokens), device=device)[None],
-            past_key_values=state.cache,
+            **cache_argument(model.base_model, state.cache),
             use_cache=True,
         )
 
@@ -628,7 +643,7 @@ class DecodeState:
                 input_ids=tokens.to(device)[:, None],
                 attention_mask=self._mask,
                 position_ids=self._positions[:, None],
-                past_key_values=self._state.cache,
+                **cache_argument(model, self._state.cache),
                 use_cache=True,
                 output_attentions=attentions,
             )

@@ -319,3 +319,19 @@ def test_patched_prefix_is_the_recipient_prefix_with_the_donor_patched_in(toy_ll
         kvcache.patched_prefix(toy_llama.model, [rec], None, spec, pad_id=pad_id(toy_llama.tokenizer))
     with pytest.raises(kvcache.CacheError, match="one-row, unpadded"):
         kvcache.teacher_force(toy_llama.model, prefill(toy_llama, rec[:-1], rec[:-3]), [rec[-1]])
+
+
+def test_cache_keyword_is_feature_detected(toy_llama) -> None:
+    """Issue 13: transformers 5.x names the forward's cache ``cache`` (``past_key_values`` deprecated, removed in
+    5.40); 4.57 has only ``past_key_values``. The engine passes whichever the installed version's forward takes."""
+    import inspect
+
+    from harness.kvcache import cache_argument
+
+    class Old(torch.nn.Module):
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None):  # the 4.57 signature
+            return past_key_values
+
+    expected = "cache" if "cache" in inspect.signature(type(toy_llama.model).forward).parameters else "past_key_values"
+    assert list(cache_argument(toy_llama.model, "C")) == [expected]
+    assert cache_argument(Old(), "C") == {"past_key_values": "C"}
