@@ -35,3 +35,11 @@ def is_engine_check(rec: dict[str, Any]) -> bool:
     """True for a record of a deterministic engine invariant (:attr:`ClaimSpec.is_engine_check`)."""
     spec = CLAIMS.get(rec.get("claim", ""))
     return spec is not None and spec.is_engine_check
+
+
+def engine_check_value(rec: dict[str, Any]) -> Any:
+    """An engine check's measured value for a table: a count stays an int (JSON may hold it as 2.0)."""
+    value = rec.get("estimate")
+    if CLAIMS[rec["claim"]].effect_type == "mismatch_count" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.registry import CLAIMS
-from harness.report.annotate import is_engine_check
+from harness.report.annotate import engine_check_value, is_engine_check
 from harness.report.markdown import effect_heading, matrix_cell
 from harness.report.numbers import fmt, fmt_ci
 from harness.report.summary import claim_order, model_order, run_summary
@@ -66,10 +66,8 @@ def engine_table(records: Sequence[dict[str, Any]]) -> str:
     rows = []
     for r in records:
         spec = CLAIMS[r["claim"]]
-        value = r.get("estimate")
-        if spec.effect_type == "mismatch_count" and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        rows.append([r["claim"], r["model"], fmt(value), spec.expected, fmt(r.get("n")), r["verdict"]])
+        rows.append([r["claim"], r["model"], fmt(engine_check_value(r)), spec.expected, fmt(r.get("n")),
+                     r["verdict"]])
     return tex_table(["check", "model", "value", "tolerance", "n (prompts)", "verdict"], rows, align="llrlrl",
                      caption="Engine checks: deterministic invariants of the KV-cache engine, not claim verdicts.",
                      label="tab:engine")

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES
 from harness.registry.effects import EFFECT_TYPES
-from harness.report.annotate import is_engine_check
+from harness.report.annotate import engine_check_value, is_engine_check
 from harness.report.numbers import MISSING, estimate_with_ci, fmt, fmt_ci
 from harness.report.status import status_line
 from harness.report.summary import claim_order, model_order, provenance_of, run_summary, weights_hash
@@ -137,10 +137,7 @@ def engine_checks(records: Sequence[dict[str, Any]]) -> list[str]:
     rows = []
     for r in records:
         spec = CLAIMS[r["claim"]]
-        value = r.get("estimate")
-        if spec.effect_type == "mismatch_count" and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        rows.append([f"`{r['claim']}`", spec.title, r["model"], fmt(value), spec.effect.units,
+        rows.append([f"`{r['claim']}`", spec.title, r["model"], fmt(engine_check_value(r)), spec.effect.units,
                      spec.expected, fmt(r.get("n")), _verdict_cell(r["verdict"])])
     return ["## Engine checks", "",
             ("Deterministic invariants of the KV-cache engine (no sampling error, so no CI or p): each must hold for the "
