@@ -7,6 +7,9 @@
   not samples).
 
 ``repetition_penalty`` 1.0 means off (CTRL-style: seen tokens' positive scores divided, negative multiplied).
+``min_new_tokens`` k > 0 suppresses the model's EOS tokens (score −inf) on the first k decode steps, as transformers'
+``min_new_tokens`` does, so no continuation is shorter than k tokens (the empty-continuation remedy of the
+behavioural claims, see :data:`harness.registry.claims.BEHAVIOUR_DECODING`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class DecodingRegime:
         repetition_penalty: divisor (multiplier for negative scores) of already-seen tokens' scores; 1.0 = off.
         samples_per_pair: continuations per (pair, condition); greedy regimes are deterministic, so 1 suffices.
         stop_at_eos: end a row at the model's EOS token.
+        min_new_tokens: decode steps (from the first) on which EOS cannot be chosen; 0 = off.
     """
 
     mode: DecodingMode = DecodingMode.GREEDY
@@ -44,6 +48,7 @@ class DecodingRegime:
     repetition_penalty: float = 1.0
     samples_per_pair: int = 1
     stop_at_eos: bool = True
+    min_new_tokens: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.mode, DecodingMode):
@@ -52,6 +57,10 @@ class DecodingRegime:
             count = getattr(self, name)
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise ValueError(f"{name} must be a positive int, got {count!r}")
+        if isinstance(self.min_new_tokens, bool) or not isinstance(self.min_new_tokens, int) \
+                or not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError(f"min_new_tokens must be an int in [0, max_new_tokens={self.max_new_tokens}], "
+                             f"got {self.min_new_tokens!r}")
         for name in ("temperature", "repetition_penalty"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -65,9 +74,11 @@ class DecodingRegime:
         return cls(DecodingMode.GREEDY, max_new_tokens)
 
     @classmethod
-    def greedy_with_penalty(cls, repetition_penalty: float, max_new_tokens: int = 48) -> DecodingRegime:
-        """Greedy decoding with a repetition penalty."""
-        return cls(DecodingMode.GREEDY, max_new_tokens, repetition_penalty=repetition_penalty)
+    def greedy_with_penalty(cls, repetition_penalty: float, max_new_tokens: int = 48,
+                            min_new_tokens: int = 0) -> DecodingRegime:
+        """Greedy decoding with a repetition penalty (and EOS suppressed on the first ``min_new_tokens`` steps)."""
+        return cls(DecodingMode.GREEDY, max_new_tokens, repetition_penalty=repetition_penalty,
+                   min_new_tokens=min_new_tokens)
 
     @classmethod
     def sampling(cls, temperature: float = 0.7, max_new_tokens: int = 48,
@@ -84,4 +95,6 @@ class DecodingRegime:
                     f"{self.max_new_tokens} new tokens")
         if self.repetition_penalty != 1.0:
             text += f", repetition penalty {self.repetition_penalty}"
+        if self.min_new_tokens:
+            text += f", EOS suppressed for the first {self.min_new_tokens} tokens"
         return text

@@ -13,7 +13,8 @@ chooses the next from the step's logits:
   ``sampling_seed(run_seed, pair_id, sample_index)`` (sha256, ``harness.seeds``), so every condition of a (pair, sample) uses the
   same random stream, whatever the batch composition.
 
-A row stops after emitting an EOS token (``stop_at_eos``) or ``max_new_tokens`` tokens. Hooks for
+A row stops after emitting an EOS token (``stop_at_eos``) or ``max_new_tokens`` tokens; on the first
+``min_new_tokens`` steps the EOS tokens' scores are −inf (after the penalty), so no row stops before. Hooks for
 activation patches and V capture go through ``harness.hooks``; where a captured ``v_proj`` is also
 the patch site, one callback does both in the order given by ``CaptureSpec.capture_point``.
 Attention entropy is computed from the step's eager attention probabilities right after the
@@ -233,7 +234,8 @@ def _generate_batch(
     first_positions = state.next_positions
     tokens = torch.tensor([r.recipient_ids[-1] for r in batch], dtype=torch.long)
     with TraceDict(lm.model, hooks.paths(), retain_output=False, edit_output=hooks):
-        for _ in range(decoding.max_new_tokens):
+        eos_columns = sorted(eos_ids(lm))
+        for step_index in range(decoding.max_new_tokens):
             step = state.step(lm.model, tokens, attentions=bool(capture.entropy_layers))
             logits = step.logits.to("cpu")
             if first_logits is None and keep_first_logits:
@@ -241,6 +243,9 @@ def _generate_batch(
             for layer in capture.entropy_layers:
                 entropy[layer].append(attention_entropy(step.attentions[layer][:, :, -1, :]).to("cpu"))
             scores = _penalise(logits, seen, decoding.repetition_penalty)
+            if step_index < decoding.min_new_tokens and eos_columns:
+                scores = scores.clone()
+                scores[:, eos_columns] = -torch.inf
             top2 = scores.topk(2, dim=-1).values
             if sampling:
                 probs = torch.softmax(scores / decoding.temperature, dim=-1)

@@ -78,7 +78,8 @@ def assert_same_up_to_near_tie(a: GenerationRecord, b: GenerationRecord) -> bool
     return True
 
 
-def hf_greedy(lm: LoadedModel, ids: tuple[int, ...], max_new_tokens: int, repetition_penalty: float = 1.0) -> list[int]:
+def hf_greedy(lm: LoadedModel, ids: tuple[int, ...], max_new_tokens: int, repetition_penalty: float = 1.0,
+              min_new_tokens: int = 0) -> list[int]:
     """transformers' own greedy generate for one prompt, cut after the first EOS."""
     with torch.no_grad():
         out = lm.model.generate(
@@ -87,6 +88,7 @@ def hf_greedy(lm: LoadedModel, ids: tuple[int, ...], max_new_tokens: int, repeti
             max_new_tokens=max_new_tokens,
             do_sample=False,
             repetition_penalty=repetition_penalty,
+            min_new_tokens=min_new_tokens,
             pad_token_id=lm.tokenizer.pad_token_id,
         )
     tokens = out[0, len(ids) :].tolist()
@@ -107,6 +109,28 @@ def test_manual_loop_with_repetition_penalty_equals_model_generate(toy_model: Lo
     for request in bank_requests(toy_model, limit=2):
         ours = generate(toy_model, [request], decoding=DecodingRegime.greedy_with_penalty(1.3, 32))[0]
         assert list(ours.generated_ids) == hf_greedy(toy_model, request.recipient_ids, 32, repetition_penalty=1.3)
+
+
+def test_manual_loop_with_eos_suppression_equals_model_generate(toy_llama: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """min_new_tokens: EOS cannot end a row early, as in transformers; the toy's EOS is set to the token its free run
+    emits at step 2, so without suppression the row would stop there."""
+    request = bank_requests(toy_llama, limit=1)[0]
+    free = generate(toy_llama, [request], decoding=DecodingRegime.greedy(8))[0]
+    stop_token = free.generated_ids[2]
+    monkeypatch.setattr(generation, "eos_ids", lambda lm: frozenset({stop_token}))
+    monkeypatch.setattr(toy_llama.model.generation_config, "eos_token_id", stop_token)
+    stopped = generate(toy_llama, [request], decoding=DecodingRegime.greedy(8))[0]
+    assert stopped.stopped_at_eos and len(stopped.generated_ids) <= 3
+    suppressed = generate(toy_llama, [request], decoding=DecodingRegime(max_new_tokens=8, min_new_tokens=6))[0]
+    assert all(t != stop_token for t in suppressed.generated_ids[:6])
+    assert len(suppressed.generated_ids) >= 6
+    assert list(suppressed.generated_ids) == hf_greedy(toy_llama, request.recipient_ids, 8, min_new_tokens=6)
+
+
+def test_min_new_tokens_is_validated() -> None:
+    with pytest.raises(ValueError, match="min_new_tokens"):
+        DecodingRegime(max_new_tokens=4, min_new_tokens=5)
+    assert "EOS suppressed for the first 3 tokens" in DecodingRegime(max_new_tokens=4, min_new_tokens=3).describe()
 
 
 @pytest.fixture(scope="module")
