@@ -2,7 +2,7 @@
 
 Method: for the first planned-n exact-length pairs, the per-pair transfer score(B⊕A) − score(B) of the
 second-half KV patch (the kv_transfer condition: K and V of the recursive donor A over the patch layers, all
-shared positions, α = 1; registered decoding regime; degeneration-gated embedding score). The donor's PR is
+shared positions, α = 1; registered decoding regime; registered behaviour score (degeneration-gated classifier P(recursive), docs/METHODS.md §6)). The donor's PR is
 the eigenvalue PR (uncentred) of the V held in A's prefix cache — the cache the patch copies from, tokens
 0…n−2 — at the model's late layer, over its last W (``--window``, 16) content positions, read from the cache
 tensor (``harness.geometry.cache_pr.donor_cache_pr``). Spearman ρ(PR, transfer) over pairs, 95 % BCa CI

@@ -2,7 +2,7 @@
 
 All three patch the recursive donor A's K and V into the baseline recipient B's cache (α = 1, exact-length
 pairs, registered decoding regime) over a part of the layers or of the prompt positions, and compare
-transfers T (DESIGN §4.8, degeneration-gated embedding score, normalised by the same pairs' natural A − B
+transfers T (DESIGN §4.8, registered behaviour score (degeneration-gated classifier P(recursive), docs/METHODS.md §6), normalised by the same pairs' natural A − B
 gap; undefined, hence INCONCLUSIVE, when that gap's CI includes 0).
 
 - layer_quarter_localisation: four patches, layers [q·L/4, (q+1)·L/4) for q = 0…3 (integer division), all

@@ -3,7 +3,7 @@
 Method: the recursive prompts of the first planned-n exact-length pairs (pair order interleaves levels; the
 registered unmatched variant on a bank with too few exact pairs, ``claim_support.claim_pairs``), so
 their natural continuations are the natural A runs the transfer claims share (registered decoding regime;
-degeneration-gated embedding score of the generated tokens). R_V per prompt as in rv_contraction: one clean
+registered behaviour score (degeneration-gated classifier P(recursive), docs/METHODS.md §6) of the generated tokens). R_V per prompt as in rv_contraction: one clean
 prefill, PR(V at the late layer) / PR(V at the early layer) over the last W (``--window``, 16) content
 tokens, eigenvalue PR, uncentred (``harness.geometry.prompt_geometry.measure_rv``). Spearman ρ(R_V, score) within the
 recursive group only (never pooled with baselines), 95 % BCa CI resampling prompts; p: Spearman, one-sided

@@ -9,7 +9,7 @@ Pairs: the first planned-n exact-length pairs (``claim_support.claim_pairs``: th
 with too few), in the pre-registered pair order, whose donor has at least one patchable self-referential
 position (a donor without one has nothing to patch; the number of qualifying pairs is reported). Method: K and V of the recursive donor A at those positions only, over the
 second-half layers (α = 1), into the baseline recipient B's cache; registered decoding regime. T (DESIGN
-§4.8, degeneration-gated embedding score) with a 95 % BCa CI over pairs. Rule and planned n: the registry.
+§4.8, registered behaviour score (degeneration-gated classifier P(recursive), docs/METHODS.md §6)) with a 95 % BCa CI over pairs. Rule and planned n: the registry.
 """
 
 from __future__ import annotations

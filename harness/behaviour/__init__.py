@@ -4,12 +4,17 @@ Every function here takes *continuations* (decoded generated tokens, see
 :func:`~harness.behaviour.text.decode_continuation`), never prompts. Per continuation,
 :func:`score_continuations` returns a :class:`BehaviourScore` with:
 
+- ``classifier_p``: P(recursive | text) from the frozen classifier (:mod:`harness.behaviour.classifier`, issue 10),
+  in [0, 1]; ``classifier_gated``: the same, or 0 for a degenerate or empty output — **the registered score**
+  (:data:`BEHAVIOUR_SCORE`); ``recursive``: the registered decision, ``classifier_gated`` ≥ the threshold 0.5;
 - ``lexicon_raw``: recursive-lexicon matches per 100 words (:mod:`harness.behaviour.lexicon`);
 - ``embedding_raw``: max(0, cosine-to-recursive-centroid − cosine-to-baseline-centroid) with the offline
   MiniLM (:mod:`harness.behaviour.embedding`);
 - the degeneration measures and gate (:mod:`harness.behaviour.degeneration`);
 - ``lexicon_gated`` / ``embedding_gated``: the raw scores, or 0 when the output is degenerate, so a loop of
   recursive words never counts as recursive behaviour.
+
+The lexicon and embedding scores stay in every record beside the registered score; they no longer decide.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Sequence
 from harness.behaviour.degeneration import (
     DISTINCT2_MIN, REPEAT_SHARE_MAX, Degeneration, degeneration, distinct_n, repeat_share,
 )
+from harness.behaviour.classifier import THRESHOLD, recursive_probabilities
 from harness.behaviour.embedding import EmbeddingScore, EmbeddingUnavailableError, embedding_scores
 from harness.behaviour.lexicon import LEXICON, LexiconPattern, lexicon_matches, lexicon_rate
 from harness.behaviour.text import decode_continuation, normalise, words
@@ -29,6 +35,7 @@ __all__ = [
     "DISTINCT2_MIN",
     "LEXICON",
     "REPEAT_SHARE_MAX",
+    "THRESHOLD",
     "BehaviourScore",
     "Degeneration",
     "EmbeddingScore",
@@ -46,15 +53,19 @@ __all__ = [
     "words",
 ]
 
-BEHAVIOUR_SCORE = "embedding_gated"
-"""The :class:`BehaviourScore` field that decides behavioural claims (DESIGN §4.7b: the degeneration-gated
-embedding score); the raw and lexicon scores are reported beside it but never decide."""
+BEHAVIOUR_SCORE = "classifier_gated"
+"""The :class:`BehaviourScore` field that decides behavioural claims: the degeneration-gated P(recursive | text) of
+the frozen classifier (issue 10; it replaced the gated embedding margin, which word salad and random-KV gibberish
+reached). The other scores are reported beside it but never decide."""
 
 
 @dataclass(frozen=True)
 class BehaviourScore:
     """All behaviour measures of one generated continuation (see the package docstring for units)."""
 
+    classifier_p: float
+    classifier_gated: float
+    recursive: bool
     lexicon_raw: float
     lexicon_gated: float
     embedding_raw: float
@@ -67,16 +78,23 @@ class BehaviourScore:
 
 
 def score_continuations(continuations: Sequence[str], embedding: bool = True) -> list[BehaviourScore]:
-    """Score generated continuations (never prompts). ``embedding=False`` skips the MiniLM (scores 0)."""
+    """Score generated continuations (never prompts). ``embedding=False`` skips the MiniLM and the classifier
+    (their scores are 0)."""
     if isinstance(continuations, str):
         raise TypeError("score_continuations takes a sequence of continuations, not a single string")
-    embedded = embedding_scores(continuations) if embedding else [EmbeddingScore(0.0, 0.0, 0.0, 0.0)] * len(continuations)
+    n = len(continuations)
+    embedded = embedding_scores(continuations) if embedding else [EmbeddingScore(0.0, 0.0, 0.0, 0.0)] * n
+    probabilities = recursive_probabilities(continuations) if embedding and n else [0.0] * n
     out = []
-    for text, emb in zip(continuations, embedded):
+    for text, emb, p in zip(continuations, embedded, probabilities):
         deg = degeneration(text)
         lex = lexicon_rate(text)
+        gated = 0.0 if deg.degenerate or deg.n_words == 0 else float(p)
         out.append(
             BehaviourScore(
+                classifier_p=float(p),
+                classifier_gated=gated,
+                recursive=gated >= THRESHOLD,
                 lexicon_raw=lex,
                 lexicon_gated=0.0 if deg.degenerate else lex,
                 embedding_raw=emb.score,

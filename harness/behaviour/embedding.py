@@ -31,7 +31,10 @@ import numpy as np
 
 from harness.behaviour.references import BASELINE, RECURSIVE
 
-__all__ = ["SCORE_DECIMALS", "EmbeddingScore", "EmbeddingUnavailableError", "embedding_scores", "load_embedding_model"]
+__all__ = [
+    "SCORE_DECIMALS", "EmbeddingScore", "EmbeddingUnavailableError", "embed_texts", "embedding_scores",
+    "load_embedding_model",
+]
 
 SCORE_DECIMALS = 6
 """Cosines are rounded to 1e-6 (unitless): far above float32 round-off in a 384-dim dot product (~1e-7), far
@@ -84,12 +87,29 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+_VECTORS: dict[str, np.ndarray] = {}
+"""Unit embeddings of the texts embedded in this process (a text's vector does not depend on anything else)."""
+
+
 def _embed(texts: Sequence[str]) -> np.ndarray:
     """Unit embeddings (rows, float64) of ``texts``, each computed alone on one thread (see the module docstring)."""
-    model = load_embedding_model()
-    with _one_thread():
-        vectors = [model.encode([text], batch_size=1, normalize_embeddings=True)[0] for text in texts]
-    return np.asarray(vectors, dtype=np.float64).reshape(len(texts), -1)
+    new = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
+    if new:
+        model = load_embedding_model()
+        with _one_thread():
+            for text in new:
+                _VECTORS[text] = np.asarray(model.encode([text], batch_size=1, normalize_embeddings=True)[0],
+                                            dtype=np.float64)
+    return np.asarray([_VECTORS[t] for t in texts], dtype=np.float64).reshape(len(texts), -1)
+
+
+def embed_texts(texts: Sequence[str]) -> np.ndarray:
+    """Unit MiniLM embeddings, float64 ``[len(texts), 384]``, each text embedded alone on one thread; a blank text
+    gets the zero vector."""
+    live = [t for t in texts if t.strip()]
+    vectors = dict(zip(live, _embed(live))) if live else {}
+    dim = next(iter(vectors.values())).shape[0] if vectors else 384
+    return np.asarray([vectors.get(t, np.zeros(dim)) for t in texts], dtype=np.float64).reshape(len(texts), dim)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ Conventions used by every claim:
   beside them. p-values are one-sided in the claimed direction unless stated.
 - **Transfer** T follows docs/METHODS.md §7; its CIs are BCa bootstrap over pairs, clustered by prompt where a prompt
   recurs.
-- **Behaviour score**: the degeneration-gated embedding score of docs/METHODS.md §6 on generated tokens only
+- **Behaviour score**: the degeneration-gated classifier probability P(recursive | text) of docs/METHODS.md §6 on generated tokens only
   (:data:`harness.behaviour.BEHAVIOUR_SCORE`); raw and lexicon scores are reported beside it but never decide.
 - **Power**: the assumed true effects are design assumptions (what a claim is built to detect), not data.
 """

@@ -80,9 +80,11 @@ def decoding_paragraph(records: Sequence[dict[str, Any]]) -> str:
         text += f"The records name {'; '.join(recorded)}. "
     scores = sorted({s.behaviour_score for s in behavioural if s.behaviour_score})
     return text + (f"Continuations (generated tokens only, never the prompt) were scored with `{', '.join(scores)}`: "
-                   "the MiniLM embedding score, set to 0 for degenerate outputs (distinct-2 < 0.5 or a repeated "
-                   "stretch over half the words); raw embedding and lexicon scores are reported beside it and never "
-                   f"decide. The default regime of the registry is {BEHAVIOUR_DECODING.describe()}.")
+                   "P(recursive | text) from the frozen classifier on the offline MiniLM embedding and text measures "
+                   "(harness.behaviour.classifier, validated on held-out texts in reports/scorer-validation/), set to 0 "
+                   "for empty and degenerate outputs (distinct-2 < 0.5 or a repeated stretch over half the words); the "
+                   "embedding margin and lexicon scores are reported beside it and never decide."
+                   f" The default regime of the registry is {BEHAVIOUR_DECODING.describe()}.")
 
 
 def _power_words(spec: ClaimSpec) -> str:
