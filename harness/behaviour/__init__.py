@@ -19,13 +19,18 @@ The lexicon and embedding scores stay in every record beside the registered scor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from harness.behaviour.degeneration import (
-    DISTINCT2_MIN, REPEAT_SHARE_MAX, Degeneration, degeneration, distinct_n, repeat_share,
-)
 from harness.behaviour.classifier import THRESHOLD, recursive_probabilities
+from harness.behaviour.degeneration import (
+    DISTINCT2_MIN,
+    REPEAT_SHARE_MAX,
+    Degeneration,
+    degeneration,
+    distinct_n,
+    repeat_share,
+)
 from harness.behaviour.embedding import EmbeddingScore, EmbeddingUnavailableError, embedding_scores
 from harness.behaviour.lexicon import LEXICON, LexiconPattern, lexicon_matches, lexicon_rate
 from harness.behaviour.text import decode_continuation, normalise, words

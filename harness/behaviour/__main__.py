@@ -82,9 +82,10 @@ def _corpus(args: argparse.Namespace) -> int:
         items += generated
         for split in ("train", "heldout"):
             sources = [(i.unit, i.text) for i in generated if i.source == "natural_recursive" and i.split == split]
-            for kind, unit, text in synthetic_items(sources, derive_seed(0, "negatives", model, split)):
+            made = synthetic_items(sources, derive_seed(0, "negatives", model, split))
+            for index, (kind, unit, text) in enumerate(made):
                 assert split_of(unit) == split
-                items.append(CorpusItem(f"{model}/{kind}/{unit}", text, 0, kind, model, unit, split))
+                items.append(CorpusItem(f"{model}/{kind}/{unit}/{index}", text, 0, kind, model, unit, split))
     sha = write_corpus(items, Path(args.out))
     print(f"wrote {len(items)} items to {args.out} (sha256 {sha})")
     return 0

@@ -93,9 +93,7 @@ def generate_model_items(model: str, *, run_seed: int = 0, cache: Any = None) ->
     from harness.prompts import load_bank
     from harness.prompts.pairing import make_pair, transfer_pairs
     from harness.registry.claims import BEHAVIOUR_DECODING
-    from harness.transfer import (
-        CROSS_BASELINE, NATURAL_BASELINE, NATURAL_RECURSIVE, RANDOM_NORM_MATCHED, run_condition,
-    )
+    from harness.transfer import CROSS_BASELINE, NATURAL_BASELINE, NATURAL_RECURSIVE, RANDOM_NORM_MATCHED, run_condition
 
     lm = load_model(model, device="cpu")
     bank = load_bank()
