@@ -1,7 +1,8 @@
 """The behavioural experiment layer: named conditions, cached batched runs, transfer T (DESIGN §4.3–4.8).
 
 Modules: :mod:`~harness.transfer.conditions` (conditions as data and the catalogue), :mod:`~harness.transfer.outcomes` (typed results), :mod:`~harness.transfer.runner`
-(generation, cache, scoring), :mod:`~harness.transfer.estimate` (T and step CIs). Import from here; pairs and
+(generation, cache, scoring), :mod:`~harness.transfer.estimate` (T and step CIs),
+:mod:`~harness.transfer.disruption` (first-step KL of a patch: its disruption size). Import from here; pairs and
 their order come from :mod:`harness.prompts.pairing`.
 
 Vocabulary
@@ -45,6 +46,7 @@ from harness.transfer.conditions import (
     RANDOM_NORM_MATCHED, REVERSE, REVERSE_RANDOM, REVERSE_RECURSIVE_DONOR, V_PATCH_LATE, Condition, Intervention,
     LayerSet, activation_condition, kv_alpha, kv_condition,
 )
+from harness.transfer.disruption import first_step_kl, kl_summary
 from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_step_cis
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 from harness.transfer.runner import NOT_IN_ENGINE_KEY, engine_fingerprint, run_condition, standard_capture
@@ -54,6 +56,6 @@ __all__ = [
     "NATURAL_RECURSIVE", "ORDER_ABLATION", "RANDOM_NORM_MATCHED", "REVERSE", "REVERSE_RANDOM",
     "REVERSE_RECURSIVE_DONOR", "V_PATCH_LATE", "Condition", "ConditionRun",
     "Continuation", "Intervention", "LayerSet", "PairOutcome", "TransferResult",
-    "activation_condition", "engine_fingerprint", "kv_alpha", "kv_condition", "prompt_clusters",
+    "activation_condition", "engine_fingerprint", "first_step_kl", "kl_summary", "kv_alpha", "kv_condition", "prompt_clusters",
     "run_condition", "standard_capture", "transfer", "transfer_step_cis",
 ]
