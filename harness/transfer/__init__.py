@@ -47,7 +47,7 @@ from harness.transfer.conditions import (
     LayerSet, activation_condition, kv_alpha, kv_condition,
 )
 from harness.transfer.disruption import first_step_kl, kl_summary
-from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_step_cis
+from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_difference, transfer_step_cis
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 from harness.transfer.runner import NOT_IN_ENGINE_KEY, engine_fingerprint, run_condition, standard_capture
 
@@ -57,5 +57,5 @@ __all__ = [
     "REVERSE_RECURSIVE_DONOR", "V_PATCH_LATE", "Condition", "ConditionRun",
     "Continuation", "Intervention", "LayerSet", "PairOutcome", "TransferResult",
     "activation_condition", "engine_fingerprint", "first_step_kl", "kl_summary", "kv_alpha", "kv_condition", "prompt_clusters",
-    "run_condition", "standard_capture", "transfer", "transfer_step_cis",
+    "run_condition", "standard_capture", "transfer", "transfer_difference", "transfer_step_cis",
 ]
