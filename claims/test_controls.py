@@ -15,13 +15,7 @@ import pytest
 from harness.claim_context import ClaimContext
 from harness.claim_support import claim_pairs, pairing_details, run_conditions, transfer_result
 from harness.prompts.pairing import PairRole
-from harness.transfer import (
-    CROSS_BASELINE,
-    NATURAL_BASELINE,
-    NATURAL_RECURSIVE,
-    RANDOM_NORM_MATCHED,
-    Condition,
-)
+from harness.transfer import CROSS_BASELINE, NATURAL_BASELINE, NATURAL_RECURSIVE, RANDOM_NORM_MATCHED, Condition
 
 RECURSIVE_BASELINE = (PairRole.RECURSIVE, PairRole.BASELINE)
 

@@ -17,7 +17,13 @@ from harness.claim_context import ClaimContext
 from harness.claim_support import claim_pairs, paired_p, pairing_details, run_conditions, transfer_difference_result
 from harness.prompts.pairing import PairRole
 from harness.transfer import (
-    CROSS_BASELINE, KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, RANDOM_NORM_MATCHED, first_step_kl, kl_summary,
+    CROSS_BASELINE,
+    KV_MAIN,
+    NATURAL_BASELINE,
+    NATURAL_RECURSIVE,
+    RANDOM_NORM_MATCHED,
+    first_step_kl,
+    kl_summary,
 )
 
 pytestmark = pytest.mark.claim("kv_transfer_specific")

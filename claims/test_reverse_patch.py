@@ -17,7 +17,12 @@ from harness.claim_context import ClaimContext
 from harness.claim_support import claim_pairs, paired_p, pairing_details, run_conditions, transfer_result
 from harness.prompts.pairing import PairRole
 from harness.transfer import (
-    NATURAL_BASELINE, NATURAL_RECURSIVE, REVERSE, REVERSE_RANDOM, REVERSE_RECURSIVE_DONOR, Condition,
+    NATURAL_BASELINE,
+    NATURAL_RECURSIVE,
+    REVERSE,
+    REVERSE_RANDOM,
+    REVERSE_RECURSIVE_DONOR,
+    Condition,
 )
 
 pytestmark = pytest.mark.claim("reverse_patch_necessity")

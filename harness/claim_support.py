@@ -14,8 +14,8 @@ from harness.claim_context import ClaimContext
 from harness.prompts import Prompt
 from harness.prompts.pairing import PairRole, PairSelection, TransferPair, choose_pairs, pairing_summary
 from harness.results import ClaimResult
-from harness.stats import wilcoxon_paired
 from harness.seeds import derive_seed
+from harness.stats import wilcoxon_paired
 from harness.transfer import Condition, ConditionRun, run_condition, transfer, transfer_difference
 
 

@@ -54,7 +54,7 @@ RV_WORDS = ("R_V = PR(V at the model's late layer) / PR(V at its early layer) ov
             "of each prompt, eigenvalue PR, uncentered (docs/METHODS.md §2)")
 """How R_V is computed, for estimator text."""
 T_WORDS = ("transfer T (docs/METHODS.md §7) of the registered behaviour score (P(recursive) from the frozen "
-           "classifier, degeneration-gated; docs/METHODS.md §5)")
+           "classifier, degeneration-gated; docs/METHODS.md §6)")
 """What the transfer T is, for estimator text."""
 PILOT_WORDS = "pilot SD, harness.registry.pilot"
 """Where a planned n's per-pair SD comes from, for plan assumptions (the committed run named in the pilot module)."""

@@ -14,10 +14,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import pytest
 
 from harness.registry import CLAIMS, P_BELOW, ClaimSpec, ci, ci_outside, ci_within, contrasts_above, get_claim, value
 from harness.results import Verdict, evaluate
@@ -271,7 +270,7 @@ def test_one_contrast_at_or_below_its_bound_fails_and_all_above_with_a_met_rule_
 
 def test_contrasts_on_hand_worked_cases_and_missing_contrasts_are_refused():
     spec = get_claim("reverse_patch_necessity")  # 95% CI ≥ 0.5, p, every contrast CI > 0
-    ok = dict(model="toy", estimate=0.9, ci_low=0.7, ci_high=1.1, p_value=1e-6, n=spec.planned_n)
+    ok = {"model": "toy", "estimate": 0.9, "ci_low": 0.7, "ci_high": 1.1, "p_value": 1e-6, "n": spec.planned_n}
     assert evaluate(spec, **ok, contrast_cis={"recursive_donor": (0.1, 0.5), "random_kv": (0.2, 0.9)}).passed
     touching = evaluate(spec, **ok, contrast_cis={"recursive_donor": (0.0, 0.5), "random_kv": (0.2, 0.9)})
     assert touching.verdict is Verdict.INCONCLUSIVE  # a lower bound at 0 is not above 0
