@@ -7,14 +7,16 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 
 from harness.claim_context import ClaimContext
 from harness.prompts import Prompt
 from harness.prompts.pairing import PairRole, PairSelection, TransferPair, choose_pairs, pairing_summary
 from harness.results import ClaimResult
+from harness.seeds import derive_seed
 from harness.stats import wilcoxon_paired
-from harness.transfer import Condition, ConditionRun, run_condition, transfer
+from harness.transfer import Condition, ConditionRun, run_condition, transfer, transfer_difference
 
 
 def capped(prompts: list[Prompt], n_cap: int | None) -> list[Prompt]:
@@ -175,16 +177,59 @@ def _sample_rows(run: ConditionRun, score_name: str | None) -> list[dict[str, An
 
 def transfer_result(
     claim: ClaimContext, runs: Mapping[str, ConditionRun], patched: Condition, recipient: Condition,
-    donor: Condition, *, p_value: float | None = None, p_note: str | None = None, **extra: Any,
+    donor: Condition, *, p_value: float | None = None, p_note: str | None = None,
+    contrasts: Mapping[str, Condition] | None = None, **extra: Any,
 ) -> ClaimResult:
     """The :class:`ClaimResult` of a transfer-ratio claim: T of ``patched`` relative to the natural
-    ``recipient`` and ``donor`` runs, CI at the claim's level (BCa over pairs, the claim's seed), the claim's rule."""
-    t = transfer(runs[patched.name], runs[recipient.name], runs[donor.name], level=claim.spec.ci_level or 0.95,
-                 rng=claim.seed)
+    ``recipient`` and ``donor`` runs, CI at the claim's level (BCa over pairs, the claim's seed), the claim's rule.
+
+    ``contrasts`` (for a ``contrasts_above`` rule) names conditions X run on the same pairs with the same recipient:
+    each contrast is C_X = T(patched) − T(X) = (mean s(X) − mean s(patched)) / (mean s(recipient) − mean s(donor))
+    in gap units (:func:`harness.transfer.transfer_difference`, the claim's CI level, seed derived from the claim's
+    and the contrast's name); C_X > 0 means ``patched`` moved the recipient toward the donor further than X did.
+    Each contrast's estimate, CI and the T of X go to ``details["contrasts"]``.
+    """
+    level = claim.spec.ci_level or 0.95
+    t = transfer(runs[patched.name], runs[recipient.name], runs[donor.name], level=level, rng=claim.seed)
+    contrast_cis, described = None, {}
+    if contrasts:
+        contrast_cis = {}
+        for name, other in contrasts.items():
+            c = transfer_difference(runs[patched.name], runs[other.name], runs[recipient.name], runs[donor.name],
+                                    level=level, rng=derive_seed(claim.seed, "contrast", name))
+            t_other = transfer(runs[other.name], runs[recipient.name], runs[donor.name], level=level,
+                               rng=derive_seed(claim.seed, "contrast_T", name))
+            contrast_cis[name] = (c.low, c.high)
+            described[name] = {"condition": other.name, "estimate": c.estimate, "ci_low": c.low, "ci_high": c.high,
+                               "ci_level": c.level, "T_of_condition": t_other.describe()}
     return claim.evaluate(
         estimate=t.estimate, ci_low=t.ci.low, ci_high=t.ci.high, p_value=p_value, n=t.n,
-        undefined_reason=t.undefined_reason,
-        details=behaviour_details(claim, runs, transfer=t.describe(), p_note=p_note, **extra),
+        undefined_reason=t.undefined_reason, contrast_cis=contrast_cis,
+        details=behaviour_details(claim, runs, transfer=t.describe(), p_note=p_note,
+                                  **({"contrasts": described} if described else {}), **extra),
+    )
+
+
+def transfer_difference_result(
+    claim: ClaimContext, runs: Mapping[str, ConditionRun], upper: Condition, lower: Condition, recipient: Condition,
+    donor: Condition, *, p_value: float | None = None, p_note: str | None = None, also: Sequence[Condition] = (),
+    **extra: Any,
+) -> ClaimResult:
+    """The :class:`ClaimResult` of a claim on D = T(upper) − T(lower), both relative to the natural ``recipient``
+    and ``donor`` runs (gap units; :func:`harness.transfer.transfer_difference`, CI at the claim's level, the
+    claim's seed). D is undefined when T's natural gap is (its CI includes 0). ``details["transfer"]`` holds the T
+    of ``upper``, ``lower`` and each condition in ``also`` (reported beside the estimate, never deciding)."""
+    level = claim.spec.ci_level or 0.95
+    rng = np.random.default_rng(claim.seed)
+    d = transfer_difference(runs[upper.name], runs[lower.name], runs[recipient.name], runs[donor.name], level=level,
+                            rng=rng)
+    each = {c.name: transfer(runs[c.name], runs[recipient.name], runs[donor.name], level=level, rng=rng)
+            for c in (upper, lower, *also)}
+    return claim.evaluate(
+        estimate=d.estimate, ci_low=d.low, ci_high=d.high, p_value=p_value, n=len(runs[upper.name].outcomes),
+        undefined_reason=each[upper.name].undefined_reason,
+        details=behaviour_details(claim, runs, transfer={k: t.describe() for k, t in each.items()},
+                                  difference=f"T({upper.name}) − T({lower.name})", p_note=p_note, **extra),
     )
 
 

@@ -22,7 +22,9 @@ Controls (§4.4):
 - ``RANDOM_NORM_MATCHED``: donor K/V replaced by Gaussian vectors whose Euclidean norm equals the
   donor's, per layer, KV head and position;
 - ``CROSS_BASELINE``: the donor is a different baseline prompt;
-- ``REVERSE``: recipient and donor roles swapped (recipient recursive, donor baseline).
+- ``REVERSE``: recipient and donor roles swapped (recipient recursive, donor baseline);
+- ``CROSS_RECURSIVE``: recipient recursive, donor a different recursive prompt (the reverse patch's
+  same-length recursive contrast).
 """
 
 from __future__ import annotations
@@ -201,6 +203,7 @@ class ControlKind(str, Enum):
     RANDOM_NORM_MATCHED = "random_norm_matched"
     CROSS_BASELINE = "cross_baseline"
     REVERSE = "reverse"
+    CROSS_RECURSIVE = "cross_recursive"
 
 
 @dataclass(frozen=True)
@@ -221,13 +224,21 @@ class Control:
         return self.kind in (ControlKind.SHUFFLED, ControlKind.RANDOM_NORM_MATCHED)
 
 
-def assign_roles(control: Control | None, *, recursive: T, baseline: T, other_baseline: T | None = None) -> tuple[T, T]:
+def assign_roles(control: Control | None, *, recursive: T, baseline: T, other_baseline: T | None = None,
+                 other_recursive: T | None = None) -> tuple[T, T]:
     """``(recipient, donor)`` for a condition: main is (baseline, recursive).
 
     ``REVERSE`` gives (recursive, baseline); ``CROSS_BASELINE`` gives (baseline, other_baseline)
-    and needs an ``other_baseline`` different from ``baseline``; the tensor controls keep the main
-    roles.
+    and needs an ``other_baseline`` different from ``baseline``; ``CROSS_RECURSIVE`` gives
+    (recursive, other_recursive) and needs an ``other_recursive`` different from ``recursive``; the tensor
+    controls keep the main roles.
     """
+    if control is not None and control.kind is ControlKind.CROSS_RECURSIVE:
+        if other_recursive is None:
+            raise PatchSpecError("the cross-recursive control needs other_recursive")
+        if other_recursive == recursive:
+            raise PatchSpecError("the cross-recursive donor must differ from the recipient recursive prompt")
+        return recursive, other_recursive
     if control is not None and control.kind is ControlKind.REVERSE:
         return recursive, baseline
     if control is not None and control.kind is ControlKind.CROSS_BASELINE:

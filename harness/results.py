@@ -188,6 +188,7 @@ def _judge(
     ci: tuple[float | None, float | None],
     p_value: float | None,
     steps: Sequence[tuple[float, float]] | None,
+    contrasts: Mapping[str, tuple[float, float]] | None,
 ) -> tuple[_Tri, str]:
     """One criterion's truth value and a short phrase saying why."""
     low, high = ci
@@ -226,6 +227,18 @@ def _judge(
         t = _Tri.FALSE if _Tri.FALSE in states else _Tri.UNKNOWN if _Tri.UNKNOWN in states else _Tri.TRUE
         lo, hi = steps[worst]
         return t, f"lowest step CI [{_fmt(lo)}, {_fmt(hi)}] vs −δ = {bound:g}"
+    if c.kind == "contrasts_above":
+        missing = [name for name in c.names if name not in (contrasts or {})]
+        if missing:
+            raise ValueError(f"claim {spec.id}: the rule needs contrast CIs {missing} (contrast_cis) and none were given")
+        bound = float(c.bound)  # type: ignore[arg-type]
+        cis = {name: contrasts[name] for name in c.names}  # type: ignore[index]
+        each = {name: _ci_vs(">", bound, lo, hi) if _is_num(lo) and _is_num(hi) else _Tri.UNKNOWN
+                for name, (lo, hi) in cis.items()}
+        t = _Tri.FALSE if _Tri.FALSE in each.values() else _Tri.UNKNOWN if _Tri.UNKNOWN in each.values() else _Tri.TRUE
+        level = f"{spec.ci_level:.0%} " if spec.ci_level else ""
+        listed = ", ".join(f"{name} {level}CI [{_fmt(lo)}, {_fmt(hi)}]" for name, (lo, hi) in cis.items())
+        return t, f"contrasts {listed} vs {bound:g}"
     if c.kind == "value":
         if not _is_num(estimate):
             return _Tri.UNKNOWN, "value undefined"
@@ -244,12 +257,15 @@ def evaluate(
     ci_high: float | None = None,
     p_value: float | None = None,
     step_cis: Sequence[tuple[float, float]] | None = None,
+    contrast_cis: Mapping[str, tuple[float, float]] | None = None,
     undefined_reason: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> ClaimResult:
     """Apply ``spec``'s decision rule to the measured numbers and return the :class:`ClaimResult`.
 
-    ``n`` is in ``spec.n_unit``. ``step_cis`` are the adjacent-step CIs for a ``steps_at_least`` rule.
+    ``n`` is in ``spec.n_unit``. ``step_cis`` are the adjacent-step CIs for a ``steps_at_least`` rule;
+    ``contrast_cis`` the ``{name: (low, high)}`` CIs of the contrasts a ``contrasts_above`` rule names (in the
+    estimate's units, at the claim's CI level); both are copied into the record's details.
     ``undefined_reason`` (e.g. "denominator CI includes 0") makes the verdict INCONCLUSIVE.
     """
     if not model:
@@ -262,8 +278,10 @@ def evaluate(
         raise ValueError(f"claim {spec.id}: p_value must be in [0, 1], got {p_value}")
     if step_cis is not None:
         step_cis = [(float(lo), float(hi)) for lo, hi in step_cis]
+    if contrast_cis is not None:
+        contrast_cis = {str(k): (float(lo), float(hi)) for k, (lo, hi) in contrast_cis.items()}
 
-    judged = [_judge(c, spec, estimate, (ci_low, ci_high), p_value, step_cis) for c in spec.criteria]
+    judged = [_judge(c, spec, estimate, (ci_low, ci_high), p_value, step_cis, contrast_cis) for c in spec.criteria]
     states = [t for t, _ in judged]
     decided = {_Tri.FALSE: Verdict.FAIL, _Tri.UNKNOWN: Verdict.INCONCLUSIVE}
     deciding = next((t for t in (_Tri.FALSE, _Tri.UNKNOWN) if t in states), _Tri.TRUE)
@@ -288,7 +306,8 @@ def evaluate(
         ci_level=spec.ci_level, p_value=_float_or_none(p_value), n=int(n), planned_n=spec.planned_n,
         alpha_test=spec.alpha_test, rule=spec.rule_summary(), verdict=verdict,
         explanation=f"{verdict.value}: {head}; {text}",
-        details=dict(details or {}) | ({"step_cis": [list(s) for s in step_cis]} if step_cis else {}),
+        details=dict(details or {}) | ({"step_cis": [list(s) for s in step_cis]} if step_cis else {})
+        | ({"contrast_cis": {k: list(v) for k, v in contrast_cis.items()}} if contrast_cis else {}),
     )
 
 

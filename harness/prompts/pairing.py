@@ -73,11 +73,13 @@ def equal_length_pairs(
 
 
 class PairRole(str, Enum):
-    """Which prompt of a :class:`TransferPair` plays a part: A (recursive), B (baseline) or B' (other baseline)."""
+    """Which prompt of a :class:`TransferPair` plays a part: A (recursive), B (baseline), B' (other baseline) or
+    A' (other recursive)."""
 
     RECURSIVE = "recursive"
     BASELINE = "baseline"
     OTHER_BASELINE = "other_baseline"
+    OTHER_RECURSIVE = "other_recursive"
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class TransferPair:
 
     ``other_baseline`` is a different baseline prompt of the same token length (the cross-baseline donor),
     or None when the bank has none; in the unmatched variant it is the baseline of nearest length.
+    ``other_recursive`` likewise is a different recursive prompt of the recursive prompt's token length (the
+    same-length recursive donor of the reverse patch's contrast), chosen by the same rule among recursive prompts.
     """
 
     id: str
@@ -97,6 +101,8 @@ class TransferPair:
     other_baseline: Prompt | None = None
     other_baseline_ids: tuple[int, ...] | None = None
     unmatched: bool = False
+    other_recursive: Prompt | None = None
+    other_recursive_ids: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.unmatched and len(self.recursive_ids) != len(self.baseline_ids):
@@ -111,7 +117,15 @@ class TransferPair:
                 raise ValueError(f"pair {self.id!r}: the other baseline must differ from the pair's baseline")
             if not self.unmatched and len(self.other_baseline_ids or ()) != len(self.baseline_ids):
                 raise ValueError(f"pair {self.id!r}: the other baseline {self.other_baseline.id} differs in length")
-        every = (self.recursive_ids, self.baseline_ids, self.other_baseline_ids or (0, 0))
+        if (self.other_recursive is None) != (self.other_recursive_ids is None):
+            raise ValueError(f"pair {self.id!r}: other_recursive and other_recursive_ids go together")
+        if self.other_recursive is not None:
+            if self.other_recursive.id == self.recursive.id:
+                raise ValueError(f"pair {self.id!r}: the other recursive prompt must differ from the pair's")
+            if not self.unmatched and len(self.other_recursive_ids or ()) != len(self.recursive_ids):
+                raise ValueError(f"pair {self.id!r}: the other recursive prompt {self.other_recursive.id} differs in length")
+        every = (self.recursive_ids, self.baseline_ids, self.other_baseline_ids or (0, 0),
+                 self.other_recursive_ids or (0, 0))
         if self.unmatched and any(len(ids) < 2 for ids in every):
             raise ValueError(f"pair {self.id!r}: every prompt of an unmatched pair needs at least 2 tokens")
 
@@ -127,7 +141,11 @@ class TransferPair:
 
     def has(self, role: PairRole) -> bool:
         """Whether the pair has a prompt for ``role``."""
-        return role is not PairRole.OTHER_BASELINE or self.other_baseline is not None
+        if role is PairRole.OTHER_BASELINE:
+            return self.other_baseline is not None
+        if role is PairRole.OTHER_RECURSIVE:
+            return self.other_recursive is not None
+        return True
 
     def prompt(self, role: PairRole) -> tuple[Prompt, tuple[int, ...]]:
         """The prompt playing ``role`` and its token ids."""
@@ -135,6 +153,11 @@ class TransferPair:
             return self.recursive, self.recursive_ids
         if role is PairRole.BASELINE:
             return self.baseline, self.baseline_ids
+        if role is PairRole.OTHER_RECURSIVE:
+            if self.other_recursive is None or self.other_recursive_ids is None:
+                raise ValueError(f"pair {self.id!r} has no other recursive prompt of its length "
+                                 f"({len(self.recursive_ids)} tokens)")
+            return self.other_recursive, self.other_recursive_ids
         if self.other_baseline is None or self.other_baseline_ids is None:
             raise ValueError(f"pair {self.id!r} has no other baseline of its length ({self.n_tokens} tokens)")
         return self.other_baseline, self.other_baseline_ids
@@ -150,12 +173,14 @@ class TransferPair:
 
 
 def make_pair(lm: LoadedModel, recursive: Prompt, baseline: Prompt, *, pair_id: str | None = None,
-              other_baseline: Prompt | None = None, unmatched: bool = False) -> TransferPair:
+              other_baseline: Prompt | None = None, unmatched: bool = False,
+              other_recursive: Prompt | None = None) -> TransferPair:
     """A :class:`TransferPair` from two prompts (e.g. a donor of another level onto a baseline recipient).
 
     Raises ValueError when the token lengths under ``lm``'s tokenizer differ, unless ``unmatched``.
     """
     other_ids = tuple(encode(lm.tokenizer, other_baseline.text)) if other_baseline is not None else None
+    other_rec_ids = tuple(encode(lm.tokenizer, other_recursive.text)) if other_recursive is not None else None
     return TransferPair(
         id=pair_id or f"{recursive.id}~{baseline.id}",
         recursive=recursive,
@@ -165,6 +190,8 @@ def make_pair(lm: LoadedModel, recursive: Prompt, baseline: Prompt, *, pair_id: 
         other_baseline=other_baseline,
         other_baseline_ids=other_ids,
         unmatched=unmatched,
+        other_recursive=other_recursive,
+        other_recursive_ids=other_rec_ids,
     )
 
 
@@ -181,22 +208,35 @@ def transfer_pairs(lm: LoadedModel, bank: PromptBank) -> list[TransferPair]:
     order of the module docstring, each with its cross-baseline donor where one exists.
 
     The cross-baseline donor of baseline B is the next baseline prompt in id order (cyclically) with the
-    same token count as B, B excluded.
+    same token count as B, B excluded; the other recursive prompt of A is chosen by the same rule among the
+    recursive prompts (:func:`_next_of_same_length`).
     """
-    baselines = bank.group("baseline")
-    baseline_ids = {p.id: tuple(encode(lm.tokenizer, p.text)) for p in baselines}
-    by_length: dict[int, list[Prompt]] = defaultdict(list)
-    for p in baselines:
-        by_length[len(baseline_ids[p.id])].append(p)
+    others = {group: _next_of_same_length(lm, bank.group(group)) for group in ("baseline", "recursive")}
     out = []
     for rec_base in equal_length_pairs(bank, lm.tokenizer, rematch=True):
         recursive, baseline = bank.get(rec_base.first), bank.get(rec_base.second)
-        same = by_length[len(baseline_ids[baseline.id])]
-        other = None
-        if len(same) > 1:
-            other = same[(same.index(baseline) + 1) % len(same)]
-        out.append(make_pair(lm, recursive, baseline, pair_id=rec_base.id, other_baseline=other))
+        out.append(make_pair(lm, recursive, baseline, pair_id=rec_base.id, other_baseline=others["baseline"].get(baseline.id),
+                             other_recursive=others["recursive"].get(recursive.id)))
     return _level_interleaved(out)
+
+
+def _next_of_same_length(lm: LoadedModel, prompts: Sequence[Prompt]) -> dict[str, Prompt]:
+    """For each prompt id, the next prompt of ``prompts`` in id order (cyclically) with the same token count under
+    ``lm``'s tokenizer, itself excluded; prompts without such a partner are absent."""
+    by_length: dict[int, list[Prompt]] = defaultdict(list)
+    for p in prompts:
+        by_length[len(encode(lm.tokenizer, p.text))].append(p)
+    out = {}
+    for same in by_length.values():
+        if len(same) > 1:
+            out.update({p.id: same[(i + 1) % len(same)] for i, p in enumerate(same)})
+    return out
+
+
+def _nearest_other(prompt: Prompt, candidates: Sequence[Prompt], lengths: dict[str, int]) -> Prompt | None:
+    """The prompt of ``candidates`` other than ``prompt`` whose token length is nearest to its (ties: id order)."""
+    others = [o for o in candidates if o.id != prompt.id]
+    return min(others, key=lambda o: (abs(lengths[o.id] - lengths[prompt.id]), o.id)) if others else None
 
 
 def select_pairs(
@@ -214,7 +254,8 @@ def nearest_length_pairs(lm: LoadedModel, bank: PromptBank, exclude: Collection[
 
     Greedy, closest first: every (recursive, baseline) candidate sorted by |length difference|, then recursive
     id, then baseline id; a candidate is taken when neither prompt is taken yet. Each pair's cross-baseline
-    donor is the other baseline of nearest length to its baseline (ties: id order). Pairs are ``unmatched``,
+    donor is the other baseline of nearest length to its baseline (ties: id order), its other recursive prompt
+    the other recursive prompt of nearest length to its recursive prompt. Pairs are ``unmatched``,
     with ids ``nearest:<recursive>~<baseline>``, in level-interleaved order of the matching.
     """
     lengths = {p.id: len(encode(lm.tokenizer, p.text)) for g in ("recursive", "baseline") for p in bank.group(g)}
@@ -228,27 +269,26 @@ def nearest_length_pairs(lm: LoadedModel, bank: PromptBank, exclude: Collection[
         if r.id in taken or b.id in taken:
             continue
         taken |= {r.id, b.id}
-        others = [o for o in bank.group("baseline") if o.id != b.id]
-        other = min(others, key=lambda o: (abs(lengths[o.id] - lengths[b.id]), o.id)) if others else None
-        out.append(make_pair(lm, r, b, pair_id=f"nearest:{r.id}~{b.id}", other_baseline=other, unmatched=True))
+        out.append(make_pair(lm, r, b, pair_id=f"nearest:{r.id}~{b.id}", unmatched=True,
+                             other_baseline=_nearest_other(b, bank.group("baseline"), lengths),
+                             other_recursive=_nearest_other(r, bank.group("recursive"), lengths)))
     return _level_interleaved(out)
 
 
 def unmatched_pairs(lm: LoadedModel, bank: PromptBank) -> list[TransferPair]:
     """The registered unmatched variant: the exact-length pairs of :func:`transfer_pairs` (same ids, order and
-    equal-length cross-baseline donors; a pair without one gets the baseline of nearest length), then
-    :func:`nearest_length_pairs` of the prompts in none of them. Every pair is ``unmatched``."""
+    equal-length cross-baseline donors and other recursive prompts; a pair without one gets the prompt of nearest
+    length), then :func:`nearest_length_pairs` of the prompts in none of them. Every pair is ``unmatched``."""
     exact = transfer_pairs(lm, bank)
     used = {p.id for pair in exact for p in (pair.recursive, pair.baseline)}
     nearest = nearest_length_pairs(lm, bank, exclude=used)
-    lengths = {p.id: len(encode(lm.tokenizer, p.text)) for p in bank.group("baseline")}
+    lengths = {p.id: len(encode(lm.tokenizer, p.text)) for g in ("recursive", "baseline") for p in bank.group(g)}
     out = []
     for pair in exact:
-        other = pair.other_baseline
-        if other is None:
-            others = [o for o in bank.group("baseline") if o.id != pair.baseline.id]
-            other = min(others, key=lambda o: (abs(lengths[o.id] - pair.n_tokens), o.id)) if others else None
-        out.append(make_pair(lm, pair.recursive, pair.baseline, pair_id=pair.id, other_baseline=other, unmatched=True))
+        other = pair.other_baseline or _nearest_other(pair.baseline, bank.group("baseline"), lengths)
+        other_rec = pair.other_recursive or _nearest_other(pair.recursive, bank.group("recursive"), lengths)
+        out.append(make_pair(lm, pair.recursive, pair.baseline, pair_id=pair.id, other_baseline=other, unmatched=True,
+                             other_recursive=other_rec))
     return out + nearest
 
 

@@ -19,8 +19,9 @@ Conventions used by every claim:
   beside them. p-values are one-sided in the claimed direction unless stated.
 - **Transfer** T follows docs/METHODS.md §7; its CIs are BCa bootstrap over pairs, clustered by prompt where a prompt
   recurs.
-- **Behaviour score**: the degeneration-gated classifier probability P(recursive | text) of docs/METHODS.md §6 on generated tokens only
-  (:data:`harness.behaviour.BEHAVIOUR_SCORE`); raw and lexicon scores are reported beside it but never decide.
+- **Behaviour score**: the degeneration-gated classifier probability P(recursive | text),
+  :data:`harness.behaviour.BEHAVIOUR_SCORE` (docs/METHODS.md §6), on generated tokens only; the other scores are
+  reported beside it but never decide.
 - **Power**: the assumed true effects are design assumptions (what a claim is built to detect), not data.
 """
 
@@ -32,12 +33,15 @@ from harness.registry.claims import (
 from harness.registry.history import VERSION_HISTORY, VersionChange, changes_of
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES, MultiplicityFamily
 from harness.registry.power_plans import PowerPlan
-from harness.registry.rules import P_BELOW, Criterion, Kind, ci, ci_outside, ci_within, steps_at_least, value
+from harness.registry.rules import (
+    P_BELOW, Criterion, Kind, ci, ci_outside, ci_within, contrasts_above, steps_at_least, value,
+)
 from harness.registry.spec import ClaimSpec
 
 __all__ = [
     "BEHAVIOUR_DECODING", "CLAIMS", "MULTIPLICITY_FAMILIES", "P_BELOW", "ClaimSpec", "Criterion", "Kind", "MultiplicityFamily",
-    "PowerPlan", "VERSION_HISTORY", "VersionChange", "changes_of", "ci", "ci_outside", "ci_within", "family_of", "get_claim", "steps_at_least", "value",
+    "PowerPlan", "VERSION_HISTORY", "VersionChange", "changes_of", "ci", "ci_outside", "ci_within", "contrasts_above",
+    "family_of", "get_claim", "steps_at_least", "value",
 ]
 
 

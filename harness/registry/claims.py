@@ -1,12 +1,13 @@
 """The registered claims, as data: one table per multiplicity family, read by :mod:`harness.registry`.
 
 - **Headline**: R_V contraction, V-patch null, KV transfer, α dose-response and single-layer failure
-  (multiplicity families: geometry, none, kv_transfer, alpha_monotone, none).
+  (multiplicity families: geometry, none, kv_transfer, alpha_monotone, none), with the specificity of the KV
+  transfer (kv_transfer_specific, not a headline claim itself) beside KV transfer in its family.
 - **Geometry**: R_V against confound controls, its gap from prompt to generation, over recursion levels, its
   transfer with the cache, and attention entropy (the 'geometry' family, with the headline R_V contraction).
 - **Behaviour**: the 'behaviour' family (R_V vs behaviour, reverse patch, token-quarter localisation, level
-  trends, donor PR) and the CI-only claims beside it (controls, layer-quarter localisation, peak zone,
-  self-referential tokens). Transfer T: docs/METHODS.md §7.
+  trends, donor PR) and the CI-only claims beside it (the random and cross-baseline nulls, the order ablation,
+  layer-quarter localisation, peak zone, self-referential tokens). Transfer T: docs/METHODS.md §7.
 - **Anatomy**: deterministic invariants of the KV cache (shapes, injection, RoPE re-rotation) and the persona
   signature (the 'anatomy' family).
 """
@@ -18,12 +19,12 @@ from typing import Any
 from harness.behaviour import BEHAVIOUR_SCORE
 from harness.decoding import DecodingRegime
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
-from harness.registry.pilot import pilot_sd
+from harness.registry.pilot import ORDER_ABLATION_D_SD, pilot_sd
 from harness.registry.power_plans import (
     POWER, RANK_TEST_INFLATION, PowerPlan, alpha_ci, correlation_plan, coverage_plan, equivalence_plan, g_plan,
     paired_plan,
 )
-from harness.registry.rules import P_BELOW, Kind, ci, ci_outside, ci_within, steps_at_least, value
+from harness.registry.rules import P_BELOW, Kind, ci, ci_outside, ci_within, contrasts_above, steps_at_least, value
 from harness.registry.spec import ClaimSpec
 from harness.stats.power import part
 
@@ -52,7 +53,8 @@ BEHAVIOURAL: dict[str, Any] = dict(decoding=BEHAVIOUR_DECODING, behaviour_score=
 RV_WORDS = ("R_V = PR(V at the model's late layer) / PR(V at its early layer) over the last W = 16 content tokens "
             "of each prompt, eigenvalue PR, uncentered (docs/METHODS.md §2)")
 """How R_V is computed, for estimator text."""
-T_WORDS = "transfer T (docs/METHODS.md §7) of the degeneration-gated embedding score"
+T_WORDS = ("transfer T (docs/METHODS.md §7) of the registered behaviour score (P(recursive) from the frozen "
+           "classifier, degeneration-gated; docs/METHODS.md §6)")
 """What the transfer T is, for estimator text."""
 PILOT_WORDS = "pilot SD, harness.registry.pilot"
 """Where a planned n's per-pair SD comes from, for plan assumptions (the committed run named in the pilot module)."""
@@ -73,7 +75,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompts per group", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="v_patch_null", version=2, title="V-patch null", headline=True, **BEHAVIOURAL,
+        id="v_patch_null", version=3, title="V-patch null", headline=True, **BEHAVIOURAL,
         statement="Patching V (v_proj output) at the late layer, persistently during decoding, does not "
                   "transfer recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = baseline recipient with the recursive donor's V patched at the late layer "
@@ -84,7 +86,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="kv_transfer", version=2, title="KV transfer (second half)", headline=True, **BEHAVIOURAL,
+        id="kv_transfer", version=3, title="KV transfer (second half)", headline=True, **BEHAVIOURAL,
         statement="Patching the recursive donor's K and V over the second half of the layers into a "
                   "baseline recipient's cache transfers recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = KV patch, layers [L/2, L), all shared positions, α = 1. CI: 95% BCa "
@@ -96,7 +98,28 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="alpha_monotone", version=2, title="α dose-response", headline=True, delta=0.10, **BEHAVIOURAL,
+        id="kv_transfer_specific", version=1, title="KV transfer is specific to the recursive donor", **BEHAVIOURAL,
+        statement="The second-half KV patch transfers at least half of the natural recursive − baseline gap beyond "
+                  "what a non-recursive donor of the same token length transfers.",
+        estimator="T_spec = (mean score(B⊕A) − mean score(B⊕C)) / (mean score(A) − mean score(B)), C = another "
+                  "baseline prompt of B's token length (the cross-baseline donor), both patches second-half KV, "
+                  f"all shared positions, α = 1; the difference T(B⊕A) − T(B⊕C) of two {T_WORDS}. CI: 95% BCa "
+                  "bootstrap over pairs (clustered by prompt where a prompt recurs), numerator and gap resampled "
+                  "together. p: paired Wilcoxon signed-rank, score(B⊕A) > score(B⊕C), one-sided. Details: T of the "
+                  "norm-matched random and cross-baseline patches, and each patched condition's disruption size "
+                  "(first-step KL(natural B ‖ patched), nats).",
+        effect_type="transfer_difference", kind=Kind.SUPERIORITY,
+        criteria=(ci(">=", 0.50), P_BELOW),
+        ci_level=0.95, alpha=0.01, family="kv_transfer",
+        power=paired_plan(1.0, 0.50, pilot_sd("kv_transfer"), 0.95, "T_spec", "kv_transfer",
+                          sd_source="kv_transfer's pilot SD of T, assumed for T_spec, which no run has measured "
+                                    f"({PILOT_WORDS})"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+        notes="the rule (at least half the natural gap beyond a same-length non-recursive donor) was fixed on "
+              "2026-12-05, before any T_spec was computed",
+    ),
+    ClaimSpec(
+        id="alpha_monotone", version=3, title="α dose-response", headline=True, delta=0.10, **BEHAVIOURAL,
         statement="Recursive behaviour rises monotonically with the mixing weight α ∈ {0, .25, .5, .75, 1} "
                   "of the second-half KV patch.",
         estimator=f"estimate T(1) − T(0), the difference of the {T_WORDS} at α = 1 and at α = 0 (no CI); "
@@ -120,7 +143,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="single_layer_fails", version=2, title="Single-layer KV patch fails", headline=True, **BEHAVIOURAL,
+        id="single_layer_fails", version=3, title="Single-layer KV patch fails", headline=True, **BEHAVIOURAL,
         statement="Patching only the late layer's K and V does not transfer recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = KV patch at the late layer only, all shared positions, α = 1. "
                   "CI: 95% BCa bootstrap over pairs.",
@@ -135,7 +158,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
 
 GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
-        id="rv_gap_fades_in_generation", version=1, title="R_V gap fades in generation", **BEHAVIOURAL,
+        id="rv_gap_fades_in_generation", version=2, title="R_V gap fades in generation", **BEHAVIOURAL,
         statement="The recursive − baseline R_V gap present over the prompt's last tokens (decode step 0) shrinks "
                   "once the window holds generated tokens only (decode step 40).",
         estimator="per exact-length pair, d(s) = R_V(recursive, s) − R_V(baseline, s), R_V at decode step s over "
@@ -192,7 +215,7 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
         )
     ),
     ClaimSpec(
-        id="geometry_transfers", version=2, title="Geometry transfers with the cache", **BEHAVIOURAL,
+        id="geometry_transfers", version=3, title="Geometry transfers with the cache", **BEHAVIOURAL,
         statement="After a second-half KV patch, R_V on the recipient's own continuation moves toward the donor's.",
         estimator="G = (R_V(B⊕A) − R_V(B)) / (R_V(A) − R_V(B)), all three R_V on the same token ids: B's natural "
                   "continuation teacher-forced through B's cache, the patched B⊕A cache and A's cache (V downstream "
@@ -210,7 +233,7 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
 
 BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
-        id="rv_behaviour_correlation", version=2, title="R_V vs behaviour", **BEHAVIOURAL,
+        id="rv_behaviour_correlation", version=3, title="R_V vs behaviour", **BEHAVIOURAL,
         statement="Within recursive prompts, lower R_V goes with more recursive behaviour in the natural "
                   "continuation.",
         estimator="Spearman ρ between per-prompt R_V (prompt window) and the behaviour score of its natural "
@@ -222,22 +245,37 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="recursive prompts", required_groups=("recursive",),
     ),
     ClaimSpec(
-        id="reverse_patch_necessity", version=2, title="Reverse patch removes recursion", **BEHAVIOURAL,
+        id="reverse_patch_necessity", version=3, title="Reverse patch removes recursion", **BEHAVIOURAL,
         statement="Patching a baseline donor's K and V (second half of layers) into a recursive recipient "
-                  "removes at least half of its recursive behaviour.",
+                  "removes at least half of its recursive behaviour, and more than a recursive donor of the same "
+                  "token length or random KV does.",
         estimator="reverse transfer T_rev = (mean score(A⊕B) − mean score(A)) / (mean score(B) − mean score(A)) "
                   "with A recursive recipient, B baseline donor. CI: 95% BCa over pairs. p: paired Wilcoxon, "
-                  "score(A⊕B) < score(A), one-sided.",
+                  "score(A⊕B) < score(A), one-sided. Contrasts C_X = (mean score(A⊕X) − mean score(A⊕B)) / "
+                  "(mean score(A) − mean score(B)) = T_rev(B) − T_rev(X) for X = A' (another recursive prompt of "
+                  "A's token length as donor: recursive_donor) and X = R (Gaussian K/V with the baseline donor's "
+                  "norm per layer, KV head and position: random_kv), each a 95% BCa paired bootstrap over pairs "
+                  "(clustered by prompt where a prompt recurs), numerator and gap resampled together.",
         effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
-        criteria=(ci(">=", 0.50), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.9, 0.5, pilot_sd("reverse_patch_necessity"), 0.95, "T_rev", "behaviour",
-                                                                     sd_source=PILOT_WORDS),
+        criteria=(ci(">=", 0.50), P_BELOW, contrasts_above(0.0, ("recursive_donor", "random_kv"))),
+        ci_level=0.95, alpha=0.01, family="behaviour",
+        power=PowerPlan(
+            assumptions=f"true T_rev = 0.9, per-pair SD {pilot_sd('reverse_patch_necessity'):g} ({PILOT_WORDS}); "
+                        "paired score difference d_z = 0.8 (rank-test n inflated by π/3); each contrast's true "
+                        "value 0.6 (a foreign recursive or random cache removes 0.3 of the gap) with per-pair SD "
+                        "0.68 (√2 × the T_rev pilot SD, assumed), both contrast CIs jointly at power 0.8",
+            parts=(
+                *paired_plan(0.9, 0.5, pilot_sd("reverse_patch_necessity"), 0.95, "T_rev", "behaviour").parts,
+                part("each contrast 95% CI above 0", "one-sample-t", 0.6 / 0.68, alpha_ci(0.95), POWER ** 0.5),
+            ),
+        ),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     *(
         ClaimSpec(
-            id=f"control_{name}_null", version=2, title=f"{label} control ≈ no transfer", **BEHAVIOURAL,
-            statement=f"The {label.lower()} control patch (docs/METHODS.md §4) transfers no recursive behaviour.",
+            id=f"control_{name}_null", version=3, title=f"{label} control ≈ no transfer", **BEHAVIOURAL,
+            statement=f"The {label.lower()} control patch (docs/METHODS.md §4), a null that carries none of the "
+                      "recursive donor's content, transfers no recursive behaviour.",
             estimator=f"{T_WORDS}, B⊕A = second-half KV patch with {how}; normalized by the same pair's natural "
                       "recursive − baseline gap. CI: 90% BCa bootstrap over pairs (= TOST at α = 0.05).",
             effect_type="transfer_ratio", kind=Kind.EQUIVALENCE,
@@ -246,13 +284,29 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
             n_unit="prompt pairs", required_groups=RECBASE,
         )
         for name, label, how in (
-            ("shuffled", "Shuffled", "the donor's K/V positions permuted within the span (one permutation for K and V)"),
             ("random", "Norm-matched random", "Gaussian K/V matched to the donor's norm per layer, head and position"),
-            ("cross_baseline", "Cross-baseline", "a different baseline prompt as donor"),
+            ("cross_baseline", "Cross-baseline", "a different baseline prompt of the same token length as donor"),
         )
     ),
     ClaimSpec(
-        id="layer_quarter_localisation", version=2, title="Layer-quarter localisation", **BEHAVIOURAL,
+        id="kv_order_ablation", version=1, title="Transfer does not depend on position order", **BEHAVIOURAL,
+        statement="The donor's cache transfers about as much whatever the order of its positions: permuting the "
+                  "donor's K/V positions (K and V jointly, keys re-rotated) changes T by less than 0.20.",
+        estimator=f"D = T(main) − T(order-ablated), each a {T_WORDS}; order-ablated = the second-half KV patch with "
+                  "the recursive donor's positions permuted within the span by a seeded derangement per pair (one "
+                  "permutation for K and V and every layer, keys re-rotated to their new positions), which keeps "
+                  "the donor's whole set of K/V vectors. CI: 90% BCa bootstrap over pairs, numerator and gap "
+                  "resampled together (= TOST at α = 0.05).",
+        effect_type="transfer_difference", kind=Kind.EQUIVALENCE,
+        criteria=(ci_within(-0.20, 0.20),),
+        ci_level=0.90, alpha=0.05, family=None,
+        power=equivalence_plan(0.20, ORDER_ABLATION_D_SD, 0.90,
+                               "assumed from the pilot SDs of both T's, harness.registry.pilot.ORDER_ABLATION_D_SD"),
+        n_unit="prompt pairs", required_groups=RECBASE,
+        notes="replaces control_shuffled_null (v2), which treated an order ablation as a null",
+    ),
+    ClaimSpec(
+        id="layer_quarter_localisation", version=3, title="Layer-quarter localisation", **BEHAVIOURAL,
         statement="The transfer is carried by the later layers: the best late quarter (Q3 or Q4) transfers "
                   "more than the best early quarter (Q1 or Q2).",
         estimator=f"D = max(T_Q3, T_Q4) − max(T_Q1, T_Q2), each T a {T_WORDS} for a KV patch of that layer quarter; "
@@ -263,7 +317,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="token_quarter_localisation", version=2, title="Token-quarter localisation", **BEHAVIOURAL,
+        id="token_quarter_localisation", version=3, title="Token-quarter localisation", **BEHAVIOURAL,
         statement="Patching the last 25 % of prompt positions transfers more than patching the first 25 %.",
         estimator=f"D = T(last 25 %) − T(first 25 %), second-half layers, each a {T_WORDS}. CI: 95% BCa over pairs. "
                   "p: paired Wilcoxon on per-pair scores, last > first, one-sided.",
@@ -274,7 +328,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="level_behaviour_trend", version=2, title="Behaviour dose-response over recursion levels", **BEHAVIOURAL,
+        id="level_behaviour_trend", version=3, title="Behaviour dose-response over recursion levels", **BEHAVIOURAL,
         statement="The recursive behaviour of natural continuations rises with the prompt's recursion level.",
         estimator="partial Spearman ρ between level (1–5) and the behaviour score of the natural continuation, "
                   "prompt length in tokens partialled out. CI: 95% BCa over prompts. p: t-test of the partial ρ, "
@@ -285,7 +339,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,
     ),
     ClaimSpec(
-        id="donor_level_transfer_trend", version=2, title="Transfer grows with donor level", **BEHAVIOURAL,
+        id="donor_level_transfer_trend", version=3, title="Transfer grows with donor level", **BEHAVIOURAL,
         statement="KV transfer onto the same baselines grows with the donor's recursion level L1…L5.",
         estimator="per baseline recipient (block), the behaviour score after a second-half KV patch from a "
                   "donor of each level L1…L5; estimate = mean within-block Spearman ρ(level, score), CI 95% "
@@ -306,7 +360,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="baseline recipients", required_groups=RECBASE, requires_levels=True,
     ),
     ClaimSpec(
-        id="peak_zone_vs_half", version=2, title="Peak zone vs second half", **BEHAVIOURAL,
+        id="peak_zone_vs_half", version=3, title="Peak zone vs second half", **BEHAVIOURAL,
         statement="A KV patch of the peak zone alone (late layer ± 2) transfers less than the full second half.",
         estimator=f"D = T(second half) − T(late ± 2 layers), each a {T_WORDS}. CI: 95% BCa over pairs.",
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
@@ -315,7 +369,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="self_ref_token_patch", version=2, title="Self-referential tokens carry transfer", **BEHAVIOURAL,
+        id="self_ref_token_patch", version=3, title="Self-referential tokens carry transfer", **BEHAVIOURAL,
         statement="Patching only the positions of self-referential tokens (second-half layers) transfers at "
                   "least half of the natural gap.",
         estimator=f"{T_WORDS}, B⊕A = KV patch restricted to positions whose donor token is self-referential "
@@ -326,7 +380,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="donor_pr_predicts_transfer", version=2, title="Donor PR predicts transfer", **BEHAVIOURAL,
+        id="donor_pr_predicts_transfer", version=3, title="Donor PR predicts transfer", **BEHAVIOURAL,
         statement="Donors whose cached V has a lower participation ratio transfer more.",
         estimator="Spearman ρ over pairs between the donor's PR of cached V (late layer, prompt window) and the "
                   "pair's transfer (score(B⊕A) − score(B)), second-half KV patch. CI: 95% BCa over pairs. "

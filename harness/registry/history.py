@@ -42,6 +42,21 @@ PILOT = ("planned n re-solved from the per-pair SD the committed run measured (h
          "assumed SD the data contradicted; where the bank cannot supply that n the claim is INCONCLUSIVE and its "
          "explanation states the n it needs (issue 11, item 8)")
 
+SCORE_AND_DECODING = ("registered behaviour score replaced by the specific classifier score (P(recursive | text), "
+                      "trained on a hash-fixed split, validated on held-out disruption negatives; the clipped "
+                      "embedding margin gave word salad and random-KV gibberish 0.07–0.35) and EOS suppressed on "
+                      "the first 16 decode steps (empty continuations were 31–70 % of some conditions) (issue 10)")
+"""The issue-10 change of 2026-12-05: it moves every behavioural number (new score, new continuations)."""
+
+SPECIFIC_JOINS_FAMILY = ("kv_transfer_specific joined the kv_transfer multiplicity family: m 1 → 2, α_test "
+                         "0.01 → 0.005, planned n re-solved from the same assumptions (issue 10)")
+
+REVERSE_CONTRASTS = ("the reverse patch must also beat a recursive donor of the same token length (A⊕A') and "
+                     "random KV with the baseline donor's norms (A⊕noise): each contrast C_X = (mean s(A⊕X) − mean "
+                     "s(A⊕B)) / (mean s(A) − mean s(B)) needs its 95% BCa CI above 0, since v2 passed whenever any "
+                     "foreign cache disrupted the recursive recipient; pairs now need another recursive prompt of "
+                     "their length, and the planned n adds the contrasts' power part (issue 10)")
+
 TODAY = "2026-12-05"
 
 
@@ -49,7 +64,24 @@ def _v2(*reasons: str) -> tuple[VersionChange, ...]:
     return (VersionChange(2, TODAY, "; ".join(reasons)),)
 
 
-VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
+def _then(earlier: tuple[VersionChange, ...], *reasons: str) -> tuple[VersionChange, ...]:
+    """``earlier`` plus the next version, for ``reasons``."""
+    version = 2 + len(earlier)
+    return (*earlier, VersionChange(version, TODAY, "; ".join(reasons)))
+
+
+BEHAVIOURAL_CLAIMS = (
+    "v_patch_null", "kv_transfer", "alpha_monotone", "single_layer_fails", "rv_gap_fades_in_generation",
+    "geometry_transfers", "rv_behaviour_correlation", "reverse_patch_necessity", "control_random_null",
+    "control_cross_baseline_null", "layer_quarter_localisation", "token_quarter_localisation",
+    "level_behaviour_trend", "donor_level_transfer_trend", "peak_zone_vs_half", "self_ref_token_patch",
+    "donor_pr_predicts_transfer",
+)
+"""The claims registered with the behavioural decoding regime and score that existed before issue 10 (the new
+kv_transfer_specific and kv_order_ablation start at version 1 under them)."""
+
+
+_BEFORE_ISSUE_10: dict[str, tuple[VersionChange, ...]] = {
     **{claim: _v2(DECISION_LOGIC) for claim in (
         "rv_contraction", "attention_entropy_differs", "rv_survives_long_control", "rv_survives_repetition",
         "rv_survives_about_recursion", "donor_pr_predicts_transfer",
@@ -72,7 +104,7 @@ VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
         "donor_level_transfer_trend",
     )},
     **{claim: _v2(PILOT) for claim in (
-        "v_patch_null", "single_layer_fails", "control_shuffled_null", "control_random_null",
+        "v_patch_null", "single_layer_fails", "control_random_null",
         "control_cross_baseline_null", "layer_quarter_localisation", "peak_zone_vs_half", "self_ref_token_patch",
     )},
     "rv_behaviour_correlation": _v2(DECISION_LOGIC, "moved from the geometry to the behaviour multiplicity family "
@@ -81,6 +113,18 @@ VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
     "level_rv_trend": _v2(DECISION_LOGIC, LENGTH_COVARIATE),
     "level_behaviour_trend": _v2(DECISION_LOGIC, LENGTH_COVARIATE),
     "geometry_transfers": _v2(DECISION_LOGIC, SAME_TOKENS),
+}
+"""The version changes up to issue 10 (control_shuffled_null, v2, left the registry then: see kv_order_ablation)."""
+
+_ISSUE_10_EXTRA: dict[str, tuple[str, ...]] = {
+    "kv_transfer": (SPECIFIC_JOINS_FAMILY,),
+    "reverse_patch_necessity": (REVERSE_CONTRASTS,),
+}
+
+VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
+    **_BEFORE_ISSUE_10,
+    **{claim: _then(_BEFORE_ISSUE_10.get(claim, ()), SCORE_AND_DECODING, *_ISSUE_10_EXTRA.get(claim, ()))
+       for claim in BEHAVIOURAL_CLAIMS},
 }
 """Every version change by claim id, oldest first."""
 

@@ -40,7 +40,7 @@ MULTIPLICITY_FAMILIES: dict[str, MultiplicityFamily] = {
             "rv_survives_about_recursion", "rv_gap_fades_in_generation", "attention_entropy_differs",
             "level_rv_trend", "geometry_transfers",
         )),
-        MultiplicityFamily("kv_transfer", 0.01, "holm", ("kv_transfer",)),
+        MultiplicityFamily("kv_transfer", 0.01, "holm", ("kv_transfer", "kv_transfer_specific")),
         MultiplicityFamily("alpha_monotone", 0.01, "holm", ("alpha_monotone",)),
         MultiplicityFamily("behaviour", 0.01, "holm", (
             "reverse_patch_necessity", "rv_behaviour_correlation", "token_quarter_localisation",

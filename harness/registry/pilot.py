@@ -23,7 +23,7 @@ PILOT_SD: dict[str, float] = {
     "kv_transfer": 0.97,  # T; 0.964 / 0.691
     "single_layer_fails": 0.63,  # T; 0.628 / 0.040
     "reverse_patch_necessity": 0.48,  # T_rev; 0.479 / 0.166
-    "control_shuffled_null": 0.98,  # T, 90% CI; 0.976 / 0.702
+    "order_ablated_T": 0.98,  # T of the order-ablated (shuffled) patch, 90% CI; recorded as control_shuffled_null; 0.976 / 0.702
     "control_random_null": 0.51,  # 0.509 / 0.288
     "control_cross_baseline_null": 0.31,  # 0.308 / 0.257
     "layer_quarter_localisation": 0.74,  # D; 0.709 / 0.734
@@ -33,9 +33,17 @@ PILOT_SD: dict[str, float] = {
     "alpha_monotone": 1.21,  # largest adjacent-step SD; smollm2 steps 0.244 0.762 0.456 1.203, gemma3 up to 0.959
     "donor_level_transfer_trend": 0.33,  # per-block ρ; 0.321 / 0.269
 }
-"""Per-pair (per-block) SD of each claim's statistic in the pilot, in the statistic's own units."""
+"""Per-pair (per-block) SD of each claim's statistic in the pilot, in the statistic's own units, keyed by claim id;
+``order_ablated_T`` is the T of the order-ablated patch, which the pilot run estimated as claim control_shuffled_null
+(v2) and which no registered claim estimates alone now (kv_order_ablation estimates T(main) − T(order-ablated))."""
+
+ORDER_ABLATION_D_SD = 1.38
+"""Assumed per-pair SD of D = T(main) − T(order-ablated) (T units) for kv_order_ablation: no run measured D; the
+pilot's SDs of the two T's (kv_transfer 0.97, order_ablated_T 0.98) combined as if uncorrelated,
+√(0.97² + 0.98²) = 1.379, rounded up. Both share the recipient B and its natural scores, so their correlation is
+expected positive and the true SD smaller; a negative correlation would make it larger (at most 1.95)."""
 
 
-def pilot_sd(claim_id: str) -> float:
-    """The pilot SD of ``claim_id`` (KeyError for a claim without a pilot)."""
-    return PILOT_SD[claim_id]
+def pilot_sd(key: str) -> float:
+    """The pilot SD of ``key``, a claim id or a quantity named in :data:`PILOT_SD` (KeyError without a pilot)."""
+    return PILOT_SD[key]

@@ -24,8 +24,13 @@ whenever n < planned n or the estimate is undefined).
   directional criterion, since each bound sits at or beyond the null in the claimed direction, so that case is
   already a CI failure.
 - **steps** criteria need every adjacent-step CI at or above −δ: met when every step's lower bound is ≥ −δ,
-  clearly not met when any step's upper bound is below −δ, undecided otherwise. **value** criteria judge the point
-  estimate without a CI (deterministic invariants): met or clearly not met, undecided only when the value is NaN.
+  clearly not met when any step's upper bound is below −δ, undecided otherwise.
+- **contrasts** criteria (``contrasts_above``) need the CI of every registered contrast (named in the criterion,
+  e.g. the reverse patch against a same-length recursive donor and against random KV) above a bound: met when
+  every contrast's lower bound is > the bound, clearly not met when any contrast's upper bound is ≤ it,
+  undecided otherwise. A contrasts criterion goes beside a main criterion, never first (it gives no direction).
+- **value** criteria judge the point estimate without a CI (deterministic invariants): met or clearly not met,
+  undecided only when the value is NaN.
 
 (A registry criterion is not an experimental condition: those are :class:`harness.transfer.Condition`.)
 """
@@ -38,7 +43,7 @@ from typing import Literal
 
 __all__ = [
     "P_BELOW", "Criterion", "CriterionKind", "Direction", "Kind", "Op", "ci", "ci_outside", "ci_within",
-    "claimed_direction", "criterion_summary", "criterion_words", "steps_at_least", "value",
+    "claimed_direction", "contrasts_above", "criterion_summary", "criterion_words", "steps_at_least", "value",
 ]
 
 
@@ -53,7 +58,7 @@ class Kind(str, Enum):
     INVARIANT = "invariant"
 
 
-CriterionKind = Literal["ci", "ci_within", "ci_outside", "p_below", "steps_at_least", "value"]
+CriterionKind = Literal["ci", "ci_within", "ci_outside", "p_below", "steps_at_least", "contrasts_above", "value"]
 Op = Literal["<", "<=", ">", ">="]
 Direction = Literal["below", "above"]
 
@@ -69,6 +74,7 @@ class Criterion:
     - ``ci_within`` / ``ci_outside``: the main CI inside / outside the interval ``bounds``;
     - ``p_below``: p < the claim's ``alpha_test`` (p one-sided in the :func:`claimed_direction` when there is one);
     - ``steps_at_least``: every adjacent-step CI lies at or above ``bound`` (= −δ);
+    - ``contrasts_above``: the CI of every contrast named in ``names`` lies above ``bound``;
     - ``value``: the point estimate (no CI) against ``bound`` with ``op`` (invariants).
     """
 
@@ -76,6 +82,7 @@ class Criterion:
     op: Op | None = None
     bound: float | None = None
     bounds: tuple[float, float] | None = None
+    names: tuple[str, ...] = ()
 
 
 def ci(op: Op, bound: float) -> Criterion:
@@ -98,6 +105,14 @@ def steps_at_least(bound: float) -> Criterion:
     return Criterion("steps_at_least", bound=bound)
 
 
+def contrasts_above(bound: float, names: tuple[str, ...]) -> Criterion:
+    """The CI (at the claim's level) of every contrast in ``names`` has its lower bound > ``bound``; ``names`` are
+    the keys the claim test passes to :func:`harness.results.evaluate` as ``contrast_cis``."""
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"contrasts_above needs distinct contrast names, got {names!r}")
+    return Criterion("contrasts_above", bound=bound, names=tuple(names))
+
+
 def value(op: Op, bound: float) -> Criterion:
     """The point estimate satisfies ``estimate op bound`` (deterministic invariants)."""
     return Criterion("value", op=op, bound=bound)
@@ -112,8 +127,9 @@ def claimed_direction(criteria: tuple[Criterion, ...]) -> Direction | None:
 
     ``ci`` with ``<`` / ``<=`` → "below", with ``>`` / ``>=`` → "above"; ``steps_at_least`` (an increasing
     trend) → "above". ``ci_within`` (equivalence), ``ci_outside`` (a difference of either sign, two-sided p) and
-    ``value`` (invariants, no p) → None. A claim's p criterion is one-sided in this direction, and only then can
-    a large p (≥ 1 − α_test) contradict the claim.
+    ``value`` (invariants, no p) → None; ``contrasts_above`` is never first (:class:`ClaimSpec` refuses it).
+    A claim's p criterion is one-sided in this direction, and only then can a large p (≥ 1 − α_test)
+    contradict the claim.
     """
     primary = next((c for c in criteria if c.kind != "p_below"), None)
     if primary is None:
@@ -139,12 +155,17 @@ def criterion_words(c: Criterion, *, ci_level: float | None, delta: float | None
                 else f"every adjacent-step 95% CI lower bound is ≥ {c.bound:g} (δ = {delta:g})")
     if c.kind == "value":
         return f"value {c.op} {c.bound:g}" if short else f"the value is {c.op} {c.bound:g}"
+    level = f"{ci_level:.0%}" if ci_level is not None else ""
+    if c.kind == "contrasts_above":
+        if short:
+            return f"every contrast {level} CI > {c.bound:g}"
+        return (f"the {level} CI of every registered contrast ({', '.join(c.names)}) lies above {c.bound:g} "
+                f"(lower bound > {c.bound:g})")
     if c.kind == "ci":
         where = f"{c.op} {c.bound:g}" if short else f"{_SIDE[c.op or '<']} {c.bound:g}"
     else:
         lo, hi = c.bounds or (0.0, 0.0)
         where = f"inside ({lo:g}, {hi:g})" if c.kind == "ci_within" else f"outside [{lo:g}, {hi:g}]"
-    level = f"{ci_level:.0%}" if ci_level is not None else ""
     return f"{level} CI {where}" if short else f"the whole {level} CI lies {where}"
 
 

@@ -69,6 +69,10 @@ class ClaimSpec:
             raise ValueError(f"claim {self.id}: ci_level must be set exactly when the rule uses a CI")
         if any(c.kind == "steps_at_least" for c in self.criteria) and self.delta is None:
             raise ValueError(f"claim {self.id}: a steps_at_least condition needs delta")
+        if self.primary.kind == "contrasts_above":
+            raise ValueError(f"claim {self.id}: a contrasts_above condition goes beside a main criterion, not first")
+        if any(c.kind == "contrasts_above" for c in self.criteria) and self.ci_level is None:
+            raise ValueError(f"claim {self.id}: a contrasts_above condition needs ci_level (the contrasts' CI level)")
 
     @property
     def planned_n(self) -> int:

@@ -34,7 +34,7 @@ NOT RUN row. Under xdist the selected tests are read from the workers' collected
   ``config.stash[harness.report.provenance.PROMPT_BANK_HASH_KEY]`` on the controller).
 - ``synthetic``: ``True`` for fabricated plumbing data → a banner on claims.md and ``run.synthetic``.
 - ``examples``: ``{condition: [generated continuation, ...]}`` (e.g. baseline, recursive, patched,
-  shuffled) → examples.md, when the record has no ``samples``.
+  order-ablated) → examples.md, when the record has no ``samples``.
 - ``samples``: ``{condition: [{"pair", "recipient", "donor", "sample", "text", "n_tokens", "stopped_at_eos",
   "empty", "degenerate", "score", "scores"}, ...]}`` → samples.jsonl (moved out of claims.json) and examples.md.
 - ``conditions``: ``{condition: {"n_continuations", "empty_share", "condition": {...}, ...}}`` → examples.md.
@@ -46,6 +46,9 @@ NOT RUN row. Under xdist the selected tests are read from the workers' collected
 - ``transfer_by_range``: ``{"labels": [str], "estimate": [...], "ci_low": [...], "ci_high": [...]}`` →
   ``transfer_by_layer_range-<claim>.png``.
 - ``step_cis`` is filled by :func:`harness.results.evaluate` for trend rules with steps.
+- ``contrast_cis`` (``{name: [low, high]}``) is filled by :func:`harness.results.evaluate` for ``contrasts_above``
+  rules, and ``contrasts`` (``{name: {"condition", "estimate", "ci_low", "ci_high", "ci_level", ...}}``) by
+  :func:`harness.claim_support.transfer_result` → a contrasts table in the claim's section of claims.md.
 
 Records carry volatile fields (``run.worker``, ``run.durations_s``) apart from the rest, so the same run
 with ``-n 0`` and ``-n 2`` gives identical records once ``run`` is dropped.

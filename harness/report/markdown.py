@@ -125,6 +125,7 @@ def claim_section(claim: str, recs: Sequence[dict[str, Any]], figure_files: Sequ
              _verdict_cell(r["verdict"]), _short_explanation(r)] for r in recs]
     out += [md_table(["model", f"estimate ({effect_symbol(claim)})", ci_head, "n (planned)", "p", "p adj.", "verdict",
                       "explanation"], rows), ""]
+    out += contrast_table(recs)
     out += layer_sweep_table(recs)
     out += [f"![{name}]({name})" for name in figure_files]
     if figure_files:
@@ -188,6 +189,24 @@ def run_details(run: dict[str, Any]) -> list[str]:
     if packages:
         lines += ["## Package versions", "", md_table(["package", "version"], packages), ""]
     return lines
+
+
+def contrast_table(recs: Sequence[dict[str, Any]]) -> list[str]:
+    """The contrasts a ``contrasts_above`` rule judged (``details["contrast_cis"]``, with estimates from
+    ``details["contrasts"]`` when present): one row per (model, contrast). Empty when no record has contrasts."""
+    rows = []
+    for rec in recs:
+        details = rec.get("details") or {}
+        described = details.get("contrasts") or {}
+        for name, (low, high) in (details.get("contrast_cis") or {}).items():
+            level = (described.get(name) or {}).get("ci_level") or rec.get("ci_level")
+            rows.append([rec["model"], f"`{name}`", (described.get(name) or {}).get("condition") or MISSING,
+                         fmt((described.get(name) or {}).get("estimate")), fmt_ci(low, high),
+                         f"{level:.0%}" if level else MISSING])
+    if not rows:
+        return []
+    return ["Contrasts (each must lie above the rule's bound):", "",
+            md_table(["model", "contrast", "condition", "estimate", "CI", "level"], rows), ""]
 
 
 def _short_explanation(rec: dict[str, Any]) -> str:

@@ -1,14 +1,16 @@
 """The behavioural experiment layer: named conditions, cached batched runs, transfer T (DESIGN §4.3–4.8).
 
 Modules: :mod:`~harness.transfer.conditions` (conditions as data and the catalogue), :mod:`~harness.transfer.outcomes` (typed results), :mod:`~harness.transfer.runner`
-(generation, cache, scoring), :mod:`~harness.transfer.estimate` (T and step CIs). Import from here; pairs and
+(generation, cache, scoring), :mod:`~harness.transfer.estimate` (T and step CIs),
+:mod:`~harness.transfer.disruption` (first-step KL of a patch: its disruption size). Import from here; pairs and
 their order come from :mod:`harness.prompts.pairing`.
 
 Vocabulary
 ----------
 - A :class:`~harness.prompts.pairing.TransferPair` is a recursive prompt A and a baseline prompt B with exactly equal token counts
   under the model's tokenizer (BOS included, so positions align one to one), optionally with a second
-  baseline B' of the same length (the cross-baseline donor).
+  baseline B' of the same length (the cross-baseline donor) and a second recursive prompt A' of A's length
+  (the reverse patch's same-length recursive donor).
 - A :class:`Condition` is model-independent data: which prompt of the pair is the recipient, which the
   donor, and what is patched (KV over a :class:`LayerSet` and token :class:`~harness.patching.Span`, with
   α, components and a control; or a ``v_proj`` / residual activation patch). :meth:`Condition.patch_for`
@@ -20,7 +22,7 @@ Vocabulary
   in batches, scores it with :func:`harness.behaviour.score_continuations` (generated tokens only) and
   returns typed :class:`PairOutcome` s. Each pair's outcome is cached on disk through
   :class:`~harness.measurement_cache.MeasurementCache`, keyed by the model identity, the pair id (it seeds
-  the shuffled and random controls), the recipient and donor texts, the resolved patch spec, the decoding
+  the order-ablation and random controls), the recipient and donor texts, the resolved patch spec, the decoding
   regime, the capture spec (by default V at the early and late layers, :func:`standard_capture`) and a
   fingerprint of the engine source read at import; so claims that share a condition compute it once per
   model and re-runs are free. The cache holds continuations, not scores: each run scores the texts with the
@@ -40,18 +42,20 @@ that have every prompt its conditions need.
 """
 
 from harness.transfer.conditions import (
-    ALPHAS, CATALOGUE, CROSS_BASELINE, KV_MAIN, KV_SINGLE_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE,
-    RANDOM_NORM_MATCHED, REVERSE, SHUFFLED, V_PATCH_LATE, Condition, Intervention, LayerSet, activation_condition,
-    kv_alpha, kv_condition,
+    ALPHAS, CATALOGUE, CROSS_BASELINE, KV_MAIN, KV_SINGLE_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE, ORDER_ABLATION,
+    RANDOM_NORM_MATCHED, REVERSE, REVERSE_RANDOM, REVERSE_RECURSIVE_DONOR, V_PATCH_LATE, Condition, Intervention,
+    LayerSet, activation_condition, kv_alpha, kv_condition,
 )
-from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_step_cis
+from harness.transfer.disruption import first_step_kl, kl_summary
+from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_difference, transfer_step_cis
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 from harness.transfer.runner import NOT_IN_ENGINE_KEY, engine_fingerprint, run_condition, standard_capture
 
 __all__ = [
     "ALPHAS", "CATALOGUE", "CROSS_BASELINE", "NOT_IN_ENGINE_KEY", "KV_MAIN", "KV_SINGLE_LATE", "NATURAL_BASELINE",
-    "NATURAL_RECURSIVE", "RANDOM_NORM_MATCHED", "REVERSE", "SHUFFLED", "V_PATCH_LATE", "Condition", "ConditionRun",
+    "NATURAL_RECURSIVE", "ORDER_ABLATION", "RANDOM_NORM_MATCHED", "REVERSE", "REVERSE_RANDOM",
+    "REVERSE_RECURSIVE_DONOR", "V_PATCH_LATE", "Condition", "ConditionRun",
     "Continuation", "Intervention", "LayerSet", "PairOutcome", "TransferResult",
-    "activation_condition", "engine_fingerprint", "kv_alpha", "kv_condition", "prompt_clusters",
-    "run_condition", "standard_capture", "transfer", "transfer_step_cis",
+    "activation_condition", "engine_fingerprint", "first_step_kl", "kl_summary", "kv_alpha", "kv_condition", "prompt_clusters",
+    "run_condition", "standard_capture", "transfer", "transfer_difference", "transfer_step_cis",
 ]

@@ -126,12 +126,10 @@ class Condition:
         if self.intervention not in (Intervention.KV,) and (self.control is not None or self.pair_positions):
             raise ValueError(f"condition {self.name!r}: controls and per-pair positions apply to KV patches only")
         if self.control is not None and self.donor is not None:
-            expected = _roles_for(self.control)
-            if (self.recipient, self.donor) != expected:
-                raise ValueError(
-                    f"condition {self.name!r}: the {self.control.value} control needs recipient/donor "
-                    f"{expected[0].value}/{expected[1].value}"
-                )
+            allowed = _allowed_roles(self.control)
+            if (self.recipient, self.donor) not in allowed:
+                needs = " or ".join(f"{r.value}/{d.value}" for r, d in allowed)
+                raise ValueError(f"condition {self.name!r}: the {self.control.value} control needs recipient/donor {needs}")
         if self.control is None and self.donor is not None and (self.recipient, self.donor) != (PairRole.BASELINE, PairRole.RECURSIVE):
             raise ValueError(f"condition {self.name!r}: without a control the recipient is baseline and the donor recursive")
 
@@ -171,9 +169,22 @@ class Condition:
 
 def _roles_for(control: ControlKind) -> tuple[PairRole, PairRole]:
     recipient, donor = patching.assign_roles(
-        Control(control), recursive=PairRole.RECURSIVE, baseline=PairRole.BASELINE, other_baseline=PairRole.OTHER_BASELINE
+        Control(control), recursive=PairRole.RECURSIVE, baseline=PairRole.BASELINE,
+        other_baseline=PairRole.OTHER_BASELINE, other_recursive=PairRole.OTHER_RECURSIVE,
     )
     return recipient, donor
+
+
+REVERSED_ROLES = (PairRole.RECURSIVE, PairRole.BASELINE)
+"""Recipient/donor of the reverse patch: a tensor control (shuffled, random) may run in this direction too, e.g.
+noise with the baseline donor's norms into the recursive recipient."""
+
+
+def _allowed_roles(control: ControlKind) -> tuple[tuple[PairRole, PairRole], ...]:
+    """The recipient/donor roles ``control`` can run with: those of :func:`harness.patching.assign_roles`, and for
+    the tensor controls (which transform the donor's tensors whatever prompt it is) also :data:`REVERSED_ROLES`."""
+    main = _roles_for(control)
+    return (main, REVERSED_ROLES) if Control(control).transforms_donor else (main,)
 
 
 def kv_condition(
@@ -185,13 +196,21 @@ def kv_condition(
     components: Components = Components.KV,
     control: ControlKind | None = None,
     pair_positions: Mapping[str, Sequence[int]] | None = None,
+    reversed_roles: bool = False,
 ) -> Condition:
     """A KV-patch condition (default: K+V over the patch set, all shared positions, α = 1).
 
     Roles follow the control: main and tensor controls patch recursive → baseline, ``REVERSE`` baseline →
-    recursive, ``CROSS_BASELINE`` other baseline → baseline.
+    recursive, ``CROSS_BASELINE`` other baseline → baseline, ``CROSS_RECURSIVE`` other recursive → recursive.
+    ``reversed_roles`` (tensor controls only) runs the control in the reverse direction, baseline donor →
+    recursive recipient (:data:`REVERSED_ROLES`).
     """
-    recipient, donor = _roles_for(control) if control is not None else (PairRole.BASELINE, PairRole.RECURSIVE)
+    if reversed_roles:
+        if control is None or not Control(control).transforms_donor:
+            raise ValueError(f"condition {name!r}: reversed_roles applies to the shuffled and random controls only")
+        recipient, donor = REVERSED_ROLES
+    else:
+        recipient, donor = _roles_for(control) if control is not None else (PairRole.BASELINE, PairRole.RECURSIVE)
     positions = tuple(sorted((k, tuple(v)) for k, v in (pair_positions or {}).items()))
     return Condition(name, recipient, donor, Intervention.KV, layers, span, positions, alpha, components, control)
 
@@ -223,12 +242,18 @@ V_PATCH_LATE = activation_condition("v_patch_late")
 """B with A's ``v_proj`` output at the late layer: prompt positions aligned, and on every decode step A's last-token V."""
 REVERSE = kv_condition("reverse", control=ControlKind.REVERSE)
 """A⊕B: the baseline's K/V over the patch set into the recursive recipient."""
-SHUFFLED = kv_condition("control_shuffled", control=ControlKind.SHUFFLED)
-"""B⊕A with A's positions permuted by a seeded derangement (keys re-rotated to their new positions)."""
+ORDER_ABLATION = kv_condition("order_ablation", control=ControlKind.SHUFFLED)
+"""B⊕A with A's positions permuted by a seeded derangement (keys re-rotated to their new positions): an order
+ablation, not a null, since it keeps A's whole set of K/V vectors."""
 RANDOM_NORM_MATCHED = kv_condition("control_random", control=ControlKind.RANDOM_NORM_MATCHED)
 """B⊕noise: Gaussian K/V with A's norm per layer, KV head and position."""
 CROSS_BASELINE = kv_condition("control_cross_baseline", control=ControlKind.CROSS_BASELINE)
 """B⊕B': another baseline prompt of the same length as donor."""
+REVERSE_RECURSIVE_DONOR = kv_condition("reverse_recursive_donor", control=ControlKind.CROSS_RECURSIVE)
+"""A⊕A': another recursive prompt of A's token length as donor into the recursive recipient (reverse-patch contrast)."""
+REVERSE_RANDOM = kv_condition("reverse_random", control=ControlKind.RANDOM_NORM_MATCHED, reversed_roles=True)
+"""A⊕noise: Gaussian K/V with the baseline donor B's norm per layer, KV head and position into the recursive
+recipient (reverse-patch contrast)."""
 
 ALPHAS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 """The registered mixing weights of the dose-response claim."""
@@ -248,7 +273,8 @@ CATALOGUE: dict[str, Condition] = {
     c.name: c
     for c in (
         NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN, *(kv_alpha(a) for a in ALPHAS[1:-1]), KV_SINGLE_LATE,
-        V_PATCH_LATE, REVERSE, SHUFFLED, RANDOM_NORM_MATCHED, CROSS_BASELINE,
+        V_PATCH_LATE, REVERSE, ORDER_ABLATION, RANDOM_NORM_MATCHED, CROSS_BASELINE, REVERSE_RECURSIVE_DONOR,
+        REVERSE_RANDOM,
     )
 }
 """The suite's named conditions (model-independent)."""

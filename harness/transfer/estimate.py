@@ -12,7 +12,7 @@ from harness.behaviour import BEHAVIOUR_SCORE
 from harness.stats import ConfidenceInterval, bootstrap_ci, in_gap_units, transfer_ci
 from harness.transfer.outcomes import ConditionRun
 
-__all__ = ["TransferResult", "prompt_clusters", "transfer", "transfer_step_cis"]
+__all__ = ["TransferResult", "prompt_clusters", "transfer", "transfer_difference", "transfer_step_cis"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +138,33 @@ def transfer_step_cis(
                      level=level, method=method, n_resamples=n_resamples, rng=gen)
         for lo, hi in zip(ordered[:-1], ordered[1:])
     ]
+
+
+def transfer_difference(
+    upper: ConditionRun,
+    lower: ConditionRun,
+    recipient: ConditionRun,
+    donor: ConditionRun,
+    *,
+    level: float,
+    rng: int | np.random.Generator,
+    measure: str = BEHAVIOUR_SCORE,
+    method: str = "BCa",
+    n_resamples: int = 9999,
+) -> ConfidenceInterval:
+    """ΔT = T(upper) − T(lower) = (mean s(upper) − mean s(lower)) / (mean s(donor) − mean s(recipient)), in units
+    of the natural gap, with the paired bootstrap CI of :func:`transfer_step_cis` (clustered by prompt, numerator
+    and gap resampled together).
+
+    When s(upper) − s(lower) is exactly 0 on every pair and the gap is not, every resample's ΔT is exactly 0: the
+    bootstrap distribution is the point 0, and so is the interval ([0, 0], not degenerate). That is a measured
+    absence of any difference (e.g. two patches that both leave every continuation empty), which a rule must be
+    able to judge, not a failed bootstrap (BCa alone would return no interval for it).
+    """
+    ci = transfer_step_cis([lower, upper], recipient, donor, level=level, rng=rng, measure=measure, method=method,
+                           n_resamples=n_resamples)[0]
+    same = bool(np.all(upper.scores(measure) == lower.scores(measure)))
+    gap = float(np.mean(donor.scores(measure)) - np.mean(recipient.scores(measure)))
+    if same and gap != 0.0:
+        return ConfidenceInterval(0.0, 0.0, 0.0, ci.level, ci.method, ci.n_resamples, ci.n_units, False)
+    return ci

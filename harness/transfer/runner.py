@@ -26,7 +26,7 @@ from harness.serialize import decode_array, encode_array, to_builtin
 from harness.transfer.conditions import Condition, Intervention
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 
-__all__ = ["NOT_IN_ENGINE_KEY", "engine_fingerprint", "run_condition", "standard_capture"]
+__all__ = ["NOT_IN_ENGINE_KEY", "engine_fingerprint", "pair_key_parts", "run_condition", "standard_capture"]
 
 
 NOT_IN_ENGINE_KEY = ("harness.behaviour",)
@@ -53,8 +53,11 @@ def standard_capture(lm: LoadedModel, condition: Condition) -> CaptureSpec:
     return CaptureSpec(v_layers=tuple(sorted(layers)))
 
 
-def _pair_parts(lm: LoadedModel, pair: TransferPair, condition: Condition, patch: Any, decoding: DecodingRegime,
+def pair_key_parts(lm: LoadedModel, pair: TransferPair, condition: Condition, patch: Any, decoding: DecodingRegime,
                 run_seed: int, capture: CaptureSpec, fingerprint: str) -> dict[str, Any]:
+    """The cache-key parts of one pair's measurement under ``condition``: model identity, pair id, recipient and
+    donor token ids, the resolved ``patch``, the decoding regime, the run seed (sampling only), the capture spec and
+    the code ``fingerprint`` (condition names are not part of it)."""
     _, recipient_ids = pair.prompt(condition.recipient)
     donor = pair.prompt(condition.donor)[1] if condition.donor is not None else None
     return {
@@ -227,7 +230,7 @@ def run_condition(
     fingerprint = engine_fingerprint()
     patches = {p.id: p.aligned(condition.patch_for(lm, p.id, run_seed), condition.recipient, condition.donor)
                for p in pairs}
-    parts = {p.id: _pair_parts(lm, p, condition, patches[p.id], decoding, run_seed, capture, fingerprint) for p in pairs}
+    parts = {p.id: pair_key_parts(lm, p, condition, patches[p.id], decoding, run_seed, capture, fingerprint) for p in pairs}
     found = {p.id: _lookup(cache, parts[p.id]) for p in pairs}
     missing = [(p, patches[p.id]) for p in pairs if found[p.id] is None]
     if missing:

@@ -71,6 +71,17 @@ def test_make_pair_rejects_unequal_lengths(toy_llama, bank):
         pairing.make_pair(toy_llama, long, short)
 
 
+def test_other_recursive_is_a_distinct_same_length_recursive_prompt(toy_llama, bank):
+    everything = pairing.transfer_pairs(toy_llama, bank)
+    with_other = [p for p in everything if p.has(pairing.PairRole.OTHER_RECURSIVE)]
+    assert with_other
+    for p in with_other:
+        other, ids = p.prompt(pairing.PairRole.OTHER_RECURSIVE)
+        assert other.group == "recursive" and other.id != p.recursive.id and len(ids) == len(p.recursive_ids)
+    variant = pairing.unmatched_pairs(toy_llama, bank)
+    assert all(p.other_recursive is not None and p.other_recursive.id != p.recursive.id for p in variant)
+
+
 def test_pair_without_other_baseline_says_so(toy_llama, bank):
     p = pairing.select_pairs(toy_llama, bank, 1)[0]
     lonely = pairing.TransferPair(p.id, p.recursive, p.baseline, p.recursive_ids, p.baseline_ids)
@@ -108,7 +119,13 @@ def test_catalogue_roles_and_resolved_specs(toy_llama):
     assert isinstance(v, ActivationPatchSpec) and v.layer == toy_llama.layers.late and v.mode is PatchMode.PERSISTENT
     assert (tr.REVERSE.recipient, tr.REVERSE.donor) == (pairing.PairRole.RECURSIVE, pairing.PairRole.BASELINE)
     assert (tr.CROSS_BASELINE.recipient, tr.CROSS_BASELINE.donor) == (pairing.PairRole.BASELINE, pairing.PairRole.OTHER_BASELINE)
-    for c in (tr.SHUFFLED, tr.RANDOM_NORM_MATCHED):
+    assert (tr.REVERSE_RECURSIVE_DONOR.recipient, tr.REVERSE_RECURSIVE_DONOR.donor) == (
+        pairing.PairRole.RECURSIVE, pairing.PairRole.OTHER_RECURSIVE)
+    assert (tr.REVERSE_RANDOM.recipient, tr.REVERSE_RANDOM.donor) == (pairing.PairRole.RECURSIVE, pairing.PairRole.BASELINE)
+    assert tr.REVERSE_RANDOM.control is ControlKind.RANDOM_NORM_MATCHED
+    with pytest.raises(ValueError, match="shuffled and random controls only"):
+        tr.kv_condition("x", control=ControlKind.CROSS_BASELINE, reversed_roles=True)
+    for c in (tr.ORDER_ABLATION, tr.RANDOM_NORM_MATCHED):
         assert (c.recipient, c.donor) == (pairing.PairRole.BASELINE, pairing.PairRole.RECURSIVE)
         a, b = c.patch_for(toy_llama, "p", 0), c.patch_for(toy_llama, "p", 1)
         assert a.control.kind is c.control and a.control.seed != b.control.seed  # seeded from the run seed
@@ -163,16 +180,19 @@ def _first_logits(lm: LoadedModel, pairs, condition: tr.Condition) -> torch.Tens
 
 
 def test_conditions_differ_where_they_must(toy_model, bank):
-    pairs = pairing.select_pairs(toy_model, bank, 2, roles=(pairing.PairRole.RECURSIVE, pairing.PairRole.BASELINE, pairing.PairRole.OTHER_BASELINE))
+    pairs = pairing.select_pairs(toy_model, bank, 2, roles=(pairing.PairRole.RECURSIVE, pairing.PairRole.BASELINE,
+                                                             pairing.PairRole.OTHER_BASELINE, pairing.PairRole.OTHER_RECURSIVE))
     logits = {
         c.name: _first_logits(toy_model, pairs, c)
         for c in (tr.NATURAL_BASELINE, tr.NATURAL_RECURSIVE, *tr.CATALOGUE.values())
     }
     must_differ = [
-        ("natural_baseline", "kv_main"), ("natural_recursive", "kv_main"), ("kv_main", "control_shuffled"),
+        ("natural_baseline", "kv_main"), ("natural_recursive", "kv_main"), ("kv_main", "order_ablation"),
         ("kv_main", "control_random"), ("kv_main", "control_cross_baseline"), ("kv_main", "kv_alpha_0.5"),
         ("kv_main", "kv_single_late"), ("natural_baseline", "v_patch_late"), ("natural_recursive", "reverse"),
         ("natural_baseline", "control_cross_baseline"), ("natural_baseline", "kv_alpha_0.25"),
+        ("reverse", "reverse_recursive_donor"), ("reverse", "reverse_random"), ("natural_recursive", "reverse_random"),
+        ("natural_recursive", "reverse_recursive_donor"),
     ]
     for a, b in must_differ:
         diff = (logits[a] - logits[b]).abs().amax(dim=-1)
@@ -220,7 +240,7 @@ def test_cached_outcomes_are_identical_and_skip_generation(toy_llama, pairs, tmp
 
 def test_cache_key_changes_with_what_determines_the_outcome(toy_llama, pairs, tmp_path, monkeypatch):
     cache = _cache(tmp_path)
-    tr.run_condition(toy_llama, pairs, tr.SHUFFLED, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+    tr.run_condition(toy_llama, pairs, tr.ORDER_ABLATION, decoding=SHORT, run_seed=0, cache=cache, progress=False)
     calls = []
     real = runner.generate
 
@@ -232,7 +252,7 @@ def test_cache_key_changes_with_what_determines_the_outcome(toy_llama, pairs, tm
     longer = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=6)
     for decoding, seed in ((longer, 0), (SHORT, 1)):  # other decoding; other control seed
         before = len(calls)
-        tr.run_condition(toy_llama, pairs, tr.SHUFFLED, decoding=decoding, run_seed=seed, cache=cache, progress=False)
+        tr.run_condition(toy_llama, pairs, tr.ORDER_ABLATION, decoding=decoding, run_seed=seed, cache=cache, progress=False)
         assert len(calls) > before
     before = len(calls)
     tr.run_condition(toy_llama, pairs, tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0, cache=cache, progress=False)

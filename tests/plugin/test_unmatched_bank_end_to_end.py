@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 BANK = REPO / "tests" / "data" / "banks" / "unmatched.json"
 PAIRED_CLAIMS = {
     "kv_transfer", "v_patch_null", "alpha_monotone", "single_layer_fails", "rv_gap_fades_in_generation",
-    "geometry_transfers", "rv_behaviour_correlation", "reverse_patch_necessity", "control_shuffled_null",
+    "geometry_transfers", "rv_behaviour_correlation", "reverse_patch_necessity", "kv_order_ablation",
+    "kv_transfer_specific",
     "control_random_null", "control_cross_baseline_null", "layer_quarter_localisation", "token_quarter_localisation",
     "peak_zone_vs_half", "self_ref_token_patch", "donor_pr_predicts_transfer",
 }
@@ -24,7 +25,7 @@ PAIRED_FILES = [
     "test_kv_transfer.py", "test_v_patch_null.py", "test_alpha_monotone.py", "test_single_layer_fails.py",
     "test_rv_gap_fades.py", "test_geometry_transfers.py", "test_rv_behaviour_correlation.py", "test_reverse_patch.py",
     "test_controls.py", "test_localisation.py", "test_self_ref_tokens.py", "test_donor_pr.py",
-    "test_level_trends_behaviour.py",
+    "test_level_trends_behaviour.py", "test_order_ablation.py", "test_kv_transfer_specific.py",
 ]
 
 

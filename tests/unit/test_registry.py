@@ -10,12 +10,15 @@ from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from harness import stats as hs
 
-from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES, P_BELOW, Kind, ci, ci_within, family_of, get_claim, steps_at_least
+from harness.registry import (
+    CLAIMS, MULTIPLICITY_FAMILIES, P_BELOW, Kind, ci, ci_within, contrasts_above, family_of, get_claim, steps_at_least,
+)
 from harness.results import Verdict, evaluate
 
 HEADLINE = {"rv_contraction", "v_patch_null", "kv_transfer", "alpha_monotone", "single_layer_fails"}
 EXTENDED = {
-    "reverse_patch_necessity", "control_shuffled_null", "control_random_null", "control_cross_baseline_null",
+    "reverse_patch_necessity", "kv_order_ablation", "control_random_null", "control_cross_baseline_null",
+    "kv_transfer_specific",
     "geometry_transfers", "rv_behaviour_correlation", "rv_gap_fades_in_generation", "layer_quarter_localisation",
     "token_quarter_localisation", "level_rv_trend", "level_behaviour_trend", "attention_entropy_differs",
     "rv_survives_long_control", "rv_survives_repetition", "rv_survives_about_recursion",
@@ -36,11 +39,37 @@ def test_headline_rules_are_design_section_5():
     assert vp.kind is Kind.EQUIVALENCE and vp.criteria == (ci_within(-0.10, 0.10),)
     assert vp.alpha == 0.05 and vp.ci_level == pytest.approx(1 - 2 * 0.05)
     kv = get_claim("kv_transfer")
-    assert kv.criteria == (ci(">=", 0.80), P_BELOW) and kv.alpha_test == 0.01
+    assert kv.criteria == (ci(">=", 0.80), P_BELOW)
+    assert kv.alpha_test == 0.01 / 2  # the kv_transfer family holds kv_transfer and kv_transfer_specific (issue 10)
     am = get_claim("alpha_monotone")
     assert am.kind is Kind.TREND and am.criteria == (P_BELOW, steps_at_least(-am.delta)) and am.alpha_test == 0.01
     sl = get_claim("single_layer_fails")
     assert sl.criteria == (ci("<", 0.20),) and sl.ci_level == 0.95
+
+
+def test_issue_10_specificity_order_ablation_and_reverse_contrast_rules():
+    spec = get_claim("kv_transfer_specific")
+    assert spec.criteria == (ci(">=", 0.50), P_BELOW) and spec.ci_level == 0.95 and spec.family == "kv_transfer"
+    assert spec.version == 1 and not spec.headline
+    order = get_claim("kv_order_ablation")
+    assert order.kind is Kind.EQUIVALENCE and order.criteria == (ci_within(-0.20, 0.20),) and order.ci_level == 0.90
+    assert "control_shuffled_null" in order.notes and "control_shuffled_null" not in CLAIMS
+    rev = get_claim("reverse_patch_necessity")
+    assert rev.version == 3 and rev.criteria == (ci(">=", 0.50), P_BELOW,
+                                                 contrasts_above(0.0, ("recursive_donor", "random_kv")))
+    assert rev.primary == ci(">=", 0.50) and "every registered contrast" in rev.decision_text()
+    with pytest.raises(ValueError, match="not first"):
+        dataclasses.replace(get_claim("single_layer_fails"), criteria=(contrasts_above(0.0, ("x",)), ci("<", 0.2)))
+    with pytest.raises(ValueError, match="distinct"):
+        contrasts_above(0.0, ("x", "x"))
+
+
+def test_every_behavioural_claim_moved_with_the_issue_10_score_and_decoding():
+    from harness.registry.history import SCORE_AND_DECODING, changes_of
+
+    for spec in CLAIMS.values():
+        if spec.behaviour_score is not None and spec.version > 1:
+            assert SCORE_AND_DECODING in changes_of(spec.id)[-1].reason, spec.id
 
 
 def test_families_are_consistent_and_alpha_test_is_bonferroni():

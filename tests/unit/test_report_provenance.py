@@ -46,7 +46,7 @@ def test_methods_state_the_family_of_every_claim_ci_only_ones_included() -> None
     text = methods_markdown(records, {"run_id": "r", "models": {}})
     kv, null, rope = (text.split(f"(`{c}` v{CLAIMS[c].version}")[1].split("\n")[0]
                       for c in ("kv_transfer", "v_patch_null", "rope_rerotation"))
-    assert "Multiplicity: family 'kv_transfer' (familywise α = 0.01, m = 1)" in kv and f"Planned n = {CLAIMS['kv_transfer'].planned_n}" in kv
+    assert "Multiplicity: family 'kv_transfer' (familywise α = 0.01, m = 2)" in kv and f"Planned n = {CLAIMS['kv_transfer'].planned_n}" in kv
     assert "Multiplicity: no p criterion" in null and "TOST" in null
     assert "Coverage: 8 prompts" in rope and "## Engine checks" in text
     assert "This run's header does not record the bank's group counts" in text

@@ -131,3 +131,20 @@ def test_pairs_sharing_a_prompt_are_bootstrapped_as_one_cluster():
     assert labels is not None and labels[0] == labels[1] and labels[2] == labels[3] and labels[0] != labels[2]
     res = tr.transfer(cross, b, a, level=0.9, rng=0, n_resamples=199)
     assert res.ci.n_units == (2,)
+
+
+def test_transfer_difference_is_the_difference_of_ts_and_exactly_zero_differences_give_the_point_zero():
+    b = [0.0, 0.1, 0.05, 0.0, 0.2, 0.1]
+    a = [0.6, 0.5, 0.7, 0.4, 0.8, 0.6]
+    up, low = [0.5, 0.4, 0.6, 0.3, 0.7, 0.5], [0.1, 0.2, 0.1, 0.0, 0.3, 0.2]
+    nb, na = _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a)
+    d = tr.transfer_difference(_run(tr.KV_MAIN, up), _run(tr.CROSS_BASELINE, low), nb, na, level=0.95, rng=0,
+                               n_resamples=999)
+    assert d.estimate == pytest.approx(_formula(up, b, a) - _formula(low, b, a))
+    assert d.low <= d.estimate <= d.high and not d.degenerate
+    same = tr.transfer_difference(_run(tr.KV_MAIN, low), _run(tr.ORDER_ABLATION, low), nb, na, level=0.9, rng=0,
+                                  n_resamples=199)
+    assert (same.estimate, same.low, same.high, same.degenerate) == (0.0, 0.0, 0.0, False)
+    spec = get_claim("kv_order_ablation")  # identical T(main) and T(order-ablated) on every pair: equivalent
+    assert evaluate(spec, model="hand-made", estimate=0.0, ci_low=same.low, ci_high=same.high,
+                    n=spec.planned_n).verdict is Verdict.PASS

@@ -3,7 +3,8 @@
 The reference is written from DESIGN §5 and the rule-language docs, not from ``harness.results``: every CI
 criterion is a claimed *region* of the real line (a union of intervals) and its complement; a closed CI is
 "met" when it lies inside one piece of the region, "clearly not met" when it lies inside one piece of the
-complement, "undecided" otherwise. A p criterion is met when p < α_test, clearly not met only when the claim
+complement, "undecided" otherwise; a contrasts criterion claims the open region above its bound for every named
+contrast's CI (clearly not met when any lies in the closed complement). A p criterion is met when p < α_test, clearly not met only when the claim
 is directional and p ≥ 1 − α_test, undecided otherwise. PASS: all met; FAIL: any clearly not met; INCONCLUSIVE:
 otherwise, or whenever the estimate is undefined or n < planned n.
 """
@@ -13,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.registry import CLAIMS, P_BELOW, ClaimSpec, ci, ci_outside, ci_within, get_claim, value
+from harness.registry import CLAIMS, P_BELOW, ClaimSpec, ci, ci_outside, ci_within, contrasts_above, get_claim, value
 from harness.results import Verdict, evaluate
 
 INF = math.inf
@@ -60,7 +62,8 @@ def _interval_state(low: float | None, high: float | None, region: list[Piece], 
     return UNDECIDED
 
 
-def reference_verdict(spec: ClaimSpec, *, estimate, ci_low, ci_high, p_value, step_cis, n, undefined) -> str:
+def reference_verdict(spec: ClaimSpec, *, estimate, ci_low, ci_high, p_value, step_cis, n, undefined,
+                      contrast_cis=None) -> str:
     """The verdict the rule states, from the spec's criteria and the measured numbers."""
     states = []
     primary = next(c for c in spec.criteria if c.kind != "p_below")
@@ -77,6 +80,10 @@ def reference_verdict(spec: ClaimSpec, *, estimate, ci_low, ci_high, p_value, st
         elif c.kind == "steps_at_least":
             at_least = ([(c.bound, INF, True, False)], [(-INF, c.bound, False, False)])
             each = [_interval_state(lo, hi, *at_least) for lo, hi in step_cis]
+            states.append(NOT_MET if NOT_MET in each else UNDECIDED if UNDECIDED in each else MET)
+        elif c.kind == "contrasts_above":
+            above = ([(c.bound, INF, False, False)], [(-INF, c.bound, False, True)])
+            each = [_interval_state(*contrast_cis[name], *above) for name in c.names]
             states.append(NOT_MET if NOT_MET in each else UNDECIDED if UNDECIDED in each else MET)
         else:  # the p criterion
             if p_value is None or math.isnan(p_value):
@@ -102,7 +109,7 @@ OPS = ("<", "<=", ">", ">=")
 @st.composite
 def specs(draw) -> ClaimSpec:
     """A registered claim, or a registered one with a random rule of the same shape (every comparator)."""
-    choice = draw(st.integers(0, 3))
+    choice = draw(st.integers(0, 4))
     if choice == 0:
         return draw(st.sampled_from(list(CLAIMS.values())))
     bound = draw(st.sampled_from([-1.0, -0.3, 0.0, 0.25, 0.8]))
@@ -114,8 +121,13 @@ def specs(draw) -> ClaimSpec:
                                     unique=True)))
         crit = draw(st.sampled_from([ci(draw(st.sampled_from(OPS)), bound), ci_within(a, b), ci_outside(a, b)]))
         return dataclasses.replace(get_claim("single_layer_fails"), criteria=(crit,))
-    return dataclasses.replace(get_claim("cache_injection_equals_text"),
-                               criteria=(value(draw(st.sampled_from(OPS)), bound),))
+    if choice == 3:
+        return dataclasses.replace(get_claim("cache_injection_equals_text"),
+                                   criteria=(value(draw(st.sampled_from(OPS)), bound),))
+    names = tuple(draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3, unique=True)))
+    return dataclasses.replace(get_claim("reverse_patch_necessity"),  # a main CI rule, p, and contrasts
+                               criteria=(ci(draw(st.sampled_from(OPS)), bound), P_BELOW,
+                                         contrasts_above(draw(st.sampled_from([0.0, 0.25, -0.3])), names)))
 
 
 def _edges(spec: ClaimSpec) -> list[float]:
@@ -167,14 +179,18 @@ def test_evaluate_agrees_with_the_reference_statement(data):
     steps = None
     if any(c.kind == "steps_at_least" for c in spec.criteria):
         steps = [_interval(data.draw, spec) for _ in range(data.draw(st.integers(1, 5)))]
+    contrasts = None
+    for c in spec.criteria:
+        if c.kind == "contrasts_above":
+            contrasts = {name: _interval(data.draw, spec) for name in c.names}
     estimate = _number(data.draw, spec)
     p = _p(data.draw, spec)
     n = max(0, spec.planned_n + data.draw(st.sampled_from([0, 0, 0, 1, 5, -1, -2])))
     undefined = data.draw(st.sampled_from([None] * 7 + ["denominator CI includes 0"]))
     result = evaluate(spec, model="toy", estimate=estimate, ci_low=low, ci_high=high, p_value=p, n=n,
-                      step_cis=steps, undefined_reason=undefined)
+                      step_cis=steps, contrast_cis=contrasts, undefined_reason=undefined)
     expected = reference_verdict(spec, estimate=estimate, ci_low=low, ci_high=high, p_value=p, step_cis=steps,
-                                 n=n, undefined=undefined)
+                                 n=n, undefined=undefined, contrast_cis=contrasts)
     assert result.verdict.value == expected, (spec.criteria, result.explanation)
     assert result.explanation.startswith(f"{expected}: ")
 
@@ -217,3 +233,50 @@ def test_reference_statement_on_hand_worked_cases():
                              n=v.planned_n, undefined=None) == "FAIL"
     assert reference_verdict(v, estimate=0.0, ci_low=0.05, ci_high=0.15, p_value=None, step_cis=None,
                              n=v.planned_n, undefined=None) == "INCONCLUSIVE"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_one_contrast_at_or_below_its_bound_fails_and_all_above_with_a_met_rule_pass(data):
+    """With the main CI and p met: every contrast CI wholly above the bound → PASS; any contrast CI wholly at or
+    below it → FAIL, whatever the others; otherwise INCONCLUSIVE."""
+    spec = get_claim("reverse_patch_necessity")
+    bound = spec.criteria[2].bound
+    names = spec.criteria[2].names
+    cis = {}
+    for name in names:
+        where = data.draw(st.sampled_from(["above", "below", "straddles"]))
+        lo = data.draw(st.floats(-2.0, 2.0))
+        width = data.draw(st.floats(0.0, 1.0))
+        if where == "above":
+            lo = bound + abs(lo) + 1e-9
+        elif where == "below":
+            lo = bound - abs(lo) - width
+        else:
+            lo, width = bound - abs(lo) - 1e-9, abs(lo) + 2e-9 + width
+        cis[name] = (lo, lo + width)
+    r = evaluate(spec, model="toy", estimate=0.9, ci_low=0.7, ci_high=1.1, p_value=spec.alpha_test / 2,
+                 n=spec.planned_n, contrast_cis=cis)
+    highs = [hi for _, hi in cis.values()]
+    lows = [lo for lo, _ in cis.values()]
+    if any(h <= bound for h in highs):
+        assert r.verdict is Verdict.FAIL, r.explanation
+    elif all(lo > bound for lo in lows):
+        assert r.verdict is Verdict.PASS, r.explanation
+    else:
+        assert r.verdict is Verdict.INCONCLUSIVE, r.explanation
+    assert r.details["contrast_cis"] == {k: list(v) for k, v in cis.items()}
+
+
+def test_contrasts_on_hand_worked_cases_and_missing_contrasts_are_refused():
+    spec = get_claim("reverse_patch_necessity")  # 95% CI ≥ 0.5, p, every contrast CI > 0
+    ok = {"model": "toy", "estimate": 0.9, "ci_low": 0.7, "ci_high": 1.1, "p_value": 1e-6, "n": spec.planned_n}
+    assert evaluate(spec, **ok, contrast_cis={"recursive_donor": (0.1, 0.5), "random_kv": (0.2, 0.9)}).passed
+    touching = evaluate(spec, **ok, contrast_cis={"recursive_donor": (0.0, 0.5), "random_kv": (0.2, 0.9)})
+    assert touching.verdict is Verdict.INCONCLUSIVE  # a lower bound at 0 is not above 0
+    at_zero = evaluate(spec, **ok, contrast_cis={"recursive_donor": (-0.4, 0.0), "random_kv": (0.2, 0.9)})
+    assert at_zero.verdict is Verdict.FAIL and "recursive_donor 95% CI [-0.4, 0]" in at_zero.explanation
+    nan = evaluate(spec, **ok, contrast_cis={"recursive_donor": (math.nan, 0.5), "random_kv": (0.2, 0.9)})
+    assert nan.verdict is Verdict.INCONCLUSIVE
+    with pytest.raises(ValueError, match="random_kv"):
+        evaluate(spec, **ok, contrast_cis={"recursive_donor": (0.1, 0.5)})

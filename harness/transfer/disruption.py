@@ -1,0 +1,113 @@
+"""Disruption size of a patched condition: how far the patch moves the recipient's first next-token distribution.
+
+For a pair and a patched condition with recipient R, the disruption is KL(P_R ‖ P_patched), in nats, where P_R is
+the natural (unpatched) recipient's next-token distribution at the first decode step and P_patched the patched
+run's: softmax of the raw first-step logits (before any repetition penalty or EOS suppression), computed in float64.
+It is 0 when the patch leaves the first step unchanged and grows with how much the patch changes what the model
+would say next, whatever it changes it towards; so it tells a transfer (a specific change) from a disruption of the
+same size (random KV, a foreign cache). Per-pair values are cached like continuations
+(:func:`harness.transfer.runner.pair_key_parts`, kind ``first_step_kl``), keyed with a fingerprint of this module's
+code and everything it imports.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.decoding import DecodingRegime
+from harness.generation import CaptureSpec, GenerationRequest, generate
+from harness.measurement_cache import MeasurementCache, code_fingerprint
+from harness.models import LoadedModel
+from harness.prompts.pairing import TransferPair
+from harness.serialize import to_builtin
+from harness.transfer.conditions import Condition
+from harness.transfer.runner import NOT_IN_ENGINE_KEY, pair_key_parts
+
+__all__ = ["FIRST_STEP", "first_step_kl", "kl_summary"]
+
+FIRST_STEP = DecodingRegime.greedy(max_new_tokens=1)
+"""The regime of the measurement: one greedy step (only its raw logits are used)."""
+
+
+def _fingerprint() -> str:
+    """sha256 of this module's code and every harness module it reaches except the scorers (see runner)."""
+    return code_fingerprint([sys.modules[__name__]], exclude=NOT_IN_ENGINE_KEY)
+
+
+def _first_logits(lm: LoadedModel, jobs: Sequence[tuple[TransferPair, Any]], condition: Condition, patched: bool,
+                  batch_size: int) -> dict[str, torch.Tensor]:
+    """Raw first-step logits (float32, [vocab]) per pair id: of the patched run, or with ``patched`` False of the
+    natural run of the condition's recipient. Pairs sharing a patch spec run in one batch."""
+    groups: dict[str, list[tuple[TransferPair, Any]]] = defaultdict(list)
+    for pair, patch in jobs:
+        groups[repr(to_builtin(patch, nonfinite="keep")) if patched else ""].append((pair, patch))
+    out: dict[str, torch.Tensor] = {}
+    for group in groups.values():
+        patch = group[0][1] if patched else None
+        requests = [GenerationRequest(pair.id, pair.prompt(condition.recipient)[1],
+                                      pair.prompt(condition.donor)[1] if patched and condition.donor else None)
+                    for pair, _ in group]
+        records = generate(lm, requests, decoding=FIRST_STEP, patch=patch, capture=CaptureSpec(),
+                           condition=condition.name if patched else "natural", batch_size=batch_size,
+                           keep_first_logits=True)
+        out.update({r.pair_id: r.first_logits for r in records})  # type: ignore[misc]
+    return out
+
+
+def _kl(reference: torch.Tensor, patched: torch.Tensor) -> float:
+    """KL(softmax(reference) ‖ softmax(patched)) in nats, in float64 (≥ 0 up to rounding, clipped at 0)."""
+    log_p = torch.log_softmax(reference.to(torch.float64), dim=-1)
+    log_q = torch.log_softmax(patched.to(torch.float64), dim=-1)
+    return max(0.0, float((log_p.exp() * (log_p - log_q)).sum()))
+
+
+def first_step_kl(
+    lm: LoadedModel,
+    pairs: Sequence[TransferPair],
+    condition: Condition,
+    *,
+    run_seed: int,
+    cache: MeasurementCache | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Per pair, KL(natural recipient's first next-token distribution ‖ ``condition``'s), in nats; float64
+    ``[pairs]`` in pair order (see the module docstring). The patch is the one :func:`run_condition` runs
+    (``condition.patch_for`` aligned to the pair); a natural condition (run twice) gives 0 for every pair.
+    Cached per pair; on a miss every pair is computed once, in batches of ``batch_size``."""
+    cache = cache or MeasurementCache(mode="off")
+    fingerprint = _fingerprint()
+    patches = {p.id: p.aligned(condition.patch_for(lm, p.id, run_seed), condition.recipient, condition.donor)
+               for p in pairs}
+    parts = {p.id: pair_key_parts(lm, p, condition, patches[p.id], FIRST_STEP, run_seed, CaptureSpec(), fingerprint)
+             for p in pairs}
+    fresh: dict[str, float] = {}
+
+    def compute_all() -> None:
+        jobs = [(p, patches[p.id]) for p in pairs]
+        natural = _first_logits(lm, jobs, condition, False, batch_size)
+        patched = _first_logits(lm, jobs, condition, True, batch_size)
+        fresh.update({p.id: _kl(natural[p.id], patched[p.id]) for p in pairs})
+
+    def value(pair_id: str) -> float:
+        if not fresh:
+            compute_all()
+        return fresh[pair_id]
+
+    return np.asarray([cache.get_or_compute("first_step_kl", parts[p.id], lambda i=p.id: value(i)) for p in pairs],
+                      dtype=np.float64)
+
+
+def kl_summary(values: Sequence[float] | np.ndarray) -> dict[str, float | int | str]:
+    """Mean, median and quartiles (nats) of per-pair disruption sizes, with n, for claim details."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return {"n": 0, "units": "nats"}
+    q25, median, q75 = np.quantile(x, [0.25, 0.5, 0.75])
+    return {"mean": float(x.mean()), "median": float(median), "q25": float(q25), "q75": float(q75),
+            "n": int(x.size), "units": "nats"}

@@ -1,0 +1,79 @@
+"""reverse_patch_necessity v3 through the real estimation and decision path (claim_support.transfer_result →
+harness.transfer → harness.results.evaluate) on hand-made scores: it must FAIL when every patched condition scores 0
+(any foreign cache removes as much as the baseline donor), and can PASS when only the baseline donor removes."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from harness import transfer as tr
+from harness.claim_context import ClaimContext, RunSettings
+from harness.claim_support import paired_p, transfer_result
+from harness.measurement_cache import MeasurementCache
+from harness.registry import get_claim
+from harness.results import Verdict
+from tests.unit.test_transfer_estimate import _run
+
+SPEC = get_claim("reverse_patch_necessity")
+N = SPEC.planned_n + 2
+
+
+def _claim(recorded: list) -> ClaimContext:
+    """A ClaimContext around a stand-in model and bank (what behaviour_details reads), recording into ``recorded``."""
+    lm = SimpleNamespace(name="hand-made", provenance={"source": "none"},
+                         layers=SimpleNamespace(early=0, late=1, patch_layers=(1,)))
+    settings = RunSettings(seed=0, n_cap=None, window=16, report_dir=None, device="cpu", dtype=None)
+    return ClaimContext(SPEC, lm, SimpleNamespace(content_hash="x"), settings,  # type: ignore[arg-type]
+                        MeasurementCache(mode="off"), lambda k, v: recorded.append((k, v)))
+
+
+def _result(a: np.ndarray, b: np.ndarray, rev: np.ndarray, rec_donor: np.ndarray, rand: np.ndarray):
+    from claims.test_reverse_patch import CONTRASTS
+
+    runs = {c.name: _run(c, list(s)) for c, s in (
+        (tr.NATURAL_RECURSIVE, a), (tr.NATURAL_BASELINE, b), (tr.REVERSE, rev),
+        (CONTRASTS["recursive_donor"], rec_donor), (CONTRASTS["random_kv"], rand))}
+    p, note = paired_p(runs[tr.REVERSE.name].scores(), runs[tr.NATURAL_RECURSIVE.name].scores(), "less")
+    return transfer_result(_claim([]), runs, tr.REVERSE, tr.NATURAL_RECURSIVE, tr.NATURAL_BASELINE, p_value=p,
+                           p_note=note, contrasts=CONTRASTS)
+
+
+@pytest.fixture(scope="module")
+def natural() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return rng.uniform(0.6, 0.95, N), rng.uniform(0.0, 0.2, N)  # A recursive (high), B baseline (low)
+
+
+def test_every_patched_score_zero_fails(natural):
+    a, b = natural
+    zeros = np.zeros(N)
+    result = _result(a, b, zeros, zeros, zeros)
+    assert result.estimate > 1.0 and result.ci_low >= 0.5 and result.p_value < SPEC.alpha_test  # T_rev alone passes
+    assert result.verdict is Verdict.FAIL, result.explanation
+    assert result.details["contrast_cis"] == {"recursive_donor": [0.0, 0.0], "random_kv": [0.0, 0.0]}
+    assert "recursive_donor 95% CI [0, 0]" in result.explanation
+
+
+def test_only_the_baseline_donor_removing_recursion_passes(natural):
+    a, b = natural
+    rng = np.random.default_rng(8)
+    rev = np.clip(b + rng.normal(0.0, 0.03, N), 0, 1)  # A⊕B ≈ B
+    rec_donor = np.clip(a + rng.normal(0.0, 0.03, N), 0, 1)  # A⊕A' ≈ A
+    rand = np.clip(a - 0.05 + rng.normal(0.0, 0.03, N), 0, 1)  # A⊕R ≈ A
+    result = _result(a, b, rev, rec_donor, rand)
+    assert result.verdict is Verdict.PASS, result.explanation
+    contrasts = result.details["contrasts"]
+    assert set(contrasts) == {"recursive_donor", "random_kv"}
+    assert all(c["ci_low"] > 0.5 for c in contrasts.values())
+    assert contrasts["recursive_donor"]["T_of_condition"]["T"] == pytest.approx(
+        (rec_donor.mean() - a.mean()) / (b.mean() - a.mean()))
+
+
+def test_the_claim_module_runs_the_registered_contrasts():
+    from claims.test_reverse_patch import CONTRASTS
+
+    assert tuple(CONTRASTS) == SPEC.criteria[2].names
+    assert CONTRASTS["recursive_donor"] is tr.REVERSE_RECURSIVE_DONOR and CONTRASTS["random_kv"] is tr.REVERSE_RANDOM
