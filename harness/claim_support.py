@@ -206,8 +206,32 @@ def transfer_result(
         estimate=t.estimate, ci_low=t.ci.low, ci_high=t.ci.high, p_value=p_value, n=t.n,
         undefined_reason=t.undefined_reason, contrast_cis=contrast_cis,
         details=behaviour_details(claim, runs, transfer=t.describe(), p_note=p_note,
+                                  transfer_heldout_prompts=heldout_transfer(claim, runs, patched, recipient, donor),
                                   **({"contrasts": described} if described else {}), **extra),
     )
+
+
+def heldout_transfer(claim: ClaimContext, runs: Mapping[str, ConditionRun], patched: Condition, recipient: Condition,
+                     donor: Condition) -> dict[str, Any]:
+    """T restricted to the pairs whose every prompt lies in the behaviour classifier's held-out split
+    (:func:`harness.behaviour.corpus.split_of`): a sensitivity check, reported and never deciding. On the other pairs
+    the natural recursive continuation may be one the classifier was trained on (an in-sample score).
+    ``{"n", "T", "ci_low", "ci_high", "undefined_reason"}``; T is None when fewer than 4 pairs qualify."""
+    from harness.behaviour.corpus import split_of
+
+    names = (patched.name, recipient.name, donor.name)
+    first = runs[patched.name]
+    keep = [i for i, o in enumerate(first.outcomes)
+            if all(split_of(pid) == "heldout" for r in names for pid in
+                   (runs[r].outcomes[i].recipient_id, runs[r].outcomes[i].donor_id) if pid is not None)]
+    if len(keep) < 4:
+        return {"n": len(keep), "T": None, "ci_low": None, "ci_high": None,
+                "undefined_reason": "fewer than 4 pairs with every prompt held out"}
+    subset = {r: dataclasses.replace(runs[r], outcomes=tuple(runs[r].outcomes[i] for i in keep)) for r in names}
+    t = transfer(subset[patched.name], subset[recipient.name], subset[donor.name],
+                 level=claim.spec.ci_level or 0.95, rng=derive_seed(claim.seed, "heldout_transfer"))
+    return {"n": t.n, "T": t.estimate, "ci_low": t.ci.low, "ci_high": t.ci.high,
+            "undefined_reason": t.undefined_reason}
 
 
 def transfer_difference_result(

@@ -64,7 +64,8 @@ def rate_with_ci(hits: int, n: int, level: float = 0.95) -> dict[str, Any]:
     if n == 0:
         return {"rate": None, "ci": [None, None], "k": 0, "n": 0}
     low, high = proportion_confint(hits, n, alpha=1 - level, method="wilson")
-    return {"rate": hits / n, "ci": [float(low), float(high)], "k": int(hits), "n": int(n)}
+    rate = hits / n  # the bounds clipped to bracket the rate (the Wilson formula leaves ~1e-18 round-off at k = 0 or n)
+    return {"rate": rate, "ci": [min(float(low), rate), max(float(high), rate)], "k": int(hits), "n": int(n)}
 
 
 def _auroc_entry(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
