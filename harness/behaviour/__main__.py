@@ -68,9 +68,10 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _corpus(args: argparse.Namespace) -> int:
-    from harness.behaviour.corpus import CorpusItem, generate_model_items, split_of, write_corpus
+    from harness.behaviour.corpus import CorpusItem, split_of, write_corpus
     from harness.behaviour.negatives import synthetic_items
     from harness.seeds import derive_seed
+    from harness.transfer.scorer_corpus import generate_model_items
 
     items: list[CorpusItem] = []
     for model in args.models:

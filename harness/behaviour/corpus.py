@@ -4,7 +4,7 @@ Every item is a text with a label (1 = recursive self-observation content, 0 = n
 was made, the ``model`` that generated it (``synthetic`` for texts made without a model) and a ``split``
 (``train`` / ``heldout``) fixed before any text existed by :func:`split_of` on the item's *unit* id:
 
-- generated items (:func:`generate_model_items`), decoded by the engine under the registered behavioural regime
+- generated items (:func:`harness.transfer.scorer_corpus.generate_model_items`), decoded by the engine under the registered behavioural regime
   (:data:`harness.registry.claims.BEHAVIOUR_DECODING`) on the bank's exact-length pairs and extra prompts:
   ``natural_recursive`` (label 1), ``natural_baseline``, ``cross_baseline_patch`` (another baseline's K/V in the
   baseline recipient), ``random_kv_patch`` (norm-matched Gaussian K/V) and ``offtopic_natural`` (natural
@@ -23,10 +23,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 __all__ = [
     "CORPUS_PATH",
@@ -34,7 +33,6 @@ __all__ = [
     "SPLIT_SALT",
     "CorpusItem",
     "corpus_sha256",
-    "generate_model_items",
     "read_corpus",
     "split_of",
     "write_corpus",
@@ -78,51 +76,6 @@ class CorpusItem:
             raise ValueError(f"corpus item {self.id!r}: label must be 0 or 1, got {self.label!r}")
         if self.split not in ("train", "heldout"):
             raise ValueError(f"corpus item {self.id!r}: split must be train or heldout, got {self.split!r}")
-
-
-def _item(model: str, source: str, unit: str, text: str, label: int = 0, suffix: str = "") -> CorpusItem:
-    return CorpusItem(f"{model}/{source}/{unit}{suffix}", text, label, source, model, unit, split_of(unit))
-
-
-def generate_model_items(model: str, *, run_seed: int = 0, cache: Any = None) -> list[CorpusItem]:
-    """The generated items of one model (see the module docstring), decoded under the registered behavioural
-    regime with the claims' default run seed, through ``cache`` (a :class:`~harness.measurement_cache.MeasurementCache`,
-    so the claims can reuse these continuations)."""
-    from harness.measurement_cache import MeasurementCache
-    from harness.models import load_model
-    from harness.prompts import load_bank
-    from harness.prompts.pairing import make_pair, transfer_pairs
-    from harness.registry.claims import BEHAVIOUR_DECODING
-    from harness.transfer import CROSS_BASELINE, NATURAL_BASELINE, NATURAL_RECURSIVE, RANDOM_NORM_MATCHED, run_condition
-
-    lm = load_model(model, device="cpu")
-    bank = load_bank()
-    cache = cache or MeasurementCache()
-    pairs = transfer_pairs(lm, bank)
-    with_other = [p for p in pairs if p.other_baseline is not None]
-    anchor = bank.group("recursive")[0]
-    offtopic = [make_pair(lm, anchor, p, pair_id=f"offtopic:{p.id}", unmatched=True)
-                for group in ("grounding", "long_control") if group in bank.groups for p in bank.group(group)]
-
-    def texts(pairs_: Sequence[Any], condition: Any) -> list[tuple[str, str]]:
-        run = run_condition(lm, pairs_, condition, decoding=BEHAVIOUR_DECODING, run_seed=run_seed, cache=cache)
-        return [(o.recipient_id, s.text) for o in run.outcomes for s in o.samples]
-
-    items: list[CorpusItem] = []
-    for source, label, runs in (
-        ("natural_recursive", 1, texts(pairs, NATURAL_RECURSIVE)),
-        ("natural_baseline", 0, texts(pairs, NATURAL_BASELINE)),
-        ("cross_baseline_patch", 0, texts(with_other, CROSS_BASELINE)),
-        ("random_kv_patch", 0, texts(pairs, RANDOM_NORM_MATCHED)),
-        ("offtopic_natural", 0, texts(offtopic, NATURAL_BASELINE)),
-    ):
-        seen: set[str] = set()
-        for unit, text in runs:
-            if unit in seen:  # a prompt in two pairs: its natural continuation once
-                continue
-            seen.add(unit)
-            items.append(_item(model, source, unit, text, label))
-    return items
 
 
 def write_corpus(items: Iterable[CorpusItem], path: Path = CORPUS_PATH) -> str:
