@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -147,8 +147,12 @@ def _generate_missing(
     capture: CaptureSpec,
     batch_size: int,
     progress: bool,
+    on_pair_done: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Generate every (pair, sample) of ``jobs``; returns the storable (unscored) outcome per pair id."""
+    """Generate every (pair, sample) of ``jobs``; returns the storable (unscored) outcome per pair id.
+
+    ``on_pair_done(pair_id, stored)`` is called after the batch that completes a pair's last sample, so the caller
+    can persist it at once: a crash or kill then loses at most the batch in flight."""
     by_patch: dict[str, list[tuple[TransferPair, Any]]] = defaultdict(list)
     for pair, patch in jobs:
         by_patch[repr(to_builtin(patch, nonfinite="keep"))].append((pair, patch))
@@ -166,24 +170,28 @@ def _generate_missing(
             for sample in range(decoding.samples_per_pair)
         ]
         batches.extend((patch, requests[i : i + batch_size]) for i in range(0, len(requests), batch_size))
-    generated: list[GenerationRecord] = []
+    expected = {pair.id: decoding.samples_per_pair for pair, _ in jobs}
+    by_id = {pair.id: pair for pair, _ in jobs}
+    per_pair: dict[str, list[GenerationRecord]] = defaultdict(list)
+    out: dict[str, dict[str, Any]] = {}
     meter = ProgressMeter(f"{lm.name} {condition.name}", sum(len(r) for _, r in batches), "continuations")
     for patch, requests in batches:
         fresh = generate(lm, requests, decoding=decoding, patch=patch, capture=capture,
                          condition=condition.name, run_seed=run_seed, batch_size=len(requests))
-        generated.extend(fresh)
+        for r in fresh:
+            per_pair[r.pair_id].append(r)
+        for pair_id in dict.fromkeys(r.pair_id for r in fresh):
+            if len(per_pair[pair_id]) == expected[pair_id]:
+                pair = by_id[pair_id]
+                rows = sorted(per_pair.pop(pair_id), key=lambda r: r.sample_index)
+                recipient = pair.prompt(condition.recipient)[0].id
+                donor = pair.prompt(condition.donor)[0].id if condition.donor is not None else None
+                out[pair_id] = _stored(rows, recipient, donor)
+                if on_pair_done is not None:
+                    on_pair_done(pair_id, out[pair_id])
         if progress:
             meter.advance(len(requests), sum(len(r.generated_ids) for r in fresh))
-    per_pair: dict[str, list[GenerationRecord]] = defaultdict(list)
-    for r in generated:
-        per_pair[r.pair_id].append(r)
-    out = {}
-    for pair, _ in jobs:
-        rows = sorted(per_pair[pair.id], key=lambda r: r.sample_index)
-        recipient = pair.prompt(condition.recipient)[0].id
-        donor = pair.prompt(condition.donor)[0].id if condition.donor is not None else None
-        out[pair.id] = _stored(rows, recipient, donor)
-    return out
+    return {pair.id: out[pair.id] for pair, _ in jobs}
 
 
 _SCORES: dict[str, BehaviourScore] = {}
@@ -213,7 +221,7 @@ def run_condition(
     """Run ``condition`` on every pair (``decoding.samples_per_pair`` continuations each) and score them.
 
     Pairs already in ``cache`` are read back; the rest are generated in batches of ``batch_size`` requests
-    (a progress line per batch, :mod:`harness.progress`) and written. Every continuation is then scored by the current scorers (new
+    (a progress line per batch, :mod:`harness.progress`) and each pair is written as soon as the batch that completes it finishes (a kill loses at most one batch). Every continuation is then scored by the current scorers (new
     texts in one batch). ``capture`` defaults to :func:`standard_capture`; pass ``CaptureSpec()`` for none
     (a different cache entry). Raises ValueError for duplicate pair ids or a pair
     lacking a prompt the condition needs (e.g. no other baseline of its length).
@@ -234,9 +242,10 @@ def run_condition(
     found = {p.id: _lookup(cache, parts[p.id]) for p in pairs}
     missing = [(p, patches[p.id]) for p in pairs if found[p.id] is None]
     if missing:
-        fresh = _generate_missing(lm, missing, condition, decoding, run_seed, capture, batch_size, progress)
-        for pair, _ in missing:
-            found[pair.id] = cache.get_or_compute("transfer_outcome", parts[pair.id], lambda v=fresh[pair.id]: v)
+        def persist(pair_id: str, stored: dict[str, Any]) -> None:  # written per batch: a kill loses one batch at most
+            found[pair_id] = cache.get_or_compute("transfer_outcome", parts[pair_id], lambda: stored)
+
+        _generate_missing(lm, missing, condition, decoding, run_seed, capture, batch_size, progress, persist)
     # score every new text in one batch; _outcome then reads the scores back per pair
     score_texts([s["text"] for p in pairs for s in found[p.id]["samples"]])  # type: ignore[index]
     return ConditionRun(condition, lm.name, tuple(_outcome(p.id, condition, found[p.id]) for p in pairs))  # type: ignore[arg-type]

@@ -1,0 +1,73 @@
+"""Work is never lost: a run killed mid-condition keeps every finished batch, and the re-run computes only the rest."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from harness.decoding import DecodingRegime
+from harness.measurement_cache import MeasurementCache
+from harness.models import LoadedModel
+from harness.prompts import pairing
+from harness.transfer import KV_MAIN, runner
+
+REPO = Path(__file__).resolve().parents[2]
+SHORT = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=4)
+N_PAIRS, BATCH, KILL_AT = 8, 2, 3  # the third batch is in flight when the process is killed
+
+KILLED_RUN = textwrap.dedent(f"""
+    import os, signal, sys
+    from harness.decoding import DecodingRegime
+    from harness.measurement_cache import MeasurementCache
+    from harness.models import load_model
+    from harness.prompts import load_bank, pairing
+    from harness.transfer import KV_MAIN, runner
+
+    lm = load_model("toy-llama", device="cpu")
+    pairs = pairing.select_pairs(lm, load_bank(), {N_PAIRS})
+    real, calls = runner.generate, []
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == {KILL_AT}:
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: what a crash or an OOM kill does
+        return real(*args, **kwargs)
+
+    runner.generate = dying
+    runner.run_condition(lm, pairs, KV_MAIN, decoding=DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=4),
+                         run_seed=0, cache=MeasurementCache(__import__("pathlib").Path(sys.argv[1]), "readwrite"),
+                         batch_size={BATCH}, progress=False)
+""")
+
+
+def test_a_killed_run_keeps_finished_batches_and_the_rerun_computes_only_the_rest(toy_llama: LoadedModel, bank,
+                                                                                   tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "measurements"
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(root)], cwd=REPO, capture_output=True, text=True,
+                            timeout=600, check=False)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    stored = list((root / "transfer_outcome").glob("*.json"))
+    assert len(stored) == (KILL_AT - 1) * BATCH  # every pair of the two finished batches, nothing of the third
+
+    pairs = pairing.select_pairs(toy_llama, bank, N_PAIRS)
+    generated: list[str] = []
+    real = runner.generate
+
+    def counting(lm, requests, **kwargs):
+        generated.extend(r.pair_id for r in requests)
+        return real(lm, requests, **kwargs)
+
+    monkeypatch.setattr(runner, "generate", counting)
+    resumed = runner.run_condition(toy_llama, pairs, KV_MAIN, decoding=SHORT, run_seed=0,
+                                   cache=MeasurementCache(root, "readwrite"), batch_size=BATCH, progress=False)
+    first_done = {p.id for p in pairs[: (KILL_AT - 1) * BATCH]}
+    assert set(generated) == {p.id for p in pairs} - first_done  # the batch in flight and the ones never started
+    assert len(generated) == N_PAIRS - (KILL_AT - 1) * BATCH
+
+    generated.clear()
+    fresh = runner.run_condition(toy_llama, pairs, KV_MAIN, decoding=SHORT, run_seed=0,
+                                 cache=MeasurementCache(tmp_path / "clean", "readwrite"), batch_size=BATCH,
+                                 progress=False)
+    assert [o.samples[0].generated_ids for o in resumed.outcomes] == [o.samples[0].generated_ids for o in fresh.outcomes]
