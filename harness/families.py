@@ -2,8 +2,17 @@
 
 Adding a family means adding a row to ``FAMILIES``; no other code branches on the family. Each row says
 where the decoder layers live, what the attention sub-modules are called, how the value projection is
-laid out (a separate ``v_proj`` or a slice of a fused ``qkv_proj``), and which attention facts the loader
-must assert (sliding windows, logit soft-capping that forces eager attention).
+laid out (a separate ``v_proj``, the last block of a fused ``[q | k | v]`` projection, or per head inside a
+fused ``[head, (q, k, v), head_dim]`` projection), and which attention facts the loader must assert (sliding
+windows, logit soft-capping that forces eager attention).
+
+V columns are a tuple of column indices of the value-projection module's output, in cache order (KV head
+major, then ``head_dim``): ``select_columns(output, columns)`` reshaped to ``[..., n_kv_heads, head_dim]`` is
+exactly what the KV cache stores as values for those tokens (for rows with ``value_is_projection_output``).
+
+A new row needs: the ``model_type`` values, ``layers_path``, ``attn_name``, ``proj_names``, the
+``value_layout`` of the value projection, and the sliding-window / eager-attention facts; then the family
+acceptance test (``tests/engine/test_model_families.py``) must pass on a tiny random model of it.
 """
 
 from __future__ import annotations
@@ -11,7 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
+from torch import nn
+
 ModuleRole = Literal["layer", "attn", "q_proj", "k_proj", "v_proj", "o_proj"]
+ValueLayout = Literal["separate", "qkv_blocks", "qkv_per_head"]
+"""How V sits in the value-projection module's output (see :func:`value_columns`)."""
 
 
 @dataclass(frozen=True)
@@ -25,8 +39,10 @@ class FamilyLayout:
         attn_name: attribute of a decoder layer holding self-attention.
         proj_names: attribute names (relative to the attention module) of q, k, v and o projections.
             For fused projections q, k and v name the same module.
-        fused_qkv: True when q, k and v come out of one linear layer concatenated as [q | k | v]
-            along the last dimension (Phi-3). Value capture then slices the fused output.
+        value_layout: ``separate`` (a ``v_proj`` whose whole output is V); ``qkv_blocks`` (one linear layer
+            whose output is ``[q | k | v]`` blocks, Phi-3: V is the last ``n_kv·head_dim`` columns);
+            ``qkv_per_head`` (one linear layer whose output is ``[head, (q, k, v), head_dim]``, GPT-NeoX: V of
+            head h is columns ``h·3·head_dim + 2·head_dim … + head_dim``; needs n_kv_heads == n_heads).
         sliding_window_possible: the family may declare sliding-window layers (checked at load time).
         needs_eager_attention: SDPA silently drops something this family needs (Gemma 2 soft-capping).
         value_is_projection_output: True when the cached values equal the value projection output
@@ -38,7 +54,7 @@ class FamilyLayout:
     layers_path: str = "model.layers"
     attn_name: str = "self_attn"
     proj_names: tuple[str, str, str, str] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    fused_qkv: bool = False
+    value_layout: ValueLayout = "separate"
     sliding_window_possible: bool = False
     needs_eager_attention: bool = False
     value_is_projection_output: bool = True
@@ -60,19 +76,41 @@ FAMILIES: dict[str, FamilyLayout] = {
             "phi3",
             ("phi3",),
             proj_names=("qkv_proj", "qkv_proj", "qkv_proj", "o_proj"),
-            fused_qkv=True,
+            value_layout="qkv_blocks",
             sliding_window_possible=True,
         ),
+        # Pythia: partial rotary (rotary_pct of head_dim, rotated half-split, the rest passes through)
+        FamilyLayout(
+            "gpt_neox",
+            ("gpt_neox",),
+            layers_path="gpt_neox.layers",
+            attn_name="attention",
+            proj_names=("query_key_value", "query_key_value", "query_key_value", "dense"),
+            value_layout="qkv_per_head",
+        ),
+        # OLMo 2: q_norm/k_norm act on queries and keys only; V is the plain v_proj output
+        FamilyLayout("olmo2", ("olmo2",)),
     )
 }
 
 
 class UnknownFamilyError(ValueError):
-    """Raised when a config's ``model_type`` is not in the family table."""
+    """Raised when a config's ``model_type`` is not in the family table, or a row's modules are not in the model."""
+
+
+def _how_to_add_a_row() -> str:
+    return (
+        "add a FamilyLayout row to harness.families.FAMILIES (model_types, layers_path, attn_name, proj_names, "
+        "value_layout, sliding/eager facts) and run tests/engine/test_model_families.py on a tiny model of it"
+    )
 
 
 def layout_for_config(config: Any) -> FamilyLayout:
-    """Return the family row whose ``model_types`` contains ``config.model_type``."""
+    """Return the family row whose ``model_types`` contains ``config.model_type``.
+
+    Raises:
+        UnknownFamilyError: one line naming the model_type, the known ones and how to add a row.
+    """
     model_type = getattr(config, "model_type", None)
     for layout in FAMILIES.values():
         if model_type in layout.model_types:
@@ -80,8 +118,40 @@ def layout_for_config(config: Any) -> FamilyLayout:
     known = sorted(t for layout in FAMILIES.values() for t in layout.model_types)
     raise UnknownFamilyError(
         f"model_type {model_type!r} has no row in harness.families.FAMILIES (known: {', '.join(known)}); "
-        "add a FamilyLayout row for it"
+        + _how_to_add_a_row()
     )
+
+
+def missing_module(layout: FamilyLayout, model: nn.Module) -> str | None:
+    """The first module path of ``layout`` (layer 0: layer, attention, q/k/v/o projections) absent from ``model``,
+    or None when all are there."""
+    names = {name for name, _ in model.named_modules()}
+    roles: tuple[ModuleRole, ...] = ("layer", "attn", "q_proj", "k_proj", "v_proj", "o_proj")
+    return next((p for p in (module_path(layout, 0, r) for r in roles) if p not in names), None)
+
+
+def layout_for_model(model: nn.Module) -> FamilyLayout:
+    """The family row of a loaded ``*ForCausalLM`` module, checked against its module tree.
+
+    Raises:
+        UnknownFamilyError: one line naming the model_type and, for an unknown model_type, which module of the
+            default (Llama-style) layout its tree lacks; for a known row, which of the row's modules is missing.
+    """
+    config = model.config
+    model_type = getattr(config, "model_type", None)
+    try:
+        layout = layout_for_config(config)
+    except UnknownFamilyError as exc:
+        absent = missing_module(FamilyLayout("default", ()), model)
+        found = f"its module tree has no `{absent}`" if absent else "its module tree looks Llama-style, but that is not checked"
+        raise UnknownFamilyError(f"{exc.args[0].split(';')[0]}; {found}; {_how_to_add_a_row()}") from None
+    absent = missing_module(layout, model)
+    if absent is not None:
+        raise UnknownFamilyError(
+            f"model_type {model_type!r} ({type(model).__name__}): the {layout.family} row names `{absent}`, which "
+            f"this model does not have; fix the row in harness.families.FAMILIES"
+        )
+    return layout
 
 
 def module_path(layout: FamilyLayout, layer: int, role: ModuleRole) -> str:
@@ -100,13 +170,33 @@ def module_path(layout: FamilyLayout, layer: int, role: ModuleRole) -> str:
     return f"{attn}.{layout.proj_names[index]}"
 
 
-def value_slice(layout: FamilyLayout, n_heads: int, n_kv_heads: int, head_dim: int) -> slice:
-    """Columns of the value-projection module's output that hold V (width ``n_kv_heads * head_dim``).
+def value_columns(layout: FamilyLayout, n_heads: int, n_kv_heads: int, head_dim: int) -> tuple[int, ...]:
+    """Column indices of the value-projection module's output that hold V, in cache order (KV head, then head_dim).
 
-    For a separate ``v_proj`` this is all columns; for a fused ``[q | k | v]`` projection it is the last block.
+    ``n_kv_heads · head_dim`` indices. ``separate``: ``0 … n_kv·head_dim − 1``; ``qkv_blocks`` (``[q | k | v]``):
+    the last block, after ``n_heads·head_dim`` query and ``n_kv·head_dim`` key columns; ``qkv_per_head``
+    (``[head, (q, k, v), head_dim]``): for head h the third ``head_dim`` of its ``3·head_dim`` columns.
+
+    Raises:
+        ValueError: ``qkv_per_head`` with grouped KV heads (n_kv_heads != n_heads), a layout this table does not know.
     """
     kv_width = n_kv_heads * head_dim
-    if not layout.fused_qkv:
-        return slice(0, kv_width)
-    start = n_heads * head_dim + kv_width
-    return slice(start, start + kv_width)
+    if layout.value_layout == "separate":
+        return tuple(range(kv_width))
+    if layout.value_layout == "qkv_blocks":
+        start = n_heads * head_dim + kv_width
+        return tuple(range(start, start + kv_width))
+    if layout.value_layout == "qkv_per_head":
+        if n_kv_heads != n_heads:
+            raise ValueError(
+                f"{layout.family}: a per-head fused qkv layout needs n_kv_heads == n_heads, got {n_kv_heads} and {n_heads}"
+            )
+        return tuple(h * 3 * head_dim + 2 * head_dim + j for h in range(n_heads) for j in range(head_dim))
+    raise ValueError(f"{layout.family}: unknown value_layout {layout.value_layout!r}")
+
+
+def select_columns(output: torch.Tensor, columns: tuple[int, ...] | None) -> torch.Tensor:
+    """``output[..., columns]`` (a copy, in the order of ``columns``); ``None`` selects every column (``output`` itself)."""
+    if columns is None:
+        return output
+    return output.index_select(-1, torch.as_tensor(columns, dtype=torch.long, device=output.device))

@@ -31,6 +31,7 @@ import torch
 
 from harness import kvcache
 from harness.decoding import DecodingMode, DecodingRegime
+from harness.families import select_columns
 from harness.geometry.metrics import attention_entropy
 from harness.hooks import TraceDict
 from harness.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
@@ -150,7 +151,7 @@ def _validate(lm: LoadedModel, requests: Sequence[GenerationRequest], patch, cap
 class _StepHooks:
     """The single ``edit_output`` callback of the decode-phase hooks: patch and/or capture per path."""
 
-    def __init__(self, patcher: ActivationPatcher | None, patch_path: str | None, capture_paths: dict[str, int], columns: slice, point: CapturePoint) -> None:
+    def __init__(self, patcher: ActivationPatcher | None, patch_path: str | None, capture_paths: dict[str, int], columns: tuple[int, ...], point: CapturePoint) -> None:
         self.patcher, self.patch_path = patcher, patch_path
         self.capture_paths, self.columns, self.point = capture_paths, columns, point
         self.captured: dict[int, list[torch.Tensor]] = {layer: [] for layer in capture_paths.values()}
@@ -169,7 +170,7 @@ class _StepHooks:
         return output
 
     def _keep(self, layer: int, output: torch.Tensor) -> None:
-        self.captured[layer].append(output[:, -1, self.columns].detach().to("cpu", torch.float32))
+        self.captured[layer].append(select_columns(output[:, -1], self.columns).detach().to("cpu", torch.float32))
 
 
 def _penalise(scores: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from harness.families import select_columns
 from harness.hooks import TraceDict
 from harness.models import LoadedModel
 from harness.patching import ActivationPatchSpec, ActivationSite, DecodeSource, PatchMode, PatchSpecError
@@ -47,9 +48,10 @@ def site_path(lm: LoadedModel, site: ActivationSite, layer: int) -> str:
     return lm.path(layer, "v_proj" if site is ActivationSite.V_PROJ else "layer")
 
 
-def site_columns(lm: LoadedModel, site: ActivationSite) -> slice:
-    """Columns of the site's output that the patch owns: the V block for ``v_proj``, everything for the residual."""
-    return lm.v_columns if site is ActivationSite.V_PROJ else slice(None)
+def site_columns(lm: LoadedModel, site: ActivationSite) -> tuple[int, ...] | None:
+    """Columns of the site's output that the patch owns: V's column indices for the value projection (see
+    ``harness.families.value_columns``), None (every column) for the residual."""
+    return lm.v_columns if site is ActivationSite.V_PROJ else None
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def capture_donor_activations(
             position_ids=batch.position_ids,
             use_cache=False,
         )
-    out = traces[path].output[..., columns]
+    out = select_columns(traces[path].output, columns)
     return DonorActivations(site, layer, tuple(out[b, off:].clone() for b, off in enumerate(batch.offsets)))
 
 
@@ -108,7 +110,7 @@ class ActivationPatcher:
         spec: ActivationPatchSpec,
         donor: DonorActivations,
         recipient_lengths: Sequence[int],
-        columns: slice,
+        columns: tuple[int, ...] | None,
     ) -> None:
         if (donor.site, donor.layer) != (spec.site, spec.layer):
             raise PatchSpecError(
@@ -146,15 +148,20 @@ class ActivationPatcher:
         if self.phase == "decode" and self.spec.mode is PatchMode.PREFILL_ONLY:
             return output
         new = output.clone()
-        block = new[..., self.columns]  # a view: writes land in ``new``
+        # the owned columns as an index (V of a fused projection may be interleaved), broadcast against positions
+        cols = (
+            torch.arange(new.shape[-1], device=new.device)
+            if self.columns is None
+            else torch.as_tensor(self.columns, dtype=torch.long, device=new.device)
+        )
         if self.phase == "prefill":
             for b, (pad, positions) in enumerate(zip(self.pads, self.positions)):
                 index = torch.tensor([pad + p for p in positions], device=new.device)
-                block[b, index] = self._prefill_values[b].to(device=new.device, dtype=new.dtype)
+                new[b, index[:, None], cols[None, :]] = self._prefill_values[b].to(device=new.device, dtype=new.dtype)
         else:
             if output.shape[1] != 1:
                 raise PatchSpecError(f"a decode step feeds one token per row, got {output.shape[1]}")
-            block[:, 0] = self._decode_values.to(device=new.device, dtype=new.dtype)
+            new[:, 0, cols] = self._decode_values.to(device=new.device, dtype=new.dtype)
         changed = (new != output).flatten(1).sum(dim=1).tolist()
         self.counts.modified[self.phase] = [a + int(c) for a, c in zip(self.counts.modified[self.phase], changed)]
         return new

@@ -385,10 +385,24 @@ def rotate_keys(keys: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor)
     """Move post-RoPE keys by ``delta`` positions: rotary rotation by angle ``delta · inv_freq`` (float32).
 
     ``keys`` is ``[..., S, head_dim]``, ``delta`` ``[S]`` (target − source position), ``inv_freq``
-    ``[head_dim/2]``. Uses the half-split pairing of transformers' ``rotate_half`` (dimension ``i``
-    rotates with ``i + head_dim/2``); rotations compose, so a key computed at position ``s`` and moved
+    ``[rotary_dim/2]``. Uses the half-split pairing of transformers' ``rotate_half`` (dimension ``i``
+    rotates with ``i + rotary_dim/2``); rotations compose, so a key computed at position ``s`` and moved
     by ``p − s`` equals the key the same pre-RoPE vector gets at position ``p``.
+
+    Partial rotary (GPT-NeoX ``rotary_pct``, ``partial_rotary_factor``): when ``rotary_dim = 2·len(inv_freq)`` is
+    less than ``head_dim``, only the leading ``rotary_dim`` features turn and the rest pass through unchanged, as in
+    transformers' ``apply_rotary_pos_emb`` (``k[..., :rotary_dim]`` rotated, ``k[..., rotary_dim:]`` kept).
+
+    Raises:
+        ValueError: ``inv_freq`` covers more features than ``head_dim`` (2·len(inv_freq) > head_dim).
     """
+    rotary_dim = 2 * inv_freq.shape[-1]
+    if rotary_dim > keys.shape[-1]:
+        raise ValueError(f"rotary frequencies cover {rotary_dim} features but keys have head_dim {keys.shape[-1]}")
+    if rotary_dim < keys.shape[-1]:
+        k = keys.float()
+        turned = rotate_keys(k[..., :rotary_dim], delta, inv_freq)
+        return torch.cat([turned, k[..., rotary_dim:]], dim=-1)
     angles = delta.to(torch.float32)[:, None] * inv_freq.to(torch.float32)[None, :]
     cos = torch.cat([angles.cos(), angles.cos()], dim=-1).to(keys.device)
     sin = torch.cat([angles.sin(), angles.sin()], dim=-1).to(keys.device)

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from harness.families import select_columns
 from harness.geometry.metrics import DEFAULT_WINDOW, PRKind, attention_entropy, content_window, per_head_pr, r_v
 from harness.hooks import TraceDict, resolve_module
 from harness.models import LoadedModel
@@ -128,7 +129,7 @@ def capture_v_windows(
                 use_cache=False,
             )
         for layer, path in paths.items():
-            out = traces[path].output[..., columns]
+            out = select_columns(traces[path].output, columns)
             for row, index in enumerate(rows):
                 collected[layer].append(out[row].index_select(0, index.to(out.device)).to("cpu", torch.float32))
     return VWindows(

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from harness import kvcache
+from harness.families import select_columns
 from harness.geometry import metrics
 from harness.hooks import TraceDict
 from harness.measurement_cache import MeasurementCache, code_fingerprint
@@ -158,7 +159,7 @@ def _replay_one(
     if patch is None:
         with TraceDict(lm.model, paths) as traces:
             prefilled, _ = kvcache.patched_prefix(lm.model, [recipient_ids], None, None, pad_id=pad)
-        prompt_rows = {layer: traces[path].output[0, :, columns] for path, layer in paths.items()}
+        prompt_rows = {layer: select_columns(traces[path].output[0], columns) for path, layer in paths.items()}
     else:
         prefilled, _ = kvcache.patched_prefix(
             lm.model, [recipient_ids], [donor_ids], patch, pad_id=pad, row_keys=[row_key]  # type: ignore[list-item]
@@ -167,7 +168,7 @@ def _replay_one(
         kvcache.teacher_force(lm.model, prefilled, [recipient_ids[-1], *generated_ids])
     out = {}
     for path, layer in paths.items():
-        new_rows = traces[path].output[0, :, columns]
+        new_rows = select_columns(traces[path].output[0], columns)
         rows = new_rows if patch is not None else torch.cat([prompt_rows[layer], new_rows])
         out[str(layer)] = encode_array(rows.to("cpu", torch.float32).numpy())
     return out

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.families import FamilyLayout, module_path, value_slice
+from harness.families import FamilyLayout, module_path, value_columns
 from harness.models.registry import ModelSpec
 
 EARLY_DEPTH_FRACTION = 0.125
@@ -118,7 +118,8 @@ class LoadedModel:
         return identity
 
     @property
-    def v_columns(self) -> slice:
-        """Columns of the value-projection output that hold V."""
+    def v_columns(self) -> tuple[int, ...]:
+        """Column indices of the value-projection output that hold V, in cache order (``n_kv_heads · head_dim``
+        of them; see ``harness.families.value_columns``)."""
         g = self.shape
-        return value_slice(self.layout, g.n_heads, g.n_kv_heads, g.head_dim)
+        return value_columns(self.layout, g.n_heads, g.n_kv_heads, g.head_dim)

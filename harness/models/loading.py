@@ -39,7 +39,7 @@ import torch
 from filelock import FileLock
 from torch import nn
 
-from harness.families import FamilyLayout, layout_for_config, module_path, value_slice
+from harness.families import FamilyLayout, layout_for_model, module_path, value_columns
 from harness.models.errors import (
     GPUUnavailableError, ModelConfigMismatchError, ModelDirectoryError, ModelUnavailableError,
     TokenizerConversionUnsupportedError,
@@ -420,9 +420,13 @@ def check_loaded(spec: ModelSpec, model: nn.Module, shape: ModelShape, layout: F
     if type(v_module) is not nn.Linear:
         problems.append(f"value projection is {type(v_module).__name__}, not a plain nn.Linear (packed weights?)")
     else:
-        cols = value_slice(layout, shape.n_heads, shape.n_kv_heads, shape.head_dim)
-        if cols.stop > v_module.out_features:
-            problems.append(f"value projection has {v_module.out_features} outputs, V needs columns up to {cols.stop}")
+        try:
+            cols = value_columns(layout, shape.n_heads, shape.n_kv_heads, shape.head_dim)
+        except ValueError as exc:
+            problems.append(str(exc))
+        else:
+            if max(cols) >= v_module.out_features:
+                problems.append(f"value projection has {v_module.out_features} outputs, V needs columns up to {max(cols) + 1}")
     attn = getattr(model.config, "_attn_implementation", None)
     if attn != spec.attn_implementation:
         problems.append(f"attention implementation {attn!r}, requested {spec.attn_implementation!r}")
@@ -450,7 +454,7 @@ def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> 
     model, tokenizer, provenance = loader(spec, torch_dtype, resolved_device)
     model.eval()
     model.requires_grad_(False)
-    layout = layout_for_config(model.config)
+    layout = layout_for_model(model)
     if not spec.family:
         spec = replace(spec, family=layout.family, attn_implementation=spec.attn_implementation)
     shape = read_shape(model.config)

@@ -10,6 +10,7 @@ import torch
 from harness.prompts.pairing import select_pairs
 from harness.geometry.cache_pr import donor_cache_pr
 from harness.geometry.metrics import PromptTooShortError, participation_ratio
+from harness.families import select_columns
 from harness.hooks import TraceDict
 
 
@@ -23,7 +24,7 @@ def test_donor_cache_pr_is_the_pr_of_the_prefix_v(toy_llama, bank):
         prefix = list(pair.recursive_ids[:-1])
         with TraceDict(toy_llama.model, [path]) as traces:
             toy_llama.model(input_ids=torch.tensor([prefix]))
-        rows = traces[path].output[0, :, toy_llama.v_columns][-16:]
+        rows = select_columns(traces[path].output[0], toy_llama.v_columns)[-16:]
         assert math.isclose(value, participation_ratio(rows), rel_tol=1e-5)
         assert 1.0 <= value <= 16.0
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from transformers.models.llama.modeling_llama import repeat_kv
 
 from harness import kvcache
+from harness.families import select_columns
 from harness.hooks import TraceDict
 from harness.models import LoadedModel, load_model
 from harness.patching import Alignment, Components, KVPatchSpec, PatchSpecError, Span, rotate_keys
@@ -222,7 +223,7 @@ def test_v_proj_output_is_the_cached_value(engine_lm: LoadedModel) -> None:
     with TraceDict(engine_lm.model, paths) as traces:
         state = prefill(engine_lm, rec[:-1], other[:-3])
     for layer, path in enumerate(paths):
-        out = traces[path].output[..., engine_lm.v_columns]
+        out = select_columns(traces[path].output, engine_lm.v_columns)
         reshaped = out.view(out.shape[0], out.shape[1], g.n_kv_heads, g.head_dim).transpose(1, 2)
         start, stop = kvcache.held_range(state, layer)
         assert torch.equal(kvcache.layer_kv(state, layer)[1], reshaped[:, :, start:stop])

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness.families import FAMILIES, layout_for_config, module_path, value_slice
+from harness.families import FAMILIES, layout_for_config, module_path, value_columns
 from fixtures.models import load_embedded
 from harness.models import (
     MODEL_REGISTRY,
@@ -55,8 +55,8 @@ def test_default_layer_choice_depth_fractions(n_layers: int, early: int, late: i
 
 
 def test_fused_qkv_value_columns() -> None:
-    assert value_slice(FAMILIES["phi3"], n_heads=40, n_kv_heads=10, head_dim=128) == slice(6400, 7680)
-    assert value_slice(FAMILIES["llama"], n_heads=32, n_kv_heads=8, head_dim=128) == slice(0, 1024)
+    assert value_columns(FAMILIES["phi3"], n_heads=40, n_kv_heads=10, head_dim=128) == tuple(range(6400, 7680))
+    assert value_columns(FAMILIES["llama"], n_heads=32, n_kv_heads=8, head_dim=128) == tuple(range(1024))
     assert module_path(FAMILIES["phi3"], 3, "v_proj") == "model.layers.3.self_attn.qkv_proj"
 
 

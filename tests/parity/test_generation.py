@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from harness import generation
 from harness.decoding import DecodingMode, DecodingRegime
 from harness.generation import CaptureSpec, GenerationRequest, attention_entropy, generate
+from harness.families import select_columns
 from harness.hooks import TraceDict
 from harness.models import LoadedModel
 from harness.patching import (
@@ -275,7 +276,7 @@ def test_captures_equal_a_clean_full_forward(engine_lm: LoadedModel) -> None:
     path = engine_lm.path(late, "v_proj")
     with torch.no_grad(), TraceDict(engine_lm.model, [path]) as traces:
         out = engine_lm.model(torch.tensor([list(request.recipient_ids)], device=engine_lm.input_device), output_attentions=True)
-    torch.testing.assert_close(record.v_captures[late][0], traces[path].output[0, -1, engine_lm.v_columns].float().cpu(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(record.v_captures[late][0], select_columns(traces[path].output[0, -1], engine_lm.v_columns).float().cpu(), rtol=1e-4, atol=1e-4)
     expected = attention_entropy(out.attentions[late][0, :, -1, :])
     torch.testing.assert_close(record.attention_entropy[late][0], expected.cpu(), rtol=1e-4, atol=1e-4)
     assert (record.attention_entropy[late] >= 0).all()
