@@ -16,7 +16,8 @@ from harness.tokens import encode, pad_id
 def bank_rows(lm: LoadedModel) -> dict[str, list[int]]:
     """Real prompts from the starter bank, all cut to one common length (length-matched by construction)."""
     bank = load_bank()
-    chosen = {"recursive": bank.group("recursive")[0], "baseline": bank.group("baseline")[0], "other_baseline": bank.group("baseline")[1]}
+    chosen = {"recursive": bank.group("recursive")[0], "baseline": bank.group("baseline")[0],
+              "other_baseline": bank.group("baseline")[1], "other_recursive": bank.group("recursive")[1]}
     rows = {name: encode(lm.tokenizer, p.text) for name, p in chosen.items()}
     n = min(len(r) for r in rows.values())
     return {name: r[:n] for name, r in rows.items()}
@@ -41,7 +42,8 @@ def test_each_control_differs_from_the_main_condition_on_bank_prompts(engine_lm:
     main_cache, main_logits = run(engine_lm, main_rec, main_don, KVPatchSpec(layers))
     for kind in ControlKind:
         control = Control(kind, seed=7)
-        rec, don = assign_roles(control, recursive=rows["recursive"], baseline=rows["baseline"], other_baseline=rows["other_baseline"])
+        rec, don = assign_roles(control, recursive=rows["recursive"], baseline=rows["baseline"],
+                                other_baseline=rows["other_baseline"], other_recursive=rows["other_recursive"])
         cache, logits = run(engine_lm, rec, don, KVPatchSpec(layers, control=control))
         assert kvcache.cache_hash(cache) != kvcache.cache_hash(main_cache), kind
         assert (logits - main_logits).abs().max().item() > 1e-3, kind
