@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -214,6 +214,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             marks.append(pytest.mark.gpu)
         params.append(pytest.param(name, id=name, marks=marks))
     metafunc.parametrize("lm", params, indirect=True, scope="session")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadgroup``: one work unit per model of ``--model`` (:mod:`harness.xdist_scheduling`)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from harness.xdist_scheduling import ModelGroupScheduling
+
+    return ModelGroupScheduling(config, log, selected_models(config))
 
 
 @pytest.fixture(scope="session")
