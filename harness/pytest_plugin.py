@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-
 import gc
 import os
 import sys
@@ -29,8 +28,14 @@ from harness.claim_context import ClaimContext, RunSettings
 from harness.geometry.metrics import DEFAULT_WINDOW
 from harness.measurement_cache import CACHE_MODES, MeasurementCache
 from harness.models import (
-    DEFAULT_MODEL, MODEL_ALIASES, GPUUnavailableError, LoadedModel, ModelUnavailableError, UnknownModelError,
-    load_model, resolve_spec,
+    DEFAULT_MODEL,
+    MODEL_ALIASES,
+    GPUUnavailableError,
+    LoadedModel,
+    ModelUnavailableError,
+    UnknownModelError,
+    load_model,
+    resolve_spec,
 )
 
 if TYPE_CHECKING:
