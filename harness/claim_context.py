@@ -42,6 +42,8 @@ class RunSettings:
         report_dir: ``--report-dir`` (None: ``reports/<run-id>/``).
         device: ``--device`` (``auto``, ``cpu`` or ``cuda``).
         dtype: ``--dtype`` override, or None for the registry's dtype.
+        batch_size: ``--batch-size``, continuations per generation batch, or ``"auto"``
+            (:func:`harness.transfer.runner.auto_batch_size`).
     """
 
     seed: int
@@ -50,6 +52,7 @@ class RunSettings:
     report_dir: Path | None
     device: str
     dtype: str | None
+    batch_size: int | str = "auto"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from harness.results import ClaimResult
 from harness.seeds import derive_seed
 from harness.stats import wilcoxon_paired
 from harness.transfer import Condition, ConditionRun, run_condition, transfer, transfer_difference
+from harness.transfer.runner import BACKOFFS
 
 
 def capped(prompts: list[Prompt], n_cap: int | None) -> list[Prompt]:
@@ -122,7 +123,7 @@ def run_conditions(
         raise ValueError(f"claim {spec.id} registers no decoding regime; it is not a behavioural claim")
     return {
         c.name: run_condition(claim.lm, pairs, c, decoding=spec.decoding, run_seed=claim.settings.seed,
-                              cache=claim.cache)
+                              cache=claim.cache, batch_size=claim.settings.batch_size)
         for c in conditions
     }
 
@@ -152,6 +153,7 @@ def behaviour_details(claim: ClaimContext, runs: Mapping[str, ConditionRun], **e
         conditions={name: {**run.summary(), "condition": run.condition.describe()} for name, run in runs.items()},
         examples={name: run.examples() for name, run in runs.items()},
         samples={name: _sample_rows(run, spec.behaviour_score) for name, run in runs.items()},
+        batch_backoffs=[b for b in BACKOFFS if b["model"] == claim.lm.name and b["condition"] in runs],
         **extra,
     )
 

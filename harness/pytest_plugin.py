@@ -58,6 +58,20 @@ def dtype_choice(value: str) -> str:
         raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(DTYPE_CHOICES)})") from None
 
 
+def batch_size_choice(value: str) -> int | str:
+    """``--batch-size``: ``auto`` or a positive int (argparse type; a bad value is a usage error naming both)."""
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"invalid batch size {value!r} (a positive int or auto)")
+    return size
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kvclaims", "KV-cache and value-geometry claims")
     group.addoption(
@@ -76,6 +90,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--report-dir", dest="report_dir", default=None, help="where reports go (default reports/<run-id>/)"
     )
     group.addoption("--seed", type=int, default=0, help="run seed for sampling, bootstrap and controls")
+    group.addoption("--batch-size", dest="batch_size", default="auto", type=batch_size_choice,
+                    help="continuations per generation batch: a positive int, or auto (default: 32 on CPU, sized from "
+                         "free memory on CUDA); a batch that runs out of memory is halved and retried")
     group.addoption("--limit", "--n", dest="n_cap", type=int, default=None,
                     help="cap on prompts (or pairs) per condition (--n: the old name, kept as an alias)")
     group.addoption("--list-models", dest="list_models", action="store_true",
@@ -241,6 +258,7 @@ def run_settings(pytestconfig: pytest.Config) -> RunSettings:
         report_dir=Path(report_dir) if report_dir else None,
         device=pytestconfig.getoption("device"),
         dtype=pytestconfig.getoption("dtype"),
+        batch_size=pytestconfig.getoption("batch_size"),
     )
 
 

@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-
 from harness.behaviour import BehaviourScore, score_continuations
 from harness.decoding import DecodingMode, DecodingRegime
 from harness.generation import CaptureSpec, GenerationRequest, generate
@@ -176,8 +175,8 @@ def _generate_missing(
     out: dict[str, dict[str, Any]] = {}
     meter = ProgressMeter(f"{lm.name} {condition.name}", sum(len(r) for _, r in batches), "continuations")
     for patch, requests in batches:
-        fresh = generate(lm, requests, decoding=decoding, patch=patch, capture=capture,
-                         condition=condition.name, run_seed=run_seed, batch_size=len(requests))
+        fresh = _generate_halving(lm, requests, condition, decoding=decoding, patch=patch, capture=capture,
+                                  run_seed=run_seed)
         for r in fresh:
             per_pair[r.pair_id].append(r)
         for pair_id in dict.fromkeys(r.pair_id for r in fresh):
@@ -192,6 +191,61 @@ def _generate_missing(
         if progress:
             meter.advance(len(requests), sum(len(r.generated_ids) for r in fresh))
     return {pair.id: out[pair.id] for pair, _ in jobs}
+
+
+CPU_BATCH_SIZE = 32
+"""Continuations per batch on CPU under ``--batch-size auto`` (the suite's fixed size before the option existed)."""
+
+MAX_AUTO_BATCH = 256
+"""Largest batch ``auto`` chooses on a GPU."""
+
+BACKOFFS: list[dict[str, Any]] = []
+"""Every out-of-memory halving of this process: ``{"model", "condition", "from", "to"}``; claim records carry them."""
+
+
+def auto_batch_size(lm: LoadedModel, pairs: Sequence[TransferPair], decoding: DecodingRegime) -> int:
+    """``--batch-size auto``: :data:`CPU_BATCH_SIZE` off CUDA; on CUDA the rows whose KV caches (recipient and donor,
+    longest prompt + ``max_new_tokens`` positions, all layers, K and V) and float32 next-token logits fit in half the
+    device's free memory, clamped to [1, :data:`MAX_AUTO_BATCH`]. Batch size changes no number (greedy batched ≡ single,
+    tested), only speed and memory."""
+    device = lm.input_device
+    if device.type != "cuda":
+        return CPU_BATCH_SIZE
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    shape = lm.shape
+    longest = max((len(p.recursive_ids) + len(p.baseline_ids)) for p in pairs) if pairs else 1
+    element = next(lm.model.parameters()).element_size()
+    kv_per_token = 2 * shape.n_layers * shape.n_kv_heads * shape.head_dim * element
+    vocab = lm.model.get_output_embeddings().weight.shape[0]
+    per_row = kv_per_token * (longest + 2 * decoding.max_new_tokens) + 4 * vocab * 4
+    return max(1, min(MAX_AUTO_BATCH, int(0.5 * free // per_row)))
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc).lower()
+
+
+def _generate_halving(lm: LoadedModel, requests: list[GenerationRequest], condition: Condition,
+                      **kwargs: Any) -> list[GenerationRecord]:
+    """:func:`generate` on ``requests``; on out-of-memory, the batch is halved (recorded in :data:`BACKOFFS`) and each
+    half retried the same way, down to one row (a single row that does not fit re-raises)."""
+    try:
+        return generate(lm, requests, condition=condition.name, batch_size=len(requests), **kwargs)
+    except (RuntimeError, MemoryError) as exc:
+        if not _is_out_of_memory(exc) or len(requests) == 1:
+            raise
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    half = (len(requests) + 1) // 2
+    BACKOFFS.append({"model": lm.name, "condition": condition.name, "from": len(requests), "to": half})
+    return (_generate_halving(lm, requests[:half], condition, **kwargs)
+            + _generate_halving(lm, requests[half:], condition, **kwargs))
 
 
 _SCORES: dict[str, BehaviourScore] = {}
@@ -215,13 +269,14 @@ def run_condition(
     run_seed: int,
     cache: MeasurementCache | None = None,
     capture: CaptureSpec | None = None,
-    batch_size: int = 32,
+    batch_size: int | str = "auto",
     progress: bool = True,
 ) -> ConditionRun:
     """Run ``condition`` on every pair (``decoding.samples_per_pair`` continuations each) and score them.
 
     Pairs already in ``cache`` are read back; the rest are generated in batches of ``batch_size`` requests
-    (a progress line per batch, :mod:`harness.progress`) and each pair is written as soon as the batch that completes it finishes (a kill loses at most one batch). Every continuation is then scored by the current scorers (new
+    (``"auto"``: :func:`auto_batch_size`; a batch that runs out of memory is halved and retried, :data:`BACKOFFS`;
+    a progress line per batch, :mod:`harness.progress`) and each pair is written as soon as the batch that completes it finishes (a kill loses at most one batch). Every continuation is then scored by the current scorers (new
     texts in one batch). ``capture`` defaults to :func:`standard_capture`; pass ``CaptureSpec()`` for none
     (a different cache entry). Raises ValueError for duplicate pair ids or a pair
     lacking a prompt the condition needs (e.g. no other baseline of its length).
@@ -245,7 +300,8 @@ def run_condition(
         def persist(pair_id: str, stored: dict[str, Any]) -> None:  # written per batch: a kill loses one batch at most
             found[pair_id] = cache.get_or_compute("transfer_outcome", parts[pair_id], lambda: stored)
 
-        _generate_missing(lm, missing, condition, decoding, run_seed, capture, batch_size, progress, persist)
+        size = auto_batch_size(lm, pairs, decoding) if batch_size == "auto" else int(batch_size)
+        _generate_missing(lm, missing, condition, decoding, run_seed, capture, size, progress, persist)
     # score every new text in one batch; _outcome then reads the scores back per pair
     score_texts([s["text"] for p in pairs for s in found[p.id]["samples"]])  # type: ignore[index]
     return ConditionRun(condition, lm.name, tuple(_outcome(p.id, condition, found[p.id]) for p in pairs))  # type: ignore[arg-type]

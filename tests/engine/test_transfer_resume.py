@@ -71,3 +71,45 @@ def test_a_killed_run_keeps_finished_batches_and_the_rerun_computes_only_the_res
                                  cache=MeasurementCache(tmp_path / "clean", "readwrite"), batch_size=BATCH,
                                  progress=False)
     assert [o.samples[0].generated_ids for o in resumed.outcomes] == [o.samples[0].generated_ids for o in fresh.outcomes]
+
+
+def test_an_out_of_memory_batch_is_halved_and_gives_the_same_continuations(toy_llama: LoadedModel, bank,
+                                                                            tmp_path: Path, monkeypatch) -> None:
+    """A batch of 8 that 'does not fit' (more than 2 rows raise torch.OutOfMemoryError) is halved to 4, then 2; the
+    continuations equal those of a run with batches of 2, and the halvings are recorded."""
+    import torch
+
+    pairs = pairing.select_pairs(toy_llama, bank, 8)
+    reference = runner.run_condition(toy_llama, pairs, KV_MAIN, decoding=SHORT, run_seed=0,
+                                     cache=MeasurementCache(tmp_path / "a", "readwrite"), batch_size=2, progress=False)
+    real = runner.generate
+
+    def small_memory(lm, requests, **kwargs):
+        if len(requests) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(lm, requests, **kwargs)
+
+    monkeypatch.setattr(runner, "generate", small_memory)
+    monkeypatch.setattr(runner, "BACKOFFS", [])
+    halved = runner.run_condition(toy_llama, pairs, KV_MAIN, decoding=SHORT, run_seed=0,
+                                  cache=MeasurementCache(tmp_path / "b", "readwrite"), batch_size=8, progress=False)
+    assert [o.samples[0].generated_ids for o in halved.outcomes] == [o.samples[0].generated_ids for o in reference.outcomes]
+    assert runner.BACKOFFS[:3] == [{"model": toy_llama.name, "condition": KV_MAIN.name, "from": 8, "to": 4},
+                                   {"model": toy_llama.name, "condition": KV_MAIN.name, "from": 4, "to": 2},
+                                   {"model": toy_llama.name, "condition": KV_MAIN.name, "from": 4, "to": 2}]
+
+
+def test_other_errors_are_not_retried(toy_llama: LoadedModel, bank, tmp_path: Path, monkeypatch) -> None:
+    import pytest
+
+    def broken(lm, requests, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(runner, "generate", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        runner.run_condition(toy_llama, pairing.select_pairs(toy_llama, bank, 2), KV_MAIN, decoding=SHORT, run_seed=0,
+                             cache=MeasurementCache(tmp_path / "c", "readwrite"), batch_size=2, progress=False)
+
+
+def test_auto_batch_size_on_cpu_is_the_fixed_size(toy_llama: LoadedModel, bank) -> None:
+    assert runner.auto_batch_size(toy_llama, pairing.select_pairs(toy_llama, bank, 2), SHORT) == runner.CPU_BATCH_SIZE

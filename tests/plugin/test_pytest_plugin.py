@@ -128,6 +128,20 @@ def test_dtype_aliases_and_limit() -> None:
         "bfloat16", "bfloat16", "float16", "float32", "float32"]
 
 
+def test_batch_size_is_a_positive_int_or_auto(suite: pytest.Pytester) -> None:
+    import argparse
+
+    from harness.pytest_plugin import batch_size_choice
+
+    assert [batch_size_choice(v) for v in ("auto", "AUTO", "16", " 1 ")] == ["auto", "auto", 16, 1]
+    for bad in ("0", "-4", "big", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="a positive int or auto"):
+            batch_size_choice(bad)
+    result = suite.runpytest_subprocess("--model", "toy-llama", "--batch-size", "zero", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--batch-size: invalid batch size 'zero' (a positive int or auto)*"])
+
+
 def test_limit_and_its_old_name_n_cap_the_prompts(suite: pytest.Pytester) -> None:
     suite.makepyfile(test_cap="def test_cap(request):\n    assert request.config.getoption('n_cap') == 3\n")
     for flag in ("--limit", "--n"):
