@@ -123,6 +123,9 @@ def bootstrap_ci(
 
     estimate = float(wrapped(*data))  # undefined on the data itself: the caller's error, raised here
 
+    if min(unit_counts) < 2:  # one cluster (e.g. every pair shares a prompt): nothing to resample, no interval
+        return ConfidenceInterval(estimate, float("nan"), float("nan"), level, method, n_resamples, unit_counts, True)
+
     def on_resample(*units: NDArray) -> float:
         # A statistic undefined on one resample (e.g. Hedges g of a resample that repeats one prompt, so
         # both groups are constant) makes that replicate NaN, which makes the interval NaN (degenerate)

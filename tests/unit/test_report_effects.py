@@ -51,7 +51,8 @@ def test_registry_text_cites_methods_sections_that_exist() -> None:
 
 
 def _score(n_words: int, gated: float) -> BehaviourScore:
-    return BehaviourScore(lexicon_raw=0.0, lexicon_gated=0.0, embedding_raw=gated, embedding_gated=gated,
+    return BehaviourScore(classifier_p=gated, classifier_gated=gated, recursive=gated >= 0.5,
+                          lexicon_raw=0.0, lexicon_gated=0.0, embedding_raw=gated, embedding_gated=gated,
                           embedding_margin=0.1, distinct_2=1.0, repeat_share=0.0, degenerate=False, n_words=n_words)
 
 

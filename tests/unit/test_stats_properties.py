@@ -148,3 +148,15 @@ def test_power_solver_matches_statsmodels_and_grows_with_stricter_alpha():
     assert hs.solve_n("one-sample-t", 0.5, 0.001, 0.8) > hs.solve_n("one-sample-t", 0.5, 0.01, 0.8)
     with pytest.raises(ValueError, match="positive"):
         hs.solve_n("one-sample-t", 0.0, 0.05, 0.8)
+
+
+def test_a_single_cluster_gives_no_interval_instead_of_an_error() -> None:
+    """Every pair in one cluster (e.g. all share a donor prompt): nothing to resample, so the CI is undefined (NaN,
+    degenerate) and the estimate stands; the claim then reads INCONCLUSIVE instead of erroring."""
+    from harness.stats import bootstrap_ci
+
+    x = np.array([0.1, 0.4, 0.3])
+    ci = bootstrap_ci(lambda a: float(np.mean(a)), x, paired=True, clusters=[7, 7, 7], level=0.95, rng=0,
+                      n_resamples=99)
+    assert ci.estimate == pytest.approx(np.mean(x)) and ci.degenerate
+    assert np.isnan(ci.low) and np.isnan(ci.high)

@@ -15,6 +15,13 @@ from harness.results import Verdict, evaluate
 FLOATS = st.floats(0.0, 1.0, width=32, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
+def _score(s: float, degenerate: bool, n_words: int) -> BehaviourScore:
+    """Hand-made scores: the registered score (classifier_gated) and the embedding scores all equal ``s``."""
+    return BehaviourScore(classifier_p=s, classifier_gated=s, recursive=s >= 0.5, lexicon_raw=0.0, lexicon_gated=0.0,
+                          embedding_raw=s, embedding_gated=s, embedding_margin=s, distinct_2=1.0, repeat_share=0.0,
+                          degenerate=degenerate, n_words=n_words)
+
+
 def _run(condition: tr.Condition, scores, pair_ids=None, degenerate=None, n_words=None, donors=None) -> tr.ConditionRun:
     pair_ids = pair_ids or [f"p{i}" for i in range(len(scores))]
     degenerate = degenerate or [False] * len(scores)
@@ -24,7 +31,7 @@ def _run(condition: tr.Condition, scores, pair_ids=None, degenerate=None, n_word
         tr.PairOutcome(
             pair_id=pid, condition=condition.name, recipient_id=f"base-{pid}", donor_id=donor, first_position=10,
             samples=(tr.Continuation(0, f"text {pid}", (1, 2), False, 1.0,
-                                     BehaviourScore(0.0, 0.0, float(s), float(s), float(s), 1.0, 0.0, bool(d), w)),),
+                                     _score(float(s), bool(d), w)),),
         )
         for pid, s, d, w, donor in zip(pair_ids, scores, degenerate, n_words, donors)
     )
