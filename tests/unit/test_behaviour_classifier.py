@@ -85,6 +85,13 @@ def test_word_salad_and_gibberish_are_not_called_recursive(corpus: list[CorpusIt
     assert np.mean(called) <= 0.05, f"{sum(called)} of {len(called)} disruption-like texts called recursive"
 
 
+def test_heldout_random_kv_outputs_are_not_called_recursive(corpus: list[CorpusItem]) -> None:
+    """Real random-KV-patched continuations of held-out prompts (both models): none is called recursive."""
+    held = [i.text for i in corpus if i.source == "random_kv_patch" and i.split == "heldout"]
+    assert len(held) >= 40
+    assert not any(s.recursive for s in score_continuations(held))
+
+
 def test_heldout_natural_texts_are_separated(corpus: list[CorpusItem]) -> None:
     """On held-out natural continuations of both models, recursive ones score higher than baseline ones (AUROC ≥ 0.8)."""
     from harness.behaviour.validation import auroc
