@@ -134,6 +134,7 @@ def load_classifier(path: Path = ARTEFACT_PATH) -> RecursiveClassifier:
 
 def recursive_probabilities(texts: Sequence[str]) -> np.ndarray:
     """P(recursive) of each text under the frozen classifier (0 for a blank text), float64 ``[len(texts)]``."""
-    clf = load_classifier()
-    p = clf.probabilities(feature_matrix(texts)) if len(texts) else np.zeros(0)
-    return np.where([bool(t.strip()) for t in texts], p, 0.0) if len(texts) else p
+    if not texts:
+        return np.zeros(0)
+    p = load_classifier().probabilities(feature_matrix(texts))
+    return np.where([bool(t.strip()) for t in texts], p, 0.0)
