@@ -8,7 +8,8 @@ behaviour score. Changing anything that can move a verdict requires bumping the 
 Rooms: :mod:`~harness.registry.rules` (the rule language and its semantics),
 :mod:`~harness.registry.multiplicity` (families and the Bonferroni α_test), :mod:`~harness.registry.power_plans`
 (planned n, solved lazily), :mod:`~harness.registry.spec` (:class:`ClaimSpec`) and :mod:`~harness.registry.claims`
-(the claim rows, one table per family, and the behavioural decoding regime) and
+(the claim rows, one table per family, and the behavioural decoding regime), :mod:`~harness.registry.exchange_claims`
+(the cache-exchange table) and
 :mod:`~harness.registry.history` (why each version moved).
 
 Conventions used by every claim:
@@ -30,6 +31,7 @@ from __future__ import annotations
 from harness.registry.claims import (
     ANATOMY_CLAIMS, BEHAVIOUR_CLAIMS, BEHAVIOUR_DECODING, GEOMETRY_CLAIMS, HEADLINE_CLAIMS,
 )
+from harness.registry.exchange_claims import EXCHANGE_CLAIMS
 from harness.registry.history import VERSION_HISTORY, VersionChange, changes_of
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES, MultiplicityFamily
 from harness.registry.power_plans import PowerPlan
@@ -67,8 +69,10 @@ def _build(*tables: tuple[ClaimSpec, ...]) -> dict[str, ClaimSpec]:
     return claims
 
 
-CLAIMS: dict[str, ClaimSpec] = _build(HEADLINE_CLAIMS, GEOMETRY_CLAIMS, BEHAVIOUR_CLAIMS, ANATOMY_CLAIMS)
-"""Every registered claim by id: the headline five, then the geometry, behaviour and anatomy tables."""
+CLAIMS: dict[str, ClaimSpec] = _build(
+    HEADLINE_CLAIMS, GEOMETRY_CLAIMS, BEHAVIOUR_CLAIMS, ANATOMY_CLAIMS, EXCHANGE_CLAIMS,
+)
+"""Every registered claim by id: the headline five, then the geometry, behaviour, anatomy and cache-exchange tables."""
 
 
 def get_claim(claim_id: str) -> ClaimSpec:
