@@ -245,14 +245,15 @@ def read_packet(path: str | os.PathLike[str], receiver: LoadedModel | None = Non
 
 def check_receiver(receiver: LoadedModel, packet: CachePacket) -> None:
     """Raise PacketMismatchError (one line: receiver's value, packet's value) unless ``receiver`` is the model,
-    weights, tokenizer, cache dtype and rotary frequencies the packet was made with."""
+    cache dtype, layer count, tokenizer, weights and rotary frequencies the packet was made with (checked in that
+    order; the first difference is named)."""
     h = packet.header
     checks = (
         ("model", receiver.name, h.model),
-        ("weights", weights_fingerprint(receiver), h.weights),
-        ("tokenizer sha256", tokenizer_fingerprint(receiver.tokenizer), h.tokenizer_sha256),
         ("cache dtype", _dtype_name(receiver), h.cache_dtype),
         ("layers", receiver.shape.n_layers, h.n_layers),
+        ("tokenizer sha256", tokenizer_fingerprint(receiver.tokenizer), h.tokenizer_sha256),
+        ("weights", weights_fingerprint(receiver), h.weights),
     )
     for what, mine, theirs in checks:
         if mine != theirs:
