@@ -55,8 +55,7 @@ def bench_model(lm: LoadedModel, texts: list[str], directory: Path) -> dict[str,
             (packet, size), write_ms = _ms(lambda: (p := make_packet(lm, state, storage=storage),
                                                     write_packet(p, path)))
             _, read_ms = _ms(lambda: packet_prefill(lm, read_packet(path, lm)))
-            kv = sum(t.numel() * t.element_size() for n, t in packet.tensors.items() if not n.endswith("rope_inv_freq"))
-            for key, value in (("write", write_ms), ("read", read_ms), ("kv", kv / len(ids)),
+            for key, value in (("write", write_ms), ("read", read_ms), ("kv", packet.kv_bytes / len(ids)),
                                ("file", size / len(ids))):
                 timings[storage][key].append(value)
     median_prefill = statistics.median(prefill_ms)

@@ -62,8 +62,7 @@ def prompt_fidelity(lm: LoadedModel, ids: Sequence[int], directory: Path) -> tup
             "greedy_agrees": bool(int(reference.argmax()) == int(logits.argmax())),
             "max_abs_logit_diff": float((reference - logits).abs().max()),
             "file_bytes": file_bytes,
-            "kv_bytes": sum(t.numel() * t.element_size() for name, t in packet.tensors.items()
-                            if not name.endswith("rope_inv_freq")),
+            "kv_bytes": packet.kv_bytes,
         }
     return row, reference
 

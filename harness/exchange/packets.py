@@ -135,9 +135,10 @@ class CachePacket:
         return decoded[0], decoded[1]
 
     @property
-    def tensor_bytes(self) -> int:
-        """Bytes of all tensor data (K, V, scales, rotary frequencies)."""
-        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+    def kv_bytes(self) -> int:
+        """Bytes of the K and V data with their int8 scales (no rotary frequencies, no header)."""
+        return sum(t.numel() * t.element_size() for name, t in self.tensors.items()
+                   if not name.endswith("rope_inv_freq"))
 
 
 def _order(name: str) -> tuple[int, int]:

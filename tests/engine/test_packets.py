@@ -262,3 +262,31 @@ def test_gpu_tier_bytes_per_token_from_configs() -> None:
     assert table["mistral7b"]["uncompressed"]["payload_bytes_per_token"] == 131072  # registered dtype bf16
     assert table["llama3-70b"]["int8"]["bytes_per_token"] == pytest.approx(80 * 8 * 128 * 2 * (1 + 4 / 1024))
     assert not any(name.startswith("random-") for name in table)
+
+
+# ------------------------------------------------------------------------------------------------ the claim
+
+
+def test_claim_runs_on_alternating_prompts_and_is_inconclusive_below_planned_n(toy_llama: LoadedModel) -> None:
+    import claims.test_compressed_packet_fidelity as packet_claim
+    from harness.claim_context import ClaimContext, RunSettings
+    from harness.measurement_cache import MeasurementCache
+    from harness.prompts import load_bank
+    from harness.registry import get_claim
+    from harness.results import PROPERTY_NAME, ClaimNotPassed
+
+    records: dict[str, object] = {}
+    settings = RunSettings(seed=0, n_cap=4, window=16, report_dir=None, device="cpu", dtype=None)
+    ctx = ClaimContext(get_claim("compressed_packet_fidelity"), toy_llama, load_bank(), settings,
+                       MeasurementCache(mode="off"), lambda name, value: records.__setitem__(name, value))
+    with pytest.raises(ClaimNotPassed):
+        packet_claim.test_compressed_packet_fidelity(ctx)
+    record = records[PROPERTY_NAME]
+    assert record["verdict"] == "INCONCLUSIVE" and record["n"] == 4 and "n = 4 < planned 34" in record["explanation"]
+    details = record["details"]
+    groups = [ctx.bank.get(pid).group for pid in details["prompts"]]
+    assert groups == ["baseline", "recursive", "baseline", "recursive"]
+    assert details["max_abs_logit_diff"]["uncompressed"] == 0.0 and details["kl_nats"]["uncompressed"]["mean"] == 0.0
+    assert record["estimate"] == pytest.approx(details["kl_nats"]["int8"]["mean"]) and record["estimate"] > 0
+    assert record["ci_low"] <= record["estimate"] <= record["ci_high"]
+    assert set(details["gpu_tier_bytes_per_token"]["models"]) >= {"mistral7b", "llama3-70b"}
