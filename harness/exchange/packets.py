@@ -169,11 +169,17 @@ def make_packet(lm: LoadedModel, prefill: kvcache.Prefill, *, storage: StorageFo
                 layers: Sequence[int] | None = None, positions: tuple[int, int] | None = None) -> CachePacket:
     """A packet of ``prefill`` (one unpadded row, from ``lm``): ``layers`` (default all) × absolute ``positions``
     [start, end) (default the whole cache), each layer cut to what it still holds. Raises PacketError on a batch,
-    padding, an unknown format, a layer out of range or positions outside the cache."""
+    padding, a cache of another layer count or rotary frequencies than ``lm``'s, an unknown format, a layer out of
+    range or positions outside the cache."""
     _single_row(prefill, "a packet")
     if storage not in STORAGE_FORMATS:
         raise PacketError(f"unknown packet storage format {storage!r}; known: {', '.join(STORAGE_FORMATS)}")
     n_layers, offset = kvcache.num_layers(prefill), prefill.position_offset
+    frequencies = kvcache.rope_inv_freq(lm.model)
+    if n_layers != lm.shape.n_layers or len(prefill.rope_inv_freq) != n_layers or not all(
+            torch.equal(a, b) for a, b in zip(frequencies, prefill.rope_inv_freq)):
+        raise PacketError(f"the cache ({n_layers} layers) was not made by {lm.name} ({lm.shape.n_layers} layers, "
+                          "its rotary frequencies); a packet names the model that made its cache")
     cache_positions = (offset, offset + prefill.lengths[0])
     chosen = sorted(set(range(n_layers) if layers is None else layers))
     if not chosen or chosen[0] < 0 or chosen[-1] >= n_layers:

@@ -205,6 +205,9 @@ def test_bad_packet_requests_are_refused(toy_llama: LoadedModel) -> None:
         make_packet(toy_llama, state, layers=[4])
     with pytest.raises(PacketError, match=r"positions \[5, 99\) must be a non-empty part"):
         make_packet(toy_llama, state, positions=(5, 99))
+    with pytest.raises(PacketError, match="was not made by toy-gemma3"):
+        make_packet(dataclasses.replace(toy_llama, name="toy-gemma3", shape=dataclasses.replace(
+            toy_llama.shape, n_layers=6)), state)
     batch = kvcache.prefill(toy_llama.model, [ids[:5], ids[:7]], pad_id=pad_id(toy_llama.tokenizer))
     with pytest.raises(PacketError, match="one-row, unpadded cache"):
         make_packet(toy_llama, batch)
