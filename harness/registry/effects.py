@@ -55,6 +55,8 @@ EFFECT_TYPES: dict[str, EffectType] = {
                    "(layer, K or V) cache entries that differ from the config"),
         EffectType("max_abs_logit_diff", "max |Δ logit|", "max|Δlogit|", r"\max|\Delta\mathrm{logit}|",
                    "logits (natural-log odds units)"),
+        EffectType("mean_kl_nats", "mean KL divergence", "KL̄", r"\overline{\mathrm{KL}}",
+                   "nats (natural-log units), mean over prompts"),
     )
 }
 """Every effect type a claim may name, by ``effect_type``."""

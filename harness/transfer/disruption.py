@@ -29,7 +29,7 @@ from harness.serialize import to_builtin
 from harness.transfer.conditions import Condition
 from harness.transfer.runner import NOT_IN_ENGINE_KEY, pair_key_parts
 
-__all__ = ["FIRST_STEP", "first_step_kl", "kl_summary"]
+__all__ = ["FIRST_STEP", "first_step_kl", "kl_summary", "next_token_kl"]
 
 FIRST_STEP = DecodingRegime.greedy(max_new_tokens=1)
 """The regime of the measurement: one greedy step (only its raw logits are used)."""
@@ -60,7 +60,7 @@ def _first_logits(lm: LoadedModel, jobs: Sequence[tuple[TransferPair, Any]], con
     return out
 
 
-def _kl(reference: torch.Tensor, patched: torch.Tensor) -> float:
+def next_token_kl(reference: torch.Tensor, patched: torch.Tensor) -> float:
     """KL(softmax(reference) ‖ softmax(patched)) in nats, in float64 (≥ 0 up to rounding, clipped at 0)."""
     log_p = torch.log_softmax(reference.to(torch.float64), dim=-1)
     log_q = torch.log_softmax(patched.to(torch.float64), dim=-1)
@@ -92,7 +92,7 @@ def first_step_kl(
         jobs = [(p, patches[p.id]) for p in pairs]
         natural = _first_logits(lm, jobs, condition, False, batch_size)
         patched = _first_logits(lm, jobs, condition, True, batch_size)
-        fresh.update({p.id: _kl(natural[p.id], patched[p.id]) for p in pairs})
+        fresh.update({p.id: next_token_kl(natural[p.id], patched[p.id]) for p in pairs})
 
     def value(pair_id: str) -> float:
         if not fresh:

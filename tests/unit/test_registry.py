@@ -25,10 +25,11 @@ EXTENDED = {
     "donor_level_transfer_trend", "peak_zone_vs_half", "self_ref_token_patch", "donor_pr_predicts_transfer",
 }
 ANATOMY = {"cache_shapes_match_config", "cache_injection_equals_text", "rope_rerotation", "persona_signature"}
+EXCHANGE_PACKETS = {"compressed_packet_fidelity"}
 
 
 def test_registry_holds_exactly_the_design_claims():
-    assert set(CLAIMS) == HEADLINE | EXTENDED | ANATOMY
+    assert set(CLAIMS) == HEADLINE | EXTENDED | ANATOMY | EXCHANGE_PACKETS
     assert {c.id for c in CLAIMS.values() if c.headline} == HEADLINE
 
 
