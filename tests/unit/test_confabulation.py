@@ -211,3 +211,24 @@ def test_ci_differs_needs_a_band_around_zero():
         with pytest.raises(ValueError, match="around 0"):
             ci_differs(*band)
     assert "excludes 0" in get_claim("confabulation_signature").decision_text()
+
+
+def test_the_forest_figure_draws_zero_and_the_equivalence_band_of_a_ci_differs_rule():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from harness.report.figures.forest import forest
+
+    recs = [{"claim": "confabulation_signature", "model": m, "verdict": "INCONCLUSIVE", "estimate": g,
+             "ci_low": g - 0.6, "ci_high": g + 0.6, "n": 20, "details": {}}
+            for m, g in (("smollm2-135m", 0.1), ("gemma3-270m", 0.2))]
+    fig = plt.figure()
+    try:
+        forest(fig, recs, "confabulation_signature")
+        ax = fig.axes[0]
+        xs = {float(line.get_xdata()[0]) for line in ax.lines if line.get_linestyle() in ("--", ":")}
+        assert {0.0, -0.5, 0.5} <= xs
+    finally:
+        plt.close(fig)
