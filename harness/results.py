@@ -193,7 +193,7 @@ def _judge(
     """One criterion's truth value and a short phrase saying why."""
     low, high = ci
     ci_text = f"{spec.ci_level:.0%} CI [{_fmt(low)}, {_fmt(high)}]" if spec.ci_level else ""
-    if c.kind in ("ci", "ci_within", "ci_outside"):
+    if c.kind in ("ci", "ci_within", "ci_outside", "ci_differs"):
         if not (_is_num(low) and _is_num(high)):
             return _Tri.UNKNOWN, "CI undefined"
         lo, hi = float(low), float(high)  # type: ignore[arg-type]
@@ -206,6 +206,12 @@ def _judge(
             return t, f"{ci_text} lies {side} {c.bound:g}"
         a, b = c.bounds  # type: ignore[misc]
         inside = a < lo and hi < b
+        if c.kind == "ci_differs":
+            if inside:
+                return _Tri.FALSE, f"{ci_text} inside the equivalence band ({a:g}, {b:g})"
+            if hi < 0.0 or lo > 0.0:
+                return _Tri.TRUE, f"{ci_text} excludes 0"
+            return _Tri.UNKNOWN, f"{ci_text} covers 0 and crosses the equivalence band ({a:g}, {b:g})"
         outside = hi < a or lo > b
         touches_outside = hi <= a or lo >= b
         touches_inside = a <= lo and hi <= b

@@ -36,13 +36,13 @@ from harness.registry.history import VERSION_HISTORY, VersionChange, changes_of
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES, MultiplicityFamily
 from harness.registry.power_plans import PowerPlan
 from harness.registry.rules import (
-    P_BELOW, Criterion, Kind, ci, ci_outside, ci_within, contrasts_above, steps_at_least, value,
+    P_BELOW, Criterion, Kind, ci, ci_differs, ci_outside, ci_within, contrasts_above, steps_at_least, value,
 )
 from harness.registry.spec import ClaimSpec
 
 __all__ = [
     "BEHAVIOUR_DECODING", "CLAIMS", "MULTIPLICITY_FAMILIES", "P_BELOW", "ClaimSpec", "Criterion", "Kind", "MultiplicityFamily",
-    "PowerPlan", "VERSION_HISTORY", "VersionChange", "changes_of", "ci", "ci_outside", "ci_within", "contrasts_above",
+    "PowerPlan", "VERSION_HISTORY", "VersionChange", "changes_of", "ci", "ci_differs", "ci_outside", "ci_within", "contrasts_above",
     "family_of", "get_claim", "steps_at_least", "value",
 ]
 

@@ -34,6 +34,8 @@ EFFECT_TYPES: dict[str, EffectType] = {
     for e in (
         EffectType("hedges_g", "Hedges g", "g", "g",
                    "pooled-SD units (bias-corrected standardized mean difference)"),
+        EffectType("adjusted_hedges_g", "covariate-adjusted Hedges g", "g_adj", r"g_{\mathrm{adj}}",
+                   "pooled within-group SD units of the statistic, at equal covariates (bias-corrected)"),
         EffectType("transfer_ratio", "transfer ratio T", "T", "T",
                    "fraction of the natural recursive − baseline behaviour gap (0 = recipient, 1 = donor)"),
         EffectType("transfer_difference", "difference of two transfer ratios", "ΔT", r"\Delta T",

@@ -10,6 +10,11 @@ whenever n < planned n or the estimate is undefined).
   undecided when the interval straddles b. ``ci_within`` / ``ci_outside`` likewise: met when the CI lies wholly
   inside / outside the interval, clearly not met when it lies wholly on the other side, undecided when it crosses
   an end. A NaN CI end is undecided.
+- **ci_differs** (a difference, with equivalence as the alternative verdict) is judged on the whole main CI
+  against 0 and an equivalence band (low, high) around it: met when the CI excludes 0 and does not lie inside the
+  band, clearly not met when it lies strictly inside (low, high) (TOST equivalence at the CI's level: any
+  difference is smaller than the registered margin), undecided otherwise (the CI covers 0 and reaches past a band
+  end). A CI that excludes 0 but lies inside the band is clearly not met: a nonzero but negligible difference.
 - **p criteria** compare the claim's p-value with its ``alpha_test`` = family α / m (Bonferroni, see
   :mod:`harness.registry.multiplicity`): met when p < α_test. p ≥ α_test alone is *undecided*, not a failure:
   not rejecting the null is not evidence against the claim. It is clearly not met only when the claimed
@@ -42,7 +47,7 @@ from enum import Enum
 from typing import Literal
 
 __all__ = [
-    "P_BELOW", "Criterion", "CriterionKind", "Direction", "Kind", "Op", "ci", "ci_outside", "ci_within",
+    "P_BELOW", "Criterion", "CriterionKind", "Direction", "Kind", "Op", "ci", "ci_differs", "ci_outside", "ci_within",
     "claimed_direction", "contrasts_above", "criterion_summary", "criterion_words", "steps_at_least", "value",
 ]
 
@@ -58,11 +63,11 @@ class Kind(str, Enum):
     INVARIANT = "invariant"
 
 
-CriterionKind = Literal["ci", "ci_within", "ci_outside", "p_below", "steps_at_least", "contrasts_above", "value"]
+CriterionKind = Literal["ci", "ci_within", "ci_outside", "ci_differs", "p_below", "steps_at_least", "contrasts_above", "value"]
 Op = Literal["<", "<=", ">", ">="]
 Direction = Literal["below", "above"]
 
-CI_KINDS: tuple[CriterionKind, ...] = ("ci", "ci_within", "ci_outside")
+CI_KINDS: tuple[CriterionKind, ...] = ("ci", "ci_within", "ci_outside", "ci_differs")
 """Criterion kinds judged on the main CI (a claim with one needs a ``ci_level``)."""
 
 
@@ -72,6 +77,7 @@ class Criterion:
 
     - ``ci``: the main CI against ``bound`` with ``op``;
     - ``ci_within`` / ``ci_outside``: the main CI inside / outside the interval ``bounds``;
+    - ``ci_differs``: the main CI excludes 0, and FAIL when it lies inside the equivalence band ``bounds``;
     - ``p_below``: p < the claim's ``alpha_test`` (p one-sided in the :func:`claimed_direction` when there is one);
     - ``steps_at_least``: every adjacent-step CI lies at or above ``bound`` (= −δ);
     - ``contrasts_above``: the CI of every contrast named in ``names`` lies above ``bound``;
@@ -100,6 +106,14 @@ def ci_outside(low: float, high: float) -> Criterion:
     return Criterion("ci_outside", bounds=(low, high))
 
 
+def ci_differs(low: float, high: float) -> Criterion:
+    """The whole main CI excludes 0 (a difference of either sign); clearly not met when it lies strictly inside the
+    equivalence band (low, high), which must contain 0 (TOST equivalence at the CI's level)."""
+    if not low < 0.0 < high:
+        raise ValueError(f"ci_differs needs an equivalence band around 0 (low < 0 < high), got ({low}, {high})")
+    return Criterion("ci_differs", bounds=(float(low), float(high)))
+
+
 def steps_at_least(bound: float) -> Criterion:
     """Every adjacent-step CI lower bound is ≥ ``bound``."""
     return Criterion("steps_at_least", bound=bound)
@@ -126,7 +140,8 @@ def claimed_direction(criteria: tuple[Criterion, ...]) -> Direction | None:
     """The direction a claim asserts, read from its first non-p criterion, or None when it asserts none.
 
     ``ci`` with ``<`` / ``<=`` → "below", with ``>`` / ``>=`` → "above"; ``steps_at_least`` (an increasing
-    trend) → "above". ``ci_within`` (equivalence), ``ci_outside`` (a difference of either sign, two-sided p) and
+    trend) → "above". ``ci_within`` (equivalence), ``ci_outside`` and ``ci_differs`` (a difference of either sign,
+    two-sided p) and
     ``value`` (invariants, no p) → None; ``contrasts_above`` is never first (:class:`ClaimSpec` refuses it).
     A claim's p criterion is one-sided in this direction, and only then can a large p (≥ 1 − α_test)
     contradict the claim.
@@ -161,6 +176,12 @@ def criterion_words(c: Criterion, *, ci_level: float | None, delta: float | None
             return f"every contrast {level} CI > {c.bound:g}"
         return (f"the {level} CI of every registered contrast ({', '.join(c.names)}) lies above {c.bound:g} "
                 f"(lower bound > {c.bound:g})")
+    if c.kind == "ci_differs":
+        lo, hi = c.bounds or (0.0, 0.0)
+        if short:
+            return f"{level} CI excludes 0 (FAIL inside ({lo:g}, {hi:g}))"
+        return (f"the whole {level} CI excludes 0 (clearly not met when it lies inside the equivalence band "
+                f"({lo:g}, {hi:g}): TOST equivalence at that level)")
     if c.kind == "ci":
         where = f"{c.op} {c.bound:g}" if short else f"{_SIDE[c.op or '<']} {c.bound:g}"
     else:

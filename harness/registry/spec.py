@@ -93,8 +93,11 @@ class ClaimSpec:
     @property
     def effect_direction(self) -> str:
         """The direction the rule expects of the estimate: ``less`` or ``greater`` than its bound, ``within`` an
-        equivalence interval, ``outside`` an interval (either sign), or ``increasing`` (every step at or above −δ)."""
+        equivalence interval, ``outside`` an interval (either sign), ``differs`` from 0 (either sign; equivalence
+        inside a band is the FAIL), or ``increasing`` (every step at or above −δ)."""
         c = self.primary
+        if c.kind == "ci_differs":
+            return "differs"
         if c.kind == "ci_within":
             return "within"
         if c.kind == "ci_outside":
@@ -107,6 +110,9 @@ class ClaimSpec:
     def expected(self) -> str:
         """What the rule expects of the estimate in a few symbols, e.g. ``g < -1``, ``T inside (-0.1, 0.1)``."""
         c, sym = self.primary, self.effect.symbol
+        if c.kind == "ci_differs":
+            lo, hi = c.bounds or (0.0, 0.0)
+            return f"{sym} ≠ 0 (not inside ({lo:g}, {hi:g}))"
         if c.kind in ("ci_within", "ci_outside"):
             lo, hi = c.bounds or (0.0, 0.0)
             return f"{sym} inside ({lo:g}, {hi:g})" if c.kind == "ci_within" else f"{sym} outside [{lo:g}, {hi:g}]"
@@ -132,7 +138,7 @@ class ClaimSpec:
         c = self.primary
         if c.kind in ("ci", "value"):
             return str(c.op)
-        return {"ci_within": "within", "ci_outside": "outside", "steps_at_least": ">="}[c.kind]
+        return {"ci_within": "within", "ci_outside": "outside", "ci_differs": "differs", "steps_at_least": ">="}[c.kind]
 
     @property
     def threshold(self) -> float | tuple[float, float]:

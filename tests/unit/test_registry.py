@@ -25,11 +25,11 @@ EXTENDED = {
     "donor_level_transfer_trend", "peak_zone_vs_half", "self_ref_token_patch", "donor_pr_predicts_transfer",
 }
 ANATOMY = {"cache_shapes_match_config", "cache_injection_equals_text", "rope_rerotation", "persona_signature"}
-EXCHANGE_PACKETS = {"compressed_packet_fidelity"}
+EXCHANGE = {"compressed_packet_fidelity", "confabulation_signature"}  # issue 14
 
 
 def test_registry_holds_exactly_the_design_claims():
-    assert set(CLAIMS) == HEADLINE | EXTENDED | ANATOMY | EXCHANGE_PACKETS
+    assert set(CLAIMS) == HEADLINE | EXTENDED | ANATOMY | EXCHANGE
     assert {c.id for c in CLAIMS.values() if c.headline} == HEADLINE
 
 
@@ -105,7 +105,7 @@ def test_every_claim_is_complete():
     for spec in CLAIMS.values():
         assert spec.version >= 1 and spec.statement and spec.estimator and spec.rule_summary()
         assert spec.planned_n >= 1 and spec.required_groups and spec.n_unit
-        assert isinstance(spec.threshold, float | tuple) and spec.comparator in {"<", "<=", ">", ">=", "within", "outside"}
+        assert isinstance(spec.threshold, float | tuple) and spec.comparator in {"<", "<=", ">", ">=", "within", "outside", "differs"}
         text = spec.decision_text()
         assert "PASS if" in text and str(spec.planned_n) in text
         if spec.behaviour_score is not None:
@@ -161,3 +161,15 @@ def test_every_version_above_one_has_its_reason_and_a_bump_without_one_is_refuse
     bumped = dataclasses.replace(spec, version=spec.version + 1)
     with pytest.raises(ValueError, match="history entry"):
         registry._build((bumped,))
+
+
+def test_confabulation_signature_is_registered_as_a_difference_with_equivalence_as_its_failure():
+    from harness.registry import ci_differs
+
+    spec = get_claim("confabulation_signature")
+    assert spec.criteria == (ci_differs(-0.5, 0.5), P_BELOW) and spec.ci_level == pytest.approx(0.90)
+    assert spec.family == "exchange" and MULTIPLICITY_FAMILIES["exchange"].alpha == 0.01
+    equivalence, difference = spec.power.parts
+    assert equivalence.alpha == pytest.approx(0.05) and equivalence.power == pytest.approx(0.9)
+    assert difference.alpha == pytest.approx(spec.alpha_test / 2)  # the p is two-sided
+    assert spec.planned_n == max(equivalence.n, difference.n) > 20  # the bank's 20 pairs are too few

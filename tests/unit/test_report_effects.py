@@ -21,7 +21,7 @@ def test_every_claim_names_a_known_effect_type_with_a_direction() -> None:
         assert spec.effect_type in EFFECT_TYPES, spec.id
         fields = spec.effect_fields()
         assert fields["effect_label"] and fields["effect_units"]
-        assert fields["effect_direction"] in ("less", "greater", "within", "outside", "increasing")
+        assert fields["effect_direction"] in ("less", "greater", "within", "outside", "differs", "increasing")
     assert CLAIMS["rv_contraction"].effect_direction == "less" and CLAIMS["rv_contraction"].expected == "g < -1"
     assert CLAIMS["v_patch_null"].effect_direction == "within"
     assert CLAIMS["attention_entropy_differs"].effect_direction == "outside"

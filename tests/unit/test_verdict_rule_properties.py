@@ -18,7 +18,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.registry import CLAIMS, P_BELOW, ClaimSpec, ci, ci_outside, ci_within, contrasts_above, get_claim, value
+from harness.registry import (
+    CLAIMS,
+    P_BELOW,
+    ClaimSpec,
+    ci,
+    ci_differs,
+    ci_outside,
+    ci_within,
+    contrasts_above,
+    get_claim,
+    value,
+)
 from harness.results import Verdict, evaluate
 
 INF = math.inf
@@ -71,6 +82,11 @@ def reference_verdict(spec: ClaimSpec, *, estimate, ci_low, ci_high, p_value, st
     for c in spec.criteria:
         if c.kind in ("ci", "ci_within", "ci_outside"):
             states.append(_interval_state(ci_low, ci_high, *_regions(c.kind, c.op, c.bound, c.bounds)))
+        elif c.kind == "ci_differs":  # inside the open band: not met (equivalence), before "excludes 0": met
+            lo, hi = c.bounds
+            band = _interval_state(ci_low, ci_high, [(lo, hi, False, False)], [])
+            beside_zero = _interval_state(ci_low, ci_high, [(-INF, 0.0, False, False), (0.0, INF, False, False)], [])
+            states.append(NOT_MET if band == MET else MET if beside_zero == MET else UNDECIDED)
         elif c.kind == "value":
             if estimate is None or math.isnan(estimate):
                 states.append(UNDECIDED)
@@ -119,7 +135,8 @@ def specs(draw) -> ClaimSpec:
     if choice == 2:  # CI-only rule of any kind, no p criterion
         a, b = sorted(draw(st.lists(st.sampled_from([-0.5, -0.1, 0.0, 0.1, 0.5]), min_size=2, max_size=2,
                                     unique=True)))
-        crit = draw(st.sampled_from([ci(draw(st.sampled_from(OPS)), bound), ci_within(a, b), ci_outside(a, b)]))
+        rules = [ci(draw(st.sampled_from(OPS)), bound), ci_within(a, b), ci_outside(a, b)]
+        crit = draw(st.sampled_from(rules + ([ci_differs(a, b)] if a < 0 < b else [])))
         return dataclasses.replace(get_claim("single_layer_fails"), criteria=(crit,))
     if choice == 3:
         return dataclasses.replace(get_claim("cache_injection_equals_text"),

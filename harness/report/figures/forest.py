@@ -104,6 +104,11 @@ def _draw_bound(ax: Axes, spec: ClaimSpec) -> str:
         lo, hi = c.bounds
         for b in (lo, hi):
             ax.axvline(b, color="black", linestyle="--", linewidth=0.9)
+        if c.kind == "ci_differs":
+            ax.axvline(0.0, color="black", linestyle=":", linewidth=0.9)
+            _shade(ax, lo, hi, alpha=0.12)
+            return (f"dotted: 0, dashed: equivalence band; PASS needs the CI to exclude 0, FAIL when it lies inside "
+                    f"({lo:g}, {hi:g}) (shaded)")
         if c.kind == "ci_within":
             _shade(ax, lo, hi, alpha=0.12)
             return f"dashed: equivalence bounds; PASS needs the CI inside ({lo:g}, {hi:g}) (shaded)"
