@@ -1,0 +1,144 @@
+"""The compute-once lock (harness.compute_lock) and MeasurementCache.get_or_compute across processes.
+
+Two processes asking for one key compute it exactly once (computations counted through a file), a holder killed with
+SIGKILL releases the lock with its process, and the refresh mode recomputes a stale entry once. POSIX only.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.compute_lock import ComputeLockError, compute_lock
+from harness.measurement_cache import MeasurementCache, measurement_key
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the compute-once lock is fcntl.flock (POSIX only)")
+CTX = multiprocessing.get_context("fork")  # children inherit the imported harness and torch: no re-import
+PARTS = {"what": "an item", "n": 3}
+HOLD_S = 1.0
+"""Seconds a computation holds the lock: long enough that the other process, started at the same moment, asks while
+it is held even on a loaded machine."""
+
+
+def _count_and_return(counter: Path, value: int, hold_s: float):  # type: ignore[no-untyped-def]
+    def compute() -> int:
+        with counter.open("a") as fh:  # one line per computation, appended by whichever process computes
+            fh.write(f"{os.getpid()}\n")
+        time.sleep(hold_s)
+        return value
+    return compute
+
+
+def _ask(root: str, mode: str, counter: str, value: int, hold_s: float, start, out: str) -> None:  # type: ignore[no-untyped-def]
+    start.wait()
+    got = MeasurementCache(Path(root), mode=mode).get_or_compute("item", PARTS, _count_and_return(Path(counter), value, hold_s))
+    Path(out).write_text(str(got))
+
+
+def _hold_forever(lock: str, holding) -> None:  # type: ignore[no-untyped-def]
+    with compute_lock(Path(lock)):
+        holding.set()
+        time.sleep(600)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def test_two_processes_compute_one_key_once(tmp_path: Path) -> None:
+    counter, start = tmp_path / "computations.txt", CTX.Event()
+    procs = [CTX.Process(target=_ask, args=(str(tmp_path / "cache"), "readwrite", str(counter), 7 + i, HOLD_S, start,
+                                            str(tmp_path / f"out{i}"))) for i in range(2)]
+    for proc in procs:
+        proc.start()
+    start.set()  # both ask at once; the first to lock computes for HOLD_S while the other waits
+    for proc in procs:
+        proc.join(30)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert len(_lines(counter)) == 1
+    results = {(tmp_path / f"out{i}").read_text() for i in range(2)}
+    assert len(results) == 1  # the waiter read the computer's value, not its own 7 or 8 computed again
+
+
+def test_without_the_lock_both_processes_would_compute(tmp_path: Path) -> None:
+    """The control of the test above: read mode takes no lock, and both processes compute (so the count can fail)."""
+    counter, start = tmp_path / "computations.txt", CTX.Event()
+    procs = [CTX.Process(target=_ask, args=(str(tmp_path / "cache"), "read", str(counter), i, 0.3, start,
+                                            str(tmp_path / f"out{i}"))) for i in range(2)]
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join(30)
+    assert len(_lines(counter)) == 2
+
+
+def test_a_killed_holder_releases_the_lock(tmp_path: Path) -> None:
+    cache = MeasurementCache(tmp_path / "cache")
+    holding, start = CTX.Event(), CTX.Event()
+    lock = cache.lock_path("item", measurement_key({"kind": "item", **PARTS}))
+    holder = CTX.Process(target=_hold_forever, args=(str(lock), holding))
+    holder.start()
+    assert holding.wait(20)
+    counter = tmp_path / "computations.txt"
+    waiter = CTX.Process(target=_ask, args=(str(cache.root), "readwrite", str(counter), 5, 0.0, start,
+                                            str(tmp_path / "out")))
+    waiter.start()
+    start.set()
+    waiter.join(1.0)
+    assert waiter.is_alive() and not _lines(counter)  # the holder's lock really blocks it
+    os.kill(holder.pid, signal.SIGKILL)  # no cleanup runs: the kernel releases the flock with the process
+    holder.join(10)
+    waiter.join(20)
+    assert waiter.exitcode == 0 and (tmp_path / "out").read_text() == "5" and len(_lines(counter)) == 1
+
+
+def test_timeout_names_the_locked_file(tmp_path: Path) -> None:
+    holding = CTX.Event()
+    lock = tmp_path / "k.lock"
+    holder = CTX.Process(target=_hold_forever, args=(str(lock), holding))
+    holder.start()
+    try:
+        assert holding.wait(20)
+        with pytest.raises(ComputeLockError, match=r"k\.lock is still locked after 0\.2 s"):
+            with compute_lock(lock, timeout_s=0.2):
+                pass
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join(10)
+    with compute_lock(lock, timeout_s=5) as waited:
+        assert waited >= 0.0
+
+
+def test_refresh_recomputes_a_stale_entry_once(tmp_path: Path) -> None:
+    cache = MeasurementCache(tmp_path / "cache")
+    counter = tmp_path / "computations.txt"
+    assert cache.get_or_compute("item", PARTS, _count_and_return(counter, 1, 0.0)) == 1
+    refresh = MeasurementCache(tmp_path / "cache", mode="refresh")
+    assert refresh.get_or_compute("item", PARTS, _count_and_return(counter, 2, 0.0)) == 2  # stale: recomputed
+    assert cache.get_or_compute("item", PARTS, _count_and_return(counter, 3, 0.0)) == 2  # the refreshed entry
+    assert len(_lines(counter)) == 2
+
+
+def test_two_refreshing_processes_compute_once(tmp_path: Path) -> None:
+    cache = MeasurementCache(tmp_path / "cache")
+    counter = tmp_path / "computations.txt"
+    cache.get_or_compute("item", PARTS, _count_and_return(counter, 0, 0.0))  # a stale entry from an earlier run
+    time.sleep(0.05)
+    start = CTX.Event()
+    procs = [CTX.Process(target=_ask, args=(str(cache.root), "refresh", str(counter), 7 + i, HOLD_S, start,
+                                            str(tmp_path / f"out{i}"))) for i in range(2)]
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join(30)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert len(_lines(counter)) == 2  # the earlier run's computation and one refresh
+    assert {(tmp_path / f"out{i}").read_text() for i in range(2)} <= {"7", "8"}
+    assert len({(tmp_path / f"out{i}").read_text() for i in range(2)}) == 1
