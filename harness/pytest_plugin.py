@@ -290,7 +290,8 @@ def configure_model_args(config: pytest.Config, models: list[str]) -> ModelArgs:
             spec = resolve_spec(name)
             check_args_for_model(args, name, spec.source, spec.expected.n_layers if spec.expected else None)
     except ModelArgsError as exc:
-        raise pytest.UsageError(f"--model-args: {exc}") from None
+        message = str(exc)
+        raise pytest.UsageError(message if message.startswith("--") else f"--model-args: {message}") from None
     config.stash[MODEL_ARGS_KEY] = args
     return args
 
