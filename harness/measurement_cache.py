@@ -24,6 +24,7 @@ value is recomputed (in ``read`` mode the file is left where it is). Modes: ``of
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, TypeVar
@@ -240,7 +241,8 @@ class MeasurementCache:
         if self.mode == "read":
             return compute()
         waiting_since_ns = time.time_ns()
-        with compute_lock(self.lock_path(kind, key)):
+        lock_path = self.lock_path(kind, key)
+        with contextlib.nullcontext() if lock_path in _HELD_LOCKS else compute_lock(lock_path):
             if _written_since(target, waiting_since_ns if self.mode == "refresh" else None):
                 found, value = self._read(kind, key, target)
                 if found:
@@ -248,6 +250,27 @@ class MeasurementCache:
             value = compute()
             self._write(target, key, value)
         return value
+
+    @contextlib.contextmanager
+    def holding(self, kind: str, parts_list: Iterable[dict[str, Any]]) -> Iterator[None]:
+        """Hold the compute-once locks of several keys while the caller computes them outside
+        :meth:`get_or_compute` (batched generation) and stores each through it; :meth:`get_or_compute` in this process
+        takes no second lock on a held key. Locks are taken in key order, so two processes holding overlapping sets
+        cannot deadlock; ``off`` and ``read`` modes take none. The caller re-checks the cache once inside: another
+        process may have stored some of the keys while this one waited."""
+        if self.mode not in ("readwrite", "refresh"):
+            yield
+            return
+        keys = sorted({measurement_key({"kind": kind, **parts}) for parts in parts_list})
+        with contextlib.ExitStack() as stack:
+            for key in keys:
+                path = self.lock_path(kind, key)
+                if path in _HELD_LOCKS:
+                    continue
+                stack.enter_context(compute_lock(path))
+                _HELD_LOCKS.add(path)
+                stack.callback(_HELD_LOCKS.discard, path)
+            yield
 
     def _read(self, kind: str, key: str, target: Path) -> tuple[bool, Any]:
         """``(True, value)`` for a sound entry; ``(False, None)`` when absent or corrupt (then moved aside)."""
@@ -295,6 +318,10 @@ class MeasurementCache:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+
+
+_HELD_LOCKS: set[Path] = set()
+"""Compute-once lock files this process holds through :meth:`MeasurementCache.holding`."""
 
 
 def _written_since(target: Path, since_ns: int | None) -> bool:

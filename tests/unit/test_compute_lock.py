@@ -142,3 +142,74 @@ def test_two_refreshing_processes_compute_once(tmp_path: Path) -> None:
     assert len(_lines(counter)) == 2  # the earlier run's computation and one refresh
     assert {(tmp_path / f"out{i}").read_text() for i in range(2)} <= {"7", "8"}
     assert len({(tmp_path / f"out{i}").read_text() for i in range(2)}) == 1
+
+
+def _hold_and_store(root: str, names: list[str], counter: str, start, holding) -> None:  # type: ignore[no-untyped-def]
+    """Hold the locks of several items, compute them outside get_or_compute (as batched generation does), store each."""
+    cache = MeasurementCache(Path(root))
+    start.wait()
+    with cache.holding("item", [{"name": n} for n in names]):
+        holding.set()
+        time.sleep(HOLD_S)
+        for name in names:  # a held key takes no second lock in this process: this must not block
+            cache.get_or_compute("item", {"name": name}, _count_and_return(Path(counter), f"{name} by holder", 0.0))
+
+
+def _ask_named(root: str, name: str, counter: str, out: str) -> None:
+    got = MeasurementCache(Path(root)).get_or_compute("item", {"name": name}, _count_and_return(Path(counter), "asker", 0))
+    Path(out).write_text(got)
+
+
+def test_a_held_batch_is_read_by_others_not_recomputed(tmp_path: Path) -> None:
+    counter, start, holding = tmp_path / "computations.txt", CTX.Event(), CTX.Event()
+    root = str(tmp_path / "cache")
+    holder = CTX.Process(target=_hold_and_store, args=(root, ["b", "a"], str(counter), start, holding))
+    holder.start()
+    start.set()
+    assert holding.wait(20)
+    asker = CTX.Process(target=_ask_named, args=(root, "b", str(counter), str(tmp_path / "out")))
+    asker.start()
+    asker.join(30)
+    holder.join(30)
+    assert (holder.exitcode, asker.exitcode) == (0, 0)
+    assert (tmp_path / "out").read_text() == "b by holder" and len(_lines(counter)) == 2
+
+
+def test_overlapping_held_batches_do_not_deadlock(tmp_path: Path) -> None:
+    """Locks are taken in key order, so two processes holding {a, b}, listed in opposite orders, both finish (taken
+    in list order, each could hold its first and wait for its second forever)."""
+    counter, start = tmp_path / "computations.txt", CTX.Event()
+    root = str(tmp_path / "cache")
+    procs = [CTX.Process(target=_hold_and_store, args=(root, names, str(counter), start, CTX.Event()))
+             for names in (["a", "b"], ["b", "a"])]
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join(30)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert len(_lines(counter)) == 2  # computed by whichever held them first; the other read them
+
+
+def test_held_locks_are_taken_in_one_global_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order that makes overlapping batches deadlock-free: by key, whatever order the caller lists the items in
+    (the two-process test above passes either way when one process takes both locks before the other starts)."""
+    import harness.measurement_cache as module
+
+    taken: list[str] = []
+    real = module.compute_lock
+
+    def recording(path: Path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        taken.append(path.stem)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(module, "compute_lock", recording)
+    cache = MeasurementCache(tmp_path / "cache")
+    names = sorted("abcd", key=lambda n: measurement_key({"kind": "item", "name": n}), reverse=True)  # against key order
+    with cache.holding("item", [{"name": n} for n in names]):
+        assert len(taken) == 4
+        cache.get_or_compute("item", {"name": "a"}, lambda: 1)  # held: no second lock
+    assert taken == sorted(taken) and len(taken) == 4
+    with MeasurementCache(tmp_path / "cache", mode="read").holding("item", [{"name": "x"}]):
+        pass
+    assert len(taken) == 4  # read mode never writes, so it takes no lock
