@@ -99,16 +99,12 @@ def positive_int(value: str) -> int:
 
 def batch_size_choice(value: str) -> int | str:
     """``--batch-size``: ``auto`` or a positive int (argparse type; a bad value is a usage error naming both)."""
-    text = value.strip().lower()
-    if text == "auto":
+    if value.strip().lower() == "auto":
         return "auto"
     try:
-        size = int(text)
-    except ValueError:
-        size = 0
-    if size < 1:
-        raise argparse.ArgumentTypeError(f"invalid batch size {value!r} (a positive int or auto)")
-    return size
+        return positive_int(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"invalid batch size {value!r} (a positive int or auto)") from None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

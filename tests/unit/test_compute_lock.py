@@ -46,6 +46,16 @@ def _hold_forever(lock: str, holding) -> None:  # type: ignore[no-untyped-def]
         time.sleep(600)
 
 
+def _run_together(procs: list, start) -> list[int | None]:  # type: ignore[no-untyped-def]
+    """Start the processes, release them at once through ``start``, wait (30 s each at most); their exit codes."""
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join(30)
+    return [proc.exitcode for proc in procs]
+
+
 def _lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
@@ -54,12 +64,8 @@ def test_two_processes_compute_one_key_once(tmp_path: Path) -> None:
     counter, start = tmp_path / "computations.txt", CTX.Event()
     procs = [CTX.Process(target=_ask, args=(str(tmp_path / "cache"), "readwrite", str(counter), 7 + i, HOLD_S, start,
                                             str(tmp_path / f"out{i}"))) for i in range(2)]
-    for proc in procs:
-        proc.start()
-    start.set()  # both ask at once; the first to lock computes for HOLD_S while the other waits
-    for proc in procs:
-        proc.join(30)
-    assert [proc.exitcode for proc in procs] == [0, 0]
+    # both ask at once; the first to lock computes for HOLD_S while the other waits
+    assert _run_together(procs, start) == [0, 0]
     assert len(_lines(counter)) == 1
     results = {(tmp_path / f"out{i}").read_text() for i in range(2)}
     assert len(results) == 1  # the waiter read the computer's value, not its own 7 or 8 computed again
@@ -70,11 +76,7 @@ def test_without_the_lock_both_processes_would_compute(tmp_path: Path) -> None:
     counter, start = tmp_path / "computations.txt", CTX.Event()
     procs = [CTX.Process(target=_ask, args=(str(tmp_path / "cache"), "read", str(counter), i, 0.3, start,
                                             str(tmp_path / f"out{i}"))) for i in range(2)]
-    for proc in procs:
-        proc.start()
-    start.set()
-    for proc in procs:
-        proc.join(30)
+    _run_together(procs, start)
     assert len(_lines(counter)) == 2
 
 
@@ -133,12 +135,7 @@ def test_two_refreshing_processes_compute_once(tmp_path: Path) -> None:
     start = CTX.Event()
     procs = [CTX.Process(target=_ask, args=(str(cache.root), "refresh", str(counter), 7 + i, HOLD_S, start,
                                             str(tmp_path / f"out{i}"))) for i in range(2)]
-    for proc in procs:
-        proc.start()
-    start.set()
-    for proc in procs:
-        proc.join(30)
-    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert _run_together(procs, start) == [0, 0]
     assert len(_lines(counter)) == 2  # the earlier run's computation and one refresh
     assert {(tmp_path / f"out{i}").read_text() for i in range(2)} <= {"7", "8"}
     assert len({(tmp_path / f"out{i}").read_text() for i in range(2)}) == 1
@@ -182,12 +179,7 @@ def test_overlapping_held_batches_do_not_deadlock(tmp_path: Path) -> None:
     root = str(tmp_path / "cache")
     procs = [CTX.Process(target=_hold_and_store, args=(root, names, str(counter), start, CTX.Event()))
              for names in (["a", "b"], ["b", "a"])]
-    for proc in procs:
-        proc.start()
-    start.set()
-    for proc in procs:
-        proc.join(30)
-    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert _run_together(procs, start) == [0, 0]
     assert len(_lines(counter)) == 2  # computed by whichever held them first; the other read them
 
 
