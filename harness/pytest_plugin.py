@@ -29,6 +29,7 @@ from harness.geometry.metrics import DEFAULT_WINDOW
 from harness.gpu_assignment import (
     GPUAssignmentError,
     cuda_initialised,
+    default_gpus_per_worker,
     nvidia_smi_gpus,
     pin_worker_gpus,
     visible_gpus,
@@ -236,38 +237,47 @@ def xdist_worker_count(config: pytest.Config) -> int:
 
 
 def pin_gpus(config: pytest.Config, list_gpus: Callable[[], list[str]] = nvidia_smi_gpus) -> int | None:
-    """Give this process its GPU set (:mod:`harness.gpu_assignment`) before anything initialises CUDA; returns the
-    GPUs per worker when it is known (None: the default, all GPUs ÷ workers, or no GPUs).
+    """Give this process its GPU set (:mod:`harness.gpu_assignment`) before anything initialises CUDA; returns how
+    many GPUs each xdist worker sees (None without xdist, without GPUs or with ``--device cpu``).
 
-    - An xdist worker narrows ``CUDA_VISIBLE_DEVICES`` to its slice.
+    - An xdist worker (``config.workerinput``) narrows ``CUDA_VISIBLE_DEVICES`` to its slice.
     - The controller of an xdist run checks ``--gpus-per-worker`` × workers against the GPU count (a usage error,
       before any worker starts) and leaves its own environment alone.
     - A run without xdist with ``--gpus-per-worker k`` uses the first k GPUs.
     Nothing is pinned with ``--device cpu``.
 
     Raises:
-        pytest.UsageError: the GPU sets do not fit, or CUDA was initialised before this hook ran.
+        pytest.UsageError: the GPU sets do not fit, or CUDA was initialised before a set could be pinned.
     """
     if config.getoption("device") == "cpu":
         return None
     per_worker = config.getoption("gpus_per_worker")
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if cuda_initialised():
-        raise pytest.UsageError(f"{worker or 'controller'}: CUDA was initialised before the GPU sets were pinned; "
-                                "do not touch CUDA at import time in conftest files or plugins")
+    workerinput = getattr(config, "workerinput", None)
     try:
-        if worker is not None:
-            count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
-            pin_worker_gpus(worker, count, per_worker, list_gpus=list_gpus)
-        elif per_worker is not None:
-            workers = xdist_worker_count(config)
-            if workers:
-                worker_gpu_slice(visible_gpus(os.environ, list_gpus), 0, workers, per_worker)
-            else:
-                pin_worker_gpus("gw0", 1, per_worker, list_gpus=list_gpus)
+        if workerinput is not None:
+            _refuse_initialised_cuda(str(workerinput["workerid"]))
+            value = pin_worker_gpus(str(workerinput["workerid"]), int(workerinput["workercount"]), per_worker,
+                                    list_gpus=list_gpus)
+            return len(value.split(",")) if value is not None else None
+        workers = xdist_worker_count(config)
+        if workers:
+            gpus = visible_gpus(os.environ, list_gpus)
+            if per_worker is not None:
+                worker_gpu_slice(gpus, 0, workers, per_worker)
+                return per_worker
+            return max(1, default_gpus_per_worker(len(gpus), workers)) if gpus else None
+        if per_worker is not None:
+            _refuse_initialised_cuda("controller")
+            pin_worker_gpus("gw0", 1, per_worker, list_gpus=list_gpus)
     except GPUAssignmentError as exc:
         raise pytest.UsageError(f"--gpus-per-worker: {exc}") from None
-    return per_worker
+    return None
+
+
+def _refuse_initialised_cuda(who: str) -> None:
+    if cuda_initialised():
+        raise pytest.UsageError(f"{who}: CUDA was initialised before its GPU set was pinned; do not touch CUDA at "
+                                "import time in conftest files or plugins")
 
 
 def configure_model_args(config: pytest.Config, models: list[str]) -> ModelArgs:
@@ -334,7 +344,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("window") < 2:
         raise pytest.UsageError("--window must be at least 2")
     if getattr(config, "workerinput", None) is None:  # the controller checks once; workers start after it
-        check_device_option(config.getoption("device"), per_worker=per_worker if xdist_worker_count(config) else None)
+        check_device_option(config.getoption("device"), per_worker=per_worker)
         prepare_report_dir(config.getoption("report_dir"))
     bank_path = config.getoption("prompt_bank")
     if bank_path is not None:

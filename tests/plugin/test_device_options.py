@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,44 @@ def test_model_args_reach_the_model_fixture(suite: pytest.Pytester) -> None:
     result = suite.runpytest("--model", "toy-llama", "--model-args", "early=0,late=2,patch=1-3", "-k", "layers",
                              "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+class FakeConfig:
+    """The few config attributes pin_gpus reads: options by dest, and workerinput on an xdist worker."""
+
+    def __init__(self, workers: int, per_worker: int | None, workerid: str | None = None) -> None:
+        self.options = {"device": "auto", "gpus_per_worker": per_worker, "dist": "load" if workers else "no",
+                        "tx": ["popen"] * workers}
+        if workerid is not None:
+            self.workerinput = {"workerid": workerid, "workercount": workers}
+
+    def getoption(self, name: str, default: object = None) -> object:
+        return self.options.get(name, default)
+
+
+def test_pin_gpus_on_controller_and_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.pytest_plugin import pin_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4")
+    assert pin_gpus(FakeConfig(2, None)) == 2  # type: ignore[arg-type]  # controller: 5 ÷ 2, environment untouched
+    assert pin_gpus(FakeConfig(6, None)) == 1  # type: ignore[arg-type]  # more workers than GPUs: one, shared
+    with pytest.raises(pytest.UsageError, match="--gpus-per-worker: --gpus-per-worker 3 × 2 workers needs 6 GPUs"):
+        pin_gpus(FakeConfig(2, 3))  # type: ignore[arg-type]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1,2,3,4"
+    assert pin_gpus(FakeConfig(2, None, workerid="gw1")) == 2  # type: ignore[arg-type]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    assert pin_gpus(FakeConfig(0, 2)) is None  # type: ignore[arg-type]  # no xdist: this process takes the first 2
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+
+
+def test_cuda_n_must_be_inside_each_workers_set() -> None:
+    from harness.pytest_plugin import check_device_option
+
+    check_device_option("cuda:3", lambda: True, lambda: 4)
+    with pytest.raises(pytest.UsageError, match=r"--device cuda:4: only 4 GPU\(s\) visible \(indices from 0\)"):
+        check_device_option("cuda:4", lambda: True, lambda: 4)
+    with pytest.raises(pytest.UsageError, match=r"--device cuda:2: only 2 GPU\(s\) visible per worker"):
+        check_device_option("cuda:2", lambda: True, lambda: 8, per_worker=2)
+    with pytest.raises(pytest.UsageError, match="--device cuda:0: no CUDA GPU is available"):
+        check_device_option("cuda:0", lambda: False, lambda: 0)
