@@ -40,7 +40,7 @@ class RunSettings:
         n_cap: ``--n``, a cap on prompts (or pairs) per condition; None without a cap.
         window: ``--window``, the V window W in content tokens.
         report_dir: ``--report-dir`` (None: ``reports/<run-id>/``).
-        device: ``--device`` (``auto``, ``cpu`` or ``cuda``).
+        device: ``--device`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``).
         dtype: ``--dtype`` override, or None for the registry's dtype.
         batch_size: ``--batch-size``, continuations per generation batch, or ``"auto"``
             (:func:`harness.transfer.runner.auto_batch_size`).

@@ -9,6 +9,10 @@ stale can be read back. Statistics are always recomputed from the raw values, so
 regenerated without a model.
 
 Writes are atomic (temporary file, fsync, then ``os.replace``) under a file lock, so xdist workers can share it.
+Computing is once per key: in ``readwrite`` and ``refresh`` modes :meth:`MeasurementCache.get_or_compute` holds the
+compute-once lock of the key (:mod:`harness.compute_lock`: ``fcntl.flock`` on ``<kind>/<key>.lock``, POSIX only)
+while it re-checks the cache, computes and writes, so a second worker asking for the same item waits and reads the
+first one's entry; a holder that dies releases the lock with its process.
 Each entry is an envelope ``{"format", "key", "sha256", "value"}``: a read checks that the file is JSON of that
 shape, names its own key and that the sha256 of the canonical JSON of ``value`` matches. An entry that fails
 (truncated by a crash, 0 bytes, not JSON, wrong shape, another key) is moved aside to
@@ -20,6 +24,7 @@ value is recomputed (in ``read`` mode the file is left where it is). Modes: ``of
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -30,13 +35,14 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 
 from filelock import FileLock
 
+from harness.compute_lock import compute_lock
 from harness.storage import cache_root
 
 CacheMode = Literal["off", "read", "readwrite", "refresh"]
@@ -208,11 +214,21 @@ class MeasurementCache:
         """File holding the measurement ``kind``/``key``."""
         return self.root / kind / f"{key}.json"
 
+    def lock_path(self, kind: str, key: str) -> Path:
+        """The compute-once lock file of ``kind``/``key`` (beside its entry)."""
+        return self.root / kind / f"{key}.lock"
+
     def get_or_compute(self, kind: str, parts: dict[str, Any], compute: Callable[[], T]) -> T:
         """Return the cached JSON value for ``parts`` or compute it (and store it, per the mode).
 
         ``compute`` must return a JSON-serializable value built from builtins. A stored entry that fails its
         check is moved aside (see the module docstring), warned about, and recomputed.
+
+        In ``readwrite`` and ``refresh`` modes the key's compute-once lock is held from the re-check to the write, so
+        concurrent callers (other processes) compute a key once: the others wait and read the entry. In ``refresh``
+        mode an entry is taken as this run's when it was written after this call began waiting for the lock (its
+        mtime; an entry written in the same clock tick may be recomputed once more, never a stale one reused).
+        ``off`` and ``read`` modes take no lock (they never write, so there is nothing for a waiter to read).
         """
         if self.mode == "off":
             return compute()
@@ -222,10 +238,39 @@ class MeasurementCache:
             found, value = self._read(kind, key, target)
             if found:
                 return value
-        value = compute()
-        if self.mode in ("readwrite", "refresh"):
+        if self.mode == "read":
+            return compute()
+        waiting_since_ns = time.time_ns()
+        lock_path = self.lock_path(kind, key)
+        with contextlib.nullcontext() if lock_path in _HELD_LOCKS else compute_lock(lock_path):
+            if _written_since(target, waiting_since_ns if self.mode == "refresh" else None):
+                found, value = self._read(kind, key, target)
+                if found:
+                    return value
+            value = compute()
             self._write(target, key, value)
         return value
+
+    @contextlib.contextmanager
+    def holding(self, kind: str, parts_list: Iterable[dict[str, Any]]) -> Iterator[None]:
+        """Hold the compute-once locks of several keys while the caller computes them outside
+        :meth:`get_or_compute` (batched generation) and stores each through it; :meth:`get_or_compute` in this process
+        takes no second lock on a held key. Locks are taken in key order, so two processes holding overlapping sets
+        cannot deadlock; ``off`` and ``read`` modes take none. The caller re-checks the cache once inside: another
+        process may have stored some of the keys while this one waited."""
+        if self.mode not in ("readwrite", "refresh"):
+            yield
+            return
+        keys = sorted({measurement_key({"kind": kind, **parts}) for parts in parts_list})
+        with contextlib.ExitStack() as stack:
+            for key in keys:
+                path = self.lock_path(kind, key)
+                if path in _HELD_LOCKS:
+                    continue
+                stack.enter_context(compute_lock(path))
+                _HELD_LOCKS.add(path)
+                stack.callback(_HELD_LOCKS.discard, path)
+            yield
 
     def _read(self, kind: str, key: str, target: Path) -> tuple[bool, Any]:
         """``(True, value)`` for a sound entry; ``(False, None)`` when absent or corrupt (then moved aside)."""
@@ -273,6 +318,18 @@ class MeasurementCache:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+
+
+_HELD_LOCKS: set[Path] = set()
+"""Compute-once lock files this process holds through :meth:`MeasurementCache.holding`."""
+
+
+def _written_since(target: Path, since_ns: int | None) -> bool:
+    """Whether ``target`` exists and (when ``since_ns`` is given) was last modified at or after ``since_ns`` (ns)."""
+    try:
+        return since_ns is None or target.stat().st_mtime_ns >= since_ns
+    except FileNotFoundError:
+        return False
 
 
 def value_sha256(value: Any) -> str:

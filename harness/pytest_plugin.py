@@ -26,6 +26,15 @@ import pytest
 from harness import progress
 from harness.claim_context import ClaimContext, RunSettings
 from harness.geometry.metrics import DEFAULT_WINDOW
+from harness.gpu_assignment import (
+    GPUAssignmentError,
+    cuda_initialised,
+    default_gpus_per_worker,
+    nvidia_smi_gpus,
+    pin_worker_gpus,
+    visible_gpus,
+    worker_gpu_slice,
+)
 from harness.measurement_cache import CACHE_MODES, MeasurementCache
 from harness.models import (
     DEFAULT_MODEL,
@@ -37,39 +46,66 @@ from harness.models import (
     load_model,
     resolve_spec,
 )
+from harness.models.loading import cuda_index, placement_kwargs
+from harness.models.model_args import (
+    DTYPE_ALIASES,
+    MODEL_ARG_KEYS,
+    ModelArgs,
+    ModelArgsError,
+    canonical_dtype,
+    check_args_for_model,
+    parse_model_args,
+    resolve_dtype,
+)
 
 if TYPE_CHECKING:
     from harness.prompts import PromptBank
 
 
-DTYPE_CHOICES: dict[str, str] = {
-    "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16",
-}
+DTYPE_CHOICES: dict[str, str] = DTYPE_ALIASES
 """Accepted ``--dtype`` values and the torch dtype name each means."""
+
+MODEL_ARGS_KEY = pytest.StashKey[ModelArgs]()
+"""The parsed ``--model-args`` of the run (set in ``pytest_configure``)."""
 
 
 def dtype_choice(value: str) -> str:
     """``--dtype``'s type: the canonical dtype name of ``value`` (an alias such as bf16 accepted); anything else is a
     usage error naming the choices."""
     try:
-        return DTYPE_CHOICES[value.strip().lower()]
-    except KeyError:
+        return canonical_dtype(value)
+    except ModelArgsError:
         raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(DTYPE_CHOICES)})") from None
+
+
+def device_choice(value: str) -> str:
+    """``--device``'s type: ``auto``, ``cpu``, ``cuda`` (all visible GPUs) or ``cuda:N`` (visible GPU N)."""
+    try:
+        cuda_index(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid device {value!r} (auto, cpu, cuda or cuda:N)") from None
+    return value
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an int of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {value!r} (a positive int)")
+    return number
 
 
 def batch_size_choice(value: str) -> int | str:
     """``--batch-size``: ``auto`` or a positive int (argparse type; a bad value is a usage error naming both)."""
-    text = value.strip().lower()
-    if text == "auto":
+    if value.strip().lower() == "auto":
         return "auto"
     try:
-        size = int(text)
-    except ValueError:
-        size = 0
-    if size < 1:
-        raise argparse.ArgumentTypeError(f"invalid batch size {value!r} (a positive int or auto)")
-    return size
+        return positive_int(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"invalid batch size {value!r} (a positive int or auto)") from None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,7 +117,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"model name(s), comma-separated or repeated (default {DEFAULT_MODEL}); registry names, "
         "'embedded', 'gpu', hf:<org/name>[@revision] or path:<dir>",
     )
-    group.addoption("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where models run")
+    group.addoption("--device", default="auto", type=device_choice,
+                    help="where models run: auto (default), cpu, cuda (spread over the visible GPUs as needed) or "
+                         "cuda:N (visible GPU N); on CUDA every model loads in bfloat16 unless a dtype is given")
+    group.addoption("--model-args", dest="model_args", default=None,
+                    help="key=value,... applied to every selected model; keys: " + ", ".join(MODEL_ARG_KEYS)
+                         + " (e.g. dtype=bf16,revision=step1000,device_map=sequential,max_memory=70GiB,"
+                           "attn_implementation=sdpa,early=4,late=27,patch=16-31)")
+    group.addoption("--gpus-per-worker", dest="gpus_per_worker", default=None, type=positive_int,
+                    help="GPUs of each pytest-xdist worker, disjoint sets taken from CUDA_VISIBLE_DEVICES (or "
+                         "nvidia-smi -L) before CUDA starts (default: all GPUs ÷ workers)")
     group.addoption("--dtype", default=None, type=dtype_choice,
                     help="override the model's dtype: " + ", ".join(f"{a} ({c})" if a != c else a
                                                                    for a, c in DTYPE_CHOICES.items()))
@@ -151,27 +196,110 @@ def share_cpu_threads_among_workers(worker_count: str | None) -> int | None:
     return threads
 
 
-def check_device_option(device: str, cuda_available: Callable[[], bool] | None = None) -> None:
+def check_device_option(
+    device: str, cuda_available: Callable[[], bool] | None = None, device_count: Callable[[], int] | None = None,
+    per_worker: int | None = None,
+) -> None:
     """Refuse ``--device cuda`` on a machine without CUDA (otherwise every model test would skip and the run end
     green with nothing measured).
 
-    Called on the controller only: in an xdist worker, asking CUDA before the report plugin pins the worker's GPU
-    would fix the visible devices too early.
+    Called on the controller only (after :func:`pin_gpus`): in an xdist worker, asking CUDA before the worker's GPU
+    set is pinned would fix the visible devices too early. ``cuda:N`` must name a GPU that exists, and under xdist
+    one inside each worker's set (``per_worker`` GPUs, when known).
 
     Raises:
         pytest.UsageError: naming the option and the missing GPU.
     """
-    if device != "cuda":
+    if not device.startswith("cuda"):
         return
-    if cuda_available is None:
+    if cuda_available is None or device_count is None:
         import torch
 
-        cuda_available = torch.cuda.is_available
+        cuda_available = cuda_available or torch.cuda.is_available
+        device_count = device_count or torch.cuda.device_count
     if not cuda_available():
         raise pytest.UsageError(
-            "--device cuda: no CUDA GPU is available (torch.cuda.is_available() is False); "
+            f"--device {device}: no CUDA GPU is available (torch.cuda.is_available() is False); "
             "run on a CUDA machine or use --device auto or cpu"
         )
+    index = cuda_index(device)
+    visible = per_worker if per_worker is not None else device_count()
+    if index is not None and index >= visible:
+        raise pytest.UsageError(f"--device {device}: only {visible} GPU(s) visible"
+                                + (" per worker" if per_worker is not None else "") + " (indices from 0)")
+
+
+def xdist_worker_count(config: pytest.Config) -> int:
+    """Workers pytest-xdist will start (0 without xdist); read on the controller after xdist resolved ``-n``."""
+    if config.getoption("dist", default="no") == "no":
+        return 0
+    return len(config.getoption("tx", default=None) or [])
+
+
+def pin_gpus(config: pytest.Config, list_gpus: Callable[[], list[str]] = nvidia_smi_gpus) -> int | None:
+    """Give this process its GPU set (:mod:`harness.gpu_assignment`) before anything initialises CUDA; returns how
+    many GPUs each xdist worker sees (None without xdist, without GPUs or with ``--device cpu``).
+
+    - An xdist worker (``config.workerinput``) narrows ``CUDA_VISIBLE_DEVICES`` to its slice.
+    - The controller of an xdist run checks ``--gpus-per-worker`` × workers against the GPU count (a usage error,
+      before any worker starts) and leaves its own environment alone.
+    - A run without xdist with ``--gpus-per-worker k`` uses the first k GPUs.
+    Nothing is pinned with ``--device cpu``.
+
+    Raises:
+        pytest.UsageError: the GPU sets do not fit, or CUDA was initialised before a set could be pinned.
+    """
+    if config.getoption("device") == "cpu":
+        return None
+    per_worker = config.getoption("gpus_per_worker")
+    workerinput = getattr(config, "workerinput", None)
+    try:
+        if workerinput is not None:
+            _refuse_initialised_cuda(str(workerinput["workerid"]))
+            value = pin_worker_gpus(str(workerinput["workerid"]), int(workerinput["workercount"]), per_worker,
+                                    list_gpus=list_gpus)
+            return len(value.split(",")) if value is not None else None
+        workers = xdist_worker_count(config)
+        if workers:
+            gpus = visible_gpus(os.environ, list_gpus)
+            if per_worker is not None:
+                worker_gpu_slice(gpus, 0, workers, per_worker)
+                return per_worker
+            return max(1, default_gpus_per_worker(len(gpus), workers)) if gpus else None
+        if per_worker is not None:
+            _refuse_initialised_cuda("controller")
+            pin_worker_gpus("gw0", 1, per_worker, list_gpus=list_gpus)
+    except GPUAssignmentError as exc:
+        raise pytest.UsageError(f"--gpus-per-worker: {exc}") from None
+    return None
+
+
+def _refuse_initialised_cuda(who: str) -> None:
+    if cuda_initialised():
+        raise pytest.UsageError(f"{who}: CUDA was initialised before its GPU set was pinned; do not touch CUDA at "
+                                "import time in conftest files or plugins")
+
+
+def configure_model_args(config: pytest.Config, models: list[str]) -> ModelArgs:
+    """Parse ``--model-args``, check it against ``--dtype``, ``--device`` and every selected model (registry facts),
+    and keep it in ``config.stash[MODEL_ARGS_KEY]``.
+
+    Raises:
+        pytest.UsageError: one line naming the problem (for an unknown key: the allowed keys).
+    """
+    try:
+        args = parse_model_args(config.getoption("model_args"))
+        resolve_dtype("float32", "cpu", config.getoption("dtype"), args)  # --dtype and dtype= must agree
+        if config.getoption("device") == "cpu":
+            placement_kwargs("cpu", args, [])
+        for name in models:
+            spec = resolve_spec(name)
+            check_args_for_model(args, name, spec.source, spec.expected.n_layers if spec.expected else None)
+    except ModelArgsError as exc:
+        message = str(exc)
+        raise pytest.UsageError(message if message.startswith("--") else f"--model-args: {message}") from None
+    config.stash[MODEL_ARGS_KEY] = args
+    return args
 
 
 def prepare_report_dir(option: str | None) -> None:
@@ -206,7 +334,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: GPU replication tier (CUDA and local weights)")
     config.addinivalue_line("markers", "slow: loads an embedded pretrained model on CPU")
     config.addinivalue_line("markers", "validation: a measurement that writes a record (tox -e scorer-validation)")
-    selected_models(config)  # fail fast with a usage error, before collection
+    models = selected_models(config)  # fail fast with a usage error, before collection
+    per_worker = pin_gpus(config)  # first: nothing may initialise CUDA before a worker's GPU set is pinned
+    configure_model_args(config, models)
     share_cpu_threads_among_workers(os.environ.get("PYTEST_XDIST_WORKER_COUNT"))
     progress.set_sink(lambda line: write_past_capture(config, line))
     if config.getoption("n_cap") is not None and config.getoption("n_cap") < 2:
@@ -214,7 +344,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("window") < 2:
         raise pytest.UsageError("--window must be at least 2")
     if getattr(config, "workerinput", None) is None:  # the controller checks once; workers start after it
-        check_device_option(config.getoption("device"))
+        check_device_option(config.getoption("device"), per_worker=per_worker)
         prepare_report_dir(config.getoption("report_dir"))
     bank_path = config.getoption("prompt_bank")
     if bank_path is not None:
@@ -267,10 +397,11 @@ def lm(request: pytest.FixtureRequest, run_settings: RunSettings) -> Iterator[Lo
     """The model under test (one per parameter, session scope, one resident per process). Read-only."""
     name = request.param
     try:
-        loaded = load_model(name, device=run_settings.device, dtype=run_settings.dtype)
+        loaded = load_model(name, device=run_settings.device, dtype=run_settings.dtype,
+                            model_args=request.config.stash.get(MODEL_ARGS_KEY, None))
     except GPUUnavailableError as exc:
         pytest.skip(str(exc))
-    except ModelUnavailableError as exc:
+    except (ModelUnavailableError, ModelArgsError) as exc:
         pytest.fail(str(exc), pytrace=False)
     yield loaded
     del loaded

@@ -110,9 +110,12 @@ class LoadedModel:
 
     @property
     def identity(self) -> dict[str, Any]:
-        """What determines this model's numbers: name, source, weights hash or revision, dtype, device."""
+        """What determines this model's numbers: name, source, weights hash or revision, dtype, device, and the
+        ``--model-args`` given (only when some were, so the keys of default loads stay what they were)."""
         keys = ("model", "source", "location", "gguf_sha256", "revision", "dtype", "device", "attn_implementation")
         identity = {k: self.provenance.get(k) for k in keys}
+        if self.provenance.get("model_args"):
+            identity["model_args"] = self.provenance["model_args"]
         if self.spec.toy_config is not None:
             identity["toy_config"] = self.spec.toy_config
         return identity

@@ -23,14 +23,15 @@ The cache root is :func:`harness.storage.cache_root` (``$KVCLAIMS_CACHE`` or ``~
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
-import shutil
-import inspect
 import re
+import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,16 @@ from filelock import FileLock
 from torch import nn
 
 from harness.families import FamilyLayout, layout_for_model, module_path, value_columns
+from harness.gpu_assignment import max_memory_budget
 from harness.models.errors import (
-    GPUUnavailableError, ModelConfigMismatchError, ModelDirectoryError, ModelUnavailableError,
+    GPUUnavailableError,
+    ModelConfigMismatchError,
+    ModelDirectoryError,
+    ModelUnavailableError,
     TokenizerConversionUnsupportedError,
 )
 from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
+from harness.models.model_args import ModelArgs, ModelArgsError, check_args_for_model, layer_choice, resolve_dtype
 from harness.models.registry import ModelSpec, resolve_spec
 from harness.models.safety import inspect_model_directory
 from harness.storage import cache_root
@@ -61,7 +67,14 @@ def parse_dtype(name: str) -> torch.dtype:
 
 
 def resolve_device(device: str, spec: ModelSpec) -> str:
-    """Pick ``cuda`` or ``cpu`` for ``device="auto"``; refuse GPU-tier models without CUDA."""
+    """Pick ``cuda`` or ``cpu`` for ``device="auto"``; ``cuda:N`` names one visible GPU; refuse GPU-tier models
+    without CUDA.
+
+    Raises:
+        GPUUnavailableError: no CUDA for a GPU-tier model or an explicit CUDA device, or ``cuda:N`` with N not below
+            the number of visible GPUs.
+        ValueError: a device other than auto, cpu, cuda, cuda:N.
+    """
     has_cuda = torch.cuda.is_available()
     if spec.tier == "gpu" and not has_cuda:
         raise GPUUnavailableError(
@@ -69,11 +82,52 @@ def resolve_device(device: str, spec: ModelSpec) -> str:
         )
     if device == "auto":
         return "cuda" if has_cuda and spec.tier != "cpu" else "cpu"
-    if device == "cuda" and not has_cuda:
-        raise GPUUnavailableError(f"--device cuda was requested for {spec.name} but no CUDA GPU is available")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}; expected auto, cpu or cuda")
+    index = cuda_index(device)
+    if device.startswith("cuda") and not has_cuda:
+        raise GPUUnavailableError(f"--device {device} was requested for {spec.name} but no CUDA GPU is available")
+    if index is not None and index >= torch.cuda.device_count():
+        raise GPUUnavailableError(f"--device {device}: this process sees {torch.cuda.device_count()} GPU(s) "
+                                  f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')})")
     return device
+
+
+def cuda_index(device: str) -> int | None:
+    """N of ``cuda:N``; None for ``cpu``, ``cuda`` and ``auto``.
+
+    Raises:
+        ValueError: a device other than auto, cpu, cuda, cuda:N (one line naming them).
+    """
+    if device in ("auto", "cpu", "cuda"):
+        return None
+    head, _, number = device.partition(":")
+    if head != "cuda" or not number.isdigit():
+        raise ValueError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N")
+    return int(number)
+
+
+def placement_kwargs(device: str, args: ModelArgs, gpu_total_bytes: Sequence[int]) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments that place a model on ``device`` (a resolved device).
+
+    - ``cpu``: none (``device_map=``/``max_memory=`` of ``--model-args`` are refused).
+    - ``cuda:N``: the whole model on that GPU (``device_map={"": "cuda:N"}``); ``device_map=`` is refused.
+    - ``cuda``: ``device_map`` (``--model-args device_map=``, default ``sequential``: GPU 0 is filled first, so a
+      model that fits one GPU stays on one and a larger one spills over the worker's next GPUs) and ``max_memory``
+      for every visible GPU (:func:`harness.gpu_assignment.max_memory_budget` of ``gpu_total_bytes``, each GPU's
+      total memory in bytes).
+
+    Raises:
+        ModelArgsError: a placement argument that does not apply to ``device``.
+    """
+    if device == "cpu":
+        if args.device_map is not None or args.max_memory_bytes is not None:
+            raise ModelArgsError("--model-args device_map=/max_memory= apply on CUDA only, not with --device cpu")
+        return {}
+    if device != "cuda":
+        if args.device_map is not None:
+            raise ModelArgsError(f"--model-args device_map= conflicts with --device {device} (one named GPU)")
+        return {"device_map": {"": device}}
+    return {"device_map": args.device_map or "sequential",
+            "max_memory": max_memory_budget(gpu_total_bytes, args.max_memory_bytes)}
 
 
 def sha256_file(path: Path) -> str:
@@ -293,10 +347,14 @@ TOY_TOKENIZER_DIR = Path(__file__).resolve().parent.parent / "data" / "tokenizer
 """SmolLM2's tokenizer, shipped with the package (see its NOTICE.md); shared by the toy models."""
 
 
-def _load_toy(spec: ModelSpec, dtype: torch.dtype, device: str) -> tuple[nn.Module, Any, dict[str, Any]]:
+def _load_toy(
+    spec: ModelSpec, dtype: torch.dtype, device: str, args: ModelArgs
+) -> tuple[nn.Module, Any, dict[str, Any]]:
     """Random weights from the spec's config, initialised directly on ``device`` in ``dtype`` after seeding.
 
-    The same seed gives the same weights on the same device type (CPU and CUDA generators differ).
+    The same seed gives the same weights on the same device type (CPU and CUDA generators differ). ``args`` carries
+    no placement for a toy model (refused by :func:`~harness.models.model_args.check_args_for_model`); a toy model on
+    ``cuda`` is built on the current GPU.
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -311,7 +369,7 @@ def _load_toy(spec: ModelSpec, dtype: torch.dtype, device: str) -> tuple[nn.Modu
 
 
 def _load_pretrained(
-    spec: ModelSpec, dtype: torch.dtype, device: str
+    spec: ModelSpec, dtype: torch.dtype, device: str, args: ModelArgs
 ) -> tuple[nn.Module, Any, dict[str, Any]]:
     """Weights, tokenizer and provenance of a ``gguf-package``, ``path`` or ``hf`` model.
 
@@ -335,8 +393,9 @@ def _load_pretrained(
         location = spec.location
         _inspect_hf_snapshot(spec)
         common.update(revision=spec.revision, local_files_only=True)
-    if device == "cuda":
-        common["device_map"] = "auto"  # accelerate spreads layers over the visible GPUs when needed
+    if device.startswith("cuda"):
+        totals = [torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count())]
+        common.update(placement_kwargs(device, args, totals))
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **_tokenizer_kwargs(common))
         model = AutoModelForCausalLM.from_pretrained(location, **common)
@@ -434,24 +493,37 @@ def check_loaded(spec: ModelSpec, model: nn.Module, shape: ModelShape, layout: F
         raise ModelConfigMismatchError(f"{spec.name}: loaded model contradicts its family facts: " + "; ".join(problems))
 
 
-def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> LoadedModel:
+def load_model(
+    name: str, *, device: str = "auto", dtype: str | None = None, model_args: ModelArgs | None = None
+) -> LoadedModel:
     """Load a model by registry name, ``hf:`` or ``path:`` reference, fully offline.
 
     Args:
         name: see ``resolve_spec``.
-        device: ``auto`` (CUDA for GPU-tier and user-named models when available, else CPU), ``cpu`` or ``cuda``.
-        dtype: override of the spec's dtype (``float32``, ``bfloat16``, ``float16``).
+        device: ``auto`` (CUDA for GPU-tier and user-named models when available, else CPU), ``cpu``, ``cuda`` (spread
+            over the visible GPUs as needed) or ``cuda:N`` (one visible GPU).
+        dtype: ``--dtype``, an override of the dtype rule (:func:`~harness.models.model_args.resolve_dtype`: bf16 on
+            CUDA for every model, the registry's dtype on CPU).
+        model_args: ``--model-args`` (:mod:`harness.models.model_args`); what it set is recorded in the provenance
+            (``model_args``) and so in :attr:`LoadedModel.identity`.
 
     Raises:
-        UnknownModelError, GPUUnavailableError, ModelUnavailableError, ModelConfigMismatchError.
+        UnknownModelError, GPUUnavailableError, ModelUnavailableError, ModelConfigMismatchError, ModelArgsError.
     """
+    args = model_args or ModelArgs()
     spec = resolve_spec(name)
+    n_layers_known = spec.expected.n_layers if spec.expected is not None else None
+    check_args_for_model(args, name, spec.source, n_layers_known)
+    if args.revision is not None:
+        spec = replace(spec, revision=args.revision)
+    if args.attn_implementation is not None:
+        spec = replace(spec, attn_implementation=args.attn_implementation)
     resolved_device = resolve_device(device, spec)
-    dtype_name = dtype or spec.dtype
+    dtype_name = resolve_dtype(spec.dtype, resolved_device, dtype, args)
     torch_dtype = parse_dtype(dtype_name)
     started = time.perf_counter()
     loader = _load_toy if spec.source == "toy" else _load_pretrained
-    model, tokenizer, provenance = loader(spec, torch_dtype, resolved_device)
+    model, tokenizer, provenance = loader(spec, torch_dtype, resolved_device, args)
     model.eval()
     model.requires_grad_(False)
     layout = layout_for_model(model)
@@ -460,11 +532,12 @@ def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> 
     shape = read_shape(model.config)
     check_loaded(spec, model, shape, layout)
     layers = default_layer_choice(shape.n_layers)
-    layers = LayerChoice(
-        spec.early_layer if spec.early_layer is not None else layers.early,
-        spec.late_layer if spec.late_layer is not None else layers.late,
-        spec.patch_layers if spec.patch_layers is not None else layers.patch_layers,
-    )
+    layers = LayerChoice(*layer_choice(
+        args, shape.n_layers, name,
+        early=spec.early_layer if spec.early_layer is not None else layers.early,
+        late=spec.late_layer if spec.late_layer is not None else layers.late,
+        patch=spec.patch_layers if spec.patch_layers is not None else layers.patch_layers,
+    ))
     input_device = model.get_input_embeddings().weight.device
     provenance.update(
         model=name,
@@ -473,8 +546,11 @@ def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> 
         family=layout.family,
         dtype=dtype_name,
         device=str(input_device),
+        devices=sorted({str(param.device) for param in model.parameters()}),
         attn_implementation=spec.attn_implementation,
         n_parameters=int(sum(param.numel() for param in model.parameters())),  # tied embeddings counted once
         load_seconds=round(time.perf_counter() - started, 3),
     )
+    if args.applied():
+        provenance["model_args"] = args.applied()
     return LoadedModel(name, spec, model, tokenizer, layout, shape, layers, input_device, provenance)

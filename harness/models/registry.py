@@ -42,7 +42,8 @@ class ModelSpec:
         location: HF id, directory, or importable package name (for ``gguf-package``).
         family: key into ``harness.families.FAMILIES``.
         tier: ``cpu`` (embedded, runs anywhere), ``gpu`` (needs CUDA), ``any`` (user-named: CUDA if present).
-        dtype: default torch dtype name (``float32`` on CPU tiers, ``bfloat16`` for GPU models).
+        dtype: torch dtype name on CPU (``float32`` on CPU tiers, ``bfloat16`` for GPU models); on CUDA every model
+            loads in bfloat16 unless a dtype is given (:func:`harness.models.model_args.resolve_dtype`).
         attn_implementation: always passed explicitly; ``eager`` wherever attention weights are read.
         revision: Hub revision (branch, tag, commit or training checkpoint such as ``step1000``).
         gguf_file: file name inside the package for ``gguf-package`` sources (None: call the package's ``assemble(output_path)`` with a path under the cache root).

@@ -17,7 +17,6 @@ import pytest
 
 from harness.registry import CLAIMS
 from harness.report.build import write_report
-from harness.report.gpu import pinned_visible_devices
 from harness.report.identity import (
     CLAIM_ID_PROPERTY,
     CLAIM_MODEL_PROPERTY,
@@ -38,25 +37,12 @@ MARKER_LINE = "claim(id): a pre-registered claim test; id is a key of harness.re
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker; pin a worker's GPU; on the controller, start the collector."""
+    """Register the marker; on the controller, start the collector. (A worker's GPU set is pinned by the harness's
+    plugin, :func:`harness.pytest_plugin.pin_gpus`.)"""
     config.addinivalue_line("markers", MARKER_LINE)
     workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        _pin_worker_gpu(str(workerinput["workerid"]))
-    elif not config.pluginmanager.has_plugin(PLUGIN_NAME):
+    if workerinput is None and not config.pluginmanager.has_plugin(PLUGIN_NAME):
         config.pluginmanager.register(ClaimsReport(config), PLUGIN_NAME)
-
-
-def _pin_worker_gpu(worker_id: str) -> None:
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        raise pytest.UsageError(
-            f"worker {worker_id}: CUDA was initialised before the claims report plugin could pin this worker "
-            "to one GPU; do not touch CUDA at import time in conftest files or plugins"
-        )
-    pinned = pinned_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"), worker_id)
-    if pinned is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = pinned
 
 
 @pytest.hookimpl(wrapper=True)
@@ -96,14 +82,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _worker_facts() -> dict[str, Any]:
+    """This process's device facts: its ``CUDA_VISIBLE_DEVICES`` and pid, torch's thread count and, once CUDA ran,
+    for every visible GPU (index ``i`` of this process) its name (``gpus``) and the peak memory torch allocated on it
+    (``peak_memory_bytes``, bytes, ``torch.cuda.max_memory_allocated(i)``)."""
     facts: dict[str, Any] = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
     torch = sys.modules.get("torch")
     if torch is not None:
         facts["torch_threads"] = int(torch.get_num_threads())
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        facts["gpu"] = torch.cuda.get_device_name(0)
+        indices = range(torch.cuda.device_count())
+        facts["gpus"] = {str(i): torch.cuda.get_device_name(i) for i in indices}
         facts["cuda"] = torch.version.cuda
-        facts["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(0))
+        facts["peak_memory_bytes"] = {str(i): int(torch.cuda.max_memory_allocated(i)) for i in indices}
     return facts
 
 

@@ -300,8 +300,14 @@ def run_condition(
         def persist(pair_id: str, stored: dict[str, Any]) -> None:  # written per batch: a kill loses one batch at most
             found[pair_id] = cache.get_or_compute("transfer_outcome", parts[pair_id], lambda: stored)
 
-        size = auto_batch_size(lm, pairs, decoding) if batch_size == "auto" else int(batch_size)
-        _generate_missing(lm, missing, condition, decoding, run_seed, capture, size, progress, persist)
+        # compute once: hold the missing pairs' locks, then generate only what no other worker stored meanwhile
+        with cache.holding("transfer_outcome", [parts[p.id] for p, _ in missing]):
+            for pair, _ in missing:
+                found[pair.id] = _lookup(cache, parts[pair.id])
+            missing = [(p, patch) for p, patch in missing if found[p.id] is None]
+            if missing:
+                size = auto_batch_size(lm, pairs, decoding) if batch_size == "auto" else int(batch_size)
+                _generate_missing(lm, missing, condition, decoding, run_seed, capture, size, progress, persist)
     # score every new text in one batch; _outcome then reads the scores back per pair
     score_texts([s["text"] for p in pairs for s in found[p.id]["samples"]])  # type: ignore[index]
     return ConditionRun(condition, lm.name, tuple(_outcome(p.id, condition, found[p.id]) for p in pairs))  # type: ignore[arg-type]

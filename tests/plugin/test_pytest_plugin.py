@@ -105,16 +105,6 @@ def test_reused_report_dir_loses_only_the_suites_old_files_at_start(suite: pytes
     assert sorted(p.name for p in out.iterdir()) == ["mine.png"]
 
 
-def test_device_cuda_without_cuda_is_a_usage_error(suite: pytest.Pytester) -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA GPU is present")
-    result = suite.runpytest_subprocess("--model", "toy-llama", "--device", "cuda", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--device cuda: no CUDA GPU is available*"])
-
-
 def test_dtype_outside_the_choices_is_a_usage_error_naming_them(suite: pytest.Pytester) -> None:
     result = suite.runpytest_subprocess("--model", "toy-llama", "--dtype", "float8", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

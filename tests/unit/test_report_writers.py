@@ -1,4 +1,4 @@
-"""Unit tests of the report pieces: GPU pinning, identity, rows from reports, writers, figures."""
+"""Unit tests of the report pieces: identity, rows from reports, writers, figures."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from harness.registry import get_claim
 from harness.report.figures import write_figures
-from harness.report.gpu import pinned_visible_devices, worker_index
 from harness.report.identity import Identity, clean_nodeid, from_nodeid, from_properties, model_from_callspec
 from harness.report.numbers import fmt
 from harness.report.provenance import command_line, run_id
@@ -20,29 +17,6 @@ from harness.report.rows import RowCollector, apply_multiplicity, first_error_li
 from harness.report.tables import md_table
 from harness.report.writers import terminal_table, write_json
 from harness.results import evaluate
-
-
-# ------------------------------------------------------------------------------------------ GPU pinning
-@pytest.mark.parametrize(
-    ("caller", "worker", "expected"),
-    [("0,1,3", "gw0", "0"), ("0,1,3", "gw2", "3"), ("0,1,3", "gw3", "0"), (" 2 , 5 ", "gw1", "5"),
-     ("GPU-aaaa,GPU-bbbb", "gw1", "GPU-bbbb"), (None, "gw0", None), ("", "gw4", None), ("7", "gw9", "7")],
-)
-def test_pinned_visible_devices(caller, worker, expected):
-    assert pinned_visible_devices(caller, worker) == expected
-
-
-@settings(deadline=None, max_examples=50)
-@given(st.lists(st.integers(0, 15), min_size=1, max_size=8, unique=True), st.integers(0, 40))
-def test_pinning_uses_each_listed_gpu_in_turn(gpus, k):
-    caller = ",".join(map(str, gpus))
-    assert pinned_visible_devices(caller, f"gw{k}") == str(gpus[k % len(gpus)])
-
-
-def test_worker_index_rejects_non_worker_ids():
-    assert worker_index("gw12") == 12
-    with pytest.raises(ValueError, match="xdist worker id"):
-        worker_index("master")
 
 
 # ---------------------------------------------------------------------------------------------- identity
