@@ -95,7 +95,8 @@ def training_dynamics_section(records: Sequence[dict[str, Any]], figure_files: S
             "or directory name; a series whose names give none is numbered in the order given on --model). Each "
             "cell: the claim's estimate [CI at its registered level] and verdict letter (P = PASS, F = FAIL, "
             "I = INCONCLUSIVE, S = SKIPPED, E = ERROR, N = NOT RUN); each checkpoint is also a model of its own "
-            "in the tables above."), ""]
+            "in the tables above. The figure draws the series whose names give steps (an order-numbered series only "
+            "when no series names steps)."), ""]
     for series in found:
         models = ", ".join(f"`{m.model}`" for m in series.members)
         out += [f"### Series `{series.name}`", "", f"Checkpoints: {models}.", "", dynamics_table(records, series), ""]
