@@ -106,6 +106,7 @@ def training_dynamics(fig: Figure, records: Sequence[dict[str, Any]]) -> None:
             n_texts += [t for _, rec in points if (t := n_text(rec))]
         ax.axhline(0.0, color=GREY, linewidth=0.6)
         ax.set_xscale(scale, **scale_args)
+        ax.margins(x=0.08)
         if scale == "symlog":  # no negative steps: the axis starts just left of step 0
             ax.set_xlim(left=-0.5 * scale_args["linthresh"])
         ax.set_title(claim)
@@ -119,4 +120,4 @@ def training_dynamics(fig: Figure, records: Sequence[dict[str, Any]]) -> None:
         ax.legend(loc="best", fontsize=6)
     for ax in axes[len(claims):]:
         ax.set_visible(False)
-    fig.suptitle("Training dynamics: each claim's estimate by checkpoint (letters: P/F/I verdicts)")
+    fig.suptitle("Training dynamics (letter: verdict)")
