@@ -26,8 +26,8 @@ RUN = "path:/ckpts"
 
 
 def record(claim: str, model: str, estimate: float | None, verdict: str = "INCONCLUSIVE", **extra: Any) -> dict:
-    return dict(claim=claim, version=1, model=model, estimate=estimate,
-                ci_low=None if estimate is None else estimate - 0.5, ci_high=None if estimate is None else estimate + 0.5,
+    low, high = (None, None) if estimate is None else (estimate - 0.5, estimate + 0.5)
+    return dict(claim=claim, version=1, model=model, estimate=estimate, ci_low=low, ci_high=high,
                 ci_level=0.95, n=6, planned_n=36, p_value=0.3, verdict=verdict, rule="r",
                 explanation=f"{verdict}: synthetic", details={"synthetic": True}, **extra)
 

@@ -3,6 +3,8 @@ checkpoint stays its own report row key and xdist group."""
 
 from __future__ import annotations
 
+from random import Random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -87,7 +89,7 @@ def test_provenance_names_the_checkpoint() -> None:
 
 
 @given(st.lists(st.integers(0, 10**7), min_size=2, max_size=8, unique=True), st.randoms(use_true_random=False))
-def test_series_is_sorted_by_step_whatever_the_order_given(steps: list[int], rng) -> None:  # type: ignore[no-untyped-def]
+def test_series_is_sorted_by_step_whatever_the_order_given(steps: list[int], rng: Random) -> None:
     names = [f"{PYTHIA}@step{s}" for s in steps]
     rng.shuffle(names)
     (series,) = check_series(names)

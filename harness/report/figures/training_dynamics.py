@@ -2,8 +2,8 @@
 
 Drawn when the run holds a revision series (:func:`harness.report.training_dynamics.run_series`) and some claim
 (engine checks apart) has a finite estimate on one of its checkpoints. A series numbered in the order given (its
-names give no steps) is drawn only when no series of the run names steps: positions are not steps. Each point is a checkpoint's estimate with
-its CI as whiskers and its verdict letter beside it; the x axis is the training step, logarithmic when the steps span
+names give no steps) is drawn only when no series of the run names steps: positions are not steps. Each point is a
+checkpoint's estimate with its CI as whiskers and its verdict letter beside it; the x axis is the training step, logarithmic when the steps span
 more than :data:`LOG_X_SPAN` (symmetric-log when a step 0 checkpoint is among them, so it stays on the axis).
 """
 
