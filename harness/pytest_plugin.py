@@ -43,6 +43,7 @@ from harness.models import (
     LoadedModel,
     ModelUnavailableError,
     UnknownModelError,
+    check_series,
     load_model,
     resolve_spec,
 )
@@ -163,7 +164,8 @@ def selected_models(config: pytest.Config) -> list[str]:
     """Model names from ``--model`` (comma-separated and repeatable), aliases expanded, de-duplicated, sorted.
 
     Raises:
-        pytest.UsageError: for a name that is not a registry name, alias, ``hf:`` or ``path:`` reference.
+        pytest.UsageError: for a name that is not a registry name, alias, ``hf:`` or ``path:`` reference, or a
+            malformed revision series.
     """
     raw = config.getoption("model") or [DEFAULT_MODEL]
     names: list[str] = []
@@ -171,11 +173,12 @@ def selected_models(config: pytest.Config) -> list[str]:
         for name in (part.strip() for part in item.split(",")):
             if name:
                 names.extend(MODEL_ALIASES.get(name, (name,)))
-    for name in names:
-        try:
+    try:
+        for name in names:
             resolve_spec(name)
-        except UnknownModelError as exc:
-            raise pytest.UsageError(f"--model: {exc}") from None
+        check_series(names)  # checkpoints of one run (harness.models.revisions): each stays its own model
+    except UnknownModelError as exc:
+        raise pytest.UsageError(f"--model: {exc}") from None
     return sorted(dict.fromkeys(names))
 
 

@@ -5,7 +5,9 @@ pytest-xdist groups ``xdist_group``-marked tests by appending ``@group`` to each
 every test became its own work unit: both workers loaded both models and computed the same natural runs twice
 (seen on pytest 9.2.0 + xdist 3.8.0). :class:`ModelGroupScheduling` keeps xdist's own grouping where the suffix
 survives and otherwise reads the model from the node id's parameter part (``test_x[smollm2-135m]``), so each
-model's tests form one work unit. Tests without a model parameter stay units of their own (plain load balancing).
+model's tests form one work unit. xdist itself takes what follows the *last* ``@`` as the group, which would cut
+``hf:org/name@step1000`` to ``step1000`` (and merge two models' checkpoints of one step); a suffix that is a whole
+model name is taken whole. Tests without a model parameter stay units of their own (plain load balancing).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class ModelGroupScheduling(LoadGroupScheduling):
         self.models = tuple(models)
 
     def _split_scope(self, nodeid: str) -> str:
+        for name in sorted(self.models, key=len, reverse=True):
+            if nodeid.endswith(f"]@{name}"):  # xdist's suffix; a model name may hold '@' itself (hf:org/name@rev)
+                return name
         scope = super()._split_scope(nodeid)
         if scope != nodeid:  # xdist's own @group suffix reached the controller
             return scope

@@ -31,3 +31,8 @@ class ModelDirectoryError(ModelUnavailableError):
 class UnsafeModelError(ModelUnavailableError):
     """A model directory would need code to run: custom architecture code (``auto_map``) or pickle-only weights
     (``*.bin``). The suite refuses both; the message names the file and the fix."""
+
+
+class ModelReferenceError(UnknownModelError):
+    """An ``hf:`` reference or a revision series on ``--model`` is malformed (an empty revision, a series mixing
+    named steps and none, two checkpoints with one step); the message says which and how to write it."""

@@ -52,6 +52,7 @@ from harness.models.errors import (
 from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.model_args import ModelArgs, ModelArgsError, check_args_for_model, layer_choice, resolve_dtype
 from harness.models.registry import ModelSpec, resolve_spec
+from harness.models.revisions import checkpoint_provenance
 from harness.models.safety import inspect_model_directory
 from harness.storage import cache_root
 
@@ -550,6 +551,7 @@ def load_model(
         attn_implementation=spec.attn_implementation,
         n_parameters=int(sum(param.numel() for param in model.parameters())),  # tied embeddings counted once
         load_seconds=round(time.perf_counter() - started, 3),
+        **checkpoint_provenance(name),  # a checkpoint's revision or directory and training step, for the report
     )
     if args.applied():
         provenance["model_args"] = args.applied()

@@ -11,11 +11,11 @@ Sources (``ModelSpec.source``):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.models.errors import UnknownModelError
+from harness.models.revisions import parse_hf_reference
 
 Source = Literal["gguf-package", "hf", "path", "toy"]
 Tier = Literal["cpu", "gpu", "any"]
@@ -201,20 +201,18 @@ MODEL_ALIASES: dict[str, tuple[str, ...]] = {
 """``--model`` aliases that expand to several registry names. ``gpu`` holds the pretrained GPU-tier models only:
 a ``random-*`` model (random weights) must be named on its own, so its verdicts never land in a paper table."""
 
-_HF_REF = re.compile(r"^hf:(?P<id>[\w.\-]+/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?$")
-
-
 def resolve_spec(name: str) -> ModelSpec:
     """Return the spec for a registry name, ``hf:<org/name>[@rev]`` or ``path:<dir>``.
 
     Raises:
         UnknownModelError: the name matches none of these; the message lists the registry names.
+        ModelReferenceError: an ``hf:`` name with a malformed id or revision (a subclass of the above).
     """
     if name in MODEL_REGISTRY:
         return MODEL_REGISTRY[name]
-    hf = _HF_REF.match(name)
+    hf = parse_hf_reference(name)
     if hf:
-        return ModelSpec(name, "hf", hf["id"], family="", tier="any", revision=hf["rev"])
+        return ModelSpec(name, "hf", hf[0], family="", tier="any", revision=hf[1])
     if name.startswith("path:") and len(name) > 5:
         return ModelSpec(name, "path", name[5:], family="", tier="any")
     raise UnknownModelError(

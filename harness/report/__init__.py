@@ -15,7 +15,9 @@ Outputs (controller only, written at session finish when at least one claim row 
 :func:`harness.report.build.write_report`), in ``--report-dir`` or by default
 ``reports/<UTC timestamp>-<short git sha>/``: ``claims.md`` (summary, verdict matrix, claim sections, engine checks),
 ``claims.tex``, ``claims.csv``, ``claims.json`` (``{"run": header, "records": [...]}``, records without their
-samples), ``methods.md``, ``examples.md``, ``samples.jsonl`` and figures ``<kind>-<claim>.png``; a compact verdict
+samples), ``methods.md``, ``examples.md``, ``samples.jsonl`` and figures ``<kind>-<claim>.png`` (plus run figures
+``<kind>.png``: ``training_dynamics.png`` when ``--model`` names a revision series,
+:mod:`harness.report.training_dynamics`); a compact verdict
 table is printed at the end of the terminal output. ``python -m harness.report rebuild RUN_DIR`` writes them all
 again from claims.json and samples.jsonl without a model; ``python -m harness.report compare RUN_A RUN_B`` compares
 two runs. A reused ``--report-dir`` is cleared of these
@@ -29,7 +31,8 @@ NOT RUN row. Under xdist the selected tests are read from the workers' collected
 ``details`` keys the report reads (all optional; numbers as floats, lists of equal length)
 -------------------------------------------------------------------------------------------
 - ``model_provenance``: ``{"source", "revision", "sha256", "dtype", "device", ...}`` → run header ``models``
-  and ``device``.
+  and ``device``; a checkpoint of a training run also carries ``"checkpoint": {"series", "label", "step"}``
+  (:func:`harness.models.revisions.checkpoint_provenance`).
 - ``prompt_bank_hash`` (or ``prompt_bank_sha256``): the bank's content hash → run header (or set
   ``config.stash[harness.report.provenance.PROMPT_BANK_HASH_KEY]`` on the controller).
 - ``synthetic``: ``True`` for fabricated plumbing data → a banner on claims.md and ``run.synthetic``.

@@ -3,7 +3,8 @@ the end of a session) and ``python -m harness.report rebuild`` (from claims.json
 
 Files (in the report directory): claims.md, claims.csv, claims.json (records without their samples), claims.tex,
 methods.md, examples.md, samples.jsonl (every continuation; only when some record carries samples) and the
-figures of :func:`harness.report.figures.write_figures`. Nothing here imports torch or loads a model.
+figures of :func:`harness.report.figures.write_figures` and :func:`~harness.report.figures.write_run_figures`.
+Nothing here imports torch or loads a model.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ def write_report(records: Sequence[dict[str, Any]], header: dict[str, Any], out_
     produce (figures or a samples.jsonl of an earlier report). ``records`` may carry ``details["samples"]``; they
     go to samples.jsonl, not claims.json. The records are annotated with their effect fields
     (:func:`harness.report.annotate.annotate`, in place). Returns the paths written."""
-    from harness.report.figures import write_figures  # matplotlib: imported when a report is written
+    # matplotlib: imported when a report is written
+    from harness.report.figures import write_figures, write_run_figures
 
     full = annotate(list(records))
     slim, sample_rows = split_samples(full)
 
     def write(staging: Path) -> None:
         figures = write_figures(full, staging)
-        (staging / "claims.md").write_text(claims_markdown(slim, header, figures), encoding="utf-8")
+        run_figures = write_run_figures(full, staging)
+        (staging / "claims.md").write_text(claims_markdown(slim, header, figures, run_figures), encoding="utf-8")
         (staging / "claims.tex").write_text(claims_latex(slim, header), encoding="utf-8")
         (staging / "methods.md").write_text(methods_markdown(slim, header), encoding="utf-8")
         (staging / "examples.md").write_text(examples_markdown(full, header), encoding="utf-8")

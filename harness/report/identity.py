@@ -32,9 +32,11 @@ class Identity:
 
 
 def clean_nodeid(nodeid: str) -> str:
-    """The nodeid without xdist's ``@<group>`` suffix (loadgroup adds it), so rows match across runs."""
-    at = nodeid.rfind("@")
-    if at > nodeid.rfind("]") and at > nodeid.rfind("::"):
+    """The nodeid without xdist's ``@<group>`` suffix (loadgroup adds it), so rows match across runs. The suffix
+    starts at the first ``@`` after the parameter id: a group named by a revision (``hf:org/name@step1000``) holds
+    an ``@`` of its own."""
+    at = nodeid.find("@", nodeid.rfind("]") + 1)
+    if at > nodeid.rfind("::") and at != -1:
         return nodeid[:at]
     return nodeid
 

@@ -1,5 +1,6 @@
-"""claims.md: title, run summary, the claims × models verdict matrix (within the first 40 lines), one section per
-claim, the engine checks apart, then notes and run details. Examples live in examples.md
+"""claims.md: title, run summary, the claims × models verdict matrix (within the first 40 lines), the training
+dynamics when the run holds a revision series, one section per claim, the engine checks apart, then notes and run
+details. Examples live in examples.md
 (:mod:`harness.report.examples`), continuations in samples.jsonl, the methods text in methods.md."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from harness.report.status import status_line
 from harness.report.summary import claim_order, model_order, provenance_of, run_summary, weights_hash
 from harness.report.sweeps import cross_model_depth, layer_sweep_table
 from harness.report.tables import md_table
+from harness.report.training_dynamics import training_dynamics_section
 
 SYNTHETIC_BANNER = ("> **Synthetic data.** Every number below comes from fabricated inputs that exercise the report "
                     "plumbing. It is not a measurement of any model and not a scientific result.")
@@ -54,8 +56,10 @@ def verdict_matrix(records: Sequence[dict[str, Any]]) -> list[str]:
     return [md_table(["claim", "effect", *models], rows)]
 
 
-def claims_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any], figures: dict[str, list[str]]) -> str:
-    """The paper-style report (see the module docstring); ``figures`` maps a claim to its figure file names."""
+def claims_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any], figures: dict[str, list[str]],
+                    run_figures: Sequence[str] = ()) -> str:
+    """The paper-style report (see the module docstring); ``figures`` maps a claim to its figure file names,
+    ``run_figures`` names the run figures (the training-dynamics figure goes into that section)."""
     out: list[str] = [f"# Claims report — {run.get('run_id')}", ""]
     if run.get("synthetic"):
         out += [SYNTHETIC_BANNER, ""]
@@ -71,6 +75,7 @@ def claims_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any], figu
                 ("Each cell: verdict, estimate [CI at the claim's registered level] of the statistic in the effect "
                 f"column ({effect_legend(claims)}). Units and the expected direction are in each claim's section and "
                 "in the effect_* columns of claims.csv. Engine checks are reported apart and not counted here."), ""]
+        out += training_dynamics_section(records, [f for f in run_figures if f.startswith("training_dynamics")])
         out += ["## Claims", ""]
         for claim in claim_order(claims):
             out += claim_section(claim, [r for r in claims if r["claim"] == claim], figures.get(claim, []))

@@ -73,11 +73,12 @@ def _config(family: str) -> Any:
         pytest.skip(f"the installed transformers has no config class for model_type {model_type!r}: {exc}")
 
 
-def save_tiny(family: str, out: Path) -> Path:
-    """A ``save_pretrained`` directory of a tiny random ``family`` model (safetensors) with the toy tokenizer."""
+def save_tiny(family: str, out: Path, seed: int = 0) -> Path:
+    """A ``save_pretrained`` directory of a tiny random ``family`` model (safetensors, weights drawn after
+    ``torch.manual_seed(seed)``) with the toy tokenizer."""
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(_config(family))
     model.save_pretrained(out, safe_serialization=True)
     for item in TOY_TOKENIZER_DIR.iterdir():

@@ -14,6 +14,11 @@ Kinds (the ``details`` keys each reads are documented in :mod:`harness.report` a
 - ``layer_sweep``, ``transfer_by_layer_range`` (:mod:`~harness.report.figures.layers`).
 - ``alpha_dose_response``: T against α with CIs (:mod:`~harness.report.figures.alpha`).
 - ``forest``: each headline claim (registry ``headline``), a row per model (:mod:`~harness.report.figures.forest`).
+
+Run figures (:data:`RUN_FIGURES`, one file ``<kind>.png`` per run, across claims; :func:`write_run_figures`):
+
+- ``training_dynamics``: each claim's estimate against training step when the run holds a revision series
+  (:mod:`~harness.report.figures.training_dynamics`).
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from harness.report.figures.labels import condition_label
 from harness.report.figures.layers import layer_sweep, transfer_by_layer_range
 from harness.report.figures.model_size import model_order, model_size
 from harness.report.figures.style import DPI, FIGURE_EXTENSIONS, mark_synthetic, report_style, save_figure
+from harness.report.figures.training_dynamics import figure_size, panel_claims, plotted_series, training_dynamics
+from harness.report.training_dynamics import run_series
 
-__all__ = ["DPI", "FIGURES", "FIGURE_EXTENSIONS", "FigureKind", "condition_label", "figure_file_names",
-           "model_order", "model_size", "write_figures"]
+__all__ = ["DPI", "FIGURES", "FIGURE_EXTENSIONS", "RUN_FIGURES", "FigureKind", "RunFigureKind", "condition_label",
+           "figure_file_names", "model_order", "model_size", "write_figures", "write_run_figures"]
 
 Records = list[dict[str, Any]]
 
@@ -87,9 +94,49 @@ FIGURES: dict[str, FigureKind] = {
 """Figure kind (the file name's prefix) → which records it draws, how, and at what size (inches)."""
 
 
+@dataclass(frozen=True)
+class RunFigureKind:
+    """A figure drawn once per run from all its records: whether the records support it, how, at what size."""
+
+    drawable: Callable[[Records], bool]
+    draw: Callable[[Figure, Records], None]
+    size: Callable[[Records], tuple[float, float]]
+
+
+def _has_dynamics(recs: Records) -> bool:
+    return bool(panel_claims(recs, plotted_series(run_series(recs)[0])))
+
+
+RUN_FIGURES: dict[str, RunFigureKind] = {
+    "training_dynamics": RunFigureKind(_has_dynamics, training_dynamics, figure_size),
+}
+"""Run figure kind (the file name's stem) → whether the records support it, how it is drawn, its size (inches)."""
+
+
 def figure_file_names(claims: Sequence[str]) -> set[str]:
-    """Every file name a report can write for ``claims`` (each kind, PNG and PDF), for clearing a reused folder."""
-    return {f"{kind}-{claim}{ext}" for kind in FIGURES for claim in claims for ext in FIGURE_EXTENSIONS}
+    """Every file name a report can write for ``claims`` (each kind, PNG and PDF) and every run figure, for clearing
+    a reused folder."""
+    per_claim = {f"{kind}-{claim}{ext}" for kind in FIGURES for claim in claims for ext in FIGURE_EXTENSIONS}
+    return per_claim | {f"{kind}{ext}" for kind in RUN_FIGURES for ext in FIGURE_EXTENSIONS}
+
+
+def write_run_figures(records: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
+    """Draw every run figure the records support into ``out_dir`` (PNG and PDF twin); returns the PNG file names."""
+    written: list[str] = []
+    recs = list(records)
+    with report_style():
+        for kind, how in RUN_FIGURES.items():
+            if not how.drawable(recs):
+                continue
+            fig = plt.figure(figsize=how.size(recs), layout="constrained")
+            try:
+                how.draw(fig, recs)
+                if any(_details(r).get("synthetic") for r in recs):
+                    mark_synthetic(fig)
+                written.append(save_figure(fig, out_dir, kind))
+            finally:
+                plt.close(fig)
+    return written
 
 
 def write_figures(records: Sequence[dict[str, Any]], out_dir: Path) -> dict[str, list[str]]:
