@@ -14,6 +14,8 @@ Kinds (the ``details`` keys each reads are documented in :mod:`harness.report` a
 - ``layer_sweep``, ``transfer_by_layer_range`` (:mod:`~harness.report.figures.layers`).
 - ``alpha_dose_response``: T against α with CIs (:mod:`~harness.report.figures.alpha`).
 - ``forest``: each headline claim (registry ``headline``), a row per model (:mod:`~harness.report.figures.forest`).
+- ``training_curve``: a cross-model projector's training loss per step, a panel per receiver model
+  (:mod:`~harness.report.figures.training_curve`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from harness.report.figures.labels import condition_label
 from harness.report.figures.layers import layer_sweep, transfer_by_layer_range
 from harness.report.figures.model_size import model_order, model_size
 from harness.report.figures.style import DPI, FIGURE_EXTENSIONS, mark_synthetic, report_style, save_figure
+from harness.report.figures.training_curve import training_curve, training_curve_size
 
 __all__ = ["DPI", "FIGURES", "FIGURE_EXTENSIONS", "FigureKind", "condition_label", "figure_file_names",
            "model_order", "model_size", "write_figures"]
@@ -83,6 +86,7 @@ FIGURES: dict[str, FigureKind] = {
     "transfer_by_layer_range": FigureKind(_with("transfer_by_range"), transfer_by_layer_range,
                                           lambda recs, _: (max(4.2 * len(recs), 5.0), 3.8)),
     "forest": FigureKind(forest_records, forest, _forest_size),
+    "training_curve": FigureKind(_with("training_curves"), training_curve, training_curve_size),
 }
 """Figure kind (the file name's prefix) → which records it draws, how, and at what size (inches)."""
 
