@@ -18,6 +18,7 @@ names the command that trains it.
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
@@ -29,6 +30,7 @@ from harness.exchange.projector_evaluation import heldout_losses, summarize_loss
 from harness.exchange.projector_texts import load_text_set
 from harness.measurement_cache import code_fingerprint
 from harness.models import ModelUnavailableError, load_model
+from harness.registry.exchange_claims import PROJECTOR_BASELINES
 
 
 @pytest.mark.claim("projector_transfers_context")
@@ -55,7 +57,8 @@ def test_projector_transfers_context(claim: ClaimContext, pytestconfig: pytest.C
     if missing:
         why = (f"no stored projector ({', '.join(missing)}) for {sharer.name} → {receiver.name} under --projector "
                f"cached; train it with: {train_command(sharer.name, receiver.name)}")
-        claim.conclude(claim.evaluate(estimate=None, n=0, details=details, undefined_reason=why))
+        claim.conclude(claim.evaluate(estimate=None, n=0, details=details, undefined_reason=why,
+                                      contrast_cis={b: (math.nan, math.nan) for b in PROJECTOR_BASELINES}))
         return
     projected, mismatched = trained["projected"], trained["mismatched_pairs"]
     assert projected is not None and mismatched is not None

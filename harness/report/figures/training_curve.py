@@ -14,13 +14,15 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from harness.report.figures.labels import condition_label
 from harness.report.figures.style import GREY, LIGHT_GREY, OKABE_ITO, finite, num, require
 
-__all__ = ["SMOOTH", "running_mean", "training_curve", "training_curve_size"]
+__all__ = ["CURVE_LABELS", "LEVEL_LABELS", "SMOOTH", "running_mean", "training_curve", "training_curve_size"]
 
 SMOOTH = 10
 """Steps in the running mean of a drawn curve."""
+CURVE_LABELS: dict[str, str] = {"projected": "projector (matched pairs)",
+                                "mismatched_pairs": "baseline projector (mismatched pairs)"}
+LEVEL_LABELS: dict[str, str] = {"none": "held-out mean, no context", "own": "held-out mean, own context cache"}
 
 
 def running_mean(values: list[float], window: int) -> list[float]:
@@ -52,18 +54,18 @@ def training_curve(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
             seconds = data.get("seconds")
             took = f", {seconds:.0f} s" if finite(seconds) else ""
             ax.plot(steps, running_mean(loss, SMOOTH), color=colour, linewidth=1.4,
-                    label=f"{condition_label(name)} projector ({len(loss)} steps{took})")
+                    label=f"{CURVE_LABELS.get(name, name.replace('_', ' '))} ({len(loss)} steps{took})")
         levels = details.get("mean_loss_nats_per_token") or {}
         for name, style in (("none", (GREY, "--")), ("own", (LIGHT_GREY, ":"))):
             if finite(levels.get(name)):
                 ax.axhline(float(levels[name]), color=style[0], linestyle=style[1], linewidth=0.9,
-                           label=f"held-out mean, {condition_label(name)} cache")
+                           label=LEVEL_LABELS[name])
         sharer = (details.get("sharer") or {}).get("model", "sharer")
         ax.set_title(f"{sharer} → {model}")
         ax.set_xlabel("training step")
         ax.set_ylabel("continuation loss (nats/token)")
         ax.legend(loc="upper right")
-    fig.suptitle(f"Projector training curves ({claim}); bold: running mean over {SMOOTH} steps")
+    fig.suptitle(f"Projector training loss per step (bold: mean of {SMOOTH} steps)")
 
 
 def training_curve_size(recs: list[dict[str, Any]], claim: str) -> tuple[float, float]:
