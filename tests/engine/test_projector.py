@@ -268,7 +268,7 @@ def test_store_round_trip_and_cached_mode(toy_llama, toy_gemma3, tmp_path) -> No
     assert projector_key(toy_gemma3, toy_llama, TOY_SET, st_)[0] != key
 
 
-def test_own_snapshot_scores_below_no_context_is_not_assumed(toy_llama) -> None:
+def test_own_cache_and_no_cache_losses_are_finite_and_differ(toy_llama) -> None:
     # the receiver's own cache and no cache both give finite losses; no direction is assumed on a random model
     text = tokenize_with_spans(toy_llama.tokenizer, "the cat sat on")
     cont = [264, 2644, 2643, 30]
