@@ -70,6 +70,7 @@ __all__ = [
     "layer_kv",
     "layer_lengths",
     "layer_window",
+    "logits_after",
     "num_layers",
     "patch_kv",
     "patched_prefix",
@@ -589,6 +590,34 @@ def inject_kv(model: torch.nn.Module, snapshot: KVSnapshot) -> Prefill:
     )
     _check_equal_lengths(result)
     return result
+
+
+def logits_after(model: torch.nn.Module, snapshot: KVSnapshot | None, tokens: Sequence[int]) -> torch.Tensor:
+    """Next-token logits ``[len(tokens), vocab]`` (float32) of feeding ``tokens`` after the one-row, unpadded cache
+    that ``snapshot`` holds (a fresh cache is injected, so the snapshot is never touched), at logical positions
+    ``position_offset + n …``; with ``snapshot`` None, a plain forward from position 0 without a cache.
+
+    Autograd follows the caller: under grad mode, gradients flow from the logits back into the snapshot's tensors
+    (how a cache projector is trained through a frozen model); wrap the call in ``torch.no_grad()`` to measure.
+    """
+    if not tokens:
+        raise CacheError("logits_after needs at least one token")
+    device = input_device(model)
+    ids = torch.tensor([list(tokens)], dtype=torch.long, device=device)
+    if snapshot is None:
+        positions = torch.arange(len(tokens), device=device)[None]
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=positions, use_cache=False)
+        return out.logits[0].float()
+    if len(snapshot.lengths) != 1 or int(snapshot.attention_mask.shape[1]) != snapshot.lengths[0]:
+        raise CacheError(f"logits_after needs a one-row, unpadded snapshot, got lengths {snapshot.lengths}")
+    state = inject_kv(model, snapshot)
+    start = snapshot.position_offset + snapshot.lengths[0]
+    mask = torch.ones((1, snapshot.lengths[0] + len(tokens)), dtype=torch.long, device=device)
+    out = model(
+        input_ids=ids, attention_mask=mask, position_ids=torch.arange(start, start + len(tokens), device=device)[None],
+        **cache_argument(model, state.cache), use_cache=True,
+    )
+    return out.logits[0].float()
 
 
 class StepOutput(NamedTuple):

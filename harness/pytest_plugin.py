@@ -156,6 +156,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="on-disk cache of raw measurements: off, read, readwrite (default), refresh",
     )
     group.addoption(
+        "--projector", default="train", choices=("train", "cached"),
+        help="projector_transfers_context: train (default) a missing cross-model projector, or cached: use only a "
+             "stored one (none stored: the claim is INCONCLUSIVE, naming the command that trains it)",
+    )
+    group.addoption(
         "--window", type=int, default=DEFAULT_WINDOW, help=f"V window W in content tokens (default {DEFAULT_WINDOW})"
     )
 

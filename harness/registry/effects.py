@@ -55,6 +55,8 @@ EFFECT_TYPES: dict[str, EffectType] = {
         EffectType("accuracy", "classification accuracy", "acc", r"\mathrm{acc}", "proportion correct, from 0 to 1"),
         EffectType("mismatch_count", "mismatch count", "count", r"\mathrm{count}",
                    "(layer, K or V) cache entries that differ from the config"),
+        EffectType("continuation_nll_reduction", "continuation loss reduction", "ΔL", r"\Delta L",
+                   "nats per continuation token (mean NLL without context − with it; > 0 = the context helped)"),
         EffectType("max_abs_logit_diff", "max |Δ logit|", "max|Δlogit|", r"\max|\Delta\mathrm{logit}|",
                    "logits (natural-log odds units)"),
         EffectType("mean_kl_nats", "mean KL divergence", "KL̄", r"\overline{\mathrm{KL}}",

@@ -25,7 +25,9 @@ EXTENDED = {
     "donor_level_transfer_trend", "peak_zone_vs_half", "self_ref_token_patch", "donor_pr_predicts_transfer",
 }
 ANATOMY = {"cache_shapes_match_config", "cache_injection_equals_text", "rope_rerotation", "persona_signature"}
-EXCHANGE = {"compressed_packet_fidelity", "confabulation_signature"}  # issue 14
+EXCHANGE = {"compressed_packet_fidelity", "confabulation_signature", "projector_transfers_context"}  # issue 14
+OWN_TEXT_SET = {"projector_transfers_context"}
+"""Claims that read their own fixed text set, not the prompt bank: they need no bank group."""
 
 
 def test_registry_holds_exactly_the_design_claims():
@@ -104,7 +106,7 @@ def test_equivalence_power_gives_joint_power():
 def test_every_claim_is_complete():
     for spec in CLAIMS.values():
         assert spec.version >= 1 and spec.statement and spec.estimator and spec.rule_summary()
-        assert spec.planned_n >= 1 and spec.required_groups and spec.n_unit
+        assert spec.planned_n >= 1 and (spec.required_groups or spec.id in OWN_TEXT_SET) and spec.n_unit
         assert isinstance(spec.threshold, float | tuple) and spec.comparator in {"<", "<=", ">", ">=", "within", "outside", "differs"}
         text = spec.decision_text()
         assert "PASS if" in text and str(spec.planned_n) in text

@@ -19,6 +19,8 @@ Run figures (:data:`RUN_FIGURES`, one file ``<kind>.png`` per run, across claims
 
 - ``training_dynamics``: each claim's estimate against training step when the run holds a revision series
   (:mod:`~harness.report.figures.training_dynamics`).
+- ``training_curve``: a cross-model projector's training loss per step, a panel per receiver model
+  (:mod:`~harness.report.figures.training_curve`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from harness.report.figures.model_size import model_order, model_size
 from harness.report.figures.style import DPI, FIGURE_EXTENSIONS, mark_synthetic, report_style, save_figure
 from harness.report.figures.training_dynamics import figure_size, panel_claims, plotted_series, training_dynamics
 from harness.report.training_dynamics import run_series
+from harness.report.figures.training_curve import training_curve, training_curve_size
 
 __all__ = ["DPI", "FIGURES", "FIGURE_EXTENSIONS", "RUN_FIGURES", "FigureKind", "RunFigureKind", "condition_label",
            "figure_file_names", "model_order", "model_size", "write_figures", "write_run_figures"]
@@ -90,6 +93,7 @@ FIGURES: dict[str, FigureKind] = {
     "transfer_by_layer_range": FigureKind(_with("transfer_by_range"), transfer_by_layer_range,
                                           lambda recs, _: (max(4.2 * len(recs), 5.0), 3.8)),
     "forest": FigureKind(forest_records, forest, _forest_size),
+    "training_curve": FigureKind(_with("training_curves"), training_curve, training_curve_size),
 }
 """Figure kind (the file name's prefix) → which records it draws, how, and at what size (inches)."""
 
