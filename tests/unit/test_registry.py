@@ -9,9 +9,17 @@ import pytest
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from harness import stats as hs
-
 from harness.registry import (
-    CLAIMS, MULTIPLICITY_FAMILIES, P_BELOW, Kind, ci, ci_within, contrasts_above, family_of, get_claim, steps_at_least,
+    CLAIMS,
+    MULTIPLICITY_FAMILIES,
+    P_BELOW,
+    Kind,
+    ci,
+    ci_within,
+    contrasts_above,
+    family_of,
+    get_claim,
+    steps_at_least,
 )
 from harness.results import Verdict, evaluate
 

@@ -41,9 +41,9 @@ from harness.report.figures.labels import condition_label
 from harness.report.figures.layers import layer_sweep, transfer_by_layer_range
 from harness.report.figures.model_size import model_order, model_size
 from harness.report.figures.style import DPI, FIGURE_EXTENSIONS, mark_synthetic, report_style, save_figure
+from harness.report.figures.training_curve import training_curve, training_curve_size
 from harness.report.figures.training_dynamics import figure_size, panel_claims, plotted_series, training_dynamics
 from harness.report.training_dynamics import run_series
-from harness.report.figures.training_curve import training_curve, training_curve_size
 
 __all__ = ["DPI", "FIGURES", "FIGURE_EXTENSIONS", "RUN_FIGURES", "FigureKind", "RunFigureKind", "condition_label",
            "figure_file_names", "model_order", "model_size", "write_figures", "write_run_figures"]
