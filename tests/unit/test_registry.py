@@ -13,6 +13,7 @@ from harness import stats as hs
 from harness.registry import (
     CLAIMS, MULTIPLICITY_FAMILIES, P_BELOW, Kind, ci, ci_within, contrasts_above, family_of, get_claim, steps_at_least,
 )
+from harness.registry.exchange_claims import EXCHANGE_CLAIMS
 from harness.results import Verdict, evaluate
 
 HEADLINE = {"rv_contraction", "v_patch_null", "kv_transfer", "alpha_monotone", "single_layer_fails"}
@@ -28,7 +29,7 @@ ANATOMY = {"cache_shapes_match_config", "cache_injection_equals_text", "rope_rer
 
 
 def test_registry_holds_exactly_the_design_claims():
-    assert set(CLAIMS) == HEADLINE | EXTENDED | ANATOMY
+    assert set(CLAIMS) == HEADLINE | EXTENDED | ANATOMY | {c.id for c in EXCHANGE_CLAIMS}
     assert {c.id for c in CLAIMS.values() if c.headline} == HEADLINE
 
 
