@@ -55,7 +55,7 @@ def _panel(ax: Axes, data: dict[str, Any], measure: str, label: str, claim: str,
                     color=OKABE_ITO[i], label=words)
     ax.axhline(1.0 if measure == "agreement" else 0.0, color=GREY, linewidth=0.8, linestyle="--")
     ax.set_xticks(x, [f"{v:g}" for v in x])
-    ax.set_xlabel("layers transferred from the donor (% of the stack; 0 = receiver's own cache)")
+    ax.set_xlabel("donor layers transferred (% of the stack)")
     ax.set_ylabel(label)
 
 
@@ -75,4 +75,5 @@ def partial_fidelity(fig: Figure, recs: list[dict[str, Any]], claim: str) -> Non
             ax.set_title(f"{model}{layers} ({n}){_contrast_words(data, measure)}" if n else f"{model}{layers}")
     axes[0][0].legend(loc="best")
     share = f"{level:.0%} " if isinstance(level, float) and math.isfinite(level) else ""
-    fig.suptitle(f"Partial-layer transfer fidelity ({claim}); whiskers: {share}CI over pairs")
+    fig.suptitle(f"Partial-layer transfer fidelity ({claim}): 0 % = receiver's own cache, 100 % = full donor "
+                 f"cache; whiskers: {share}CI over pairs")
