@@ -35,7 +35,7 @@ def _contrast_words(data: dict[str, Any], measure: str) -> str:
         return ""
     lo, hi = c.get("ci_low"), c.get("ci_high")
     ci = f" [{lo:.3g}, {hi:.3g}]" if finite(lo) and finite(hi) else ""
-    return f"\nlast − first half, fidelity at 50 %: {c['estimate']:.3g}{ci}"
+    return f"\nlast − first half at 50 %: {c['estimate']:.3g}{ci}"
 
 
 def _panel(ax: Axes, data: dict[str, Any], measure: str, label: str, claim: str, model: str) -> None:
@@ -75,5 +75,5 @@ def partial_fidelity(fig: Figure, recs: list[dict[str, Any]], claim: str) -> Non
             ax.set_title(f"{model}{layers} ({n}){_contrast_words(data, measure)}" if n else f"{model}{layers}")
     axes[0][0].legend(loc="best")
     share = f"{level:.0%} " if isinstance(level, float) and math.isfinite(level) else ""
-    fig.suptitle(f"Partial-layer transfer fidelity ({claim}): 0 % = receiver's own cache, 100 % = full donor "
+    fig.suptitle(f"Partial-layer transfer fidelity ({claim})\n0 % = receiver's own cache, 100 % = full donor "
                  f"cache; whiskers: {share}CI over pairs")
