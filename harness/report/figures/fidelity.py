@@ -29,13 +29,15 @@ MEASURES: tuple[tuple[str, str], ...] = (
 
 
 def _contrast_words(data: dict[str, Any], measure: str) -> str:
-    """'last − first at 50 %: 0.12 [0.05, 0.2]' for a panel title, '' when the record has no contrast."""
+    """'last − first half at 50 %: 0.12 [0.05, 0.2]' for a panel title ('KL(first half) − KL(last half)' on the KL
+    panel: the record's contrast is on −KL), '' when the record has no contrast; > 0 = the last half carries more."""
     c = (data.get("half_contrast") or {}).get(measure)
     if not c or not finite(c.get("estimate")):
         return ""
     lo, hi = c.get("ci_low"), c.get("ci_high")
     ci = f" [{lo:.3g}, {hi:.3g}]" if finite(lo) and finite(hi) else ""
-    return f"\nlast − first half at 50 %: {c['estimate']:.3g}{ci}"
+    words = "KL(first half) − KL(last half)" if measure == "kl" else "last − first half"
+    return f"\n{words} at 50 %: {c['estimate']:.3g}{ci}"
 
 
 def _panel(ax: Axes, data: dict[str, Any], measure: str, label: str, claim: str, model: str) -> None:
