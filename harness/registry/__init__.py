@@ -29,14 +29,27 @@ Conventions used by every claim:
 from __future__ import annotations
 
 from harness.registry.claims import (
-    ANATOMY_CLAIMS, BEHAVIOUR_CLAIMS, BEHAVIOUR_DECODING, GEOMETRY_CLAIMS, HEADLINE_CLAIMS,
+    ANATOMY_CLAIMS,
+    BEHAVIOUR_CLAIMS,
+    BEHAVIOUR_DECODING,
+    GEOMETRY_CLAIMS,
+    HEADLINE_CLAIMS,
 )
 from harness.registry.exchange_claims import EXCHANGE_CLAIMS
 from harness.registry.history import VERSION_HISTORY, VersionChange, changes_of
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES, MultiplicityFamily
 from harness.registry.power_plans import PowerPlan
 from harness.registry.rules import (
-    P_BELOW, Criterion, Kind, ci, ci_differs, ci_outside, ci_within, contrasts_above, steps_at_least, value,
+    P_BELOW,
+    Criterion,
+    Kind,
+    ci,
+    ci_differs,
+    ci_outside,
+    ci_within,
+    contrasts_above,
+    steps_at_least,
+    value,
 )
 from harness.registry.spec import ClaimSpec
 

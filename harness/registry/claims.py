@@ -21,7 +21,14 @@ from harness.decoding import DecodingRegime
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
 from harness.registry.pilot import ORDER_ABLATION_D_SD, pilot_sd
 from harness.registry.power_plans import (
-    POWER, RANK_TEST_INFLATION, PowerPlan, alpha_ci, correlation_plan, coverage_plan, equivalence_plan, g_plan,
+    POWER,
+    RANK_TEST_INFLATION,
+    PowerPlan,
+    alpha_ci,
+    correlation_plan,
+    coverage_plan,
+    equivalence_plan,
+    g_plan,
     paired_plan,
 )
 from harness.registry.rules import P_BELOW, Kind, ci, ci_outside, ci_within, contrasts_above, steps_at_least, value

@@ -47,7 +47,7 @@ MULTIPLICITY_FAMILIES: dict[str, MultiplicityFamily] = {
             "level_behaviour_trend", "donor_level_transfer_trend", "donor_pr_predicts_transfer",
         )),
         MultiplicityFamily("anatomy", 0.01, "holm", ("persona_signature",)),
-        MultiplicityFamily("exchange", 0.01, "holm", ("confabulation_signature",)),
+        MultiplicityFamily("exchange", 0.01, "holm", ("partial_layer_fidelity", "confabulation_signature")),
     )
 }
 """The registry's multiplicity families by name."""

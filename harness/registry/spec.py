@@ -14,7 +14,13 @@ from harness.registry.effects import EFFECT_TYPES, EffectType
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
 from harness.registry.power_plans import PowerPlan
 from harness.registry.rules import (
-    CI_KINDS, P_BELOW, Criterion, Kind, claimed_direction, criterion_summary, criterion_words,
+    CI_KINDS,
+    P_BELOW,
+    Criterion,
+    Kind,
+    claimed_direction,
+    criterion_summary,
+    criterion_words,
 )
 
 __all__ = ["ClaimSpec"]

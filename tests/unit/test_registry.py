@@ -33,7 +33,9 @@ EXTENDED = {
     "donor_level_transfer_trend", "peak_zone_vs_half", "self_ref_token_patch", "donor_pr_predicts_transfer",
 }
 ANATOMY = {"cache_shapes_match_config", "cache_injection_equals_text", "rope_rerotation", "persona_signature"}
-EXCHANGE = {"compressed_packet_fidelity", "confabulation_signature", "projector_transfers_context"}  # issue 14
+EXCHANGE = {
+    "compressed_packet_fidelity", "partial_layer_fidelity", "projector_transfers_context", "confabulation_signature",
+}  # issue 14
 OWN_TEXT_SET = {"projector_transfers_context"}
 """Claims that read their own fixed text set, not the prompt bank: they need no bank group."""
 

@@ -13,6 +13,8 @@ Kinds (the ``details`` keys each reads are documented in :mod:`harness.report` a
   pair, when the record holds ``rv_per_pair`` (a paired design such as geometry_transfers).
 - ``layer_sweep``, ``transfer_by_layer_range`` (:mod:`~harness.report.figures.layers`).
 - ``alpha_dose_response``: T against α with CIs (:mod:`~harness.report.figures.alpha`).
+- ``partial_fidelity``: partial-layer transfer fidelity (agreement and KL) against the transferred share of
+  layers, first-layers and last-layers lines (:mod:`~harness.report.figures.fidelity`).
 - ``forest``: each headline claim (registry ``headline``), a row per model (:mod:`~harness.report.figures.forest`).
 
 Run figures (:data:`RUN_FIGURES`, one file ``<kind>.png`` per run, across claims; :func:`write_run_figures`):
@@ -35,6 +37,7 @@ from matplotlib.figure import Figure
 
 from harness.registry import CLAIMS
 from harness.report.figures.alpha import alpha_dose_response
+from harness.report.figures.fidelity import partial_fidelity
 from harness.report.figures.forest import forest, forest_records, forest_rows
 from harness.report.figures.groups import rv_by_group, rv_paired
 from harness.report.figures.labels import condition_label
@@ -92,6 +95,8 @@ FIGURES: dict[str, FigureKind] = {
     "alpha_dose_response": FigureKind(_alpha, alpha_dose_response, lambda recs, _: (6.5, 4.0)),
     "transfer_by_layer_range": FigureKind(_with("transfer_by_range"), transfer_by_layer_range,
                                           lambda recs, _: (max(4.2 * len(recs), 5.0), 3.8)),
+    "partial_fidelity": FigureKind(_with("fidelity_curves"), partial_fidelity,
+                                   lambda recs, _: (7.5, 3.2 * len(recs) + 0.6)),
     "forest": FigureKind(forest_records, forest, _forest_size),
     "training_curve": FigureKind(_with("training_curves"), training_curve, training_curve_size),
 }
