@@ -188,18 +188,25 @@ def selected_models(config: pytest.Config) -> list[str]:
 
 
 def share_cpu_threads_among_workers(worker_count: str | None) -> int | None:
-    """In an xdist worker, give torch ``cores // workers`` intra-op threads (at least 1); returns the count set.
+    """Give torch as many intra-op threads as this process's share of the cores that are idle now; returns the count.
 
-    Each worker process otherwise starts as many OpenMP threads as there are cores, so ``-n 2`` on 2 cores runs
-    4 OpenMP threads on 2 cores, and oversubscribed OpenMP threads spin against each other; single-prompt decoding
-    of SmolLM2 runs at 24 tok/s with one thread or two, so one thread per worker loses nothing. An explicit
-    ``OMP_NUM_THREADS`` wins.
+    The share is ``cores // workers`` in an xdist worker, all cores otherwise; it is capped at the cores measured
+    idle over 0.2 s (:func:`harness.cpu_threads.idle_cores`), at least 1. Oversubscribed OpenMP threads spin
+    against other processes: on the 2-core machine with 2 busy background processes a 2-thread decode ran 17×
+    slower than idle, a 1-thread one 1.2× (benchmarks/bench_loaded_cpu.py). It also sets ``OMP_WAIT_POLICY=PASSIVE``
+    in the environment when unset, so processes started afterwards (xdist workers, subprocesses) sleep instead of
+    spin while waiting; this process's own OpenMP has read its setting already. An explicit ``OMP_NUM_THREADS``
+    wins (and leaves the wait policy alone).
     """
-    if not worker_count or os.environ.get("OMP_NUM_THREADS"):
+    if os.environ.get("OMP_NUM_THREADS"):
         return None
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    threads = max(1, (os.cpu_count() or 1) // max(1, int(worker_count)))
+    from harness.cpu_threads import idle_cores, thread_count
+
+    cores, workers = os.cpu_count() or 1, max(1, int(worker_count)) if worker_count else 1
+    threads = thread_count(cores, workers, idle_cores() if cores // workers > 1 else None)
     torch.set_num_threads(threads)
     return threads
 

@@ -65,23 +65,31 @@ def test_toy_model_runs_through_the_fixture(suite: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
-def test_xdist_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threads_follow_the_share_and_the_idle_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     import torch
 
+    from harness import cpu_threads
     from harness.pytest_plugin import share_cpu_threads_among_workers
 
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    cores = os.cpu_count() or 1
     try:
-        assert share_cpu_threads_among_workers(None) is None  # not an xdist worker: torch's default stays
-        assert torch.get_num_threads() == before
-        expected = max(1, (os.cpu_count() or 1) // 64)
+        monkeypatch.setattr(cpu_threads, "idle_cores", lambda *a, **k: float(cores))
+        assert share_cpu_threads_among_workers(None) == cores == torch.get_num_threads()  # idle machine: every core
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # for the processes started from here on
+        expected = max(1, cores // 64)
         assert share_cpu_threads_among_workers("64") == expected == torch.get_num_threads()
+        monkeypatch.setattr(cpu_threads, "idle_cores", lambda *a, **k: 0.0)
+        assert share_cpu_threads_among_workers(None) == 1 == torch.get_num_threads()  # every core busy: one thread
         monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
         torch.set_num_threads(before)
         assert share_cpu_threads_among_workers("64") is None and torch.get_num_threads() == before  # user's choice wins
+        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
     finally:
         torch.set_num_threads(before)
 
