@@ -192,8 +192,9 @@ def share_cpu_threads_among_workers(worker_count: str | None) -> int | None:
 
     The share is ``cores // workers`` in an xdist worker, all cores otherwise; it is capped at the cores measured
     idle over 0.2 s (:func:`harness.cpu_threads.idle_cores`), at least 1. Oversubscribed OpenMP threads spin
-    against other processes: on the 2-core machine with 2 busy background processes a 2-thread decode ran 17×
-    slower than idle, a 1-thread one 1.2× (benchmarks/bench_loaded_cpu.py). It also sets ``OMP_WAIT_POLICY=PASSIVE``
+    against other processes: on the shared 2-core machine with 2 busy background processes, decode-shaped work
+    with torch's default 2 threads ran 3.7× and 17× slower than without them (two runs), with this policy 2.0× and
+    1.2× (benchmarks/bench_loaded_cpu.py). It also sets ``OMP_WAIT_POLICY=PASSIVE``
     in the environment when unset, so processes started afterwards (xdist workers, subprocesses) sleep instead of
     spin while waiting; this process's own OpenMP has read its setting already. An explicit ``OMP_NUM_THREADS``
     wins (and leaves the wait policy alone).
