@@ -25,7 +25,7 @@ Design (issue 14, item 3; smoke scale):
 
 Only :mod:`harness.kvcache` touches the cache: the projector returns a :class:`~harness.kvcache.KVSnapshot` and the
 receiver is scored through :func:`harness.kvcache.logits_after`. Training: :mod:`harness.exchange.projector_training`;
-command line: ``python -m harness.exchange.projector train --sharer gemma3-270m --receiver smollm2-135m``.
+command line: ``python -m harness.exchange.projector_cli train --sharer gemma3-270m --receiver smollm2-135m``.
 """
 
 from __future__ import annotations
@@ -221,9 +221,3 @@ def continuation_nll(receiver: LoadedModel, snapshot: kvcache.KVSnapshot | None,
     logits = kvcache.logits_after(receiver.model, snapshot, continuation[:-1])
     targets = torch.tensor(continuation[1:], dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, targets)
-
-
-if __name__ == "__main__":
-    from harness.exchange.projector_cli import main
-
-    raise SystemExit(main())

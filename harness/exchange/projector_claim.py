@@ -21,7 +21,7 @@ SHARER_OF: dict[str, str] = {"smollm2-135m": "gemma3-270m", "gemma3-270m": "smol
 
 def train_command(sharer: str, receiver: str) -> str:
     """The command that trains and stores the projectors of one direction."""
-    return f"python -m harness.exchange.projector train --sharer {sharer} --receiver {receiver}"
+    return f"python -m harness.exchange.projector_cli train --sharer {sharer} --receiver {receiver}"
 
 def projectors_for(sharer: LoadedModel, receiver: LoadedModel, text_set: TextSet, *,
                    train: bool) -> dict[str, TrainedProjector | None]:

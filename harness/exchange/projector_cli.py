@@ -1,4 +1,4 @@
-"""Command line of the cross-model projector: ``python -m harness.exchange.projector train --sharer S --receiver R``.
+"""Command line of the cross-model projector: ``python -m harness.exchange.projector_cli train --sharer S --receiver R``.
 
 Trains (or finds already stored) the two projectors the claim ``projector_transfers_context`` needs for that
 direction, the matched one and the mismatched-pairs baseline, with the registered
@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and train; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m harness.exchange.projector",
+    parser = argparse.ArgumentParser(prog="python -m harness.exchange.projector_cli",
                                      description="train the cross-model cache projectors of projector_transfers_context")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train and store the matched and mismatched-pairs projectors of a direction")
@@ -43,3 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: {projector_dir(tp.key)}; loss {sum(head) / len(head):.3f} → {sum(tail) / len(tail):.3f} "
               f"nats/token (first / last 20 steps), {tp.seconds:.0f} s{' (stored before)' if tp.from_cache else ''}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,9 @@ import os
 
 def pytest_sessionstart(session):
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is not None:  # each worker notes the GPU set it was given
+    # each worker notes the GPU set it was given (only where the test asked for it: an in-process run inside an
+    # outer xdist worker inherits PYTEST_XDIST_WORKER)
+    if worker is not None and "GPU_SETS_DIR" in os.environ:
         out = os.path.join(os.environ["GPU_SETS_DIR"], worker)
         with open(out, "w") as fh:
             fh.write(os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
