@@ -393,7 +393,9 @@ def _load_pretrained(
     else:
         location = spec.location
         _inspect_hf_snapshot(spec)
-        common.update(revision=spec.revision, local_files_only=True)
+        # the same hub cache the snapshot was inspected in, read now (huggingface_hub and older transformers fix
+        # their default at import time, so a later $HF_HUB_CACHE would otherwise be seen by one and not the other)
+        common.update(revision=spec.revision, local_files_only=True, cache_dir=hub_cache_dir())
     if device.startswith("cuda"):
         totals = [torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count())]
         common.update(placement_kwargs(device, args, totals))
@@ -443,7 +445,7 @@ def _inspect_hf_snapshot(spec: ModelSpec) -> None:
 
 
 def _tokenizer_kwargs(common: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in common.items() if k in ("revision", "local_files_only", "trust_remote_code")}
+    return {k: v for k, v in common.items() if k in ("revision", "local_files_only", "trust_remote_code", "cache_dir")}
 
 
 def _unavailable_message(spec: ModelSpec) -> str:
