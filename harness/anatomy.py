@@ -44,7 +44,7 @@ import torch
 
 from harness import kvcache
 from harness.measurement_cache import MeasurementCache, code_fingerprint
-from harness.models import LoadedModel
+from harness.models import LoadedModel, read_shape
 from harness.prompts import Prompt
 from harness.stats import permutation_test_paired, proportion_ci, t_interval
 from harness.tokens import encode, pad_id
@@ -110,13 +110,13 @@ class CacheFacts:
 def cache_facts(model: torch.nn.Module) -> CacheFacts:
     """The cache layout implied by ``model.config`` (text config) and the model's parameter dtype."""
     config = model.config.get_text_config(decoder=True)
+    shape = read_shape(config)  # KV heads and head_dim with the configs' fallbacks (GPT-NeoX names no KV heads)
     n_layers = int(config.num_hidden_layers)
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     layer_types = tuple(getattr(config, "layer_types", None) or ["full_attention"] * n_layers)
     window = getattr(config, "sliding_window", None)
     dtype = next(model.parameters()).dtype
     return CacheFacts(
-        n_layers, int(config.num_key_value_heads), int(head_dim), layer_types,
+        n_layers, int(shape.n_kv_heads), int(shape.head_dim), layer_types,
         int(window) if window is not None and "sliding_attention" in layer_types else None,
         torch.empty((), dtype=dtype).element_size(),
     )

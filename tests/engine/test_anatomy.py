@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -237,3 +238,18 @@ def test_injection_beyond_the_window_equals_the_text_path(toy_gemma3: LoadedMode
     assert diff <= 1e-4 and equal
     measured = anatomy.measure_injection(toy_gemma3, [long])
     assert measured["tokens"] == {long.id: len(ids)}
+
+
+def test_config_facts_of_a_config_without_kv_heads_match_its_cache() -> None:
+    """GPT-NeoX configs name no ``num_key_value_heads`` (every head has its own K/V): the facts fall back to the
+    attention heads, and a real prefill of such a model has exactly the implied shapes."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    torch.manual_seed(0)
+    config = GPTNeoXConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, rotary_pct=0.25)
+    model = GPTNeoXForCausalLM(config).eval()
+    facts = anatomy.cache_facts(model)
+    assert (facts.n_kv_heads, facts.head_dim) == (4, 8)
+    state = kvcache.prefill(model, [[1, 2, 3, 4, 5]], pad_id=0)
+    assert anatomy.cache_shape_mismatches(facts, state) == []
