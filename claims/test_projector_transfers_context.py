@@ -28,6 +28,7 @@ from harness.claim_support import planned_count, run_details
 from harness.exchange.projector_claim import PROJECTOR_SETTINGS, SHARER_OF, projectors_for, train_command
 from harness.exchange.projector_evaluation import heldout_losses, summarize_losses
 from harness.exchange.projector_texts import load_text_set
+from harness.exchange.projector_training import any_projector_stored
 from harness.measurement_cache import code_fingerprint
 from harness.models import ModelUnavailableError, load_model
 from harness.registry.exchange_claims import PROJECTOR_BASELINES
@@ -40,6 +41,12 @@ def test_projector_transfers_context(claim: ClaimContext, pytestconfig: pytest.C
     if sharer_name is None:
         pytest.skip(f"projector_transfers_context: needs the other embedded model as sharer (runs with receiver "
                     f"{' or '.join(SHARER_OF)}), not {receiver.name}")
+    train = pytestconfig.getoption("projector") == "train"
+    if not train and not any_projector_stored():  # nothing stored at all: no need to load the sharer to know it
+        _not_trained(claim, f"no stored projector at all for {sharer_name} → {receiver.name} under --projector "
+                            f"cached; train it with: {train_command(sharer_name, receiver.name)}",
+                     run_details(claim, sharer=sharer_name, receiver=receiver.identity))
+        return
     try:
         sharer = load_model(sharer_name, device=claim.settings.device, dtype=claim.settings.dtype)
     except ModelUnavailableError as exc:
@@ -47,7 +54,7 @@ def test_projector_transfers_context(claim: ClaimContext, pytestconfig: pytest.C
     text_set = load_text_set()
     texts = text_set.heldout[:planned_count(claim)]
     started = time.perf_counter()
-    trained = projectors_for(sharer, receiver, text_set, train=pytestconfig.getoption("projector") == "train")
+    trained = projectors_for(sharer, receiver, text_set, train=train)
     details = run_details(
         claim, sharer=sharer.identity, receiver=receiver.identity, texts_sha256=text_set.sha256,
         text_source=text_set.source, training_texts=len(text_set.train), heldout_texts=[t.id for t in texts],
@@ -57,8 +64,7 @@ def test_projector_transfers_context(claim: ClaimContext, pytestconfig: pytest.C
     if missing:
         why = (f"no stored projector ({', '.join(missing)}) for {sharer.name} → {receiver.name} under --projector "
                f"cached; train it with: {train_command(sharer.name, receiver.name)}")
-        claim.conclude(claim.evaluate(estimate=None, n=0, details=details, undefined_reason=why,
-                                      contrast_cis={b: (math.nan, math.nan) for b in PROJECTOR_BASELINES}))
+        _not_trained(claim, why, details)
         return
     projected, mismatched = trained["projected"], trained["mismatched_pairs"]
     assert projected is not None and mismatched is not None
@@ -81,3 +87,9 @@ def test_projector_transfers_context(claim: ClaimContext, pytestconfig: pytest.C
         contrast_cis={name: (low, high) for name, (_, low, high) in summary.contrasts.items()},
         details=details | {"contrast_estimates": {name: est for name, (est, _, _) in summary.contrasts.items()}},
     ))
+
+
+def _not_trained(claim: ClaimContext, why: str, details: dict) -> None:
+    """Conclude INCONCLUSIVE (estimate undefined, every contrast undefined) for want of a stored projector."""
+    claim.conclude(claim.evaluate(estimate=None, n=0, details=details, undefined_reason=why,
+                                  contrast_cis={b: (math.nan, math.nan) for b in PROJECTOR_BASELINES}))

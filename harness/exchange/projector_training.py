@@ -228,6 +228,13 @@ def projector_dir(key: str, root: Path | None = None) -> Path:
     return (root or cache_root()) / "projectors" / key
 
 
+def any_projector_stored(root: Path | None = None) -> bool:
+    """Whether any trained projector is stored under ``<cache root>/projectors/`` (a cheap check that needs no model:
+    when it is False, no pair of models has one)."""
+    store = (root or cache_root()) / "projectors"
+    return store.is_dir() and any((entry / "projector.safetensors").is_file() for entry in store.iterdir())
+
+
 def save_projector(trained: TrainedProjector, root: Path | None = None) -> Path:
     """Write ``projector.safetensors`` and ``training.json`` into :func:`projector_dir` (the directory appears
     whole: it is written under a temporary name and renamed)."""

@@ -276,3 +276,14 @@ def test_own_cache_and_no_cache_losses_are_finite_and_differ(toy_llama) -> None:
         own = continuation_nll(toy_llama, receiver_own_snapshot(toy_llama, text), cont)
         none = continuation_nll(toy_llama, None, cont)
     assert math.isfinite(float(own)) and math.isfinite(float(none)) and float(own) != float(none)
+
+
+def test_any_projector_stored_sees_only_complete_entries(tmp_path) -> None:
+    from harness.exchange.projector_training import any_projector_stored
+
+    assert not any_projector_stored(tmp_path)  # no store at all
+    entry = tmp_path / "projectors" / "somekey"
+    entry.mkdir(parents=True)
+    assert not any_projector_stored(tmp_path)  # a directory without weights (an interrupted write) is not a projector
+    (entry / "projector.safetensors").write_bytes(b"x")
+    assert any_projector_stored(tmp_path)
