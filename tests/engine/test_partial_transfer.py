@@ -194,7 +194,8 @@ LOGITS = st.lists(st.floats(min_value=-20, max_value=20, allow_nan=False), min_s
 def test_next_token_kl_is_the_textbook_kl(p_logits: list[float], data: st.DataObject) -> None:
     q_logits = data.draw(st.lists(st.floats(min_value=-20, max_value=20, allow_nan=False), min_size=len(p_logits),
                                   max_size=len(p_logits)))
-    p, q = torch.tensor([p_logits]), torch.tensor([q_logits])
+    # float64 so that the shift below is exact (in float32, p + 3 re-rounds the logits and moves KL by ~1e-6)
+    p, q = torch.tensor([p_logits], dtype=torch.float64), torch.tensor([q_logits], dtype=torch.float64)
     kl = float(next_token_kl(p, q)[0])
     expected = sps.entropy(torch.softmax(p.double(), -1)[0].numpy(), torch.softmax(q.double(), -1)[0].numpy())
     assert kl >= 0.0 and kl == pytest.approx(expected, rel=1e-6, abs=1e-9)
