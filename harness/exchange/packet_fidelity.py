@@ -58,7 +58,7 @@ def prompt_fidelity(lm: LoadedModel, ids: Sequence[int], directory: Path) -> tup
         path.unlink()
         logits = _next_logits(lm, received, ids[-1])
         row[storage] = {
-            "kl_nats": next_token_kl(reference, logits),
+            "kl_nats": float(next_token_kl(reference, logits)),
             "greedy_agrees": bool(int(reference.argmax()) == int(logits.argmax())),
             "max_abs_logit_diff": float((reference - logits).abs().max()),
             "file_bytes": file_bytes,
@@ -81,7 +81,7 @@ def measure_packet_fidelity(lm: LoadedModel, prompts: Sequence[Prompt], *,
             for prompt in prompts:
                 rows[prompt.id], reference = prompt_fidelity(lm, encode(lm.tokenizer, prompt.text), Path(tmp))
                 if previous is not None:
-                    across.append(next_token_kl(previous, reference))
+                    across.append(float(next_token_kl(previous, reference)))
                 previous = reference
         return {"rows": rows, "kl_to_next_prompt_nats": across}
 

@@ -41,10 +41,11 @@ from harness.patching import KVPatchSpec
 from harness.prompts.pairing import TransferPair
 from harness.records import GenerationRecord
 from harness.stats import ConfidenceInterval, bootstrap_ci, in_gap_units, page_trend, steps_as_bounds
+from harness.transfer.disruption import next_token_kl
 
 __all__ = [
     "FidelityTrend", "LayerEnd", "PartialFidelity", "block_spearman", "fidelity_steps", "fidelity_trend",
-    "greedy_agreement", "half_contrast", "layer_count", "mean_curve", "measure_partial_fidelity", "next_token_kl", "partial_spec", "transferred_layers",
+    "greedy_agreement", "half_contrast", "layer_count", "mean_curve", "measure_partial_fidelity", "partial_spec", "transferred_layers",
 ]
 
 
@@ -77,20 +78,6 @@ def partial_spec(layers: Sequence[int]) -> KVPatchSpec | None:
     """The KV patch that transfers ``layers`` whole (every position, K and V, α = 1); None for no layer (the
     receiver's own cache)."""
     return KVPatchSpec(layers=tuple(layers)) if len(layers) else None
-
-
-def next_token_kl(reference_logits: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
-    """Per row, KL(softmax(reference) ‖ softmax(logits)) in nats (float64, clipped at 0 against rounding).
-
-    Both tensors are ``[rows, vocab]`` raw logits; the result is ``[rows]``.
-    """
-    if reference_logits.shape != logits.shape or reference_logits.ndim != 2:
-        raise ValueError(f"next_token_kl needs two [rows, vocab] tensors of one shape, got "
-                         f"{tuple(reference_logits.shape)} and {tuple(logits.shape)}")
-    log_p = torch.log_softmax(reference_logits.to(torch.float64), dim=-1)
-    log_q = torch.log_softmax(logits.to(torch.float64), dim=-1)
-    kl = torch.nn.functional.kl_div(log_q, log_p, reduction="none", log_target=True).sum(dim=-1)
-    return kl.clamp_min(0.0).numpy()
 
 
 def greedy_agreement(reference: Sequence[int], tokens: Sequence[int]) -> float:

@@ -60,11 +60,20 @@ def _first_logits(lm: LoadedModel, jobs: Sequence[tuple[TransferPair, Any]], con
     return out
 
 
-def next_token_kl(reference: torch.Tensor, patched: torch.Tensor) -> float:
-    """KL(softmax(reference) ‖ softmax(patched)) in nats, in float64 (≥ 0 up to rounding, clipped at 0)."""
+def next_token_kl(reference: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
+    """KL(softmax(reference) ‖ softmax(logits)) over the last (vocabulary) axis, in nats, computed in float64 and
+    clipped at 0 against rounding; the suite's one next-token KL.
+
+    Both tensors are raw logits of one shape ``[..., vocab]``; the result is a float64 array of shape ``[...]``
+    (0-d for two ``[vocab]`` vectors: ``float(next_token_kl(p, q))``).
+    """
+    if reference.shape != logits.shape or reference.ndim < 1:
+        raise ValueError(f"next_token_kl needs two [..., vocab] tensors of one shape, got "
+                         f"{tuple(reference.shape)} and {tuple(logits.shape)}")
     log_p = torch.log_softmax(reference.to(torch.float64), dim=-1)
-    log_q = torch.log_softmax(patched.to(torch.float64), dim=-1)
-    return max(0.0, float((log_p.exp() * (log_p - log_q)).sum()))
+    log_q = torch.log_softmax(logits.to(torch.float64), dim=-1)
+    kl = torch.nn.functional.kl_div(log_q, log_p, reduction="none", log_target=True).sum(dim=-1)
+    return kl.clamp_min(0.0).numpy()
 
 
 def first_step_kl(
@@ -92,7 +101,7 @@ def first_step_kl(
         jobs = [(p, patches[p.id]) for p in pairs]
         natural = _first_logits(lm, jobs, condition, False, batch_size)
         patched = _first_logits(lm, jobs, condition, True, batch_size)
-        fresh.update({p.id: next_token_kl(natural[p.id], patched[p.id]) for p in pairs})
+        fresh.update({p.id: float(next_token_kl(natural[p.id], patched[p.id])) for p in pairs})
 
     def value(pair_id: str) -> float:
         if not fresh:

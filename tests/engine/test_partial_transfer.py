@@ -24,7 +24,6 @@ from harness.exchange.partial import (
     half_contrast,
     layer_count,
     measure_partial_fidelity,
-    next_token_kl,
     partial_spec,
     transferred_layers,
 )
@@ -36,6 +35,7 @@ from harness.registry.exchange_claims import PARTIAL_DECODING, PARTIAL_FRACTIONS
 from harness.report.figures import FIGURES, write_figures
 from harness.results import Verdict, evaluate
 from harness.tokens import pad_id
+from harness.transfer.disruption import next_token_kl
 
 FRACTION = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 PERCENT = st.integers(min_value=0, max_value=100)
