@@ -1,5 +1,6 @@
 """claims.tex: the report's tables as a LaTeX document that compiles with pdflatex (booktabs): the run summary, the
-claims × models verdict matrix, one table per claim (a row per model) and the engine checks.
+claims × models verdict matrix, one table per claim (a row per model), one training-dynamics table per revision
+series the run holds, and the engine checks.
 
 Every table is a ``table`` float with a caption and a label (``tab:matrix``, ``tab:claim:<id>``, ``tab:engine``) so
 a paper can paste the tables it needs; all text is escaped by :func:`harness.report.tables.tex_escape`.
@@ -16,6 +17,7 @@ from harness.report.markdown import effect_heading, matrix_cell
 from harness.report.numbers import fmt, fmt_ci
 from harness.report.summary import claim_order, model_order, run_summary
 from harness.report.tables import tex_escape, tex_table
+from harness.report.training_dynamics import dynamics_latex_tables
 
 PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage[T1]{fontenc}
@@ -87,6 +89,9 @@ def claims_latex(records: Sequence[dict[str, Any]], run: dict[str, Any]) -> str:
             out += [claim_table(claim, [r for r in claims if r["claim"] == claim])]
             if i % FLOATS_PER_PAGE == FLOATS_PER_PAGE - 1:
                 out += [r"\clearpage", ""]
+    dynamics = dynamics_latex_tables(records)
+    if dynamics:
+        out += [r"\clearpage", "", *dynamics, r"\clearpage", ""]
     if checks:
         out += [engine_table(checks)]
     out += [r"\end{document}", ""]

@@ -24,7 +24,7 @@ from harness.models.revisions import RevisionSeries, SeriesMember, find_series
 from harness.report.annotate import is_engine_check
 from harness.report.numbers import estimate_with_ci
 from harness.report.summary import claim_order, model_order
-from harness.report.tables import md_table
+from harness.report.tables import md_table, tex_table
 
 VERDICT_LETTERS: dict[str, str] = {
     "PASS": "P", "FAIL": "F", "INCONCLUSIVE": "I", "SKIPPED": "S", "ERROR": "E", "NOT RUN": "N",
@@ -75,14 +75,36 @@ def step_heading(series: RevisionSeries, member: SeriesMember) -> str:
     return f"#{member.step} ({member.label})"
 
 
-def dynamics_table(records: Sequence[dict[str, Any]], series: RevisionSeries) -> str:
-    """Claims × checkpoints of one series (Markdown): a row per claim that has a row on some member."""
+def dynamics_rows(records: Sequence[dict[str, Any]], series: RevisionSeries) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of one series' claims × checkpoints view: ``claim`` then a column per checkpoint by increasing
+    step; a row per claim that has a row on some member, its claim id first and then one :func:`dynamics_cell` per
+    checkpoint."""
     members = set(series.models)
     recs = [r for r in claim_records(records) if r["model"] in members]
     by_key = {(r["claim"], r["model"]): r for r in recs}
-    rows = [[f"`{claim}`", *(dynamics_cell(by_key.get((claim, m.model))) for m in series.members)]
+    rows = [[claim, *(dynamics_cell(by_key.get((claim, m.model))) for m in series.members)]
             for claim in claim_order(recs)]
-    return md_table(["claim", *(step_heading(series, m) for m in series.members)], rows)
+    return ["claim", *(step_heading(series, m) for m in series.members)], rows
+
+
+def dynamics_table(records: Sequence[dict[str, Any]], series: RevisionSeries) -> str:
+    """Claims × checkpoints of one series (Markdown; claim ids in code font)."""
+    headers, rows = dynamics_rows(records, series)
+    return md_table(headers, [[f"`{row[0]}`", *row[1:]] for row in rows])
+
+
+def dynamics_latex_tables(records: Sequence[dict[str, Any]]) -> list[str]:
+    """claims.tex's training-dynamics tables: one booktabs ``table`` float per revision series of the run (label
+    ``tab:dynamics:<series>``), the same cells as claims.md's; empty when the run holds no series."""
+    out = []
+    for series in run_series(records)[0]:
+        headers, rows = dynamics_rows(records, series)
+        label = "tab:dynamics:" + "".join(ch if ch.isalnum() else "-" for ch in series.name)
+        caption = (f"Training dynamics of {series.name}: each claim's estimate [CI at its registered level] and "
+                   f"verdict letter (P PASS, F FAIL, I INCONCLUSIVE, S SKIPPED, E ERROR, N NOT RUN) per checkpoint, "
+                   f"by training step.")
+        out.append(tex_table(headers, rows, align="l" * len(headers), caption=caption, label=label))
+    return out
 
 
 def training_dynamics_section(records: Sequence[dict[str, Any]], figure_files: Sequence[str] = ()) -> list[str]:

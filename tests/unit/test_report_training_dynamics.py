@@ -99,3 +99,19 @@ def test_figure_is_written_embedded_and_cleared_with_the_report(tmp_path: Path) 
     markdown = (tmp_path / "claims.md").read_text()
     assert markdown.index("## Training dynamics") < markdown.index("## Claims")
     assert {"training_dynamics.png", "training_dynamics.pdf"} <= {p.name for p in suite_report_files(tmp_path)}
+
+
+def test_claims_tex_has_the_same_dynamics_table_and_only_for_a_series() -> None:
+    from harness.report.latex import claims_latex
+    from harness.report.tables import tex_escape
+
+    recs = series_records()
+    tex = claims_latex(recs, {"run_id": "r"})
+    assert tex.count("tab:dynamics:") == 1
+    label = tex.index("tab:dynamics:")
+    float_ = tex[tex.rindex("\\begin{table}", 0, label):tex.index("\\end{table}", label)]
+    for text in ("step 1000", "step 8000", "rv_contraction", "kv_transfer", f"{estimate_with_ci(recs[0])} P",
+                 f"{estimate_with_ci(recs[1])} I", "not run"):
+        assert tex_escape(text) in float_, text
+    assert tex_escape("cache_injection_equals_text") not in float_  # engine checks stay out, as in claims.md
+    assert "tab:dynamics:" not in claims_latex([record("rv_contraction", "toy-llama", 0.1)], {"run_id": "r"})
