@@ -18,7 +18,8 @@ A row stops after emitting an EOS token (``stop_at_eos``) or ``max_new_tokens`` 
 activation patches and V capture go through ``harness.hooks``; where a captured ``v_proj`` is also
 the patch site, one callback does both in the order given by ``CaptureSpec.capture_point``.
 Attention entropy is computed from the step's eager attention probabilities right after the
-forward and the probabilities are dropped.
+forward and the probabilities are dropped. Prefills of token rows already prefilled in this process (the same prompts
+as recipient or donor of another condition) are served by :mod:`harness.prefill_reuse`, bit for bit the same cache.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from harness.hooks import TraceDict
 from harness.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
 from harness.models import LoadedModel
 from harness.patching import ActivationPatchSpec, ActivationSite, KVPatchSpec, PatchSpecError, check_alignment
+from harness.prefill_reuse import reused_prefill
 from harness.records import GenerationRecord
 from harness.seeds import derive_seed
 from harness.tokens import pad_id
@@ -185,7 +187,8 @@ def _prefill(lm: LoadedModel, batch: Sequence[GenerationRequest], patch, pad: in
     recipients = [r.recipient_ids for r in batch]
     if isinstance(patch, KVPatchSpec):
         patched, report = kvcache.patched_prefix(
-            lm.model, recipients, [r.donor_ids for r in batch], patch, pad_id=pad, row_keys=[r.pair_id for r in batch]
+            lm.model, recipients, [r.donor_ids for r in batch], patch, pad_id=pad, row_keys=[r.pair_id for r in batch],
+            prefill_with=reused_prefill,
         )
         return patched, [report.not_applicable_for_row(b) for b in range(len(batch))], None
     if isinstance(patch, ActivationPatchSpec):
@@ -195,7 +198,8 @@ def _prefill(lm: LoadedModel, batch: Sequence[GenerationRequest], patch, pad: in
             prefilled, _ = kvcache.patched_prefix(lm.model, recipients, None, None, pad_id=pad)
         patcher.set_phase("decode")
         return prefilled, [{} for _ in batch], patcher
-    return kvcache.patched_prefix(lm.model, recipients, None, None, pad_id=pad)[0], [{} for _ in batch], None
+    prefilled = kvcache.patched_prefix(lm.model, recipients, None, None, pad_id=pad, prefill_with=reused_prefill)[0]
+    return prefilled, [{} for _ in batch], None
 
 
 def _generate_batch(

@@ -39,7 +39,7 @@ import hashlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from transformers import DynamicCache
@@ -440,6 +440,12 @@ def patch_kv(
     return out, report
 
 
+class PrefillFunction(Protocol):
+    """What :func:`patched_prefix` calls to prefill token rows: :func:`prefill`'s signature."""
+
+    def __call__(self, model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: int) -> Prefill: ...
+
+
 def patched_prefix(
     model: torch.nn.Module,
     recipients: Sequence[Sequence[int]],
@@ -448,6 +454,7 @@ def patched_prefix(
     *,
     pad_id: int,
     row_keys: Sequence[str] | None = None,
+    prefill_with: PrefillFunction | None = None,
 ) -> tuple[Prefill, PatchReport | None]:
     """The cache a continuation decodes from: the one place the (patched) recipient prefix is built.
 
@@ -455,15 +462,18 @@ def patched_prefix(
     the first decode step). With a ``spec``, each donor row's first ``min(n, m) − 1`` tokens (m = donor tokens;
     ``n − 1`` for a length-matched pair) are prefilled as well and patched in by :func:`patch_kv` over those
     shared positions ``0 … min(n, m) − 2`` (``row_keys`` seed the controls); a shorter donor's own last token,
-    like the recipient's, is never cached. The report is None without a spec.
+    like the recipient's, is never cached. The report is None without a spec. ``prefill_with`` computes the two
+    prefills (default :func:`prefill`; the generation engine passes :func:`harness.prefill_reuse.reused_prefill`,
+    which returns the same bits).
     """
+    run_prefill = prefill_with or prefill
     prefixes = [r[:-1] for r in recipients]
-    recipient = prefill(model, prefixes, pad_id=pad_id)
+    recipient = run_prefill(model, prefixes, pad_id=pad_id)
     if spec is None:
         return recipient, None
     if donors is None or len(donors) != len(recipients):
         raise CacheError("patched_prefix: a KV patch needs one donor row per recipient row")
-    donor = prefill(model, [d[: min(len(r), len(d)) - 1] for r, d in zip(recipients, donors)], pad_id=pad_id)
+    donor = run_prefill(model, [d[: min(len(r), len(d)) - 1] for r, d in zip(recipients, donors)], pad_id=pad_id)
     return patch_kv(recipient, donor, spec, row_keys=row_keys)
 
 
