@@ -44,6 +44,26 @@ def decoding_regimes(records: Sequence[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(d for r in records if (d := (r.get("details") or {}).get("decoding"))))
 
 
+NAMED_CLAIMS_AT_MOST = 3
+"""A regime used by at most this many claims names them in the run summary; a regime of more claims gives a count."""
+
+
+def decoding_phrase(records: Sequence[dict[str, Any]]) -> str:
+    """The decoding regimes of the run's records, each with the claims that used it: ``greedy, 48 new tokens (23
+    claims)`` or ``greedy, 32 new tokens (partial_layer_fidelity)``; regimes in record order, joined by ``; ``. A run
+    with a single regime gets the regime alone."""
+    users: dict[str, list[str]] = {}
+    for r in records:
+        if d := (r.get("details") or {}).get("decoding"):
+            claims = users.setdefault(d, [])
+            if r["claim"] not in claims:
+                claims.append(r["claim"])
+    if len(users) == 1:
+        return next(iter(users))
+    return "; ".join(f"{d} ({', '.join(c) if len(c) <= NAMED_CLAIMS_AT_MOST else f'{len(c)} claims'})"
+                     for d, c in users.items())
+
+
 def verdict_counts(records: Sequence[dict[str, Any]]) -> str:
     """``24 PASS, 18 FAIL, 14 INCONCLUSIVE`` over the given records (verdicts that occur, in report order)."""
     counts = Counter(r["verdict"] for r in records)
@@ -71,7 +91,6 @@ def run_summary(records: Sequence[dict[str, Any]], run: dict[str, Any], bold: bo
     models = model_order(records)
     claims = [r for r in records if not is_engine_check(r)]
     checks = [r for r in records if is_engine_check(r)]
-    regimes = decoding_regimes(records)
     status = run.get("status") or {}
     n_claims = len({r["claim"] for r in claims})
     text = (f"Run `{run.get('run_id')}` ({run.get('date_utc') or 'date unrecorded'}, {commit}) evaluated "
@@ -79,8 +98,8 @@ def run_summary(records: Sequence[dict[str, Any]], run: dict[str, Any], bold: bo
             f"{len(models)} model{'s' if len(models) != 1 else ''}: "
             + ", ".join(model_phrase(m, provenance_of(run, m)) for m in models)
             + f"; {bank_phrase(run)}")
-    if regimes:
-        text += f"; behavioural claims decoded {' / '.join(regimes)}"
+    if decoding_regimes(records):
+        text += f"; behavioural claims decoded {decoding_phrase(records)}"
     text += "."
     if status:
         text += f" Status: {status_line(status, bold=bold)}."
