@@ -110,12 +110,15 @@ class LoadedModel:
 
     @property
     def identity(self) -> dict[str, Any]:
-        """What determines this model's numbers: name, source, weights hash or revision, dtype, device, and the
-        ``--model-args`` given (only when some were, so the keys of default loads stay what they were)."""
+        """What determines this model's numbers: name, source, weights hash or revision, dtype, device, the
+        ``--model-args`` given (only when some were, so the keys of default loads stay what they were) and, for a
+        ``path:`` model, the fingerprint of its folder's files (an overwritten checkpoint is another model)."""
         keys = ("model", "source", "location", "gguf_sha256", "revision", "dtype", "device", "attn_implementation")
         identity = {k: self.provenance.get(k) for k in keys}
         if self.provenance.get("model_args"):
             identity["model_args"] = self.provenance["model_args"]
+        if self.provenance.get("weights_files"):  # path: models (harness.models.directory_identity)
+            identity["weights_files"] = self.provenance["weights_files"]
         if self.spec.toy_config is not None:
             identity["toy_config"] = self.spec.toy_config
         return identity

@@ -52,6 +52,7 @@ from harness.models.errors import (
 from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.model_args import ModelArgs, ModelArgsError, check_args_for_model, layer_choice, resolve_dtype
 from harness.models.registry import ModelSpec, resolve_spec
+from harness.models.directory_identity import directory_fingerprint
 from harness.models.revisions import checkpoint_provenance
 from harness.models.safety import inspect_model_directory
 from harness.storage import cache_root
@@ -390,6 +391,7 @@ def _load_pretrained(
     elif spec.source == "path":
         location = spec.location
         inspect_model_directory(Path(location), spec.name)
+        provenance["weights_files"] = directory_fingerprint(Path(location))
     else:
         location = spec.location
         _inspect_hf_snapshot(spec)

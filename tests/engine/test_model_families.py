@@ -13,6 +13,7 @@ A family whose config class the installed transformers lacks is skipped with tha
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -212,3 +213,18 @@ def test_claims_report_rows_for_a_gpt_neox_path_model(pytester: pytest.Pytester,
     records = {r["claim"]: r for r in payload["records"] if r["model"] == f"path:{directory}"}
     assert {"rv_contraction", "kv_transfer"} <= set(records), result.stdout.str()[-3000:]
     assert all(records[c]["verdict"] for c in ("rv_contraction", "kv_transfer"))
+
+
+def test_a_checkpoint_written_again_over_the_same_folder_is_another_model(tmp_path: Path) -> None:
+    # bug: the measurement cache keyed path: models by folder name, so retrained weights reused old numbers
+    directory = save_tiny("llama", tmp_path / "step1000", seed=0)
+    first = load_model(f"path:{directory}", device="cpu").identity
+    assert first == load_model(f"path:{directory}", device="cpu").identity  # nothing changed: the same key
+    weights = next(directory.glob("*.safetensors"))
+    stat = weights.stat()
+    save_tiny("llama", directory, seed=1)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # even within one clock tick
+    second = load_model(f"path:{directory}", device="cpu").identity
+    assert second["weights_files"] != first["weights_files"]
+    assert {k: v for k, v in second.items() if k != "weights_files"} == {
+        k: v for k, v in first.items() if k != "weights_files"}
