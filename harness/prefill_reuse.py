@@ -9,7 +9,8 @@ prefills it computed, per model, up to a byte budget (least recently used out fi
 hands back a clone of the stored one instead of running the model again.
 
 It computes afresh and stores nothing whenever a forward hook or pre-hook is registered on any module of the model
-or globally (hooks can edit what a prefill computes: activation patches, captures), or when the model is in training
+or globally (hooks can edit what a prefill computes: activation patches, captures; transformers' own recording hooks,
+which never return a value, are the one exception), or when the model is in training
 mode. Every caller gets its own clone (the stored prefill is never handed out), so mutating a returned cache cannot
 reach a later run.
 
@@ -29,7 +30,7 @@ import torch
 
 from harness.kvcache import Prefill, clone, input_device, layer_kv, num_layers, prefill
 
-__all__ = ["BUDGET_ENV", "DEFAULT_CPU_BUDGET_MB", "ReuseStats", "budget_bytes", "has_forward_hooks",
+__all__ = ["BUDGET_ENV", "DEFAULT_CPU_BUDGET_MB", "RECORDING_HOOK_MODULES", "ReuseStats", "budget_bytes", "has_forward_hooks",
            "prefill_bytes", "reuse_stats", "reused_prefill"]
 
 BUDGET_ENV = "KVCLAIMS_PREFILL_REUSE_MB"
@@ -90,12 +91,24 @@ def budget_bytes(model: torch.nn.Module) -> int:
     return int(megabytes * (1 << 20))
 
 
+RECORDING_HOOK_MODULES = frozenset({"transformers.utils.output_capturing"})
+"""Modules whose forward hooks only record outputs and never return a value, so they cannot change what a prefill
+computes: transformers 5.x installs ``output_capturing_hook`` on every layer at the first forward that asks for
+attentions or hidden states and leaves it there (it returns at once unless a capture is active)."""
+
+
+def _may_edit(hook: object) -> bool:
+    return getattr(hook, "__module__", None) not in RECORDING_HOOK_MODULES
+
+
 def has_forward_hooks(model: torch.nn.Module) -> bool:
-    """True when any forward hook or pre-hook is registered on a module of ``model`` or globally."""
+    """True when a forward hook or pre-hook that may edit outputs is registered on a module of ``model`` or globally
+    (transformers' recording hooks, :data:`RECORDING_HOOK_MODULES`, do not count)."""
     module_api = torch.nn.modules.module
     if module_api._global_forward_hooks or module_api._global_forward_pre_hooks:
         return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    return any(_may_edit(hook) for m in model.modules()
+               for hooks in (m._forward_hooks, m._forward_pre_hooks) for hook in hooks.values())
 
 
 def prefill_bytes(prefill_: Prefill) -> int:

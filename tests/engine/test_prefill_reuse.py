@@ -63,6 +63,19 @@ def test_a_hook_bypasses_the_store(toy_llama: LoadedModel) -> None:
     assert kvcache.cache_hash(reused_prefill(toy_llama.model, rows, pad_id=pad)) == kvcache.cache_hash(clean)
 
 
+def test_transformers_recording_hooks_do_not_bypass_the_store(toy_llama: LoadedModel) -> None:
+    # bug: transformers 5.x leaves an output-capturing hook on every layer after the first forward that asks for
+    # attentions, so a guard counting every hook turned reuse off for the rest of the run
+    rows, pad = _fresh_rows(500), pad_id(toy_llama.tokenizer)
+    state = kvcache.DecodeState(kvcache.prefill(toy_llama.model, rows, pad_id=pad))
+    state.step(toy_llama.model, torch.tensor([r[-1] for r in rows]), attentions=True)
+    before = reuse_stats(toy_llama.model)
+    reused_prefill(toy_llama.model, rows, pad_id=pad)
+    reused_prefill(toy_llama.model, rows, pad_id=pad)
+    after = reuse_stats(toy_llama.model)
+    assert (after.misses - before.misses, after.hits - before.hits, after.bypassed - before.bypassed) == (1, 1, 0)
+
+
 def test_the_budget_bounds_the_store_and_zero_turns_it_off(toy_llama: LoadedModel,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     pad = pad_id(toy_llama.tokenizer)
