@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.registry import BEHAVIOUR_DECODING, CLAIMS, MULTIPLICITY_FAMILIES, ClaimSpec, changes_of
 from harness.report.numbers import fmt
-from harness.report.summary import model_order, provenance_of, weights_hash
+from harness.report.summary import decoding_regimes, model_order, provenance_of, weights_hash
 
 PAIRING_RULE = (
     "Behavioural claims patch between prompt pairs of one recursive prompt (the donor A) and one baseline prompt (the "
@@ -71,7 +71,7 @@ def decoding_paragraph(records: Sequence[dict[str, Any]]) -> str:
     behavioural = [s for s in CLAIMS.values() if s.decoding is not None and any(r["claim"] == s.id for r in records)]
     if not behavioural:
         return "No behavioural claim ran in this run."
-    recorded = list(dict.fromkeys(d for r in records if (d := (r.get("details") or {}).get("decoding"))))
+    recorded = decoding_regimes(records)
     regimes = list(dict.fromkeys(s.decoding.describe() for s in behavioural if s.decoding))
     text = (f"The {len(behavioural)} behavioural claims of this run decoded every continuation with the registered "
             f"regime: {'; '.join(regimes)} (fixed before any patched continuation was generated; the same regime for "

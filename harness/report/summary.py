@@ -51,7 +51,7 @@ NAMED_CLAIMS_AT_MOST = 3
 def decoding_phrase(records: Sequence[dict[str, Any]]) -> str:
     """The decoding regimes of the run's records, each with the claims that used it: ``greedy, 48 new tokens (23
     claims)`` or ``greedy, 32 new tokens (partial_layer_fidelity)``; regimes in record order, joined by ``; ``. A run
-    with a single regime gets the regime alone."""
+    with a single regime gets the regime alone; a run without one gets the empty string."""
     users: dict[str, list[str]] = {}
     for r in records:
         if d := (r.get("details") or {}).get("decoding"):
@@ -98,8 +98,8 @@ def run_summary(records: Sequence[dict[str, Any]], run: dict[str, Any], bold: bo
             f"{len(models)} model{'s' if len(models) != 1 else ''}: "
             + ", ".join(model_phrase(m, provenance_of(run, m)) for m in models)
             + f"; {bank_phrase(run)}")
-    if decoding_regimes(records):
-        text += f"; behavioural claims decoded {decoding_phrase(records)}"
+    if decoding := decoding_phrase(records):
+        text += f"; behavioural claims decoded {decoding}"
     text += "."
     if status:
         text += f" Status: {status_line(status, bold=bold)}."
