@@ -1,7 +1,7 @@
 """Batched vs one-prompt-at-a-time generation, in the same process (DESIGN §8).
 
 Runs the same greedy requests (unpatched, and with a KV patch over the model's patch layers) through
-``harness.generation.generate`` once with ``batch_size=1`` (the naive loop) and once batched, checks
+``harness.engine.generation.generate`` once with ``batch_size=1`` (the naive loop) and once batched, checks
 that the tokens agree, and prints wall-clock seconds and the speed-up ratio naive / batched.
 
     python -m benchmarks.bench_generation --model smollm2-135m --prompts 16 --tokens 32 --batch-size 8
@@ -13,12 +13,12 @@ import argparse
 import time
 from collections.abc import Callable
 
-from harness.decoding import DecodingRegime
-from harness.generation import GenerationRequest, generate
+from harness.foundation.decoding import DecodingRegime
+from harness.engine.generation import GenerationRequest, generate
 from harness.models import LoadedModel, load_model
-from harness.patching import KVPatchSpec
+from harness.engine.patch_specs import KVPatchSpec
 from harness.prompts import load_bank
-from harness.tokens import encode
+from harness.engine.tokens import encode
 
 
 def requests_from_bank(lm: LoadedModel, n: int) -> list[GenerationRequest]:

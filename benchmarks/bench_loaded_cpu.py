@@ -9,7 +9,7 @@ ratio loaded/idle (1.0 = no degradation), as JSON. Policies:
 
 - ``default``: torch's own choice (one OpenMP thread per core, libgomp's spinning wait);
 - ``passive``: the same threads with ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep instead of spinning);
-- ``idle-cores``: threads from :func:`harness.cpu_threads.thread_count` with the cores measured idle at start.
+- ``idle-cores``: threads from :func:`harness.runtime.cpu_threads.thread_count` with the cores measured idle at start.
 
 "idle" is only as idle as the machine is: on a shared machine run it under the suite's heavy-job lock and
 read the ratios, not the seconds.
@@ -38,7 +38,7 @@ def _child(policy: str, layers: int, steps: int) -> None:
 
     if policy == "idle-cores":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from harness.cpu_threads import idle_cores, thread_count
+        from harness.runtime.cpu_threads import idle_cores, thread_count
 
         torch.set_num_threads(thread_count(os.cpu_count() or 1, 1, idle_cores()))
     gen = torch.Generator().manual_seed(0)

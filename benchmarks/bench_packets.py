@@ -3,7 +3,7 @@
 For each model and the first ``--prompts`` baseline prompts of the bank, in one process: prefill all but the last
 token (the cache a packet carries), then per storage format time
 
-1. ``write``: :func:`harness.exchange.packets.make_packet` + :func:`write_packet` (encode, hash, file);
+1. ``write``: :func:`harness.exchange.packets.packet.make_packet` + :func:`write_packet` (encode, hash, file);
 2. ``read``: :func:`read_packet` (content-hash check, receiver checks) + :func:`packet_prefill` (a fresh cache);
 
 and, as the in-process yardstick, ``prefill``: recomputing the same cache from the tokens. It prints, as JSON, the
@@ -25,12 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import kvcache
-from harness.exchange.packet_codecs import STORAGE_FORMATS
-from harness.exchange.packets import make_packet, packet_prefill, read_packet, write_packet
+from harness.engine import kvcache
+from harness.exchange.packets.codecs import STORAGE_FORMATS
+from harness.exchange.packets.packet import make_packet, packet_prefill, read_packet, write_packet
 from harness.models import LoadedModel, load_model
 from harness.prompts import load_bank
-from harness.tokens import encode, pad_id
+from harness.engine.tokens import encode, pad_id
 
 
 def _ms(fn: Callable[[], Any]) -> tuple[Any, float]:

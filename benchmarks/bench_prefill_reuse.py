@@ -1,7 +1,7 @@
 """Speed of prefill reuse across conditions (not a timed test): the same sequence of conditions with the store off and
 on, in one process, on the same pairs.
 
-A claims run decodes several conditions over the same prompt pairs; with :mod:`harness.prefill_reuse` the second and
+A claims run decodes several conditions over the same prompt pairs; with :mod:`harness.engine.prefill_reuse` the second and
 later prefills of the same token rows are served from the store. This script runs ``--conditions`` in order with
 ``KVCLAIMS_PREFILL_REUSE_MB=0`` (reference) and then with the default budget, each on a fresh in-memory measurement
 cache (nothing read back from disk), checks that every continuation's tokens are identical, and prints wall-clock
@@ -18,9 +18,9 @@ import os
 import time
 
 from harness import transfer as tr
-from harness.measurement_cache import MeasurementCache
+from harness.runtime.measurement_store import MeasurementStore
 from harness.models import load_model
-from harness.prefill_reuse import BUDGET_ENV, DEFAULT_CPU_BUDGET_MB, reuse_stats
+from harness.engine.prefill_reuse import BUDGET_ENV, DEFAULT_CPU_BUDGET_MB, reuse_stats
 from harness.prompts import load_bank, pairing
 from harness.registry import BEHAVIOUR_DECODING
 
@@ -44,7 +44,7 @@ def main() -> None:
         os.environ[BUDGET_ENV] = str(budget_mb)
         start = time.perf_counter()
         runs = [tr.run_condition(lm, pairs, c, decoding=BEHAVIOUR_DECODING, run_seed=0, progress=False,
-                                 cache=MeasurementCache(mode="off"), batch_size=args.batch_size) for c in conditions]
+                                 store=MeasurementStore(mode="off"), batch_size=args.batch_size) for c in conditions]
         return runs, time.perf_counter() - start
 
     run_all(0)  # warm-up: kernels, allocator, page cache

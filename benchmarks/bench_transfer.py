@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from harness import transfer as tr
-from harness.measurement_cache import MeasurementCache
+from harness.runtime.measurement_store import MeasurementStore
 from harness.models import load_model
 from harness.prompts import load_bank, pairing
 from harness.registry import BEHAVIOUR_DECODING
@@ -86,13 +86,13 @@ def main() -> None:
     pairs = pairing.select_pairs(lm, load_bank(), args.pairs, roles=roles)
     tr.run_condition(lm, pairs[:1], condition, decoding=BEHAVIOUR_DECODING, run_seed=0, progress=False)  # warm-up
 
-    def run(batch_size: int, cache: MeasurementCache | None = None) -> tr.ConditionRun:
-        return tr.run_condition(lm, pairs, condition, decoding=BEHAVIOUR_DECODING, run_seed=0, cache=cache,
+    def run(batch_size: int, cache: MeasurementStore | None = None) -> tr.ConditionRun:
+        return tr.run_condition(lm, pairs, condition, decoding=BEHAVIOUR_DECODING, run_seed=0, store=cache,
                                 batch_size=batch_size, progress=False)
 
     naive, t_naive = _timed(lambda: run(1))
     with tempfile.TemporaryDirectory() as tmp:
-        cache = MeasurementCache(Path(tmp), "readwrite")
+        cache = MeasurementStore(Path(tmp), "readwrite")
         batched, t_batched = _timed(lambda: run(args.batch_size, cache))
         _, t_cached = _timed(lambda: run(args.batch_size, cache))
     gflop = executed_matmul_gflop(lm.model, lambda: run(args.batch_size))

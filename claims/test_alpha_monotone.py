@@ -13,20 +13,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, claim_pairs, pairing_details, run_conditions
+from harness.claim.context import ClaimContext
+from harness.claim.steps import behaviour_details, run_conditions
 from harness.stats import bootstrap_ci, page_trend, steps_as_bounds
-from harness.transfer import ALPHAS, NATURAL_BASELINE, NATURAL_RECURSIVE, kv_alpha, transfer, transfer_step_cis
+from harness.transfer import ALPHAS, NATURAL_BASELINE, NATURAL_RECURSIVE, kv_alpha, estimate_transfer, transfer_step_cis
 
 pytestmark = pytest.mark.claim("alpha_monotone")
 CURVE_LEVEL = 0.95
 
 
 def test_alpha_monotone(claim: ClaimContext) -> None:
-    selection = claim_pairs(claim)
-    pairs = selection.pairs
     ladder = [kv_alpha(a) for a in ALPHAS]
-    runs = run_conditions(claim, pairs, (NATURAL_RECURSIVE, *ladder))
+    runs = run_conditions(claim, (NATURAL_RECURSIVE, *ladder))
+    pairs = runs.pairs
     ordered = [runs[c.name] for c in ladder]
     natural_b, natural_a = runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name]
     rng = np.random.default_rng(claim.seed)
@@ -34,7 +33,7 @@ def test_alpha_monotone(claim: ClaimContext) -> None:
     scores = np.column_stack([r.scores() for r in ordered])
     page = page_trend(scores)
     steps = transfer_step_cis(ordered, natural_b, natural_a, level=CURVE_LEVEL, rng=rng)
-    per_alpha = [transfer(r, natural_b, natural_a, level=CURVE_LEVEL, rng=rng) for r in ordered]
+    per_alpha = [estimate_transfer(r, natural_b, natural_a, level=CURVE_LEVEL, rng=rng) for r in ordered]
     curve = [bootstrap_ci(np.mean, col, level=CURVE_LEVEL, rng=rng) for col in scores.T]
     result = claim.evaluate(
         estimate=per_alpha[-1].estimate - per_alpha[0].estimate,
@@ -55,7 +54,6 @@ def test_alpha_monotone(claim: ClaimContext) -> None:
             },
             alpha_transfer={"alpha": list(ALPHAS), "transfer": [t.describe() for t in per_alpha]},
             step_estimates=[s.estimate for s in steps],
-            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)

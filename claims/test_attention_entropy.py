@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import require_groups, run_details
+from harness.claim.context import ClaimContext
+from harness.claim.steps import require_groups, run_details
 from harness.geometry.prompt_geometry import hedges_contrast, measure_attention_entropy
 from harness.stats import hedges_g
 
@@ -26,8 +26,8 @@ def test_attention_entropy_differs(claim: ClaimContext) -> None:
     groups = require_groups(claim)
     recursive, baseline = groups["recursive"], groups["baseline"]
     late = lm.layers.late
-    rec = measure_attention_entropy(lm, recursive, [late], window=claim.settings.window, cache=claim.cache)
-    base = measure_attention_entropy(lm, baseline, [late], window=claim.settings.window, cache=claim.cache)
+    rec = measure_attention_entropy(lm, recursive, [late], window=claim.settings.window, store=claim.store)
+    base = measure_attention_entropy(lm, baseline, [late], window=claim.settings.window, store=claim.store)
     c = hedges_contrast(rec.mean_over_heads(late), base.mean_over_heads(late), alternative="two-sided",
                         level=claim.spec.ci_level, seed=claim.seed)
     heads = range(lm.shape.n_heads)

@@ -1,6 +1,7 @@
 """Cache-anatomy claims: shapes and bytes, re-injection, RoPE re-rotation, persona signatures.
 
-Methods (details in :mod:`harness.anatomy`; every cache operation is in :mod:`harness.kvcache`):
+Methods (details in :mod:`harness.anatomy.invariants` and :mod:`harness.anatomy.persona`; every cache operation
+is in :mod:`harness.engine.kvcache`):
 
 - cache_shapes_match_config: prefill each of the first 8 baseline prompts alone; count the (layer, K|V)
   entries whose shape ``(1, n_kv_heads, tokens, head_dim)`` or bytes per token differ from what the config
@@ -21,16 +22,14 @@ Methods (details in :mod:`harness.anatomy`; every cache operation is in :mod:`ha
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import pytest
 
-from harness import anatomy
-from harness.claim_context import ClaimContext
-from harness.claim_support import require_float32, require_groups, run_details
+from harness.anatomy import invariants, persona
+from harness.claim.context import ClaimContext
+from harness.claim.steps import require_float32, require_groups, run_details
 from harness.prompts import Prompt
-from harness.seeds import derive_seed
+from harness.foundation.seeds import derive_seed
 
 DELTAS = (1, 64, 256)
 """Shifts (positions) for rope_rerotation, fixed before any data: one step, a typical prompt length, and a
@@ -54,7 +53,7 @@ def _coverage(claim: ClaimContext) -> list[Prompt]:
 def test_cache_shapes_match_config(claim: ClaimContext) -> None:
     lm = claim.lm
     prompts = _coverage(claim)
-    shapes = anatomy.measure_cache_shapes(lm, prompts, cache=claim.cache)
+    shapes = invariants.measure_cache_shapes(lm, prompts, store=claim.store)
     result = claim.evaluate(
         estimate=len(shapes["mismatches"]), n=len(prompts),
         details=run_details(
@@ -66,30 +65,19 @@ def test_cache_shapes_match_config(claim: ClaimContext) -> None:
     claim.conclude(result)
 
 
-def injection_prompts(claim: ClaimContext) -> list[Prompt]:
-    """The coverage prompts, plus on a model with sliding-window layers one baseline-text prompt longer than the
-    window by :data:`anatomy.BEYOND_WINDOW_MARGIN` tokens."""
-    prompts = _coverage(claim)
-    window = anatomy.sliding_window(claim.lm)
-    if window is None:
-        return prompts
-    pool = require_groups(claim, cap=False)["baseline"]
-    return prompts + [anatomy.beyond_window_prompt(claim.lm, pool, window + anatomy.BEYOND_WINDOW_MARGIN)]
-
-
 @pytest.mark.claim("cache_injection_equals_text")
 def test_cache_injection_equals_text(claim: ClaimContext) -> None:
     lm = claim.lm
     require_float32(claim)
-    prompts = injection_prompts(claim)
-    injection = anatomy.measure_injection(lm, prompts, cache=claim.cache)
+    prompts = invariants.injection_prompts(lm, _coverage(claim), require_groups(claim, cap=False)["baseline"])
+    injection = invariants.measure_injection(lm, prompts, store=claim.store)
     diffs = injection["max_abs_logit_diff"]
     result = claim.evaluate(
         estimate=max(diffs.values()), n=len(prompts),
         details=run_details(
             claim, max_abs_logit_diff_per_prompt=diffs, dtype=str(lm.model.dtype),
             bitwise_equal_caches=sum(injection["bitwise_equal"].values()), prompt_tokens=injection["tokens"],
-            longest_prompt_tokens=max(injection["tokens"].values()), sliding_window=anatomy.sliding_window(lm),
+            longest_prompt_tokens=max(injection["tokens"].values()), sliding_window=invariants.sliding_window(lm),
         ),
     )
     claim.conclude(result)
@@ -100,83 +88,41 @@ def test_rope_rerotation(claim: ClaimContext) -> None:
     lm = claim.lm
     require_float32(claim)
     prompts = _coverage(claim)
-    checks = anatomy.measure_rerotation(lm, prompts, DELTAS, cache=claim.cache)["checks"]
-    per_delta = {d: [c for key, c in checks.items() if key.endswith(f"|{d}")] for d in DELTAS}
+    checks = invariants.measure_rerotation(lm, prompts, DELTAS, store=claim.store)["checks"]
     result = claim.evaluate(
         estimate=max(c["max_abs_logit_diff"] for c in checks.values()), n=len(prompts),
-        details=run_details(
-            claim, deltas=list(DELTAS), layer_types=list(lm.shape.layer_types),
-            max_abs_logit_diff_by_delta={d: max(c["max_abs_logit_diff"] for c in cs) for d, cs in per_delta.items()},
-            wrong_delta_control={
-                "what": "keys re-rotated by Δ + 1 while decoding at the positions of a move by Δ, against the same "
-                        "reference; min over prompts of max |Δ logit|",
-                "min_abs_logit_diff_by_delta": {d: min(c["wrong_delta_logit_diff"] for c in cs)
-                                                for d, cs in per_delta.items()},
-            },
-            max_key_diff_per_layer=[max(c["key_diff_per_layer"][i] for c in checks.values())
-                                    for i in range(lm.shape.n_layers)],
-            max_value_diff_per_layer=[max(c["value_diff_per_layer"][i] for c in checks.values())
-                                      for i in range(lm.shape.n_layers)],
-        ),
+        details=run_details(claim, deltas=list(DELTAS), layer_types=list(lm.shape.layer_types),
+                            **invariants.rerotation_summary(checks, DELTAS, lm.shape.n_layers)),
     )
     claim.conclude(result)
-
-
-def persona_items(claim: ClaimContext) -> list[Prompt]:
-    """The first :data:`USERS_PER_CELL` user prompts (id order, fewer with ``--n``) of every (persona, wording) cell."""
-    cells: dict[tuple[str, str], list[Prompt]] = defaultdict(list)
-    for p in require_groups(claim, cap=False)["persona"]:
-        cells[(p.persona or "", p.wording)].append(p)
-    per_cell = min(USERS_PER_CELL, claim.settings.n_cap or USERS_PER_CELL)
-    return [p for key in sorted(cells) for p in cells[key][:per_cell]]
-
-
-def persona_design_problem(prompts: list[Prompt], system_tokens: list[int]) -> str | None:
-    """Why the held-out-wording design cannot run on these items, or None: fewer than two personas or two user
-    prompts, a persona with one wording, or system segments of different token counts (length alone could then
-    identify the persona)."""
-    wordings: dict[str, set[str]] = defaultdict(set)
-    for p in prompts:
-        wordings[p.persona or ""].add(p.wording)
-    if len(wordings) < 2:
-        return f"{len(wordings)} persona(s); identity needs two or more"
-    if len({p.text for p in prompts}) < 2:
-        return "one user prompt; training on other user prompts needs two or more"
-    single = sorted(name for name, ws in wordings.items() if len(ws) < 2)
-    if single:
-        return (f"persona(s) {', '.join(single)} have one wording of the system prompt; testing on a held-out "
-                "wording needs two or more (tag persona prompts wording:<name>)")
-    if len(set(system_tokens)) != 1:
-        return (f"system segments differ in token count under this tokenizer ({sorted(set(system_tokens))}), so "
-                "length alone could identify the persona")
-    return None
 
 
 @pytest.mark.claim("persona_signature")
 def test_persona_signature(claim: ClaimContext) -> None:
     lm = claim.lm
-    prompts = persona_items(claim)
+    prompts = persona.persona_items(require_groups(claim, cap=False)["persona"],
+                                    min(USERS_PER_CELL, claim.settings.n_cap or USERS_PER_CELL))
     late = lm.layers.late
-    measured = anatomy.measure_persona_features(lm, prompts, late, cache=claim.cache)
+    measured = persona.measure_persona_features(lm, prompts, late, store=claim.store)
     seeds = [derive_seed(claim.seed, "random-weights", i) for i in range(RANDOM_COPIES)]
     details = run_details(
-        claim, layer=late, personas=sorted({p.persona or "" for p in prompts}), separator=anatomy.SYSTEM_SEPARATOR,
+        claim, layer=late, personas=sorted({p.persona or "" for p in prompts}), separator=persona.SYSTEM_SEPARATOR,
         system_tokens={f"{p.persona}/{p.wording}": n for p, n in zip(prompts, measured["system_tokens"])},
         evicted_positions=sum(measured["evicted"]), items=len(prompts), random_weights_seeds=seeds,
     )
-    why = persona_design_problem(prompts, measured["system_tokens"])
+    why = persona.persona_design_problem(prompts, measured["system_tokens"])
     if why is not None:
         cells = len({(p.persona, p.wording) for p in prompts})
         claim.conclude(claim.evaluate(estimate=None, n=cells, details=details, undefined_reason=why))
         return
-    copies = [np.array(anatomy.measure_persona_features(lm, prompts, late, cache=claim.cache,
+    copies = [np.array(persona.measure_persona_features(lm, prompts, late, store=claim.store,
                                                         random_weights_seed=seed)["features"]) for seed in seeds]
     lengths = np.array([measured["system_tokens"], measured["user_tokens"]], dtype=np.float64).T
-    signature = anatomy.persona_signature(
+    signature = persona.persona_signature(
         np.array(measured["features"]), copies, lengths,
         [p.persona or "" for p in prompts], [p.wording for p in prompts], [p.text for p in prompts],
     )
-    decision = anatomy.persona_decision(signature, claim.spec.ci_level or 0.95, rng=claim.seed)
+    decision = persona.persona_decision(signature, claim.spec.ci_level or 0.95, rng=claim.seed)
     claim.conclude(claim.evaluate(
         estimate=decision.estimate, ci_low=decision.ci[0], ci_high=decision.ci[1], p_value=decision.p_value,
         n=len(signature.cells), details=details | decision.details,

@@ -1,6 +1,6 @@
 """Claim compressed_packet_fidelity: a prompt's KV cache sent as an int8 packet keeps the next-token distribution.
 
-Method (:mod:`harness.exchange.packet_fidelity`; packets in :mod:`harness.exchange.packets`): for each prompt,
+Method (:mod:`harness.exchange.packets.fidelity`; packets in :mod:`harness.exchange.packets.packet`): for each prompt,
 baseline and recursive alternately in id order, the first planned n (fewer with ``--limit``): prefill all but the
 last token, write the whole cache as a packet file in each storage format, read it back into a fresh cache and feed
 the last token. Estimate: mean over prompts of KL(original ‖ int8 packet), nats; 95% BCa bootstrap CI over prompts.
@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import planned_count, require_groups, run_details
-from harness.exchange.packet_codecs import STORAGE_FORMATS
-from harness.exchange.packet_fidelity import config_bytes_per_token, gpu_tier_bytes_per_token, measure_packet_fidelity
+from harness.claim.context import ClaimContext
+from harness.claim.steps import planned_count, require_groups, run_details
+from harness.exchange.packets.codecs import STORAGE_FORMATS
+from harness.exchange.packets.fidelity import config_bytes_per_token, gpu_tier_bytes_per_token, measure_packet_fidelity
 from harness.prompts import Prompt
 from harness.stats import bootstrap_ci
 from harness.transfer.disruption import kl_summary
@@ -42,7 +42,7 @@ def packet_prompts(claim: ClaimContext) -> list[Prompt]:
 def test_compressed_packet_fidelity(claim: ClaimContext) -> None:
     lm = claim.lm
     prompts = packet_prompts(claim)
-    measured = measure_packet_fidelity(lm, prompts, cache=claim.cache)
+    measured = measure_packet_fidelity(lm, prompts, store=claim.store)
     rows = [measured["rows"][p.id] for p in prompts]
     kl = {f: np.array([r[f]["kl_nats"] for r in rows]) for f in STORAGE_FORMATS}
     level = claim.spec.ci_level or 0.95

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import require_groups, run_details
+from harness.claim.context import ClaimContext
+from harness.claim.steps import require_groups, run_details
 from harness.exchange.confabulation import (
     DegenerateDesignError,
     PairCovariates,
@@ -57,7 +57,7 @@ def test_confabulation_signature(claim: ClaimContext) -> None:
     lm = claim.lm
     pairs = _pairs(claim)
     grounded, confab = [g for g, _ in pairs], [c for _, c in pairs]
-    table = measure_rv(lm, grounded + confab, window=claim.settings.window, cache=claim.cache)
+    table = measure_rv(lm, grounded + confab, window=claim.settings.window, store=claim.store)
     early, late = lm.layers.early, lm.layers.late
     cov_c, cov_g = _covariates(claim, confab), _covariates(claim, grounded)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import claim_pairs, pairing_details, run_conditions, transfer_result
+from harness.claim.context import ClaimContext
+from harness.claim.steps import run_conditions, transfer_result
 from harness.prompts.pairing import PairRole
 from harness.transfer import CROSS_BASELINE, NATURAL_BASELINE, NATURAL_RECURSIVE, RANDOM_NORM_MATCHED, Condition
 
@@ -22,11 +22,8 @@ RECURSIVE_BASELINE = (PairRole.RECURSIVE, PairRole.BASELINE)
 
 def _control_null(claim: ClaimContext, control: Condition, roles: tuple[PairRole, ...] = RECURSIVE_BASELINE) -> None:
     """T of ``control`` against the same pairs' natural runs, judged by the claim's equivalence rule."""
-    selection = claim_pairs(claim, roles=roles)
-    pairs = selection.pairs
-    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, control))
-    claim.conclude(transfer_result(claim, runs, control, NATURAL_BASELINE, NATURAL_RECURSIVE,
-                                   pairing=pairing_details(selection)))
+    runs = run_conditions(claim, (NATURAL_BASELINE, NATURAL_RECURSIVE, control), roles=roles)
+    claim.conclude(transfer_result(claim, runs, control, NATURAL_BASELINE, NATURAL_RECURSIVE))
 
 
 @pytest.mark.claim("control_random_null")

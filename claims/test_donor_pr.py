@@ -13,25 +13,24 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, claim_pairs, pairing_details, run_conditions
+from harness.claim.context import ClaimContext
+from harness.claim.steps import behaviour_details, run_conditions
 from harness.geometry.cache_pr import donor_cache_pr
 from harness.stats import rank_correlation
-from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, transfer
+from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, estimate_transfer
 
 pytestmark = pytest.mark.claim("donor_pr_predicts_transfer")
 
 
 def test_donor_pr_predicts_transfer(claim: ClaimContext) -> None:
     lm = claim.lm
-    selection = claim_pairs(claim)
-    pairs = selection.pairs
-    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN))
+    runs = run_conditions(claim, (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN))
+    pairs = runs.pairs
     gain = runs[KV_MAIN.name].scores() - runs[NATURAL_BASELINE.name].scores()
-    pr = donor_cache_pr(lm, pairs, lm.layers.late, window=claim.settings.window, cache=claim.cache)
+    pr = donor_cache_pr(lm, pairs, lm.layers.late, window=claim.settings.window, store=claim.store)
     seed = claim.seed
     corr = rank_correlation(pr, gain, alternative="less", level=claim.spec.ci_level, rng=seed)
-    t = transfer(runs[KV_MAIN.name], runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name], level=0.95, rng=seed)
+    t = estimate_transfer(runs[KV_MAIN.name], runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name], level=0.95, rng=seed)
     result = claim.evaluate(
         estimate=corr.rho, ci_low=corr.ci_low, ci_high=corr.ci_high, p_value=corr.p_value,
         n=len(pairs), undefined_reason=corr.undefined_reason,
@@ -42,7 +41,6 @@ def test_donor_pr_predicts_transfer(claim: ClaimContext) -> None:
             donor_pr=pr,
             per_pair_transfer=gain.tolist(),
             transfer=t.describe(),
-            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, claim_pairs, paired_p, pairing_details, run_conditions
+from harness.claim.context import ClaimContext
+from harness.claim.steps import behaviour_details, paired_p, run_conditions
 from harness.geometry.replay import (
     generated_rv,
     generated_token_counts,
@@ -31,7 +31,7 @@ from harness.geometry.replay import (
     replay_runs,
 )
 from harness.stats import transfer_ci
-from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, transfer
+from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, estimate_transfer
 
 pytestmark = pytest.mark.claim("geometry_transfers")
 CONDITIONS = (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN)
@@ -44,13 +44,12 @@ SAME_TOKENS_TEXT = (
 
 def test_geometry_transfers(claim: ClaimContext) -> None:
     lm = claim.lm
-    selection = claim_pairs(claim)
-    pairs = selection.pairs
-    runs = run_conditions(claim, pairs, CONDITIONS)
+    runs = run_conditions(claim, CONDITIONS)
+    pairs = runs.pairs
     natural_b = runs[NATURAL_BASELINE.name]
-    own = replay_runs(lm, pairs, [natural_b], run_seed=claim.settings.seed, cache=claim.cache)[0]
+    own = replay_runs(lm, pairs, [natural_b], run_seed=claim.settings.seed, store=claim.store)[0]
     on_b_tokens = replay_runs(lm, pairs, [runs[NATURAL_RECURSIVE.name], runs[KV_MAIN.name]],
-                              run_seed=claim.settings.seed, cache=claim.cache, tokens_from=natural_b)
+                              run_seed=claim.settings.seed, store=claim.store, tokens_from=natural_b)
     rv_b, rv_a, rv_p = (generated_rv(lm, r, min_tokens=claim.settings.window) for r in (own, *on_b_tokens))
     keep = np.isfinite(rv_b)  # B's own continuation is long enough; the same tokens in all three rows
     rng = np.random.default_rng(claim.seed)
@@ -64,7 +63,7 @@ def test_geometry_transfers(claim: ClaimContext) -> None:
         p, p_note = paired_p(rv_p[keep], rv_b[keep], direction)
     else:
         undefined = f"only {int(keep.sum())} pair(s) have ≥ {claim.settings.window} generated tokens in B's continuation"
-    behaviour_t = transfer(runs[KV_MAIN.name], natural_b, runs[NATURAL_RECURSIVE.name], level=0.95, rng=rng)
+    behaviour_t = estimate_transfer(runs[KV_MAIN.name], natural_b, runs[NATURAL_RECURSIVE.name], level=0.95, rng=rng)
     labels = {NATURAL_BASELINE.name: rv_b, NATURAL_RECURSIVE.name: rv_a, KV_MAIN.name: rv_p}
     result = claim.evaluate(
         estimate=estimate, ci_low=ci_low, ci_high=ci_high, p_value=p, n=int(keep.sum()),
@@ -83,7 +82,6 @@ def test_geometry_transfers(claim: ClaimContext) -> None:
             rv_by_group={name: v[keep].tolist() for name, v in labels.items()},
             behaviour_transfer=behaviour_t.describe(),
             p_note=p_note,
-            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import claim_pairs, paired_p, pairing_details, run_conditions, transfer_difference_result
+from harness.claim.context import ClaimContext
+from harness.claim.steps import paired_p, run_conditions, transfer_difference_result
 from harness.prompts.pairing import PairRole
 from harness.transfer import (
     CROSS_BASELINE,
@@ -33,14 +33,13 @@ PATCHED = (KV_MAIN, CROSS_BASELINE, RANDOM_NORM_MATCHED)
 
 
 def test_kv_transfer_specific(claim: ClaimContext) -> None:
-    selection = claim_pairs(claim, roles=(PairRole.RECURSIVE, PairRole.BASELINE, PairRole.OTHER_BASELINE))
-    pairs = selection.pairs
-    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, *PATCHED))
+    runs = run_conditions(claim, (NATURAL_BASELINE, NATURAL_RECURSIVE, *PATCHED), roles=(PairRole.RECURSIVE, PairRole.BASELINE, PairRole.OTHER_BASELINE))
+    pairs = runs.pairs
     p, p_note = paired_p(runs[KV_MAIN.name].scores(), runs[CROSS_BASELINE.name].scores(), "greater")
-    disruption = {c.name: kl_summary(first_step_kl(claim.lm, pairs, c, run_seed=claim.settings.seed, cache=claim.cache))
+    disruption = {c.name: kl_summary(first_step_kl(claim.lm, pairs, c, run_seed=claim.settings.seed, store=claim.store))
                   for c in PATCHED}
     result = transfer_difference_result(
         claim, runs, KV_MAIN, CROSS_BASELINE, NATURAL_BASELINE, NATURAL_RECURSIVE, p_value=p, p_note=p_note,
-        also=(RANDOM_NORM_MATCHED,), disruption_first_step_kl=disruption, pairing=pairing_details(selection),
+        also=(RANDOM_NORM_MATCHED,), disruption_first_step_kl=disruption,
     )
     claim.conclude(result)

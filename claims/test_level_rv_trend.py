@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import require_groups, run_details
+from harness.claim.context import ClaimContext
+from harness.claim.steps import require_groups, run_details
 from harness.geometry.prompt_geometry import measure_rv
 from harness.stats import partial_rank_correlation, rank_correlation
-from harness.tokens import encode
+from harness.engine.tokens import encode
 
 pytestmark = pytest.mark.claim("level_rv_trend")
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.claim("level_rv_trend")
 def test_level_rv_trend(claim: ClaimContext) -> None:
     lm = claim.lm
     recursive = [p for p in require_groups(claim)["recursive"] if p.level]
-    table = measure_rv(lm, recursive, window=claim.settings.window, cache=claim.cache)
+    table = measure_rv(lm, recursive, window=claim.settings.window, store=claim.store)
     rv = np.asarray(table.r_v(lm.layers.early, lm.layers.late))
     levels = np.asarray([p.level for p in recursive], dtype=np.float64)
     lengths = np.asarray([len(encode(lm.tokenizer, p.text)) for p in recursive], dtype=np.float64)

@@ -25,9 +25,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import (
-    behaviour_details, claim_pairs, pairing_details, planned_count, require_groups, run_conditions,
+from harness.claim.context import ClaimContext
+from harness.claim.steps import (
+    behaviour_details, claim_pairs, planned_count, require_groups, run_conditions, run_on_pairs,
 )
 from harness.prompts import LEVELS
 from harness.prompts.pairing import donor_level_blocks
@@ -43,7 +43,7 @@ def test_level_behaviour_trend(claim: ClaimContext) -> None:
     pairs = selection.pairs
     if len(pairs) < 3:
         pytest.skip(f"{spec.id}: {len(pairs)} recursive prompt(s) with a level in exact-length pairs; need 3")
-    runs = run_conditions(claim, pairs, (NATURAL_RECURSIVE,))
+    runs = run_conditions(claim, (NATURAL_RECURSIVE,), selection=selection)
     levels = [p.recursive.level for p in pairs]
     scores = runs[NATURAL_RECURSIVE.name].scores()
     lengths = [len(p.recursive_ids) for p in pairs]
@@ -61,7 +61,6 @@ def test_level_behaviour_trend(claim: ClaimContext) -> None:
             mean_tokens_by_level={str(level): float(np.mean([n for lv, n in zip(levels, lengths) if lv == level]))
                                   for level in sorted(set(levels))},
             covariate="prompt length in tokens (the model's tokenizer)",
-            pairing=pairing_details(selection),
             plain_spearman={"rho": plain.rho, "ci": [plain.ci_low, plain.ci_high], "p": plain.p_value},
         ),
     )
@@ -85,7 +84,7 @@ def test_donor_level_transfer_trend(claim: ClaimContext) -> None:
         pytest.skip(f"{spec.id}: {len(blocks)} baseline recipient(s) in exact-length pairs have a donor of every "
                     "level L1–L5 at least as long as themselves; need 2")
     runs = {
-        f"donor_L{level}": run_conditions(claim, [b.pairs[i] for b in blocks], (KV_MAIN,))[KV_MAIN.name]
+        f"donor_L{level}": run_on_pairs(claim, [b.pairs[i] for b in blocks], (KV_MAIN,))[KV_MAIN.name]
         for i, level in enumerate(LEVELS)
     }
     scores = np.column_stack([runs[f"donor_L{level}"].scores() for level in LEVELS])

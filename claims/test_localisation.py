@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, claim_pairs, paired_p, pairing_details, run_conditions
-from harness.patching import Span
+from harness.claim.context import ClaimContext
+from harness.claim.steps import behaviour_details, paired_p, run_conditions
+from harness.engine.patch_specs import Span
 from harness.stats import bootstrap_ci, transfer_ratio
 from harness.transfer import (
     KV_MAIN,
@@ -35,7 +35,7 @@ from harness.transfer import (
     Condition,
     LayerSet,
     kv_condition,
-    transfer,
+    estimate_transfer,
     transfer_step_cis,
 )
 
@@ -54,13 +54,12 @@ def _quarter_difference(q1, q2, q3, q4, recipient, donor) -> float:
 @pytest.mark.claim("layer_quarter_localisation")
 def test_layer_quarter_localisation(claim: ClaimContext) -> None:
     lm, spec = claim.lm, claim.spec
-    selection = claim_pairs(claim)
-    pairs = selection.pairs
-    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, *LAYER_QUARTERS, KV_MAIN))
+    runs = run_conditions(claim, (NATURAL_BASELINE, NATURAL_RECURSIVE, *LAYER_QUARTERS, KV_MAIN))
+    pairs = runs.pairs
     natural_b, natural_a = runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name]
     rng = np.random.default_rng(claim.seed)
     ranges = (*LAYER_QUARTERS, KV_MAIN)
-    per_range = [transfer(runs[c.name], natural_b, natural_a, level=0.95, rng=rng) for c in ranges]
+    per_range = [estimate_transfer(runs[c.name], natural_b, natural_a, level=0.95, rng=rng) for c in ranges]
     columns = [runs[c.name].scores() for c in LAYER_QUARTERS] + [natural_b.scores(), natural_a.scores()]
     ci = bootstrap_ci(_quarter_difference, *columns, paired=True, level=spec.ci_level, method="percentile", rng=rng)
     layers = [c.layers.resolve(lm) for c in ranges]
@@ -79,7 +78,6 @@ def test_layer_quarter_localisation(claim: ClaimContext) -> None:
                 "ci_high": [t.ci.high for t in per_range],
             },
             transfer={c.name: t.describe() for c, t in zip(ranges, per_range)},
-            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)
@@ -89,14 +87,13 @@ def _difference_claim(claim: ClaimContext, lower: Condition, upper: Condition, p
                       **extra: object) -> None:
     """D = T(upper) − T(lower) with a paired BCa CI over pairs (and, when asked, a Wilcoxon p on upper vs lower)."""
     spec = claim.spec
-    selection = claim_pairs(claim)
-    pairs = selection.pairs
-    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, lower, upper))
+    runs = run_conditions(claim, (NATURAL_BASELINE, NATURAL_RECURSIVE, lower, upper))
+    pairs = runs.pairs
     natural_b, natural_a = runs[NATURAL_BASELINE.name], runs[NATURAL_RECURSIVE.name]
     rng = np.random.default_rng(claim.seed)
     step = transfer_step_cis([runs[lower.name], runs[upper.name]], natural_b, natural_a, level=spec.ci_level,
                              rng=rng)[0]
-    each = {c.name: transfer(runs[c.name], natural_b, natural_a, level=spec.ci_level, rng=rng) for c in (lower, upper)}
+    each = {c.name: estimate_transfer(runs[c.name], natural_b, natural_a, level=spec.ci_level, rng=rng) for c in (lower, upper)}
     p = p_note = None
     if p_alternative is not None:
         p, p_note = paired_p(runs[upper.name].scores(), runs[lower.name].scores(), p_alternative)
@@ -105,8 +102,8 @@ def _difference_claim(claim: ClaimContext, lower: Condition, upper: Condition, p
         undefined_reason=each[lower.name].undefined_reason,
         details=behaviour_details(
             claim, runs, transfer={k: t.describe() for k, t in each.items()},
-                                  difference=f"T({upper.name}) − T({lower.name})", p_note=p_note,
-                                  pairing=pairing_details(selection), **extra),
+            difference=f"T({upper.name}) − T({lower.name})", p_note=p_note, **extra,
+        ),
     )
     claim.conclude(result)
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import claim_pairs, pairing_details, run_conditions, transfer_difference_result
+from harness.claim.context import ClaimContext
+from harness.claim.steps import run_conditions, transfer_difference_result
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, ORDER_ABLATION
 
 pytestmark = pytest.mark.claim("kv_order_ablation")
 
 
 def test_kv_order_ablation(claim: ClaimContext) -> None:
-    selection = claim_pairs(claim)
-    runs = run_conditions(claim, selection.pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN, ORDER_ABLATION))
+    runs = run_conditions(claim, (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_MAIN, ORDER_ABLATION))
     claim.conclude(transfer_difference_result(claim, runs, KV_MAIN, ORDER_ABLATION, NATURAL_BASELINE,
-                                              NATURAL_RECURSIVE, pairing=pairing_details(selection)))
+                                              NATURAL_RECURSIVE))

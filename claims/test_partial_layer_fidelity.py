@@ -19,11 +19,12 @@ import time
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import claim_pairs, pairing_details, run_details
+from harness.claim.context import ClaimContext
+from harness.claim.steps import claim_pairs, run_details
 from harness.exchange.partial import LayerEnd, fidelity_trend, half_contrast, mean_curve, measure_partial_fidelity
 from harness.registry.exchange_claims import PARTIAL_DECODING, PARTIAL_FRACTIONS
-from harness.seeds import derive_seed
+from harness.foundation.seeds import derive_seed
+from harness.prompts.pairing import pairing_summary
 from harness.transfer.runner import auto_batch_size
 
 pytestmark = pytest.mark.claim("partial_layer_fidelity")
@@ -68,7 +69,7 @@ def test_partial_layer_fidelity(claim: ClaimContext) -> None:
                    "cache takes the chosen layers from D's prefix cache (α = 1, all positions), the rest from R's; "
                    "decoding feeds R's last token",
             pairs=list(fid.pair_ids),
-            pairing=pairing_details(selection),
+            pairing=pairing_summary(selection),
             fractions=list(fid.fractions),
             layers_transferred={end.value: [list(s) for s in fid.layers[end]] for end in LayerEnd},
             trend_on_kl=kl_trend.per_end,

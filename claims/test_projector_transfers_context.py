@@ -1,15 +1,15 @@
 """Cross-model cache exchange: does another model's cache, projected into the receiver, carry the context?
 
-Method (issue 14, item 3; details in :mod:`harness.exchange.projector`): the model under test is the *receiver*, the
+Method (issue 14, item 3; details in :mod:`harness.exchange.projector.model`): the model under test is the *receiver*, the
 other embedded model the *sharer* (gemma3-270m → smollm2-135m, smollm2-135m → gemma3-270m; any other model: SKIPPED).
 A per-receiver-layer gated linear projector maps the sharer's un-rotated keys and values of a context, aligned to
 the receiver's tokens by character spans, to the receiver's keys (re-rotated at the receiver's positions) and
 values. It is trained with the receiver's next-token loss on the continuation of 200 fixed training texts, both
-models frozen (:mod:`harness.exchange.projector_training`), and stored on disk. A second projector is trained the
+models frozen (:mod:`harness.exchange.projector.training`), and stored on disk. A second projector is trained the
 same way on mismatched (context, continuation) pairs. On the held-out texts, the receiver's continuation loss
 (nats/token) is measured with no context, its own context cache, the projected cache, and three baselines: the
 projector fed another held-out text's sharer cache, or norm-matched random sharer K/V, and the mismatched-pairs
-projector (:mod:`harness.exchange.projector_evaluation`). The estimate is mean(L_none − L_projected) with a BCa CI
+projector (:mod:`harness.exchange.projector.evaluation`). The estimate is mean(L_none − L_projected) with a BCa CI
 over texts; each baseline enters as a contrast L_baseline − L_projected.
 
 ``--projector cached`` (CI's claims job) never trains: without a stored projector the claim is INCONCLUSIVE and
@@ -23,13 +23,13 @@ import time
 
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import planned_count, run_details
-from harness.exchange.projector_claim import PROJECTOR_SETTINGS, SHARER_OF, projectors_for, train_command
-from harness.exchange.projector_evaluation import heldout_losses, summarize_losses
-from harness.exchange.projector_texts import load_text_set
-from harness.exchange.projector_training import any_projector_stored
-from harness.measurement_cache import code_fingerprint
+from harness.claim.context import ClaimContext
+from harness.claim.steps import planned_count, run_details
+from harness.exchange.projector.claim import PROJECTOR_SETTINGS, SHARER_OF, projectors_for, train_command
+from harness.exchange.projector.evaluation import heldout_losses, summarize_losses
+from harness.exchange.projector.texts import load_text_set
+from harness.exchange.projector.training import any_projector_stored
+from harness.runtime.measurement_store import code_fingerprint
 from harness.models import ModelUnavailableError, load_model
 from harness.registry.exchange_claims import PROJECTOR_BASELINES
 
@@ -71,7 +71,7 @@ def test_projector_transfers_context(claim: ClaimContext, pytestconfig: pytest.C
     training_s = time.perf_counter() - started
     parts = {"projectors": {n: tp.key for n, tp in trained.items()}, "texts": [t.id for t in texts],
              "texts_sha256": text_set.sha256, "seed": claim.seed, "code": code_fingerprint([heldout_losses])}
-    losses = claim.cache.get_or_compute(
+    losses = claim.store.get_or_compute(
         "projector_heldout_losses", parts,
         lambda: heldout_losses(sharer, receiver, projected.projector, mismatched.projector, texts, claim.seed))
     summary = summarize_losses(losses, claim.spec.ci_level or 0.95, claim.seed)

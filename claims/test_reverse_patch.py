@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import claim_pairs, paired_p, pairing_details, run_conditions, transfer_result
+from harness.claim.context import ClaimContext
+from harness.claim.steps import paired_p, run_conditions, transfer_result
 from harness.prompts.pairing import PairRole
 from harness.transfer import (
     NATURAL_BASELINE,
@@ -32,10 +32,8 @@ CONTRASTS: dict[str, Condition] = {"recursive_donor": REVERSE_RECURSIVE_DONOR, "
 
 
 def test_reverse_patch_necessity(claim: ClaimContext) -> None:
-    selection = claim_pairs(claim, roles=(PairRole.RECURSIVE, PairRole.BASELINE, PairRole.OTHER_RECURSIVE))
-    pairs = selection.pairs
-    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, REVERSE, *CONTRASTS.values()))
+    runs = run_conditions(claim, (NATURAL_BASELINE, NATURAL_RECURSIVE, REVERSE, *CONTRASTS.values()), roles=(PairRole.RECURSIVE, PairRole.BASELINE, PairRole.OTHER_RECURSIVE))
     p, p_note = paired_p(runs[REVERSE.name].scores(), runs[NATURAL_RECURSIVE.name].scores(), "less")
     result = transfer_result(claim, runs, REVERSE, NATURAL_RECURSIVE, NATURAL_BASELINE, p_value=p, p_note=p_note,
-                             contrasts=CONTRASTS, pairing=pairing_details(selection))
+                             contrasts=CONTRASTS)
     claim.conclude(result)

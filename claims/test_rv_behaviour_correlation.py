@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, claim_pairs, pairing_details, run_conditions
+from harness.claim.context import ClaimContext
+from harness.claim.steps import behaviour_details, claim_pairs, run_conditions
 from harness.geometry.prompt_geometry import measure_rv
 from harness.stats import rank_correlation
 from harness.transfer import NATURAL_RECURSIVE
@@ -29,9 +29,9 @@ def test_rv_behaviour_correlation(claim: ClaimContext) -> None:
     pairs = selection.pairs
     if len(pairs) < 3:
         pytest.skip(f"{claim.spec.id}: {len(pairs)} recursive prompt(s) in pairs; need 3")
-    runs = run_conditions(claim, pairs, (NATURAL_RECURSIVE,))
+    runs = run_conditions(claim, (NATURAL_RECURSIVE,), selection=selection)
     prompts = [p.recursive for p in pairs]
-    rv = measure_rv(lm, prompts, window=claim.settings.window, cache=claim.cache).r_v(lm.layers.early,
+    rv = measure_rv(lm, prompts, window=claim.settings.window, store=claim.store).r_v(lm.layers.early,
                                                                                           lm.layers.late)
     scores = runs[NATURAL_RECURSIVE.name].scores()
     corr = rank_correlation(rv, scores, alternative="less", level=claim.spec.ci_level,
@@ -44,7 +44,6 @@ def test_rv_behaviour_correlation(claim: ClaimContext) -> None:
             pr_kind="eigen", centered=False, window=claim.settings.window,
             rv_per_prompt={p.id: value for p, value in zip(prompts, rv)},
             scores_per_prompt={p.id: float(s) for p, s in zip(prompts, scores)},
-            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import capped, require_groups, run_details
+from harness.claim.context import ClaimContext
+from harness.claim.steps import capped, require_groups, run_details
 from harness.geometry.prompt_geometry import hedges_contrast, measure_rv
 from harness.prompts import Prompt
 
@@ -29,7 +29,7 @@ def _rv_versus_control(claim: ClaimContext, control: str, recursive: list[Prompt
     """Hedges g of R_V, recursive − ``control`` group, judged by the claim's rule."""
     lm, settings = claim.lm, claim.settings
     others = require_groups(claim)[control]
-    table = measure_rv(lm, recursive + others, window=settings.window, cache=claim.cache)
+    table = measure_rv(lm, recursive + others, window=settings.window, store=claim.store)
     early, late = lm.layers.early, lm.layers.late
     c = hedges_contrast(
         table.select([p.id for p in recursive]).r_v(early, late), table.select([p.id for p in others]).r_v(early, late),

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import require_groups, run_details
+from harness.claim.context import ClaimContext
+from harness.claim.steps import require_groups, run_details
 from harness.geometry.prompt_geometry import hedges_contrast, measure_rv, rv_layer_sweep
 
 pytestmark = pytest.mark.claim("rv_contraction")
@@ -25,7 +25,7 @@ def test_rv_contraction(claim: ClaimContext) -> None:
     lm = claim.lm
     groups = require_groups(claim)
     recursive, baseline = groups["recursive"], groups["baseline"]
-    table = measure_rv(lm, recursive + baseline, window=claim.settings.window, cache=claim.cache)
+    table = measure_rv(lm, recursive + baseline, window=claim.settings.window, store=claim.store)
     early, late = lm.layers.early, lm.layers.late
     rec_ids, base_ids = [p.id for p in recursive], [p.id for p in baseline]
     seed = claim.seed

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import behaviour_details, claim_pairs, pairing_details, run_conditions
+from harness.claim.context import ClaimContext
+from harness.claim.steps import behaviour_details, run_conditions
 from harness.geometry.replay import decode_step_rv, replay_capture_gap, replay_runs
 from harness.stats import bootstrap_ci, permutation_test_paired
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE
@@ -40,11 +40,10 @@ def gap_shrinkage(at_first: np.ndarray, at_last: np.ndarray, axis: int = -1) -> 
 
 def test_rv_gap_fades_in_generation(claim: ClaimContext) -> None:
     lm = claim.lm
-    selection = claim_pairs(claim)
-    pairs = selection.pairs
-    runs = run_conditions(claim, pairs, CONDITIONS)
+    runs = run_conditions(claim, CONDITIONS)
+    pairs = runs.pairs
     rep_rec, rep_base = replay_runs(lm, pairs, [runs[c.name] for c in CONDITIONS], run_seed=claim.settings.seed,
-                                    cache=claim.cache)
+                                    store=claim.store)
     window = claim.settings.window
     gap = {step: decode_step_rv(lm, rep_rec, step=step, window=window)
            - decode_step_rv(lm, rep_base, step=step, window=window) for step in (FIRST_STEP, LAST_STEP)}
@@ -75,7 +74,6 @@ def test_rv_gap_fades_in_generation(claim: ClaimContext) -> None:
             pairs_without_last_step=[pair.id for pair, k in zip(pairs, keep) if not k],
             replay_vs_decode_capture_max_abs=replay_capture_gap([runs[c.name] for c in CONDITIONS],
                                                                 [rep_rec, rep_base]),
-            pairing=pairing_details(selection),
         ),
     )
     claim.conclude(result)

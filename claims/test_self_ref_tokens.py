@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from harness.behaviour.lexicon import self_referential_positions
-from harness.claim_context import ClaimContext
-from harness.claim_support import claim_pairs, pairing_details, run_conditions, transfer_result
+from harness.claim.context import ClaimContext
+from harness.claim.steps import claim_pairs, run_conditions, transfer_result
 from harness.prompts.pairing import TransferPair
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, kv_condition
 
@@ -47,7 +47,7 @@ def test_self_ref_token_patch(claim: ClaimContext) -> None:
     pairs = selection.pairs
     qualified = sum(1 for found in positions.values() if found)
     patch = kv_condition("kv_self_ref_tokens", pair_positions={p.id: positions[p.id] for p in pairs})
-    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, patch))
+    runs = run_conditions(claim, (NATURAL_BASELINE, NATURAL_RECURSIVE, patch), selection=selection)
     shares = [len(positions[p.id]) / (min(len(p.recursive_ids), len(p.baseline_ids)) - 1) for p in pairs]
     result = transfer_result(
         claim, runs, patch, NATURAL_BASELINE, NATURAL_RECURSIVE,
@@ -55,7 +55,6 @@ def test_self_ref_token_patch(claim: ClaimContext) -> None:
         positions={p.id: list(positions[p.id]) for p in pairs},
         position_tokens={p.id: [lm.tokenizer.decode([p.recursive_ids[i]]) for i in positions[p.id]] for p in pairs[:5]},
         mean_patched_share=float(np.mean(shares)),
-        pairing=pairing_details(selection),
         donor_levels={str(level): count for level, count in sorted(Counter(p.recursive.level for p in pairs).items(),
                                                                    key=lambda kv: str(kv[0]))},
     )

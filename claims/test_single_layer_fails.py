@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import claim_pairs, pairing_details, run_conditions, transfer_result
+from harness.claim.context import ClaimContext
+from harness.claim.steps import run_conditions, transfer_result
 from harness.transfer import KV_SINGLE_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE
 
 pytestmark = pytest.mark.claim("single_layer_fails")
@@ -17,9 +17,7 @@ pytestmark = pytest.mark.claim("single_layer_fails")
 
 def test_single_layer_fails(claim: ClaimContext) -> None:
     lm = claim.lm
-    selection = claim_pairs(claim)
-    pairs = selection.pairs
-    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_SINGLE_LATE))
+    runs = run_conditions(claim, (NATURAL_BASELINE, NATURAL_RECURSIVE, KV_SINGLE_LATE))
     result = transfer_result(claim, runs, KV_SINGLE_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE,
-                             patched_layer=lm.layers.late, pairing=pairing_details(selection))
+                             patched_layer=lm.layers.late)
     claim.conclude(result)

@@ -2,7 +2,7 @@
 
 Method: for each exact-length pair (recursive A, baseline B), decode B with its late layer's ``v_proj``
 output replaced by A's at every aligned prompt position and, on every decode step, by A's last-token V
-(the hook fires on decode steps, ``harness.interventions``); also A and B naturally. T as in kv_transfer;
+(the hook fires on decode steps, ``harness.engine.interventions``); also A and B naturally. T as in kv_transfer;
 equivalence by TOST: the 90 % BCa CI over pairs must lie inside ±0.10. Rule and planned n: the registry.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.claim_context import ClaimContext
-from harness.claim_support import claim_pairs, pairing_details, run_conditions, transfer_result
+from harness.claim.context import ClaimContext
+from harness.claim.steps import run_conditions, transfer_result
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE, V_PATCH_LATE
 
 pytestmark = pytest.mark.claim("v_patch_null")
@@ -19,11 +19,8 @@ pytestmark = pytest.mark.claim("v_patch_null")
 
 def test_v_patch_null(claim: ClaimContext) -> None:
     lm = claim.lm
-    selection = claim_pairs(claim)
-    pairs = selection.pairs
-    runs = run_conditions(claim, pairs, (NATURAL_BASELINE, NATURAL_RECURSIVE, V_PATCH_LATE))
+    runs = run_conditions(claim, (NATURAL_BASELINE, NATURAL_RECURSIVE, V_PATCH_LATE))
     decode_changes = [o.intervention_counts["decode"] for o in runs[V_PATCH_LATE.name].outcomes]
     result = transfer_result(claim, runs, V_PATCH_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE, v_patch_layer=lm.layers.late,
-                             v_patch_decode_elements_changed_min=min(decode_changes),
-                             pairing=pairing_details(selection))
+                             v_patch_decode_elements_changed_min=min(decode_changes))
     claim.conclude(result)

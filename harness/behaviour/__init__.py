@@ -34,6 +34,7 @@ from harness.behaviour.degeneration import (
 from harness.behaviour.embedding import EmbeddingScore, EmbeddingUnavailableError, embedding_scores
 from harness.behaviour.lexicon import LEXICON, LexiconPattern, lexicon_matches, lexicon_rate
 from harness.behaviour.text import decode_continuation, normalise, words
+from harness.foundation.behavioural_regime import BEHAVIOUR_SCORE
 
 __all__ = [
     "BEHAVIOUR_SCORE",
@@ -57,12 +58,6 @@ __all__ = [
     "score_continuations",
     "words",
 ]
-
-BEHAVIOUR_SCORE = "classifier_gated"
-"""The :class:`BehaviourScore` field that decides behavioural claims: the degeneration-gated P(recursive | text) of
-the frozen classifier (issue 10; it replaced the gated embedding margin, which word salad and random-KV gibberish
-reached). The other scores are reported beside it but never decide."""
-
 
 @dataclass(frozen=True)
 class BehaviourScore:

@@ -5,7 +5,7 @@ was made, the ``model`` that generated it (``synthetic`` for texts made without 
 (``train`` / ``heldout``) fixed before any text existed by :func:`split_of` on the item's *unit* id:
 
 - generated items (:func:`harness.transfer.scorer_corpus.generate_model_items`), decoded by the engine under the registered behavioural regime
-  (:data:`harness.registry.claims.BEHAVIOUR_DECODING`) on the bank's exact-length pairs and extra prompts:
+  (:data:`harness.foundation.behavioural_regime.BEHAVIOUR_DECODING`) on the bank's exact-length pairs and extra prompts:
   ``natural_recursive`` (label 1), ``natural_baseline``, ``cross_baseline_patch`` (another baseline's K/V in the
   baseline recipient), ``random_kv_patch`` (norm-matched Gaussian K/V) and ``offtopic_natural`` (natural
   continuations of the grounding and long-control prompts: fluent text on other topics). The unit is the recipient

@@ -212,7 +212,7 @@ def self_referential_positions(tokenizer: Any, text: str, token_ids: Sequence[in
     character offsets ``[s, e)`` covers the normalised characters
     ``[len(normalise(text[:s])), len(normalise(text[:e])))``, and is self-referential when that range
     overlaps a matched span. Special tokens (empty offsets, e.g. BOS) never are. ``token_ids`` must be the
-    ids :func:`harness.tokens.encode` gives for ``text`` (checked). Raises ValueError when the tokenizer
+    ids :func:`harness.engine.tokens.encode` gives for ``text`` (checked). Raises ValueError when the tokenizer
     gives no offsets, or when normalisation is not prefix-stable for this text (exotic Unicode).
     """
     encoded = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)

@@ -10,7 +10,7 @@ Per model, on held-out items only (:mod:`harness.behaviour.corpus`; the classifi
 - the mean registered score per source.
 
 The texts were decoded under the registered behavioural regime (the only one registered:
-:data:`harness.registry.claims.BEHAVIOUR_DECODING`), which the record names. ``python -m harness.behaviour validate``
+:data:`harness.foundation.behavioural_regime.BEHAVIOUR_DECODING`), which the record names. ``python -m harness.behaviour validate``
 writes ``reports/scorer-validation/<model>.json`` and prints a Markdown table.
 """
 
@@ -78,7 +78,7 @@ def validate_model(items: Sequence[CorpusItem], model: str) -> dict[str, Any]:
     """The validation record of ``model`` on its held-out items (see the module docstring)."""
     from harness.behaviour import score_continuations
     from harness.behaviour.classifier import THRESHOLD, load_classifier
-    from harness.registry.claims import BEHAVIOUR_DECODING
+    from harness.foundation.behavioural_regime import BEHAVIOUR_DECODING
 
     held = [i for i in items if i.model == model and i.split == "heldout"]
     if not held:

@@ -4,8 +4,8 @@ and whose other layers are its own (issue 14, item 2a).
 Design. A donor text D and a receiver text R of the same token length n (an exact-length pair of the bank: D the
 recursive prompt, R the baseline). Tokens ``0 … n−2`` of each are prefilled; the partial cache at fraction f is R's
 cache with the chosen layers' K and V replaced by D's at every position (:func:`partial_spec`, a
-:class:`~harness.patching.KVPatchSpec` at α = 1 run by :func:`harness.kvcache.patch_kv` through
-:func:`harness.generation.generate`, the suite's one patching path). Decoding feeds R's last token at position
+:class:`~harness.engine.patch_specs.KVPatchSpec` at α = 1 run by :func:`harness.engine.kvcache.patch_kv` through
+:func:`harness.engine.generation.generate`, the suite's one patching path). Decoding feeds R's last token at position
 n − 1. At f = 1 the partial cache is D's own cache bit for bit (the reference, "full"); at f = 0 it is R's own
 cache (the floor). Sliding-window layers keep their type, window and count of positions seen; positions they no
 longer hold are skipped and reported by the patch (never the case for prompts shorter than the window).
@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-from harness.decoding import DecodingRegime
-from harness.generation import GenerationRequest, generate
+from harness.foundation.decoding import DecodingRegime
+from harness.engine.generation import GenerationRequest, generate
 from harness.models import LoadedModel
-from harness.patching import KVPatchSpec
+from harness.engine.patch_specs import KVPatchSpec
 from harness.prompts.pairing import TransferPair
-from harness.records import GenerationRecord
+from harness.engine.generation_records import GenerationRecord
 from harness.stats import ConfidenceInterval, bootstrap_ci, in_gap_units, page_trend, steps_as_bounds
 from harness.transfer.disruption import next_token_kl
 

@@ -1,9 +1,9 @@
 """Participation ratio of the V a donor's prefix cache holds (DESIGN §4.1, §4.3).
 
 The donor's prefix cache is what a KV patch copies from; its PR at one layer is read from the cache tensor
-itself (:mod:`harness.kvcache`), not from a ``v_proj`` hook. PR is the eigenvalue participation ratio,
+itself (:mod:`harness.engine.kvcache`), not from a ``v_proj`` hook. PR is the eigenvalue participation ratio,
 uncentred (:func:`harness.geometry.metrics.participation_ratio`): dimensionless, 1 ≤ PR ≤ window. Values are
-stored in the :class:`~harness.measurement_cache.MeasurementCache`, keyed by everything that determines them.
+stored in the :class:`~harness.runtime.measurement_store.MeasurementStore`, keyed by everything that determines them.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 import torch
 
-from harness import kvcache
+from harness.engine import kvcache
 from harness.geometry import metrics
 from harness.geometry.metrics import participation_ratio
-from harness.measurement_cache import MeasurementCache, code_fingerprint
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.models import LoadedModel
 from harness.prompts.pairing import PairRole, TransferPair
-from harness.tokens import pad_id, special_ids
+from harness.engine.tokens import pad_id, special_ids
 
 __all__ = ["donor_cache_pr"]
 
@@ -48,7 +48,7 @@ def donor_cache_pr(
     *,
     window: int = metrics.DEFAULT_WINDOW,
     role: PairRole = PairRole.RECURSIVE,
-    cache: MeasurementCache | None = None,
+    store: MeasurementStore | None = None,
 ) -> list[float]:
     """Per pair, the eigenvalue PR (uncentred) of the V held in the donor's prefix cache at ``layer``.
 
@@ -59,11 +59,11 @@ def donor_cache_pr(
     """
     if not 0 <= layer < lm.shape.n_layers:
         raise ValueError(f"donor_cache_pr: {lm.name} has {lm.shape.n_layers} layers, not {layer}")
-    cache = cache or MeasurementCache(mode="off")
+    store = store or MeasurementStore(mode="off")
     code = code_fingerprint([sys.modules[__name__]])
     out = []
     for pair in pairs:
         ids = pair.prompt(role)[1]
         parts = {"model": lm.identity, "ids": list(ids), "layer": layer, "window": window, "code": code}
-        out.append(float(cache.get_or_compute("donor_cache_pr", parts, lambda: _cache_pr(lm, ids, layer, window))))
+        out.append(float(store.get_or_compute("donor_cache_pr", parts, lambda: _cache_pr(lm, ids, layer, window))))
     return out

@@ -141,13 +141,3 @@ def content_window(
             f"{window + 1}. Lengthen the prompt or lower the window."
         )
     return content[-window:]
-
-
-def attention_entropy(probs: torch.Tensor) -> torch.Tensor:
-    """Entropy in nats of attention distributions along the last axis.
-
-    ``probs`` holds attention probabilities (each row sums to 1 over keys); zero-probability keys (masked or
-    evicted) contribute 0. Result: one value per row, in [0, log(number of keys with p > 0)], float32.
-    """
-    p = probs.float()
-    return -(p * torch.where(p > 0, p.log(), torch.zeros_like(p))).sum(dim=-1)

@@ -23,7 +23,7 @@ import numpy as np
 
 from harness.geometry import capture, metrics
 from harness.geometry.metrics import PRKind, participation_ratio, per_head_pr, rv_from_pr
-from harness.measurement_cache import MeasurementCache, code_fingerprint
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.models import LoadedModel
 from harness.prompts import Prompt
 from harness.stats import ConfidenceInterval, bootstrap_ci, hedges_g, welch_t
@@ -147,7 +147,7 @@ def measure_prompts(
     prompts: Sequence[Prompt],
     *,
     window: int = metrics.DEFAULT_WINDOW,
-    cache: MeasurementCache | None = None,
+    store: MeasurementStore | None = None,
 ) -> list[dict[str, Any]]:
     """Per prompt, ``{"pr": {variant: [PR per layer]}, "head_pr": {variant: [[PR per KV head] per layer]},
     "entropy": [[nats per query head] per layer] or None}`` at every layer of the model.
@@ -157,19 +157,19 @@ def measure_prompts(
     Raises:
         PromptTooShortError: a prompt has fewer than ``window + 1`` content tokens (named in the message).
     """
-    cache = cache or MeasurementCache(mode="off")
+    store = store or MeasurementStore(mode="off")
     code = _code()
     records: list[dict[str, Any] | None] = [None] * len(prompts)
     missing: list[int] = []
     for i, prompt in enumerate(prompts):
         try:
-            records[i] = cache.get_or_compute(CACHE_KIND, _parts(lm, prompt, window, code), _missing)
+            records[i] = store.get_or_compute(CACHE_KIND, _parts(lm, prompt, window, code), _missing)
         except _NotCached:
             missing.append(i)
     if missing:
         computed = _compute(lm, [prompts[i] for i in missing], window)
         for i, record in zip(missing, computed):
-            records[i] = cache.get_or_compute(CACHE_KIND, _parts(lm, prompts[i], window, code), lambda r=record: r)
+            records[i] = store.get_or_compute(CACHE_KIND, _parts(lm, prompts[i], window, code), lambda r=record: r)
     return [r for r in records if r is not None]
 
 
@@ -187,7 +187,7 @@ def measure_rv(
     layers: Sequence[int] | None = None,
     *,
     window: int = metrics.DEFAULT_WINDOW,
-    cache: MeasurementCache | None = None,
+    store: MeasurementStore | None = None,
 ) -> PRTable:
     """PR of each prompt's last-W-content-token V window at ``layers`` (default: every layer).
 
@@ -197,7 +197,7 @@ def measure_rv(
     chosen = _check_layers(lm, layers)
     if not prompts:
         raise ValueError("measure_rv: no prompts given")
-    records = measure_prompts(lm, prompts, window=window, cache=cache)
+    records = measure_prompts(lm, prompts, window=window, store=store)
     variants = [variant_name(kind, centered) for kind, centered in PR_VARIANTS]
     return PRTable(
         tuple(p.id for p in prompts),
@@ -214,7 +214,7 @@ def measure_attention_entropy(
     layers: Sequence[int] | None = None,
     *,
     window: int = metrics.DEFAULT_WINDOW,
-    cache: MeasurementCache | None = None,
+    store: MeasurementStore | None = None,
 ) -> EntropyTable:
     """Per prompt and query head, the attention entropy (nats) averaged over the window's query positions.
 
@@ -229,7 +229,7 @@ def measure_attention_entropy(
     chosen = _check_layers(lm, layers)
     if not prompts:
         raise ValueError("measure_attention_entropy: no prompts given")
-    records = measure_prompts(lm, prompts, window=window, cache=cache)
+    records = measure_prompts(lm, prompts, window=window, store=store)
     if any(r["entropy"] is None for r in records):
         raise capture.AttentionWeightsUnavailableError(f"{lm.name}: a cached measurement holds no attention entropy")
     return EntropyTable(

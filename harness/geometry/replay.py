@@ -1,11 +1,11 @@
 """V on the generated tokens, replayed, and the R_V measured on it (DESIGN §4.1, §4.6).
 
 For one continuation of a natural or KV-patched condition, the recipient's prefix cache is rebuilt by the
-same function the generation engine uses (:func:`harness.kvcache.patched_prefix`: prefill of tokens
+same function the generation engine uses (:func:`harness.engine.kvcache.patched_prefix`: prefill of tokens
 ``0 … n−2``; for a KV patch, the donor's prefix patched in with the condition's resolved spec and the pair id
 as row key), and the tokens the engine fed or produced — the recipient's last prompt token ``b_{n−1}`` at
 position ``n−1``, then the generated ids ``g_0 … g_{k−1}`` at ``n … n+k−1`` — go through the model in one
-teacher-forced forward over a clone of that cache (:func:`harness.kvcache.teacher_force`), with ``v_proj``
+teacher-forced forward over a clone of that cache (:func:`harness.engine.kvcache.teacher_force`), with ``v_proj``
 hooks at the requested layers. Causal attention makes row ``p`` of that forward the V the decode loop
 computed when it fed the token at ``p`` (tested against the engine's per-step capture:
 ``tests/engine/test_geometry_replay.py``); the replay also gives the V of the last generated token, which the loop
@@ -17,7 +17,7 @@ computed afresh from the residual stream, so they lie downstream of the patch at
 conditions :class:`ReplayedV` therefore holds those rows only and refuses prompt positions; for natural runs
 it also holds the prompt rows (the V the prefill computed).
 
-Replays are stored in the :class:`~harness.measurement_cache.MeasurementCache`, keyed by everything that
+Replays are stored in the :class:`~harness.runtime.measurement_store.MeasurementStore`, keyed by everything that
 determines them, so re-runs are free. R_V here is PR(V late) / PR(V early) over chosen positions of one
 replay (:func:`harness.geometry.metrics.r_v`): dimensionless, < 1 when the late layer is more contracted.
 """
@@ -32,16 +32,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from harness import kvcache
-from harness.families import select_columns
+from harness.engine import kvcache
+from harness.models.architectures import select_columns
 from harness.geometry import metrics
-from harness.hooks import TraceDict
-from harness.measurement_cache import MeasurementCache, code_fingerprint
+from harness.engine.hooks import TraceDict
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.models import LoadedModel
-from harness.patching import KVPatchSpec
+from harness.engine.patch_specs import KVPatchSpec
 from harness.prompts.pairing import TransferPair
-from harness.serialize import decode_array, encode_array, to_builtin
-from harness.tokens import pad_id, special_ids
+from harness.foundation.serialize import decode_array, encode_array, to_builtin
+from harness.engine.tokens import pad_id, special_ids
 from harness.transfer import NOT_IN_ENGINE_KEY, ConditionRun, Intervention
 
 __all__ = [
@@ -189,7 +189,7 @@ def replay_v(
     layers: Sequence[int],
     *,
     run_seed: int,
-    cache: MeasurementCache | None = None,
+    store: MeasurementStore | None = None,
     tokens_from: ConditionRun | None = None,
 ) -> list[list[ReplayedV]]:
     """Replay every continuation of ``run`` (per pair, per sample) and return its V at ``layers``.
@@ -215,7 +215,7 @@ def replay_v(
     bad = [layer for layer in layers if not 0 <= layer < lm.shape.n_layers]
     if bad or not layers:
         raise ValueError(f"replay_v: {lm.name} has {lm.shape.n_layers} layers; cannot replay layers {list(layers)}")
-    cache = cache or MeasurementCache(mode="off")
+    store = store or MeasurementStore(mode="off")
     fingerprint = replay_fingerprint()
     layers = tuple(sorted(set(layers)))
     out = []
@@ -230,7 +230,7 @@ def replay_v(
                 "donor_ids": list(donor_ids) if donor_ids is not None else None, "patch": to_builtin(patch, nonfinite="keep"),
                 "generated_ids": list(sample.generated_ids), "layers": list(layers), "code": fingerprint,
             }
-            stored = cache.get_or_compute(
+            stored = store.get_or_compute(
                 "replay_v", parts,
                 lambda: _replay_one(lm, recipient_ids, donor_ids, patch, pair.id, sample.generated_ids, layers),
             )
@@ -288,12 +288,12 @@ def decode_step_rv(
 
 def replay_runs(
     lm: LoadedModel, pairs: Sequence[TransferPair], runs: Sequence[ConditionRun], *, run_seed: int,
-    cache: MeasurementCache, tokens_from: ConditionRun | None = None,
+    store: MeasurementStore, tokens_from: ConditionRun | None = None,
 ) -> list[list[list[ReplayedV]]]:
     """:func:`replay_v` of each run at the model's early and late layers (``tokens_from``: every run replays
     that run's generated ids instead of its own)."""
     layers = (lm.layers.early, lm.layers.late)
-    return [replay_v(lm, pairs, run, layers, run_seed=run_seed, cache=cache, tokens_from=tokens_from) for run in runs]
+    return [replay_v(lm, pairs, run, layers, run_seed=run_seed, store=store, tokens_from=tokens_from) for run in runs]
 
 
 def replay_capture_gap(runs: Sequence[ConditionRun], replays: Sequence[Sequence[Sequence[ReplayedV]]]) -> float | None:

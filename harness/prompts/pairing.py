@@ -6,7 +6,7 @@ Exact-length pairs are the primary design. A bank without enough of them (a rese
 natural lengths) gets the registered **unmatched variant** (:func:`unmatched_pairs`, chosen by
 :func:`choose_pairs`): the exact pairs first, then unique pairs by nearest token length (greedy, closest
 first). A pair of the variant may differ in length (n recipient tokens, m donor tokens): the patch covers the
-shared positions 0 … min(n, m) − 2 (:class:`harness.patching.Alignment` ``SHARED_PREFIX``, see
+shared positions 0 … min(n, m) − 2 (:class:`harness.engine.patch_specs.Alignment` ``SHARED_PREFIX``, see
 :meth:`TransferPair.aligned`), the recipient's own later tokens stay its own, and the report states the
 variant and every pair's length difference (:func:`pairing_summary`).
 
@@ -23,9 +23,9 @@ from itertools import zip_longest
 from typing import Any, TypeVar
 
 from harness.models import LoadedModel
-from harness.patching import ActivationPatchSpec, Alignment, KVPatchSpec
+from harness.engine.patch_specs import ActivationPatchSpec, Alignment, KVPatchSpec
 from harness.prompts.bank import LEVELS, PAIR_KINDS, Prompt, PromptBank, PromptPair, Tokenizer, content_token_count
-from harness.tokens import encode
+from harness.engine.tokens import encode
 
 __all__ = [
     "EXACT_DESIGN_MINIMUM", "DonorLevelBlock", "PairRole", "PairSelection", "TransferPair", "choose_pairs", "donor_level_blocks",
@@ -110,24 +110,26 @@ class TransferPair:
                 f"pair {self.id!r}: {self.recursive.id} has {len(self.recursive_ids)} tokens and "
                 f"{self.baseline.id} {len(self.baseline_ids)}; a transfer pair needs exactly equal lengths"
             )
-        if (self.other_baseline is None) != (self.other_baseline_ids is None):
-            raise ValueError(f"pair {self.id!r}: other_baseline and other_baseline_ids go together")
-        if self.other_baseline is not None:
-            if self.other_baseline.id == self.baseline.id:
-                raise ValueError(f"pair {self.id!r}: the other baseline must differ from the pair's baseline")
-            if not self.unmatched and len(self.other_baseline_ids or ()) != len(self.baseline_ids):
-                raise ValueError(f"pair {self.id!r}: the other baseline {self.other_baseline.id} differs in length")
-        if (self.other_recursive is None) != (self.other_recursive_ids is None):
-            raise ValueError(f"pair {self.id!r}: other_recursive and other_recursive_ids go together")
-        if self.other_recursive is not None:
-            if self.other_recursive.id == self.recursive.id:
-                raise ValueError(f"pair {self.id!r}: the other recursive prompt must differ from the pair's")
-            if not self.unmatched and len(self.other_recursive_ids or ()) != len(self.recursive_ids):
-                raise ValueError(f"pair {self.id!r}: the other recursive prompt {self.other_recursive.id} differs in length")
+        self._check_other("baseline", self.other_baseline, self.other_baseline_ids, self.baseline, self.baseline_ids)
+        self._check_other("recursive", self.other_recursive, self.other_recursive_ids, self.recursive,
+                          self.recursive_ids)
         every = (self.recursive_ids, self.baseline_ids, self.other_baseline_ids or (0, 0),
                  self.other_recursive_ids or (0, 0))
         if self.unmatched and any(len(ids) < 2 for ids in every):
             raise ValueError(f"pair {self.id!r}: every prompt of an unmatched pair needs at least 2 tokens")
+
+    def _check_other(self, role: str, other: Prompt | None, other_ids: tuple[int, ...] | None, own: Prompt,
+                     own_ids: tuple[int, ...]) -> None:
+        """Raise ValueError unless the optional second prompt of ``role`` comes with its ids, differs from the pair's
+        own prompt of that role and, in an exact-length pair, has its length."""
+        if (other is None) != (other_ids is None):
+            raise ValueError(f"pair {self.id!r}: other_{role} and other_{role}_ids go together")
+        if other is None:
+            return
+        if other.id == own.id:
+            raise ValueError(f"pair {self.id!r}: the other {role} prompt must differ from the pair's {role} prompt")
+        if not self.unmatched and len(other_ids or ()) != len(own_ids):
+            raise ValueError(f"pair {self.id!r}: the other {role} prompt {other.id} differs in length")
 
     @property
     def n_tokens(self) -> int:

@@ -14,7 +14,7 @@ Rooms: :mod:`~harness.registry.rules` (the rule language and its semantics),
 
 Conventions used by every claim:
 
-- **Verdicts** (evaluated by :func:`harness.results.evaluate`): PASS when all criteria are true, FAIL when any
+- **Verdicts** (evaluated by :func:`harness.claim.verdicts.evaluate`): PASS when all criteria are true, FAIL when any
   is false, INCONCLUSIVE otherwise, and INCONCLUSIVE whenever n < planned n or the estimate is undefined.
 - **p criteria** are decided at ``alpha_test = family α / m`` (Bonferroni); Holm-adjusted p-values are reported
   beside them. p-values are one-sided in the claimed direction unless stated.

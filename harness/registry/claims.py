@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.behaviour import BEHAVIOUR_SCORE
-from harness.decoding import DecodingRegime
+from harness.foundation.behavioural_regime import BEHAVIOUR_DECODING, BEHAVIOUR_SCORE
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
 from harness.registry.pilot import ORDER_ABLATION_D_SD, pilot_sd
 from harness.registry.power_plans import (
@@ -38,21 +37,6 @@ from harness.stats.power import part
 __all__ = ["ANATOMY_CLAIMS", "BEHAVIOUR_CLAIMS", "BEHAVIOUR_DECODING", "GEOMETRY_CLAIMS", "HEADLINE_CLAIMS"]
 
 # ------------------------------------------------------------------------------------------- shared pieces
-
-BEHAVIOUR_DECODING = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=48, min_new_tokens=16)
-"""Registered before any patched continuation was generated (2026-11-22); EOS suppression on the first 16 steps added
-2026-12-05 (issue 10), before any continuation under it existed: SmolLM2-Instruct fed raw text emitted EOS first in
-31 % of natural baselines and 60–70 % of α ∈ {.25, .5, .75} runs, so empty texts counted as outcomes and the α curve
-was a step at α = 1. Remedy chosen over the chat template because a template changes the prompt tokens every
-R_V / patch position refers to, and would apply to instruct models only; 16 tokens (a third of the budget, about a
-dozen words) give the scorer a sentence to judge while leaving the model's own EOS free afterwards. The empty share
-per condition stays in every record (empty can still arise from other special tokens). Why greedy with a repetition penalty
-rather than seeded sampling at T = 0.7 with k = 4: (1) plain greedy loops on the small CPU-tier models (about
-half of 48-token continuations have distinct-2 < 0.5, docs/METHODS.md §5), and a penalty of 1.2 (the CTRL paper's
-value, Keskar et al. 2019) breaks such loops; (2) it is deterministic, so every condition of a pair is compared
-without sampling noise and one continuation per pair suffices, where sampling needs k ≥ 4; (3) the suite's
-~850 continuations per model then fit the CPU budget (issue 6: both embedded models in under 40 minutes on
-two cores), which k = 4 sampling (~3,400 per model) does not."""
 
 BEHAVIOURAL: dict[str, Any] = dict(decoding=BEHAVIOUR_DECODING, behaviour_score=BEHAVIOUR_SCORE)
 """The ClaimSpec fields every behavioural claim shares: its decoding regime and deciding score."""
@@ -78,7 +62,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
                   "bootstrap, each group resampled by prompt. p: Welch t, one-sided (recursive lower).",
         effect_type="hedges_g", kind=Kind.SUPERIORITY,
         criteria=(ci("<", -1.0), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="geometry", power=g_plan(-1.8, -1.0, "geometry"),
+        ci_level=0.95, significance_level=0.01, family="geometry", power=g_plan(-1.8, -1.0, "geometry"),
         n_unit="prompts per group", required_groups=RECBASE,
     ),
     ClaimSpec(
@@ -89,7 +73,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
                   "on aligned positions. CI: 90% BCa bootstrap over pairs (= TOST at α = 0.05).",
         effect_type="transfer_ratio", kind=Kind.EQUIVALENCE,
         criteria=(ci_within(-0.10, 0.10),),
-        ci_level=0.90, alpha=0.05, family=None, power=equivalence_plan(0.10, pilot_sd("v_patch_null"), 0.90, PILOT_WORDS),
+        ci_level=0.90, significance_level=0.05, family=None, power=equivalence_plan(0.10, pilot_sd("v_patch_null"), 0.90, PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
@@ -100,7 +84,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
                   "bootstrap over pairs. p: paired Wilcoxon signed-rank, score(B⊕A) > score(B), one-sided.",
         effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.80), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="kv_transfer",
+        ci_level=0.95, significance_level=0.01, family="kv_transfer",
         power=paired_plan(1.0, 0.80, pilot_sd("kv_transfer"), 0.95, "T", "kv_transfer", sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
@@ -117,7 +101,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
                   "(first-step KL(natural B ‖ patched), nats).",
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.50), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="kv_transfer",
+        ci_level=0.95, significance_level=0.01, family="kv_transfer",
         power=paired_plan(1.0, 0.50, pilot_sd("kv_transfer"), 0.95, "T_spec", "kv_transfer",
                           sd_source="kv_transfer's pilot SD of T, assumed for T_spec, which no run has measured "
                                     f"({PILOT_WORDS})"),
@@ -134,7 +118,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
                   "adjacent steps T(α_k+1) − T(α_k) each get a 95% BCa bootstrap CI over pairs.",
         effect_type="transfer_difference", kind=Kind.TREND,
         criteria=(P_BELOW, steps_at_least(-0.10)),
-        ci_level=None, alpha=0.01, family="alpha_monotone",
+        ci_level=None, significance_level=0.01, family="alpha_monotone",
         power=PowerPlan(
             assumptions="Page's L approximated by a one-sample t on each pair's linear α contrast with "
                         "standardized mean 0.8 (n inflated by π/3 for a rank test); steps: true step +0.25 "
@@ -156,7 +140,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
                   "CI: 95% BCa bootstrap over pairs.",
         effect_type="transfer_ratio", kind=Kind.NON_SUPERIORITY,
         criteria=(ci("<", 0.20),),
-        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.0, 0.20, pilot_sd("single_layer_fails"), 0.95, "T", sd_source=PILOT_WORDS),
+        ci_level=0.95, significance_level=None, family=None, power=paired_plan(0.0, 0.20, pilot_sd("single_layer_fails"), 0.95, "T", sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
 )
@@ -175,7 +159,7 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
                   "permutation test swapping d(0) and d(40) within pairs, one-sided (S > 0).",
         effect_type="rv_gap_shrinkage", kind=Kind.SUPERIORITY,
         criteria=(ci(">", 0.0), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="geometry",
+        ci_level=0.95, significance_level=0.01, family="geometry",
         power=paired_plan(0.5, 0.0, 1.0, 0.95, "S in units of its per-pair SD", "geometry", p_dz=0.5),
         n_unit="prompt pairs", required_groups=RECBASE,
         notes="replaces geometry_at_encoding (v1), whose step-0 estimate was rv_contraction's again",
@@ -188,7 +172,7 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
                   "one-sided (ρ < 0), n − 3 df. The plain Spearman ρ is reported beside it.",
         effect_type="partial_spearman_rho", kind=Kind.TREND,
         criteria=(ci("<", -0.30), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="geometry", power=correlation_plan(-0.6, -0.3, "geometry"),
+        ci_level=0.95, significance_level=0.01, family="geometry", power=correlation_plan(-0.6, -0.3, "geometry"),
         n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,
     ),
     ClaimSpec(
@@ -199,7 +183,7 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
                   "by prompt. p: Welch t, two-sided.",
         effect_type="hedges_g", kind=Kind.SUPERIORITY,
         criteria=(ci_outside(-0.5, 0.5), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="geometry", power=g_plan(1.3, 0.5, "geometry", two_sided_p=True),
+        ci_level=0.95, significance_level=0.01, family="geometry", power=g_plan(1.3, 0.5, "geometry", two_sided_p=True),
         n_unit="prompts per group", required_groups=RECBASE,
     ),
     *(
@@ -209,7 +193,7 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
             estimator=f"Hedges g of R_V, recursive − {group}; {RV_WORDS}. CI: 95% BCa by prompt. p: Welch t, one-sided.",
             effect_type="hedges_g", kind=Kind.SUPERIORITY,
             criteria=(ci("<", -0.50), P_BELOW),
-            ci_level=0.95, alpha=0.01, family="geometry", power=g_plan(-1.3, -0.5, "geometry"),
+            ci_level=0.95, significance_level=0.01, family="geometry", power=g_plan(-1.3, -0.5, "geometry"),
             n_unit="prompts per group", required_groups=("recursive", group),
             notes=note,
         )
@@ -231,7 +215,7 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
                   "the natural gap R_V(A) − R_V(B).",
         effect_type="geometry_transfer_ratio", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.25), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="geometry", power=paired_plan(0.6, 0.25, 0.5, 0.95, "G", "geometry"),
+        ci_level=0.95, significance_level=0.01, family="geometry", power=paired_plan(0.6, 0.25, 0.5, 0.95, "G", "geometry"),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
 )
@@ -248,7 +232,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "prompts. p: Spearman, one-sided (ρ < 0).",
         effect_type="spearman_rho", kind=Kind.SUPERIORITY,
         criteria=(ci("<", -0.30), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="behaviour", power=correlation_plan(-0.6, -0.3, "behaviour"),
+        ci_level=0.95, significance_level=0.01, family="behaviour", power=correlation_plan(-0.6, -0.3, "behaviour"),
         n_unit="recursive prompts", required_groups=("recursive",),
     ),
     ClaimSpec(
@@ -265,7 +249,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "(clustered by prompt where a prompt recurs), numerator and gap resampled together.",
         effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.50), P_BELOW, contrasts_above(0.0, ("recursive_donor", "random_kv"))),
-        ci_level=0.95, alpha=0.01, family="behaviour",
+        ci_level=0.95, significance_level=0.01, family="behaviour",
         power=PowerPlan(
             assumptions=f"true T_rev = 0.9, per-pair SD {pilot_sd('reverse_patch_necessity'):g} ({PILOT_WORDS}); "
                         "paired score difference d_z = 0.8 (rank-test n inflated by π/3); each contrast's true "
@@ -287,7 +271,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                       "recursive − baseline gap. CI: 90% BCa bootstrap over pairs (= TOST at α = 0.05).",
             effect_type="transfer_ratio", kind=Kind.EQUIVALENCE,
             criteria=(ci_within(-0.10, 0.10),),
-            ci_level=0.90, alpha=0.05, family=None, power=equivalence_plan(0.10, pilot_sd(f"control_{name}_null"), 0.90, PILOT_WORDS),
+            ci_level=0.90, significance_level=0.05, family=None, power=equivalence_plan(0.10, pilot_sd(f"control_{name}_null"), 0.90, PILOT_WORDS),
             n_unit="prompt pairs", required_groups=RECBASE,
         )
         for name, label, how in (
@@ -306,7 +290,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "resampled together (= TOST at α = 0.05).",
         effect_type="transfer_difference", kind=Kind.EQUIVALENCE,
         criteria=(ci_within(-0.20, 0.20),),
-        ci_level=0.90, alpha=0.05, family=None,
+        ci_level=0.90, significance_level=0.05, family=None,
         power=equivalence_plan(0.20, ORDER_ABLATION_D_SD, 0.90,
                                "assumed from the pilot SDs of both T's, harness.registry.pilot.ORDER_ABLATION_D_SD"),
         n_unit="prompt pairs", required_groups=RECBASE,
@@ -320,7 +304,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "all four T are reported. CI: 95% percentile bootstrap over pairs.",
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
         criteria=(ci(">", 0.0),),
-        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.5, 0.0, pilot_sd("layer_quarter_localisation"), 0.95, "D", sd_source=PILOT_WORDS),
+        ci_level=0.95, significance_level=None, family=None, power=paired_plan(0.5, 0.0, pilot_sd("layer_quarter_localisation"), 0.95, "D", sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
@@ -330,7 +314,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "p: paired Wilcoxon on per-pair scores, last > first, one-sided.",
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
         criteria=(ci(">", 0.0), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="behaviour", power=paired_plan(0.3, 0.0, pilot_sd("token_quarter_localisation"), 0.95, "D", "behaviour", p_dz=0.6,
+        ci_level=0.95, significance_level=0.01, family="behaviour", power=paired_plan(0.3, 0.0, pilot_sd("token_quarter_localisation"), 0.95, "D", "behaviour", p_dz=0.6,
                                                                      sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
@@ -342,7 +326,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "one-sided (ρ > 0), n − 3 df. The plain Spearman ρ is reported beside it.",
         effect_type="partial_spearman_rho", kind=Kind.TREND,
         criteria=(ci(">", 0.30), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="behaviour", power=correlation_plan(0.6, 0.3, "behaviour"),
+        ci_level=0.95, significance_level=0.01, family="behaviour", power=correlation_plan(0.6, 0.3, "behaviour"),
         n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,
     ),
     ClaimSpec(
@@ -353,7 +337,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "BCa over blocks; p: Page's L (levels ordered increasing).",
         effect_type="mean_block_spearman", kind=Kind.TREND,
         criteria=(ci(">", 0.0), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="behaviour",
+        ci_level=0.95, significance_level=0.01, family="behaviour",
         power=PowerPlan(
             assumptions=f"per-block ρ mean 0.5 with SD {pilot_sd('donor_level_transfer_trend'):g} ({PILOT_WORDS}); "
                         "Page's L approximated by a one-sample t on the "
@@ -372,7 +356,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         estimator=f"D = T(second half) − T(late ± 2 layers), each a {T_WORDS}. CI: 95% BCa over pairs.",
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
         criteria=(ci(">", 0.0),),
-        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.4, 0.0, pilot_sd("peak_zone_vs_half"), 0.95, "D", sd_source=PILOT_WORDS),
+        ci_level=0.95, significance_level=None, family=None, power=paired_plan(0.4, 0.0, pilot_sd("peak_zone_vs_half"), 0.95, "D", sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
@@ -383,7 +367,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "(the lexicon of docs/METHODS.md §6 applied to the donor prompt). CI: 95% BCa over pairs.",
         effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.50),),
-        ci_level=0.95, alpha=None, family=None, power=paired_plan(0.8, 0.5, pilot_sd("self_ref_token_patch"), 0.95, "T", sd_source=PILOT_WORDS),
+        ci_level=0.95, significance_level=None, family=None, power=paired_plan(0.8, 0.5, pilot_sd("self_ref_token_patch"), 0.95, "T", sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
@@ -394,7 +378,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
                   "p: Spearman, one-sided (ρ < 0).",
         effect_type="spearman_rho", kind=Kind.SUPERIORITY,
         criteria=(ci("<", -0.30), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="behaviour", power=correlation_plan(-0.6, -0.3, "behaviour"),
+        ci_level=0.95, significance_level=0.01, family="behaviour", power=correlation_plan(-0.6, -0.3, "behaviour"),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
 )
@@ -409,7 +393,7 @@ ANATOMY_CLAIMS: tuple[ClaimSpec, ...] = (
                   "per token differ from the config (sliding-window layers: tokens capped at the window).",
         effect_type="mismatch_count", kind=Kind.INVARIANT,
         criteria=(value("<=", 0),),
-        ci_level=None, alpha=None, family=None, power=coverage_plan(8, "prompts checked"),
+        ci_level=None, significance_level=None, family=None, power=coverage_plan(8, "prompts checked"),
         n_unit="prompts", required_groups=("baseline",),
     ),
     ClaimSpec(
@@ -421,7 +405,7 @@ ANATOMY_CLAIMS: tuple[ClaimSpec, ...] = (
                   "(baseline texts joined in id order), so the injected cache holds evicted positions.",
         effect_type="max_abs_logit_diff", kind=Kind.INVARIANT,
         criteria=(value("<=", 1e-4),),
-        ci_level=None, alpha=None, family=None, power=coverage_plan(8, "prompts checked"),
+        ci_level=None, significance_level=None, family=None, power=coverage_plan(8, "prompts checked"),
         n_unit="prompts", required_groups=("baseline",),
         notes="tolerance is for float32; a bf16/fp16 run needs a new version with a dtype tolerance",
     ),
@@ -433,7 +417,7 @@ ANATOMY_CLAIMS: tuple[ClaimSpec, ...] = (
                   "position ids shifted by Δ (fp32).",
         effect_type="max_abs_logit_diff", kind=Kind.INVARIANT,
         criteria=(value("<=", 1e-3),),
-        ci_level=None, alpha=None, family=None, power=coverage_plan(8, "prompts checked"),
+        ci_level=None, significance_level=None, family=None, power=coverage_plan(8, "prompts checked"),
         n_unit="prompts", required_groups=("baseline",),
     ),
     ClaimSpec(
@@ -453,7 +437,7 @@ ANATOMY_CLAIMS: tuple[ClaimSpec, ...] = (
                   "details. Needs ≥ 2 wordings per persona and equal system-segment token counts.",
         effect_type="accuracy_minus_random_weights", kind=Kind.SUPERIORITY,
         criteria=(ci(">", 0.0), P_BELOW),
-        ci_level=0.95, alpha=0.01, family="anatomy",
+        ci_level=0.95, significance_level=0.01, family="anatomy",
         power=PowerPlan(
             assumptions="pilot: this design's first runs on the shipped bank (random copies seeded 101 and 102, "
                         "5 users per cell) gave per-cell differences d with mean 0.54 and SD 0.50 on smollm2-135m "

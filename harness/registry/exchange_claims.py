@@ -16,7 +16,7 @@ Rule language, planned n and families: :mod:`harness.registry.rules`, :mod:`harn
 
 from __future__ import annotations
 
-from harness.decoding import DecodingMode, DecodingRegime
+from harness.foundation.decoding import DecodingMode, DecodingRegime
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
 from harness.registry.power_plans import POWER, RANK_TEST_INFLATION, PowerPlan, alpha_ci
 from harness.registry.rules import P_BELOW, Kind, ci, ci_differs, contrasts_above, steps_at_least
@@ -55,7 +55,7 @@ PACKET_CLAIMS: tuple[ClaimSpec, ...] = (
                   "configs), and the KL between consecutive prompts' original distributions as a scale reference.",
         effect_type="mean_kl_nats", kind=Kind.NON_SUPERIORITY,
         criteria=(ci("<", PACKET_KL_BOUND),),
-        ci_level=0.95, alpha=None, family=None,
+        ci_level=0.95, significance_level=None, family=None,
         power=PowerPlan(
             assumptions=f"true mean KL = {PACKET_ASSUMED_KL:g} nats (half the bound), per-prompt SD "
                         f"{PACKET_ASSUMED_SD:g} nats (assumed; KL is right-skewed, SD twice the mean); one-sample t "
@@ -108,7 +108,7 @@ PARTIAL_CLAIMS: tuple[ClaimSpec, ...] = (
                   "last-half contrast are reported, never deciding.",
         effect_type="mean_block_spearman", kind=Kind.TREND,
         criteria=(P_BELOW, steps_at_least(-PARTIAL_STEP_DELTA)),
-        ci_level=None, alpha=0.01, family="exchange", delta=PARTIAL_STEP_DELTA,
+        ci_level=None, significance_level=0.01, family="exchange", delta=PARTIAL_STEP_DELTA,
         power=PowerPlan(
             assumptions="Page's L approximated by a one-sample t on each pair's linear fraction contrast with "
                         "standardized mean 0.8, as alpha_monotone (n inflated by π/3 for a rank test), both layer "
@@ -155,7 +155,7 @@ PROJECTOR_CLAIMS: tuple[ClaimSpec, ...] = (
         # and helps more than each baseline (no minimum size is claimed at this smoke scale); 95% CIs as in the
         # rest of the registry. No p criterion: the CIs decide, so no multiplicity family.
         criteria=(ci(">", 0.0), contrasts_above(0.0, PROJECTOR_BASELINES)),
-        ci_level=0.95, alpha=None, family=None,
+        ci_level=0.95, significance_level=None, family=None,
         # Planned n, a priori: the assumed true reduction 0.15 nats/token (about a tenth of the own-cache gain
         # that a 30-word context gives a small LM on its continuation, a modest share for a smoke-scale projector)
         # with a per-text SD of 0.30 nats/token (continuation NLL differences of 12-token continuations spread
@@ -209,7 +209,7 @@ CONFABULATION_CLAIMS: tuple[ClaimSpec, ...] = (
                   "of residuals after a pooled regression without a group term.",
         effect_type="adjusted_hedges_g", kind=Kind.SUPERIORITY,
         criteria=(ci_differs(-CONFAB_MARGIN, CONFAB_MARGIN), P_BELOW),
-        ci_level=0.90, alpha=0.01, family="exchange",
+        ci_level=0.90, significance_level=0.01, family="exchange",
         power=PowerPlan(
             assumptions=f"per-pair SD of the adjusted difference = s_w (within-pair correlation 0.5); intercept "
                         f"variance factor {CONFAB_DESIGN_INFLATION:g} from the bank's covariate differences; FAIL part "

@@ -24,7 +24,7 @@ class VersionChange(NamedTuple):
 DECISION_LOGIC = ("three-valued decisions: a p criterion with p ≥ α_test is no longer false by itself (that made "
                   "FAIL out of a CI straddling the bound); FAIL needs the CI clearly outside the claimed region or "
                   "the claimed direction contradicted (one-sided p ≥ 1 − α_test); otherwise INCONCLUSIVE "
-                  "(issue 11, item 1; harness.results)")
+                  "(issue 11, item 1; harness.claim.verdicts)")
 """The decision-logic change of 2026-12-05: it can move the verdict of every claim with a p criterion."""
 
 LENGTH_COVARIATE = ("recursion level is confounded with prompt length in the bank (L1–L3 prompts 26–28 words, "

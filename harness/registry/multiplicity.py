@@ -3,7 +3,7 @@
 Each member's p criterion is decided at ``alpha_test`` = α / m, m the number of members (Bonferroni: a
 decision each test can make alone). Holm-adjusted p-values over the family (``method``) are reported beside
 it by :mod:`harness.report` and are never larger, so a PASS stays a PASS under Holm.
-(Not to be confused with :mod:`harness.families`, the table of model architecture families.)
+(Not to be confused with :mod:`harness.models.architectures`, the table of model architecture families.)
 """
 
 from __future__ import annotations
@@ -16,20 +16,20 @@ __all__ = ["MULTIPLICITY_FAMILIES", "MultiplicityFamily"]
 
 @dataclass(frozen=True)
 class MultiplicityFamily:
-    """A multiplicity family: claims whose p criteria share the familywise ``alpha``.
+    """A multiplicity family: claims whose p criteria share the familywise α (``familywise_alpha``).
 
     ``method`` names the adjustment the report applies to the members' p-values ("holm" or "bh").
     """
 
     name: str
-    alpha: float
+    familywise_alpha: float
     method: Literal["holm", "bh"]
     members: tuple[str, ...]
 
     @property
     def alpha_per_test(self) -> float:
         """Bonferroni α/m used by each member's p criterion."""
-        return self.alpha / len(self.members)
+        return self.familywise_alpha / len(self.members)
 
 
 MULTIPLICITY_FAMILIES: dict[str, MultiplicityFamily] = {

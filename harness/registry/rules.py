@@ -1,7 +1,7 @@
 """The rule language of the claims registry: what sort of claim (:class:`Kind`) and the machine-evaluable
 criteria of a decision rule (:class:`Criterion`), with the text that states them.
 
-Semantics (evaluated by :func:`harness.results.evaluate`): each criterion is met (true), clearly not met (false)
+Semantics (evaluated by :func:`harness.claim.verdicts.evaluate`): each criterion is met (true), clearly not met (false)
 or undecided (unknown); PASS when all are met, FAIL when any is clearly not met, INCONCLUSIVE otherwise (and
 whenever n < planned n or the estimate is undefined).
 
@@ -121,7 +121,7 @@ def steps_at_least(bound: float) -> Criterion:
 
 def contrasts_above(bound: float, names: tuple[str, ...]) -> Criterion:
     """The CI (at the claim's level) of every contrast in ``names`` has its lower bound > ``bound``; ``names`` are
-    the keys the claim test passes to :func:`harness.results.evaluate` as ``contrast_cis``."""
+    the keys the claim test passes to :func:`harness.claim.verdicts.evaluate` as ``contrast_cis``."""
     if not names or len(set(names)) != len(names):
         raise ValueError(f"contrasts_above needs distinct contrast names, got {names!r}")
     return Criterion("contrasts_above", bound=bound, names=tuple(names))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.decoding import DecodingRegime
+from harness.foundation.decoding import DecodingRegime
 from harness.registry.effects import EFFECT_TYPES, EffectType
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
 from harness.registry.power_plans import PowerPlan
@@ -30,7 +30,7 @@ __all__ = ["ClaimSpec"]
 class ClaimSpec:
     """A pre-registered claim; its ``criteria`` decide, and every rule text is generated from them.
 
-    ``alpha`` is the familywise α (the TOST α for equivalence claims); ``alpha_test`` the per-test α of the
+    ``significance_level`` is the claim's α: the familywise α of its multiplicity family (the TOST α for equivalence claims); ``alpha_test`` the per-test α of the
     p criterion (None without one). ``effect_type`` is a key of :data:`~harness.registry.effects.EFFECT_TYPES`
     (which statistic the estimate is). ``n_unit`` names what n counts. ``required_groups`` are prompt-bank
     groups without which the claim is SKIPPED; ``requires_levels`` means recursive prompts need levels L1–L5.
@@ -45,7 +45,7 @@ class ClaimSpec:
     kind: Kind
     criteria: tuple[Criterion, ...]
     ci_level: float | None
-    alpha: float | None
+    significance_level: float | None
     family: str | None
     power: PowerPlan
     n_unit: str
@@ -65,8 +65,9 @@ class ClaimSpec:
             fam = MULTIPLICITY_FAMILIES.get(self.family or "")
             if fam is None or self.id not in fam.members:
                 raise ValueError(f"claim {self.id}: has a p condition but is not a member of a family")
-            if self.alpha != fam.alpha:
-                raise ValueError(f"claim {self.id}: alpha {self.alpha} differs from family {fam.name} α {fam.alpha}")
+            if self.significance_level != fam.familywise_alpha:
+                raise ValueError(f"claim {self.id}: significance level {self.significance_level} differs from family "
+                                 f"{fam.name} α {fam.familywise_alpha}")
             object.__setattr__(self, "alpha_test", fam.alpha_per_test)
         elif self.family is not None:
             raise ValueError(f"claim {self.id}: family {self.family!r} given but the rule has no p condition")
@@ -158,8 +159,8 @@ class ClaimSpec:
         fam = MULTIPLICITY_FAMILIES[self.family]
         m = len(fam.members)
         if short:
-            return f"p < {self.alpha_test:.3g} (α {fam.alpha:g}/{m})"
-        return f"p < {self.alpha_test:.3g} (Bonferroni: α = {fam.alpha:g} over family '{fam.name}', m = {m})"
+            return f"p < {self.alpha_test:.3g} (α {fam.familywise_alpha:g}/{m})"
+        return f"p < {self.alpha_test:.3g} (Bonferroni: α = {fam.familywise_alpha:g} over family '{fam.name}', m = {m})"
 
     def rule_summary(self) -> str:
         """The rule in a few symbols for table cells, generated from the criteria, e.g.

@@ -6,8 +6,8 @@ Contract for claim tests
   unknown ids stop collection with a usage error) and parametrize it with the model name as the value and
   id of its ``lm`` parameter (``model`` and ``model_name`` are accepted too). Name it ``test_<claim id>``
   so that even a worker crash before any report can be attributed.
-- Build a :class:`harness.results.ClaimResult` with :func:`harness.results.evaluate`, call
-  :func:`harness.results.record_claim` **before** asserting, then assert the verdict.
+- Build a :class:`harness.claim.verdicts.ClaimResult` with :func:`harness.claim.verdicts.evaluate`, call
+  :func:`harness.claim.verdicts.record_claim` **before** asserting, then assert the verdict.
 - One test per claim × model. Setup errors become ERROR rows, skips SKIPPED rows (with the reason),
   a test that fails or passes without recording becomes an ERROR row.
 
@@ -48,10 +48,10 @@ NOT RUN row. Under xdist the selected tests are read from the workers' collected
   "effect_label": str}`` → ``alpha_dose_response-<claim>.png``.
 - ``transfer_by_range``: ``{"labels": [str], "estimate": [...], "ci_low": [...], "ci_high": [...]}`` →
   ``transfer_by_layer_range-<claim>.png``.
-- ``step_cis`` is filled by :func:`harness.results.evaluate` for trend rules with steps.
-- ``contrast_cis`` (``{name: [low, high]}``) is filled by :func:`harness.results.evaluate` for ``contrasts_above``
+- ``step_cis`` is filled by :func:`harness.claim.verdicts.evaluate` for trend rules with steps.
+- ``contrast_cis`` (``{name: [low, high]}``) is filled by :func:`harness.claim.verdicts.evaluate` for ``contrasts_above``
   rules, and ``contrasts`` (``{name: {"condition", "estimate", "ci_low", "ci_high", "ci_level", ...}}``) by
-  :func:`harness.claim_support.transfer_result` → a contrasts table in the claim's section of claims.md.
+  :func:`harness.claim.steps.transfer_result` → a contrasts table in the claim's section of claims.md.
 
 Records carry volatile fields (``run.worker``, ``run.durations_s``) apart from the rest, so the same run
 with ``-n 0`` and ``-n 2`` gives identical records once ``run`` is dropped.

@@ -13,8 +13,8 @@ from typing import Any
 from harness.registry import CLAIMS
 
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE", "SKIPPED", "ERROR", "NOT RUN")
-"""Every verdict a report row can have, in report order (the values of :class:`harness.results.Verdict`; spelled
-out here so the report path does not import :mod:`harness.results` and with it torch)."""
+"""Every verdict a report row can have, in report order (the values of :class:`harness.claim.verdicts.Verdict`; spelled
+out here so the report path does not import :mod:`harness.claim.verdicts` and with it torch)."""
 
 EFFECT_FIELDS = ("effect_type", "effect_label", "effect_units", "effect_direction")
 """The effect fields of a record (claims.json and claims.csv)."""

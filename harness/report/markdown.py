@@ -96,7 +96,7 @@ def _multiplicity_words(claim: str) -> str:
     if spec.family is None:
         return "no p criterion: decided on the CI (or the value) alone, outside every multiplicity family."
     fam = MULTIPLICITY_FAMILIES[spec.family]
-    return (f"family '{fam.name}' (familywise α = {fam.alpha:g}, m = {len(fam.members)}; the p criterion is decided "
+    return (f"family '{fam.name}' (familywise α = {fam.familywise_alpha:g}, m = {len(fam.members)}; the p criterion is decided "
             f"at α/m = {fam.alpha_per_test:.3g}; 'p adj.' is {fam.method.capitalize()}-adjusted within the family, "
             "per model).")
 
@@ -161,7 +161,7 @@ def notes() -> list[str]:
             ("- p conditions are decided at α/m (Bonferroni over the registry family, fixed before the data). "
             "'p adj.' is the Holm-adjusted p within the same family per model, counting family members that did "
             "not run as p = 1; Holm never exceeds Bonferroni, so a PASS holds under Holm too."),
-            "- Families: " + "; ".join(f"{f.name} (α = {f.alpha:g}, m = {len(f.members)})"
+            "- Families: " + "; ".join(f"{f.name} (α = {f.familywise_alpha:g}, m = {len(f.members)})"
                                         for f in MULTIPLICITY_FAMILIES.values()) + ".",
             ("- Numbers: 3 significant digits; magnitudes below 0.001 (p-values included) in scientific notation; "
             "claims.csv and claims.json hold full precision. Definitions: docs/METHODS.md; the generated methods text "

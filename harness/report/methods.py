@@ -101,7 +101,7 @@ def _family_words(spec: ClaimSpec) -> str:
     if spec.family is None:
         return "Multiplicity: no p criterion; decided on the CI (or the value) alone, in no family."
     fam = MULTIPLICITY_FAMILIES[spec.family]
-    return (f"Multiplicity: family '{fam.name}' (familywise α = {fam.alpha:g}, m = {len(fam.members)}), p criterion "
+    return (f"Multiplicity: family '{fam.name}' (familywise α = {fam.familywise_alpha:g}, m = {len(fam.members)}), p criterion "
             f"at α/m = {fam.alpha_per_test:.3g}; {fam.method.capitalize()}-adjusted p reported beside it.")
 
 
@@ -132,7 +132,7 @@ def methods_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any]) -> 
     specs = [s for s in CLAIMS.values() if s.id in present]
     claims = [s for s in specs if not s.is_engine_check]
     checks = [s for s in specs if s.is_engine_check]
-    families = "; ".join(f"'{f.name}' (α = {f.alpha:g}, {f.method.capitalize()}): " + ", ".join(f.members)
+    families = "; ".join(f"'{f.name}' (α = {f.familywise_alpha:g}, {f.method.capitalize()}): " + ", ".join(f.members)
                          for f in MULTIPLICITY_FAMILIES.values())
     no_p = [s.id for s in specs if s.family is None]
     out = [f"# Methods — run {run.get('run_id')}", "",

@@ -29,7 +29,7 @@ from harness.report.provenance import git_info, run_header, run_id, utc_now
 from harness.report.rows import RowCollector, apply_multiplicity
 from harness.report.status import SessionStatus, session_status
 from harness.report.writers import terminal_table
-from harness.results import PROPERTY_NAME, ClaimNotPassed, Verdict
+from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed, Verdict
 
 PLUGIN_NAME = "claims-report"
 WORKER_INFO_KEY = "claims_report_worker"
@@ -38,7 +38,7 @@ MARKER_LINE = "claim(id): a pre-registered claim test; id is a key of harness.re
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker; on the controller, start the collector. (A worker's GPU set is pinned by the harness's
-    plugin, :func:`harness.pytest_plugin.pin_gpus`.)"""
+    plugin, :func:`harness.plugin.hooks.pin_gpus`.)"""
     config.addinivalue_line("markers", MARKER_LINE)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None and not config.pluginmanager.has_plugin(PLUGIN_NAME):

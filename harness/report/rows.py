@@ -25,7 +25,7 @@ from typing import Any
 
 from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES
 from harness.report.identity import Identity, clean_nodeid, from_nodeid, from_properties
-from harness.results import PROPERTY_NAME, ClaimResult, Verdict
+from harness.claim.verdicts import PROPERTY_NAME, ClaimResult, Verdict
 from harness.stats.multiplicity import adjust
 
 DECIDED = (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE)

@@ -1,7 +1,7 @@
 """samples.jsonl: every generated continuation of a run, one JSON object per line, kept out of claims.json.
 
 A behavioural record's ``details["samples"]`` is ``{condition: [sample, ...]}`` (built by
-:func:`harness.claim_support.behaviour_details`: pair, recipient, donor, sample index, text, token count, EOS,
+:func:`harness.claim.steps.behaviour_details`: pair, recipient, donor, sample index, text, token count, EOS,
 empty and degenerate flags, the registered score and every behaviour score field). :func:`split_samples` moves them
 into rows ``{"claim", "model", "condition", **sample}`` for samples.jsonl and leaves claims.json small;
 :func:`merge_samples` puts them back (a rebuild reads both files), so split ∘ merge is the identity.

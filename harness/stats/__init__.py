@@ -15,7 +15,7 @@ from harness.stats.significance import (
     TestResult, TostResult, WelchT, mann_whitney, page_trend, permutation_test_ind, permutation_test_paired,
     spearman, t_interval, tost_ind, tost_paired, welch_t, wilcoxon_paired,
 )
-from harness.stats.transfer import (
+from harness.stats.gap_ratio import (
     TransferEstimate, adjacent_step_cis, in_gap_units, steps_as_bounds, transfer_ci, transfer_ratio,
 )
 

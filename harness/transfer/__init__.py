@@ -12,16 +12,16 @@ Vocabulary
   baseline B' of the same length (the cross-baseline donor) and a second recursive prompt A' of A's length
   (the reverse patch's same-length recursive donor).
 - A :class:`Condition` is model-independent data: which prompt of the pair is the recipient, which the
-  donor, and what is patched (KV over a :class:`LayerSet` and token :class:`~harness.patching.Span`, with
+  donor, and what is patched (KV over a :class:`LayerSet` and token :class:`~harness.engine.patch_specs.Span`, with
   α, components and a control; or a ``v_proj`` / residual activation patch). :meth:`Condition.patch_for`
-  resolves it against a model into the exact :class:`~harness.patching.KVPatchSpec` /
-  :class:`~harness.patching.ActivationPatchSpec` that runs. The catalogue below names the suite's
+  resolves it against a model into the exact :class:`~harness.engine.patch_specs.KVPatchSpec` /
+  :class:`~harness.engine.patch_specs.ActivationPatchSpec` that runs. The catalogue below names the suite's
   conditions; :func:`kv_condition` and :func:`activation_condition` build new ones (layer ranges, token
   spans, the peak zone, explicit positions per pair).
-- :func:`run_condition` generates one continuation per (pair, sample) with :func:`harness.generation.generate`
+- :func:`run_condition` generates one continuation per (pair, sample) with :func:`harness.engine.generation.generate`
   in batches, scores it with :func:`harness.behaviour.score_continuations` (generated tokens only) and
   returns typed :class:`PairOutcome` s. Each pair's outcome is cached on disk through
-  :class:`~harness.measurement_cache.MeasurementCache`, keyed by the model identity, the pair id (it seeds
+  :class:`~harness.runtime.measurement_store.MeasurementStore`, keyed by the model identity, the pair id (it seeds
   the order-ablation and random controls), the recipient and donor texts, the resolved patch spec, the decoding
   regime, the capture spec (by default V at the early and late layers, :func:`standard_capture`) and a
   fingerprint of the engine source read at import; so claims that share a condition compute it once per
@@ -29,7 +29,7 @@ Vocabulary
   current scorers (each distinct text once per process), so a scorer change never needs regeneration.
   Greedy continuations do not depend on batch composition except at numerical near-ties (top-2 logit gap
   < 1e-4, see ``tests/parity/test_generation.py``), so an outcome cached from one batch stands for any other.
-- :func:`transfer` computes T = (mean score(B⊕A) − mean score(B)) / (mean score(A) − mean score(B)), paired
+- :func:`estimate_transfer` computes T = (mean score(B⊕A) − mean score(B)) / (mean score(A) − mean score(B)), paired
   by pair, with a bootstrap CI over pairs (:func:`harness.stats.transfer_ci`); T is undefined when the CI
   of the natural gap includes 0, and the result says why.
 
@@ -47,7 +47,7 @@ from harness.transfer.conditions import (
     LayerSet, activation_condition, kv_alpha, kv_condition,
 )
 from harness.transfer.disruption import first_step_kl, kl_summary
-from harness.transfer.estimate import TransferResult, prompt_clusters, transfer, transfer_difference, transfer_step_cis
+from harness.transfer.estimate import TransferResult, prompt_clusters, estimate_transfer, transfer_difference, transfer_step_cis
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 from harness.transfer.runner import NOT_IN_ENGINE_KEY, engine_fingerprint, run_condition, standard_capture
 
@@ -57,5 +57,5 @@ __all__ = [
     "REVERSE_RECURSIVE_DONOR", "V_PATCH_LATE", "Condition", "ConditionRun",
     "Continuation", "Intervention", "LayerSet", "PairOutcome", "TransferResult",
     "activation_condition", "engine_fingerprint", "first_step_kl", "kl_summary", "kv_alpha", "kv_condition", "prompt_clusters",
-    "run_condition", "standard_capture", "transfer", "transfer_difference", "transfer_step_cis",
+    "estimate_transfer", "run_condition", "standard_capture", "transfer_difference", "transfer_step_cis",
 ]

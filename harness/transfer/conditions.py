@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from harness import patching
+from harness.engine import patch_specs
 from harness.models import LoadedModel
-from harness.patching import (
+from harness.engine.patch_specs import (
     ActivationPatchSpec, ActivationSite, Components, Control, ControlKind, DecodeSource, KVPatchSpec, PatchMode,
     Span,
 )
 from harness.prompts.pairing import PairRole
-from harness.seeds import derive_seed
-from harness.serialize import to_builtin
+from harness.foundation.seeds import derive_seed
+from harness.foundation.serialize import to_builtin
 
 
 
@@ -98,8 +98,8 @@ class Condition:
 
     ``pair_positions`` (KV only) lists explicit token positions per pair id, overriding ``span`` for those
     pairs (e.g. the positions of self-referential donor tokens); a pair not listed uses ``span``.
-    ``control`` is a :class:`~harness.patching.ControlKind`; its roles follow
-    :func:`harness.patching.assign_roles`. The name labels reports; the cache key ignores it.
+    ``control`` is a :class:`~harness.engine.patch_specs.ControlKind`; its roles follow
+    :func:`harness.engine.patch_specs.assign_roles`. The name labels reports; the cache key ignores it.
     """
 
     name: str
@@ -168,7 +168,7 @@ class Condition:
 
 
 def _roles_for(control: ControlKind) -> tuple[PairRole, PairRole]:
-    recipient, donor = patching.assign_roles(
+    recipient, donor = patch_specs.assign_roles(
         Control(control), recursive=PairRole.RECURSIVE, baseline=PairRole.BASELINE,
         other_baseline=PairRole.OTHER_BASELINE, other_recursive=PairRole.OTHER_RECURSIVE,
     )
@@ -181,7 +181,7 @@ noise with the baseline donor's norms into the recursive recipient."""
 
 
 def _allowed_roles(control: ControlKind) -> tuple[tuple[PairRole, PairRole], ...]:
-    """The recipient/donor roles ``control`` can run with: those of :func:`harness.patching.assign_roles`, and for
+    """The recipient/donor roles ``control`` can run with: those of :func:`harness.engine.patch_specs.assign_roles`, and for
     the tensor controls (which transform the donor's tensors whatever prompt it is) also :data:`REVERSED_ROLES`."""
     main = _roles_for(control)
     return (main, REVERSED_ROLES) if Control(control).transforms_donor else (main,)

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.decoding import DecodingRegime
-from harness.generation import CaptureSpec, GenerationRequest, generate
-from harness.measurement_cache import MeasurementCache, code_fingerprint
+from harness.foundation.decoding import DecodingRegime
+from harness.engine.generation import CaptureSpec, GenerationRequest, generate
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.models import LoadedModel
 from harness.prompts.pairing import TransferPair
-from harness.serialize import to_builtin
+from harness.foundation.serialize import to_builtin
 from harness.transfer.conditions import Condition
 from harness.transfer.runner import NOT_IN_ENGINE_KEY, pair_key_parts
 
@@ -82,14 +82,14 @@ def first_step_kl(
     condition: Condition,
     *,
     run_seed: int,
-    cache: MeasurementCache | None = None,
+    store: MeasurementStore | None = None,
     batch_size: int = 32,
 ) -> np.ndarray:
     """Per pair, KL(natural recipient's first next-token distribution ‖ ``condition``'s), in nats; float64
     ``[pairs]`` in pair order (see the module docstring). The patch is the one :func:`run_condition` runs
     (``condition.patch_for`` aligned to the pair); a natural condition (run twice) gives 0 for every pair.
     Cached per pair; on a miss every pair is computed once, in batches of ``batch_size``."""
-    cache = cache or MeasurementCache(mode="off")
+    store = store or MeasurementStore(mode="off")
     fingerprint = _fingerprint()
     patches = {p.id: p.aligned(condition.patch_for(lm, p.id, run_seed), condition.recipient, condition.donor)
                for p in pairs}
@@ -108,7 +108,7 @@ def first_step_kl(
             compute_all()
         return fresh[pair_id]
 
-    return np.asarray([cache.get_or_compute("first_step_kl", parts[p.id], lambda i=p.id: value(i)) for p in pairs],
+    return np.asarray([store.get_or_compute("first_step_kl", parts[p.id], lambda i=p.id: value(i)) for p in pairs],
                       dtype=np.float64)
 
 

@@ -12,12 +12,12 @@ from harness.behaviour import BEHAVIOUR_SCORE
 from harness.stats import ConfidenceInterval, bootstrap_ci, in_gap_units, transfer_ci
 from harness.transfer.outcomes import ConditionRun
 
-__all__ = ["TransferResult", "prompt_clusters", "transfer", "transfer_difference", "transfer_step_cis"]
+__all__ = ["TransferResult", "estimate_transfer", "prompt_clusters", "transfer_difference", "transfer_step_cis"]
 
 
 @dataclass(frozen=True)
 class TransferResult:
-    """T with its bootstrap CI over pairs (see :func:`transfer`); ``undefined_reason`` is None when T is defined.
+    """T with its bootstrap CI over pairs (see :func:`estimate_transfer`); ``undefined_reason`` is None when T is defined.
 
     ``gap`` is the CI of the natural donor − recipient gap (the denominator), in score units; the means are
     the per-condition mean scores. T is in units of that gap: 0 = recipient's behaviour, 1 = donor's.
@@ -83,7 +83,7 @@ def prompt_clusters(*runs: ConditionRun) -> list[int] | None:
     return labels if len(set(labels)) < n else None
 
 
-def transfer(
+def estimate_transfer(
     patched: ConditionRun,
     recipient: ConditionRun,
     donor: ConditionRun,
@@ -126,7 +126,7 @@ def transfer_step_cis(
     n_resamples: int = 9999,
 ) -> list[ConfidenceInterval]:
     """CIs of the adjacent steps T(c_k+1) − T(c_k) = mean(s_k+1 − s_k) / (mean s(donor) − mean s(recipient)) over
-    ordered conditions, each a paired bootstrap over pairs (clustered as in :func:`transfer`) that resamples
+    ordered conditions, each a paired bootstrap over pairs (clustered as in :func:`estimate_transfer`) that resamples
     numerator and gap together."""
     if len(ordered) < 2:
         raise ValueError("transfer_step_cis needs at least two ordered conditions")

@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.behaviour import BehaviourScore, score_continuations
-from harness.decoding import DecodingMode, DecodingRegime
-from harness.generation import CaptureSpec, GenerationRequest, generate
-from harness.measurement_cache import MeasurementCache, code_fingerprint
+from harness.foundation.decoding import DecodingMode, DecodingRegime
+from harness.engine.generation import CaptureSpec, GenerationRequest, generate
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.models import LoadedModel
-from harness.progress import ProgressMeter
+from harness.runtime.progress import ProgressMeter
 from harness.prompts.pairing import TransferPair
-from harness.records import GenerationRecord
-from harness.serialize import decode_array, encode_array, to_builtin
+from harness.engine.generation_records import GenerationRecord
+from harness.foundation.serialize import decode_array, encode_array, to_builtin
 from harness.transfer.conditions import Condition, Intervention
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 
@@ -127,12 +127,12 @@ class _Missing(Exception):
     """Raised inside a cache lookup to learn that an entry is absent (without computing it there)."""
 
 
-def _lookup(cache: MeasurementCache, parts: dict[str, Any]) -> dict[str, Any] | None:
+def _lookup(store: MeasurementStore, parts: dict[str, Any]) -> dict[str, Any] | None:
     def absent() -> dict[str, Any]:
         raise _Missing
 
     try:
-        return cache.get_or_compute("transfer_outcome", parts, absent)
+        return store.get_or_compute("transfer_outcome", parts, absent)
     except _Missing:
         return None
 
@@ -267,7 +267,7 @@ def run_condition(
     *,
     decoding: DecodingRegime,
     run_seed: int,
-    cache: MeasurementCache | None = None,
+    store: MeasurementStore | None = None,
     capture: CaptureSpec | None = None,
     batch_size: int | str = "auto",
     progress: bool = True,
@@ -276,7 +276,7 @@ def run_condition(
 
     Pairs already in ``cache`` are read back; the rest are generated in batches of ``batch_size`` requests
     (``"auto"``: :func:`auto_batch_size`; a batch that runs out of memory is halved and retried, :data:`BACKOFFS`;
-    a progress line per batch, :mod:`harness.progress`) and each pair is written as soon as the batch that completes it finishes (a kill loses at most one batch). Every continuation is then scored by the current scorers (new
+    a progress line per batch, :mod:`harness.runtime.progress`) and each pair is written as soon as the batch that completes it finishes (a kill loses at most one batch). Every continuation is then scored by the current scorers (new
     texts in one batch). ``capture`` defaults to :func:`standard_capture`; pass ``CaptureSpec()`` for none
     (a different cache entry). Raises ValueError for duplicate pair ids or a pair
     lacking a prompt the condition needs (e.g. no other baseline of its length).
@@ -288,22 +288,22 @@ def run_condition(
         for role in (condition.recipient, condition.donor):
             if role is not None and not pair.has(role):
                 raise ValueError(f"condition {condition.name!r} needs the {role.value} prompt; pair {pair.id!r} has none")
-    cache = cache or MeasurementCache(mode="off")
+    store = store or MeasurementStore(mode="off")
     capture = capture if capture is not None else standard_capture(lm, condition)
     fingerprint = engine_fingerprint()
     patches = {p.id: p.aligned(condition.patch_for(lm, p.id, run_seed), condition.recipient, condition.donor)
                for p in pairs}
     parts = {p.id: pair_key_parts(lm, p, condition, patches[p.id], decoding, run_seed, capture, fingerprint) for p in pairs}
-    found = {p.id: _lookup(cache, parts[p.id]) for p in pairs}
+    found = {p.id: _lookup(store, parts[p.id]) for p in pairs}
     missing = [(p, patches[p.id]) for p in pairs if found[p.id] is None]
     if missing:
         def persist(pair_id: str, stored: dict[str, Any]) -> None:  # written per batch: a kill loses one batch at most
-            found[pair_id] = cache.get_or_compute("transfer_outcome", parts[pair_id], lambda: stored)
+            found[pair_id] = store.get_or_compute("transfer_outcome", parts[pair_id], lambda: stored)
 
         # compute once: hold the missing pairs' locks, then generate only what no other worker stored meanwhile
-        with cache.holding("transfer_outcome", [parts[p.id] for p, _ in missing]):
+        with store.holding("transfer_outcome", [parts[p.id] for p, _ in missing]):
             for pair, _ in missing:
-                found[pair.id] = _lookup(cache, parts[pair.id])
+                found[pair.id] = _lookup(store, parts[pair.id])
             missing = [(p, patch) for p, patch in missing if found[p.id] is None]
             if missing:
                 size = auto_batch_size(lm, pairs, decoding) if batch_size == "auto" else int(batch_size)

@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 
 import claims.test_cache_anatomy as anatomy_claims
-from harness import anatomy
-from harness.claim_context import ClaimContext, RunSettings
-from harness.measurement_cache import MeasurementCache
+from harness.anatomy import invariants, persona
+from harness.claim.context import ClaimContext, RunSettings
+from harness.runtime.measurement_store import MeasurementStore
 from harness.models import LoadedModel
 from harness.prompts import Prompt, PromptBank, load_bank
 from harness.registry import get_claim
-from harness.results import PROPERTY_NAME, ClaimNotPassed, evaluate
-from harness.tokens import encode
+from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed, evaluate
+from harness.engine.tokens import encode
 
 USERS_PER_CELL = anatomy_claims.USERS_PER_CELL
 
 
 def context(claim_id: str, lm: LoadedModel, bank: PromptBank, records: dict[str, Any]) -> ClaimContext:
     settings = RunSettings(seed=0, n_cap=None, window=16, report_dir=None, device="cpu", dtype=None)
-    return ClaimContext(get_claim(claim_id), lm, bank, settings, MeasurementCache(mode="off"),
+    return ClaimContext(get_claim(claim_id), lm, bank, settings, MeasurementStore(mode="off"),
                         lambda name, value: records.__setitem__(name, value))
 
 
@@ -58,22 +58,22 @@ def test_a_random_weight_model_does_not_pass_persona_signature(toy_llama: Loaded
     assert set(details["system_tokens"].values()) == {36}  # 35 content tokens + the separator, every wording
 
 
-def signature(model_right: list[bool], copies: list[list[str]]) -> anatomy.PersonaSignature:
+def signature(model_right: list[bool], copies: list[list[str]]) -> persona.PersonaSignature:
     """Four personas × three wordings × two users; ``model_right`` per cell, copies' predictions given."""
     labels, wordings = [], []
-    for persona in "abcd":
+    for name in "abcd":
         for wording in ("w1", "w2", "w3"):
-            labels += [persona] * 2
+            labels += [name] * 2
             wordings += [wording] * 2
     cells = sorted(set(zip(labels, wordings)))
     right = dict(zip(cells, model_right))
     predicted = tuple(lab if right[(lab, w)] else ("a" if lab != "a" else "b") for lab, w in zip(labels, wordings))
-    return anatomy.PersonaSignature(tuple(labels), tuple(wordings), predicted, tuple(tuple(c) for c in copies),
+    return persona.PersonaSignature(tuple(labels), tuple(wordings), predicted, tuple(tuple(c) for c in copies),
                                     tuple(["a"] * len(labels)))
 
 
-def verdict(sig: anatomy.PersonaSignature) -> str:
-    decision = anatomy.persona_decision(sig, 0.95)
+def verdict(sig: persona.PersonaSignature) -> str:
+    decision = persona.persona_decision(sig, 0.95)
     spec = get_claim("persona_signature")
     return evaluate(spec, model="m", estimate=decision.estimate, ci_low=decision.ci[0], ci_high=decision.ci[1],
                     p_value=decision.p_value, n=len(sig.cells)).verdict.value
@@ -82,7 +82,7 @@ def verdict(sig: anatomy.PersonaSignature) -> str:
 def test_a_readout_that_generalises_beats_degenerate_copies() -> None:
     """The model names every held-out persona; each copy names one persona for everything (accuracy 0.25)."""
     sig = signature([True] * 12, [["a"] * 24, ["c"] * 24])
-    decision = anatomy.persona_decision(sig, 0.95)
+    decision = persona.persona_decision(sig, 0.95)
     assert decision.details["accuracy"] == 1.0 and decision.details["random_weights_accuracy"] == [0.25, 0.25]
     assert decision.estimate == pytest.approx(0.75)
     assert verdict(sig) == "PASS"
@@ -90,7 +90,7 @@ def test_a_readout_that_generalises_beats_degenerate_copies() -> None:
 
 def test_copies_as_good_as_the_model_do_not_pass() -> None:
     sig = signature([True] * 12, [list(signature([True] * 12, []).labels)] * 2)
-    assert anatomy.persona_decision(sig, 0.95).estimate == 0.0
+    assert persona.persona_decision(sig, 0.95).estimate == 0.0
     assert verdict(sig) != "PASS"
 
 
@@ -100,7 +100,7 @@ def test_a_chance_level_model_does_not_pass_even_against_worse_copies() -> None:
     labels = signature([True] * 12, []).labels
     wrong = ["b" if lab == "a" else "a" for lab in labels]
     sig = signature([True] * 3 + [False] * 9, [wrong, wrong])
-    decision = anatomy.persona_decision(sig, 0.95)
+    decision = persona.persona_decision(sig, 0.95)
     assert decision.details["accuracy"] == 0.25 and decision.details["p_above_chance"] > 0.4
     assert verdict(sig) != "PASS"
 
@@ -111,16 +111,16 @@ def test_the_design_needs_two_wordings_and_equal_lengths() -> None:
         return Prompt(id=f"{persona}{wording}{user}", group="persona", text=user, tags=tags, system=persona + wording)
 
     two = [item(p, w, u) for p in "ab" for w in ("w1", "w2") for u in ("u1", "u2")]
-    assert anatomy_claims.persona_design_problem(two, [5] * len(two)) is None
-    assert "differ in token count" in (anatomy_claims.persona_design_problem(two, [5] * 7 + [6]) or "")
+    assert persona.persona_design_problem(two, [5] * len(two)) is None
+    assert "differ in token count" in (persona.persona_design_problem(two, [5] * 7 + [6]) or "")
     one = [item(p, "", u) for p in "ab" for u in ("u1", "u2")]
-    assert "one wording" in (anatomy_claims.persona_design_problem(one, [5] * 4) or "")
+    assert "one wording" in (persona.persona_design_problem(one, [5] * 4) or "")
     only_a = [i for i in two if i.persona == "a"]
-    assert "persona(s)" in (anatomy_claims.persona_design_problem(only_a, [5] * 4) or "")
+    assert "persona(s)" in (persona.persona_design_problem(only_a, [5] * 4) or "")
 
 
 def test_persona_items_take_the_first_users_of_every_cell(toy_llama: LoadedModel) -> None:
-    items = anatomy_claims.persona_items(context("persona_signature", toy_llama, load_bank(), {}))
+    items = persona.persona_items(load_bank().group("persona"), USERS_PER_CELL)
     cells = {(p.persona, p.wording) for p in items}
     assert len(cells) == 12 and len(items) == 12 * USERS_PER_CELL
     assert {p.id[-3:] for p in items} == {f"u0{i}" for i in range(1, USERS_PER_CELL + 1)}
@@ -132,11 +132,12 @@ def test_persona_items_take_the_first_users_of_every_cell(toy_llama: LoadedModel
 def test_injection_prompts_include_one_beyond_the_sliding_window(toy_gemma3: LoadedModel) -> None:
     records: dict[str, Any] = {}
     ctx = context("cache_injection_equals_text", toy_gemma3, load_bank(), records)
-    prompts = anatomy_claims.injection_prompts(ctx)
+    baseline = load_bank().group("baseline")
+    prompts = invariants.injection_prompts(toy_gemma3, baseline[: ctx.spec.planned_n], baseline)
     window = toy_gemma3.model.config.sliding_window
     lengths = [len(encode(toy_gemma3.tokenizer, p.text)) for p in prompts]
     assert len(prompts) == ctx.spec.planned_n + 1
-    assert max(lengths) >= window + anatomy.BEYOND_WINDOW_MARGIN
+    assert max(lengths) >= window + invariants.BEYOND_WINDOW_MARGIN
     record = run_claim(anatomy_claims.test_cache_injection_equals_text, ctx, records)
     assert record["verdict"] == "PASS", record["explanation"]
     assert record["details"]["longest_prompt_tokens"] == max(lengths)
@@ -145,5 +146,7 @@ def test_injection_prompts_include_one_beyond_the_sliding_window(toy_gemma3: Loa
 
 def test_injection_prompts_on_a_model_without_a_window_are_the_coverage(toy_llama: LoadedModel) -> None:
     ctx = context("cache_injection_equals_text", toy_llama, load_bank(), {})
-    assert anatomy_claims.injection_prompts(ctx) == load_bank().group("baseline")[: ctx.spec.planned_n]
-    assert np.all([p.group == "baseline" for p in anatomy_claims.injection_prompts(ctx)])
+    baseline = load_bank().group("baseline")
+    prompts = invariants.injection_prompts(toy_llama, baseline[: ctx.spec.planned_n], baseline)
+    assert prompts == baseline[: ctx.spec.planned_n]
+    assert np.all([p.group == "baseline" for p in prompts])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness import transfer as tr
-from harness.measurement_cache import MeasurementCache
+from harness.runtime.measurement_store import MeasurementStore
 from harness.prompts import pairing
 
 
@@ -32,15 +32,15 @@ def test_kl_is_non_negative_and_a_random_patch_moves_the_distribution(toy_llama,
 
 
 def test_values_are_cached_per_pair_and_read_back(toy_llama, pairs, tmp_path, monkeypatch):
-    cache = MeasurementCache(tmp_path / "m", "readwrite")
-    first = tr.first_step_kl(toy_llama, pairs, tr.RANDOM_NORM_MATCHED, run_seed=0, cache=cache)
+    cache = MeasurementStore(tmp_path / "m", "readwrite")
+    first = tr.first_step_kl(toy_llama, pairs, tr.RANDOM_NORM_MATCHED, run_seed=0, store=cache)
     assert len(list((tmp_path / "m").rglob("*.json"))) >= len(pairs)
 
     def no_model(*args, **kwargs):
         raise AssertionError("a cached value was recomputed")
 
     monkeypatch.setattr(tr.disruption, "_first_logits", no_model)
-    again = tr.first_step_kl(toy_llama, pairs, tr.RANDOM_NORM_MATCHED, run_seed=0, cache=cache)
+    again = tr.first_step_kl(toy_llama, pairs, tr.RANDOM_NORM_MATCHED, run_seed=0, store=cache)
     assert np.array_equal(first, again)
 
 

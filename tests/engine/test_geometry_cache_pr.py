@@ -10,8 +10,8 @@ import torch
 from harness.prompts.pairing import select_pairs
 from harness.geometry.cache_pr import donor_cache_pr
 from harness.geometry.metrics import PromptTooShortError, participation_ratio
-from harness.families import select_columns
-from harness.hooks import TraceDict
+from harness.models.architectures import select_columns
+from harness.engine.hooks import TraceDict
 
 
 @torch.no_grad()

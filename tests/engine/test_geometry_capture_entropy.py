@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from harness.geometry import prompt_geometry as geometry
 from harness.geometry.capture import AttentionWeightsUnavailableError, capture_v_windows
-from harness.geometry.metrics import attention_entropy
+from harness.engine.attention import attention_entropy
 from harness.models import LoadedModel, load_model
 from harness.prompts import Prompt
 

@@ -8,7 +8,7 @@ import pytest
 from harness.geometry import capture
 from harness.geometry import prompt_geometry as geometry
 from harness.geometry.capture import capture_v_windows, rv_per_prompt
-from harness.measurement_cache import MeasurementCache
+from harness.runtime.measurement_store import MeasurementStore
 from harness.models import LoadedModel
 from harness.prompts import Prompt
 from harness.stats import hedges_g, welch_t
@@ -54,10 +54,10 @@ def test_every_prompt_is_measured_once_and_partial_hits_measure_only_the_rest(
     toy_llama: LoadedModel, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     counter = CountingCapture(monkeypatch)
-    cache = MeasurementCache(tmp_path)
-    first = geometry.measure_rv(toy_llama, prompts()[:2], window=WINDOW, cache=cache)
-    both = geometry.measure_rv(toy_llama, prompts(), window=WINDOW, cache=cache)
-    again = geometry.measure_rv(toy_llama, prompts()[::-1], window=WINDOW, cache=cache)
+    cache = MeasurementStore(tmp_path)
+    first = geometry.measure_rv(toy_llama, prompts()[:2], window=WINDOW, store=cache)
+    both = geometry.measure_rv(toy_llama, prompts(), window=WINDOW, store=cache)
+    again = geometry.measure_rv(toy_llama, prompts()[::-1], window=WINDOW, store=cache)
     assert counter.calls == [["p0", "p1"], ["p2", "p3"]]
     assert both.select(["p0", "p1"]).pr == first.pr
     assert again.select(["p0", "p1", "p2", "p3"]).pr == both.pr
@@ -67,14 +67,14 @@ def test_every_prompt_is_measured_once_and_partial_hits_measure_only_the_rest(
 def test_cache_modes_off_and_refresh_always_measure(toy_llama: LoadedModel, tmp_path, monkeypatch) -> None:
     counter = CountingCapture(monkeypatch)
     for mode in ("off", "off", "refresh", "refresh"):
-        geometry.measure_rv(toy_llama, prompts()[:1], window=WINDOW, cache=MeasurementCache(tmp_path, mode))
+        geometry.measure_rv(toy_llama, prompts()[:1], window=WINDOW, store=MeasurementStore(tmp_path, mode))
     assert len(counter.calls) == 4
 
 
 def test_a_different_window_is_a_different_measurement(toy_llama: LoadedModel, tmp_path) -> None:
-    cache = MeasurementCache(tmp_path)
-    a = geometry.measure_rv(toy_llama, prompts()[:1], window=WINDOW, cache=cache)
-    b = geometry.measure_rv(toy_llama, prompts()[:1], window=WINDOW + 2, cache=cache)
+    cache = MeasurementStore(tmp_path)
+    a = geometry.measure_rv(toy_llama, prompts()[:1], window=WINDOW, store=cache)
+    b = geometry.measure_rv(toy_llama, prompts()[:1], window=WINDOW + 2, store=cache)
     assert a.pr != b.pr
 
 

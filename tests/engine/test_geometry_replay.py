@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import harness.geometry.replay as replay_module
 from harness import transfer as tr
 from harness.prompts.pairing import select_pairs
-from harness.generation import CaptureSpec
+from harness.engine.generation import CaptureSpec
 from harness.geometry.capture import capture_v_windows
 from harness.geometry.metrics import content_window
 from harness.geometry.replay import (
@@ -27,9 +27,9 @@ from harness.geometry.replay import (
     replay_capture_gap,
     replay_v,
 )
-from harness.measurement_cache import MeasurementCache
-from harness.decoding import DecodingRegime
-from harness.tokens import special_ids
+from harness.runtime.measurement_store import MeasurementStore
+from harness.foundation.decoding import DecodingRegime
+from harness.engine.tokens import special_ids
 
 TWELVE = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=12)
 
@@ -110,15 +110,15 @@ def test_natural_step_zero_window_is_the_clean_prompt_window(toy_model, bank):
 def test_replay_is_cached_and_read_back_identically(toy_llama, bank, tmp_path: Path, monkeypatch):
     pairs = select_pairs(toy_llama, bank, 2)
     run = _run(toy_llama, pairs, tr.KV_MAIN)
-    cache = MeasurementCache(tmp_path / "m", "readwrite")
+    cache = MeasurementStore(tmp_path / "m", "readwrite")
     layers = (toy_llama.layers.early, toy_llama.layers.late)
-    first = replay_v(toy_llama, pairs, run, layers, run_seed=0, cache=cache)
+    first = replay_v(toy_llama, pairs, run, layers, run_seed=0, store=cache)
 
     def boom(*args, **kwargs):
         raise AssertionError("recomputed a cached replay")
 
     monkeypatch.setattr(replay_module, "_replay_one", boom)
-    again = replay_v(toy_llama, pairs, run, layers, run_seed=0, cache=cache)
+    again = replay_v(toy_llama, pairs, run, layers, run_seed=0, store=cache)
     for (a,), (b,) in zip(first, again):
         assert a.token_ids == b.token_ids and a.first_row == b.first_row
         for layer in layers:

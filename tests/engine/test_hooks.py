@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.hooks import Trace, TraceDict, UnknownModulePathError, active_forward_hooks
+from harness.engine.hooks import Trace, TraceDict, UnknownModulePathError, active_forward_hooks
 from harness.models import LoadedModel
 
 

@@ -1,4 +1,4 @@
-"""V-patching and residual-stream patching (harness.interventions): where the patch lands, that it is live on
+"""V-patching and residual-stream patching (harness.engine.interventions): where the patch lands, that it is live on
 decode steps when persistent (and only then), and exact equivalences with KV patches."""
 
 from __future__ import annotations
@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import kvcache
-from harness.decoding import DecodingRegime
-from harness.generation import CapturePoint, CaptureSpec, GenerationRequest, generate
-from harness.hooks import TraceDict
-from harness.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
+from harness.engine import kvcache
+from harness.foundation.decoding import DecodingRegime
+from harness.engine.generation import CapturePoint, CaptureSpec, GenerationRequest, generate
+from harness.engine.hooks import TraceDict
+from harness.engine.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
 from harness.models import LoadedModel
-from harness.patching import ActivationPatchSpec, ActivationSite, Components, DecodeSource, KVPatchSpec, PatchMode, PatchSpecError, Span
-from harness.tokens import encode, pad_id
+from harness.engine.patch_specs import ActivationPatchSpec, ActivationSite, Components, DecodeSource, KVPatchSpec, PatchMode, PatchSpecError, Span
+from harness.engine.tokens import encode, pad_id
 
 from fixtures.texts import TEXT_A, TEXT_B
 
@@ -154,7 +154,7 @@ def test_capture_at_the_v_patch_site_is_refused_unless_explicit(toy_llama: Loade
 ])
 def test_activation_patch_positions_are_the_shared_prefix(recipient_tokens, donor_tokens, expected):
     """Unmatched pairs (issue 11, item 7): a V patch writes positions 0 … min(n, m) − 2, as a KV patch does."""
-    from harness.interventions import DonorActivations
+    from harness.engine.interventions import DonorActivations
 
     spec = ActivationPatchSpec(ActivationSite.V_PROJ, 1)
     donor = DonorActivations(ActivationSite.V_PROJ, 1, (torch.zeros(donor_tokens, 4),))

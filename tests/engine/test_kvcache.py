@@ -1,4 +1,4 @@
-"""Invariant tests of cache surgery (harness.kvcache) on the tiny random Llama / Gemma 3 and, marked slow,
+"""Invariant tests of cache surgery (harness.engine.kvcache) on the tiny random Llama / Gemma 3 and, marked slow,
 on the embedded models. Each test names the bug it would catch."""
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers.models.llama.modeling_llama import repeat_kv
 
-from harness import kvcache
-from harness.families import select_columns
-from harness.hooks import TraceDict
+from harness.engine import kvcache
+from harness.models.architectures import select_columns
+from harness.engine.hooks import TraceDict
 from harness.models import LoadedModel, load_model
-from harness.patching import Alignment, Components, KVPatchSpec, PatchSpecError, Span, rotate_keys
-from harness.tokens import encode, pad_id
+from harness.engine.patch_specs import Alignment, Components, KVPatchSpec, PatchSpecError, Span
+from harness.engine.kv_math import rotate_keys
+from harness.engine.tokens import encode, pad_id
 
 from fixtures.texts import TEXT_A, TEXT_B
 
@@ -327,7 +328,7 @@ def test_cache_keyword_is_feature_detected(toy_llama) -> None:
     5.40); 4.57 has only ``past_key_values``. The engine passes whichever the installed version's forward takes."""
     import inspect
 
-    from harness.kvcache import cache_argument
+    from harness.engine.kvcache import cache_argument
 
     class Old(torch.nn.Module):
         def forward(self, input_ids=None, past_key_values=None, use_cache=None):  # the 4.57 signature

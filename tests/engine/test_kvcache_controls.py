@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import kvcache
+from harness.engine import kvcache
 from harness.models import LoadedModel
-from harness.patching import Control, ControlKind, KVPatchSpec, PatchSpecError, Span, assign_roles, rotate_keys, shuffle_permutation
+from harness.engine.patch_specs import Control, ControlKind, KVPatchSpec, PatchSpecError, Span, assign_roles
+from harness.engine.kv_math import rotate_keys, shuffle_permutation
 from harness.prompts import load_bank
-from harness.seeds import derive_seed
-from harness.tokens import encode, pad_id
+from harness.foundation.seeds import derive_seed
+from harness.engine.tokens import encode, pad_id
 
 
 def bank_rows(lm: LoadedModel) -> dict[str, list[int]]:

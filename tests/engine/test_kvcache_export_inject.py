@@ -1,4 +1,4 @@
-"""Cache anatomy in harness.kvcache: export / inject, position offsets, RoPE re-rotation of a whole cache.
+"""Cache anatomy in harness.engine.kvcache: export / inject, position offsets, RoPE re-rotation of a whole cache.
 
 Toy models have near-uniform attention (random weights), so a wrong rotation barely moves their logits;
 these tests therefore compare keys, where a wrong rotation is large, and compare logits where the identity
@@ -11,10 +11,10 @@ import dataclasses
 import pytest
 import torch
 
-from harness import kvcache
+from harness.engine import kvcache
 from harness.models import LoadedModel
-from harness.patching import KVPatchSpec
-from harness.tokens import encode, pad_id
+from harness.engine.patch_specs import KVPatchSpec
+from harness.engine.tokens import encode, pad_id
 
 TEXT = "The river bends past the old mill where the children used to swim every summer afternoon before dinner"
 

@@ -48,7 +48,7 @@ def _one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
 
 def test_valid_directory_loads(tiny_dir: Path) -> None:
     loaded = load_model(f"path:{tiny_dir}", device="cpu")
-    assert loaded.shape.n_layers == 2 and loaded.layout.family == "llama"
+    assert loaded.shape.n_layers == 2 and loaded.layout.architecture == "llama"
 
 
 def test_auto_map_with_unknown_architecture_is_refused_before_its_code_runs(tiny_dir: Path, tmp_path: Path) -> None:

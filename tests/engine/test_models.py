@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness.families import FAMILIES, layout_for_config, module_path, value_columns
+from harness.models.architectures import ARCHITECTURES, layout_for_config, module_path, value_columns
 from fixtures.models import load_embedded
 from harness.models import (
     MODEL_REGISTRY,
@@ -41,8 +41,8 @@ def test_hf_and_path_references() -> None:
 
 def test_every_registry_family_has_a_layout_row() -> None:
     for spec in MODEL_REGISTRY.values():
-        assert spec.family in FAMILIES, spec.name
-        assert spec.attn_implementation == "eager" or not FAMILIES[spec.family].needs_eager_attention
+        assert spec.family in ARCHITECTURES, spec.name
+        assert spec.attn_implementation == "eager" or not ARCHITECTURES[spec.family].needs_eager_attention
 
 
 @pytest.mark.parametrize(
@@ -55,9 +55,9 @@ def test_default_layer_choice_depth_fractions(n_layers: int, early: int, late: i
 
 
 def test_fused_qkv_value_columns() -> None:
-    assert value_columns(FAMILIES["phi3"], n_heads=40, n_kv_heads=10, head_dim=128) == tuple(range(6400, 7680))
-    assert value_columns(FAMILIES["llama"], n_heads=32, n_kv_heads=8, head_dim=128) == tuple(range(1024))
-    assert module_path(FAMILIES["phi3"], 3, "v_proj") == "model.layers.3.self_attn.qkv_proj"
+    assert value_columns(ARCHITECTURES["phi3"], n_heads=40, n_kv_heads=10, head_dim=128) == tuple(range(6400, 7680))
+    assert value_columns(ARCHITECTURES["llama"], n_heads=32, n_kv_heads=8, head_dim=128) == tuple(range(1024))
+    assert module_path(ARCHITECTURES["phi3"], 3, "v_proj") == "model.layers.3.self_attn.qkv_proj"
 
 
 def test_gpu_model_without_cuda_is_refused_with_reason(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,7 +124,7 @@ def test_converted_copy_equals_direct_gguf_load_and_reloads_fast(smollm2: Loaded
 
     from transformers import AutoModelForCausalLM
 
-    from harness.models.loading import package_gguf
+    from harness.models.gguf import package_gguf
 
     started = time.perf_counter()
     again = load_model("smollm2-135m", device="cpu")
@@ -149,11 +149,11 @@ def test_converted_copy_equals_direct_gguf_load_and_reloads_fast(smollm2: Loaded
 )
 def test_gemma_gguf_tokenizer_is_refused_on_transformers_4(name: str, version: str, refused: bool) -> None:
     from harness.models import TokenizerConversionUnsupportedError, resolve_spec
-    from harness.models.loading import _check_gguf_tokenizer_support
+    from harness.models.gguf import check_gguf_tokenizer_support
 
     spec = resolve_spec(name)
     if refused:
         with pytest.raises(TokenizerConversionUnsupportedError, match=r"transformers 4\.57\.6 .*needs transformers>=5"):
-            _check_gguf_tokenizer_support(spec, version)
+            check_gguf_tokenizer_support(spec, version)
     else:
-        _check_gguf_tokenizer_support(spec, version)
+        check_gguf_tokenizer_support(spec, version)

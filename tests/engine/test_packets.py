@@ -1,4 +1,4 @@
-"""Cache packets (harness/exchange/packets.py, packet_fidelity.py) on the toy models: bitwise round trip, the same
+"""Cache packets (harness/exchange/packets/packet.py, packet_fidelity.py) on the toy models: bitwise round trip, the same
 next-token logits after injection, refusal of a mismatched packet with one line, partial packets, the int8 bound on
 real caches, corrupt files, and bytes per token against the config."""
 
@@ -14,10 +14,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from harness import kvcache
-from harness.exchange.packet_codecs import STORAGE_FORMATS, config_packet_size, int8_error_bound
-from harness.exchange.packet_fidelity import gpu_tier_bytes_per_token, prompt_fidelity
-from harness.exchange.packets import (
+from harness.engine import kvcache
+from harness.exchange.packets.codecs import STORAGE_FORMATS, config_packet_size, int8_error_bound
+from harness.exchange.packets.fidelity import gpu_tier_bytes_per_token, prompt_fidelity
+from harness.exchange.packets.packet import (
     HEADER_KEY,
     PacketError,
     PacketMismatchError,
@@ -28,7 +28,7 @@ from harness.exchange.packets import (
     write_packet,
 )
 from harness.models import LoadedModel
-from harness.tokens import encode, pad_id
+from harness.engine.tokens import encode, pad_id
 
 TEXT = "The river bends past the old mill where the children used to swim every summer afternoon before dinner"
 OTHER = "A committee of seven engineers reviewed the bridge design twice before the city council finally approved its budget"
@@ -272,16 +272,16 @@ def test_gpu_tier_bytes_per_token_from_configs() -> None:
 
 def test_claim_runs_on_alternating_prompts_and_is_inconclusive_below_planned_n(toy_llama: LoadedModel) -> None:
     import claims.test_compressed_packet_fidelity as packet_claim
-    from harness.claim_context import ClaimContext, RunSettings
-    from harness.measurement_cache import MeasurementCache
+    from harness.claim.context import ClaimContext, RunSettings
+    from harness.runtime.measurement_store import MeasurementStore
     from harness.prompts import load_bank
     from harness.registry import get_claim
-    from harness.results import PROPERTY_NAME, ClaimNotPassed
+    from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed
 
     records: dict[str, object] = {}
     settings = RunSettings(seed=0, n_cap=4, window=16, report_dir=None, device="cpu", dtype=None)
     ctx = ClaimContext(get_claim("compressed_packet_fidelity"), toy_llama, load_bank(), settings,
-                       MeasurementCache(mode="off"), lambda name, value: records.__setitem__(name, value))
+                       MeasurementStore(mode="off"), lambda name, value: records.__setitem__(name, value))
     with pytest.raises(ClaimNotPassed):
         packet_claim.test_compressed_packet_fidelity(ctx)
     record = records[PROPERTY_NAME]

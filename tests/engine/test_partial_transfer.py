@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from harness import kvcache
-from harness.decoding import DecodingMode, DecodingRegime
+from harness.engine import kvcache
+from harness.foundation.decoding import DecodingMode, DecodingRegime
 from harness.exchange.partial import (
     LayerEnd,
     block_spearman,
@@ -33,8 +33,8 @@ from harness.prompts.pairing import TransferPair, transfer_pairs
 from harness.registry import get_claim
 from harness.registry.exchange_claims import PARTIAL_DECODING, PARTIAL_FRACTIONS
 from harness.report.figures import FIGURES, write_figures
-from harness.results import Verdict, evaluate
-from harness.tokens import pad_id
+from harness.claim.verdicts import Verdict, evaluate
+from harness.engine.tokens import pad_id
 from harness.transfer.disruption import next_token_kl
 
 FRACTION = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)

@@ -1,4 +1,4 @@
-"""Prefill reuse (harness/prefill_reuse.py): a repeated prefill is bit for bit the computed one, every caller gets its
+"""Prefill reuse (harness/engine/prefill_reuse.py): a repeated prefill is bit for bit the computed one, every caller gets its
 own copy, hooks and training mode bypass the store, the budget bounds it, and generation gives identical records with
 reuse on and off — including an activation patch run after a natural run of the same recipients."""
 
@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import kvcache
-from harness.decoding import DecodingRegime
-from harness.generation import CaptureSpec, GenerationRequest, generate
-from harness.hooks import TraceDict
+from harness.engine import kvcache
+from harness.foundation.decoding import DecodingRegime
+from harness.engine.generation import CaptureSpec, GenerationRequest, generate
+from harness.engine.hooks import TraceDict
 from harness.models import LoadedModel
-from harness.patching import ActivationPatchSpec, ActivationSite, KVPatchSpec
-from harness.prefill_reuse import BUDGET_ENV, budget_bytes, prefill_bytes, reuse_stats, reused_prefill
-from harness.tokens import pad_id
+from harness.engine.patch_specs import ActivationPatchSpec, ActivationSite, KVPatchSpec
+from harness.engine.prefill_reuse import BUDGET_ENV, budget_bytes, prefill_bytes, reuse_stats, reused_prefill
+from harness.engine.tokens import pad_id
 
 ROWS = [[5, 9, 13, 2, 7, 11], [3, 4, 8, 21]]
 

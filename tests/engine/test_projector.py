@@ -11,9 +11,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import kvcache
+from harness.engine import kvcache
 from harness.exchange.alignment import AlignmentError, align_by_last_character, tokenize_with_spans
-from harness.exchange.projector import (
+from harness.exchange.projector.model import (
     CacheGeometry,
     CacheProjector,
     continuation_nll,
@@ -23,9 +23,9 @@ from harness.exchange.projector import (
     receiver_own_snapshot,
     sharer_context,
 )
-from harness.exchange.projector_evaluation import CONDITIONS, gap_closed, summarize_losses
-from harness.exchange.projector_texts import ProjectorText, TextSet, load_text_set, word_runs
-from harness.exchange.projector_training import (
+from harness.exchange.projector.evaluation import BASELINE_CONDITIONS, CONDITIONS, gap_closed, summarize_losses
+from harness.exchange.projector.texts import ProjectorText, TextSet, load_text_set, word_runs
+from harness.exchange.projector.training import (
     TrainingSettings,
     derangement,
     load_projector,
@@ -33,12 +33,12 @@ from harness.exchange.projector_training import (
     projector_key,
     train_projector,
 )
-from harness.patching import rotate_keys
+from harness.engine.kv_math import rotate_keys
 from harness.registry import get_claim
 from harness.registry.exchange_claims import PROJECTOR_BASELINES
 from harness.report.figures.training_curve import running_mean
-from harness.results import Verdict, evaluate
-from harness.tokens import pad_id
+from harness.claim.verdicts import Verdict, evaluate
+from harness.engine.tokens import pad_id
 
 WORDS = "the cat sat on a mat while dogs ran far away from home and birds sang songs all day long".split()
 TOY_TEXTS = tuple(ProjectorText(f"t{i}", "toy", " ".join(WORDS[i:i + 3]), " " + " ".join(WORDS[i + 3:i + 7]))
@@ -160,7 +160,7 @@ def test_summary_estimate_and_contrasts_are_mean_differences(base: list[float], 
     s = summarize_losses(losses, 0.95, seed)
     assert math.isclose(s.estimate, float(np.mean(np.array(losses["none"]) - projected)), abs_tol=1e-9)
     assert s.ci[0] <= s.estimate <= s.ci[1]
-    assert set(s.contrasts) == set(PROJECTOR_BASELINES)
+    assert set(s.contrasts) == set(BASELINE_CONDITIONS)
     for name, (est, low, high) in s.contrasts.items():
         assert math.isclose(est, float(np.mean(np.array(losses[name]) - projected)), abs_tol=1e-9)
         assert low <= est <= high
@@ -279,7 +279,7 @@ def test_own_cache_and_no_cache_losses_are_finite_and_differ(toy_llama) -> None:
 
 
 def test_any_projector_stored_sees_only_complete_entries(tmp_path) -> None:
-    from harness.exchange.projector_training import any_projector_stored
+    from harness.exchange.projector.training import any_projector_stored
 
     assert not any_projector_stored(tmp_path)  # no store at all
     entry = tmp_path / "projectors" / "somekey"
@@ -287,3 +287,9 @@ def test_any_projector_stored_sees_only_complete_entries(tmp_path) -> None:
     assert not any_projector_stored(tmp_path)  # a directory without weights (an interrupted write) is not a projector
     (entry / "projector.safetensors").write_bytes(b"x")
     assert any_projector_stored(tmp_path)
+
+
+def test_registered_contrasts_are_conditions_the_evaluation_measures() -> None:
+    """The registry names its projector contrasts without importing the measurement (layer rule); each must be a
+    baseline :func:`summarize_losses` contrasts, or the claim would look up a contrast that is never computed."""
+    assert set(PROJECTOR_BASELINES) <= set(BASELINE_CONDITIONS)

@@ -46,7 +46,7 @@ def test_context_length_reads_the_config(toy_llama: LoadedModel) -> None:
 def test_claim_with_a_prompt_past_the_context_fails_in_one_line(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-        "pytest_plugins = ['harness.pytest_plugin', 'fixtures.models']\n"
+        "pytest_plugins = ['harness.plugin', 'fixtures.models']\n"
     )
     pytester.makepyfile(test_claim_like=(
         "import pytest\n\n"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import kvcache
+from harness.engine import kvcache
 from harness import transfer as tr
-from harness.decoding import DecodingRegime
-from harness.patching import Alignment, KVPatchSpec
+from harness.foundation.decoding import DecodingRegime
+from harness.engine.patch_specs import Alignment, KVPatchSpec
 from harness.prompts import load_bank
 from harness.prompts.pairing import (
     PairRole,
@@ -23,7 +23,7 @@ from harness.prompts.pairing import (
     select_pairs,
     transfer_pairs,
 )
-from harness.tokens import encode, pad_id
+from harness.engine.tokens import encode, pad_id
 
 UNMATCHED_BANK = Path(__file__).resolve().parents[1] / "data" / "banks" / "unmatched.json"
 ROLES = {  # the roles the KV claims ask for: main patches, reverse and tensor controls, cross-baseline control

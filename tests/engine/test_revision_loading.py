@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from harness.models import check_series, load_model
-from tests.engine.test_model_families import save_tiny
+from tests.engine.test_model_architectures import save_tiny
 
 COMMITS = {"step1000": "1" * 40, "step8000": "8" * 40}
 

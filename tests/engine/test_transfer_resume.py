@@ -7,8 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from harness.decoding import DecodingRegime
-from harness.measurement_cache import MeasurementCache
+from harness.foundation.decoding import DecodingRegime
+from harness.runtime.measurement_store import MeasurementStore
 from harness.models import LoadedModel
 from harness.prompts import pairing
 from harness.transfer import KV_MAIN, runner
@@ -19,8 +19,8 @@ N_PAIRS, BATCH, KILL_AT = 8, 2, 3  # the third batch is in flight when the proce
 
 KILLED_RUN = textwrap.dedent(f"""
     import os, signal, sys
-    from harness.decoding import DecodingRegime
-    from harness.measurement_cache import MeasurementCache
+    from harness.foundation.decoding import DecodingRegime
+    from harness.runtime.measurement_store import MeasurementStore
     from harness.models import load_model
     from harness.prompts import load_bank, pairing
     from harness.transfer import KV_MAIN, runner
@@ -37,7 +37,7 @@ KILLED_RUN = textwrap.dedent(f"""
 
     runner.generate = dying
     runner.run_condition(lm, pairs, KV_MAIN, decoding=DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=4),
-                         run_seed=0, cache=MeasurementCache(__import__("pathlib").Path(sys.argv[1]), "readwrite"),
+                         run_seed=0, store=MeasurementStore(__import__("pathlib").Path(sys.argv[1]), "readwrite"),
                          batch_size={BATCH}, progress=False)
 """)
 
@@ -61,14 +61,14 @@ def test_a_killed_run_keeps_finished_batches_and_the_rerun_computes_only_the_res
 
     monkeypatch.setattr(runner, "generate", counting)
     resumed = runner.run_condition(toy_llama, pairs, KV_MAIN, decoding=SHORT, run_seed=0,
-                                   cache=MeasurementCache(root, "readwrite"), batch_size=BATCH, progress=False)
+                                   store=MeasurementStore(root, "readwrite"), batch_size=BATCH, progress=False)
     first_done = {p.id for p in pairs[: (KILL_AT - 1) * BATCH]}
     assert set(generated) == {p.id for p in pairs} - first_done  # the batch in flight and the ones never started
     assert len(generated) == N_PAIRS - (KILL_AT - 1) * BATCH
 
     generated.clear()
     fresh = runner.run_condition(toy_llama, pairs, KV_MAIN, decoding=SHORT, run_seed=0,
-                                 cache=MeasurementCache(tmp_path / "clean", "readwrite"), batch_size=BATCH,
+                                 store=MeasurementStore(tmp_path / "clean", "readwrite"), batch_size=BATCH,
                                  progress=False)
     assert [o.samples[0].generated_ids for o in resumed.outcomes] == [o.samples[0].generated_ids for o in fresh.outcomes]
 
@@ -81,7 +81,7 @@ def test_an_out_of_memory_batch_is_halved_and_gives_the_same_continuations(toy_l
 
     pairs = pairing.select_pairs(toy_llama, bank, 8)
     reference = runner.run_condition(toy_llama, pairs, KV_MAIN, decoding=SHORT, run_seed=0,
-                                     cache=MeasurementCache(tmp_path / "a", "readwrite"), batch_size=2, progress=False)
+                                     store=MeasurementStore(tmp_path / "a", "readwrite"), batch_size=2, progress=False)
     real = runner.generate
 
     def small_memory(lm, requests, **kwargs):
@@ -92,7 +92,7 @@ def test_an_out_of_memory_batch_is_halved_and_gives_the_same_continuations(toy_l
     monkeypatch.setattr(runner, "generate", small_memory)
     monkeypatch.setattr(runner, "BACKOFFS", [])
     halved = runner.run_condition(toy_llama, pairs, KV_MAIN, decoding=SHORT, run_seed=0,
-                                  cache=MeasurementCache(tmp_path / "b", "readwrite"), batch_size=8, progress=False)
+                                  store=MeasurementStore(tmp_path / "b", "readwrite"), batch_size=8, progress=False)
     assert [o.samples[0].generated_ids for o in halved.outcomes] == [o.samples[0].generated_ids for o in reference.outcomes]
     assert runner.BACKOFFS[:3] == [{"model": toy_llama.name, "condition": KV_MAIN.name, "from": 8, "to": 4},
                                    {"model": toy_llama.name, "condition": KV_MAIN.name, "from": 4, "to": 2},
@@ -108,7 +108,7 @@ def test_other_errors_are_not_retried(toy_llama: LoadedModel, bank, tmp_path: Pa
     monkeypatch.setattr(runner, "generate", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         runner.run_condition(toy_llama, pairing.select_pairs(toy_llama, bank, 2), KV_MAIN, decoding=SHORT, run_seed=0,
-                             cache=MeasurementCache(tmp_path / "c", "readwrite"), batch_size=2, progress=False)
+                             store=MeasurementStore(tmp_path / "c", "readwrite"), batch_size=2, progress=False)
 
 
 def test_auto_batch_size_on_cpu_is_the_fixed_size(toy_llama: LoadedModel, bank) -> None:

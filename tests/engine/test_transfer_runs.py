@@ -13,15 +13,15 @@ import torch
 
 from harness import transfer as tr
 from harness.prompts import pairing
-from harness import measurement_cache
-from harness.decoding import DecodingMode, DecodingRegime
+from harness.runtime import measurement_store
+from harness.foundation.decoding import DecodingMode, DecodingRegime
 from harness.transfer import runner
-from harness.generation import CaptureSpec, GenerationRequest, generate
-from harness.measurement_cache import MeasurementCache
+from harness.engine.generation import CaptureSpec, GenerationRequest, generate
+from harness.runtime.measurement_store import MeasurementStore
 from harness.models import LoadedModel
-from harness.patching import ActivationPatchSpec, ControlKind, KVPatchSpec, PatchMode, Span
+from harness.engine.patch_specs import ActivationPatchSpec, ControlKind, KVPatchSpec, PatchMode, Span
 from harness.registry import BEHAVIOUR_DECODING
-from harness.tokens import encode
+from harness.engine.tokens import encode
 
 SHORT = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=5)
 
@@ -31,8 +31,8 @@ def pairs(toy_llama: LoadedModel, bank) -> list[pairing.TransferPair]:
     return pairing.select_pairs(toy_llama, bank, 3, roles=(pairing.PairRole.RECURSIVE, pairing.PairRole.BASELINE, pairing.PairRole.OTHER_BASELINE))
 
 
-def _cache(tmp_path: Path, mode: str = "readwrite") -> MeasurementCache:
-    return MeasurementCache(tmp_path / "measurements", mode)  # type: ignore[arg-type]
+def _cache(tmp_path: Path, mode: str = "readwrite") -> MeasurementStore:
+    return MeasurementStore(tmp_path / "measurements", mode)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------------ pairs
@@ -214,14 +214,14 @@ def test_alpha_zero_patch_equals_natural_baseline(toy_model, bank, tmp_path):
 def test_cached_outcomes_are_identical_and_skip_generation(toy_llama, pairs, tmp_path, monkeypatch):
     cache = _cache(tmp_path)
     capture = CaptureSpec(v_layers=(toy_llama.layers.late,), entropy_layers=(0,))
-    first = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache,
+    first = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache,
                              capture=capture, progress=False)
 
     def no_generation(*args, **kwargs):
         raise AssertionError("a cached condition must not generate")
 
     monkeypatch.setattr(runner, "generate", no_generation)
-    again = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache,
+    again = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache,
                              capture=capture, progress=False)
     assert again.outcomes == first.outcomes
     for a, b in zip(first.outcomes, again.outcomes):
@@ -231,16 +231,16 @@ def test_cached_outcomes_are_identical_and_skip_generation(toy_llama, pairs, tmp
             assert np.array_equal(sa.v[toy_llama.layers.late], sb.v[toy_llama.layers.late])
             assert np.array_equal(sa.entropy[0], sb.entropy[0])
     renamed = tr.kv_condition("same_experiment_other_name")  # the key is the experiment, not the label
-    assert tr.run_condition(toy_llama, pairs, renamed, decoding=SHORT, run_seed=0, cache=cache, capture=capture,
+    assert tr.run_condition(toy_llama, pairs, renamed, decoding=SHORT, run_seed=0, store=cache, capture=capture,
                             progress=False).scores().tolist() == first.scores().tolist()
-    subset = tr.run_condition(toy_llama, pairs[1:], tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache,
+    subset = tr.run_condition(toy_llama, pairs[1:], tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache,
                               capture=capture, progress=False)
     assert subset.outcomes == first.outcomes[1:]  # per-pair entries: claims with other n share them
 
 
 def test_cache_key_changes_with_what_determines_the_outcome(toy_llama, pairs, tmp_path, monkeypatch):
     cache = _cache(tmp_path)
-    tr.run_condition(toy_llama, pairs, tr.ORDER_ABLATION, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+    tr.run_condition(toy_llama, pairs, tr.ORDER_ABLATION, decoding=SHORT, run_seed=0, store=cache, progress=False)
     calls = []
     real = runner.generate
 
@@ -252,23 +252,23 @@ def test_cache_key_changes_with_what_determines_the_outcome(toy_llama, pairs, tm
     longer = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=6)
     for decoding, seed in ((longer, 0), (SHORT, 1)):  # other decoding; other control seed
         before = len(calls)
-        tr.run_condition(toy_llama, pairs, tr.ORDER_ABLATION, decoding=decoding, run_seed=seed, cache=cache, progress=False)
+        tr.run_condition(toy_llama, pairs, tr.ORDER_ABLATION, decoding=decoding, run_seed=seed, store=cache, progress=False)
         assert len(calls) > before
     before = len(calls)
-    tr.run_condition(toy_llama, pairs, tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0, cache=cache, progress=False)
-    tr.run_condition(toy_llama, pairs, tr.NATURAL_BASELINE, decoding=SHORT, run_seed=5, cache=cache, progress=False)
+    tr.run_condition(toy_llama, pairs, tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0, store=cache, progress=False)
+    tr.run_condition(toy_llama, pairs, tr.NATURAL_BASELINE, decoding=SHORT, run_seed=5, store=cache, progress=False)
     assert len(calls) == before + 1  # greedy natural runs do not depend on the run seed
 
 
 def _engine_module_edited(tmp_path: Path, monkeypatch, module: str, edit) -> None:
     """Make the code fingerprint read ``module``'s source from an edited copy (as if the file had been edited)."""
-    original = measurement_cache._source_path(module, "harness")
+    original = measurement_store._source_path(module, "harness")
     copy = tmp_path / f"edited_{module.rsplit('.', 1)[-1]}.py"
     copy.write_text(edit(original.read_text()))
-    real = measurement_cache._source_path
-    monkeypatch.setattr(measurement_cache, "_source_path",
+    real = measurement_store._source_path
+    monkeypatch.setattr(measurement_store, "_source_path",
                         lambda name, package: copy if name == module else real(name, package))
-    measurement_cache.clear_fingerprint_cache()
+    measurement_store.clear_fingerprint_cache()
 
 
 def _document_differently(source: str) -> str:
@@ -282,29 +282,29 @@ def _document_differently(source: str) -> str:
 @pytest.fixture
 def fresh_fingerprints():
     """Fingerprints are cached per process: forget them before and after a test that edits sources."""
-    measurement_cache.clear_fingerprint_cache()
+    measurement_store.clear_fingerprint_cache()
     yield
-    measurement_cache.clear_fingerprint_cache()
+    measurement_store.clear_fingerprint_cache()
 
 
 def test_docstring_edit_in_an_engine_module_keeps_cached_continuations(toy_llama, pairs, tmp_path, monkeypatch,
                                                                         fresh_fingerprints):
     cache = _cache(tmp_path)
-    first = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+    first = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache, progress=False)
     fingerprint = tr.engine_fingerprint()
-    _engine_module_edited(tmp_path, monkeypatch, "harness.kvcache", _document_differently)
+    _engine_module_edited(tmp_path, monkeypatch, "harness.engine.kvcache", _document_differently)
     assert tr.engine_fingerprint() == fingerprint
 
     def no_generation(*args, **kwargs):
         raise AssertionError("a docstring edit must not invalidate cached continuations")
 
     monkeypatch.setattr(runner, "generate", no_generation)
-    again = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+    again = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache, progress=False)
     assert again.outcomes == first.outcomes
-    _engine_module_edited(tmp_path, monkeypatch, "harness.kvcache", lambda src: src + "\n_EDITED_CODE = 1\n")
+    _engine_module_edited(tmp_path, monkeypatch, "harness.engine.kvcache", lambda src: src + "\n_EDITED_CODE = 1\n")
     assert tr.engine_fingerprint() != fingerprint
     with pytest.raises(AssertionError, match="must not invalidate"):  # a code edit does: it regenerates
-        tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+        tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache, progress=False)
 
 
 def test_cached_continuations_are_rescored_by_the_current_scorer_without_regeneration(toy_llama, pairs, tmp_path,
@@ -312,7 +312,7 @@ def test_cached_continuations_are_rescored_by_the_current_scorer_without_regener
     from dataclasses import replace
 
     cache = _cache(tmp_path)
-    first = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+    first = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache, progress=False)
     calls = []
     real = runner.generate
     monkeypatch.setattr(runner, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -323,7 +323,7 @@ def test_cached_continuations_are_rescored_by_the_current_scorer_without_regener
 
     monkeypatch.setattr(runner, "score_continuations", new_scorer_version)
     monkeypatch.setattr(runner, "_SCORES", {})
-    again = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, cache=cache, progress=False)
+    again = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache, progress=False)
     assert calls == []  # read back, not regenerated
     for a, b in zip(first.outcomes, again.outcomes):
         for sa, sb in zip(a.samples, b.samples):
@@ -335,7 +335,7 @@ def test_cached_continuations_are_rescored_by_the_current_scorer_without_regener
 def test_cache_off_recomputes_the_same_greedy_outcomes(toy_llama, pairs, tmp_path):
     a = tr.run_condition(toy_llama, pairs, tr.CROSS_BASELINE, decoding=SHORT, run_seed=0, progress=False)
     b = tr.run_condition(toy_llama, pairs, tr.CROSS_BASELINE, decoding=SHORT, run_seed=0,
-                         cache=_cache(tmp_path, "off"), progress=False)
+                         store=_cache(tmp_path, "off"), progress=False)
     assert a.outcomes == b.outcomes
     assert not (tmp_path / "measurements").exists()
     for p, o in zip(pairs, a.outcomes):

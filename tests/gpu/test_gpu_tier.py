@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import kvcache
-from harness.decoding import DecodingRegime
-from harness.generation import GenerationRequest, generate
+from harness.engine import kvcache
+from harness.foundation.decoding import DecodingRegime
+from harness.engine.generation import GenerationRequest, generate
 from harness.geometry.capture import capture_v_windows
 from harness.models import LoadedModel, load_model
-from harness.patching import KVPatchSpec
-from harness.tokens import encode, pad_id
+from harness.engine.patch_specs import KVPatchSpec
+from harness.engine.tokens import encode, pad_id
 
 pytestmark = [
     pytest.mark.gpu,

@@ -1,4 +1,4 @@
-"""The decode loop (harness.generation): ≡ model.generate, batched ≡ single (patched too), seeded sampling shared
+"""The decode loop (harness.engine.generation): ≡ model.generate, batched ≡ single (patched too), seeded sampling shared
 across conditions, order independence, capture correctness, self-patch identity at the run level."""
 
 from __future__ import annotations
@@ -8,13 +8,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import generation
-from harness.decoding import DecodingMode, DecodingRegime
-from harness.generation import CaptureSpec, GenerationRequest, attention_entropy, generate
-from harness.families import select_columns
-from harness.hooks import TraceDict
+from harness.engine import generation
+from harness.foundation.decoding import DecodingMode, DecodingRegime
+from harness.engine.attention import attention_entropy
+from harness.engine.generation import CaptureSpec, GenerationRequest, generate
+from harness.models.architectures import select_columns
+from harness.engine.hooks import TraceDict
 from harness.models import LoadedModel
-from harness.patching import (
+from harness.engine.patch_specs import (
     ActivationPatchSpec,
     ActivationSite,
     Alignment,
@@ -26,8 +27,8 @@ from harness.patching import (
     Span,
 )
 from harness.prompts import load_bank
-from harness.records import GenerationRecord
-from harness.tokens import encode
+from harness.engine.generation_records import GenerationRecord
+from harness.engine.tokens import encode
 
 NEAR_TIE = 1e-4
 """Top-2 logit gap under which two fp32 runs that differ only in rounding may legitimately pick different tokens."""

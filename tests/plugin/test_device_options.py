@@ -36,7 +36,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester dir wired to the harness's plugin, recording each xdist worker's CUDA_VISIBLE_DEVICES."""
     pytester.makeconftest(
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-        "pytest_plugins = ['harness.pytest_plugin', 'fixtures.models']\n" + RECORD_WORKER_GPUS
+        "pytest_plugins = ['harness.plugin', 'fixtures.models']\n" + RECORD_WORKER_GPUS
     )
     pytester.makepyfile(test_plain="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
     return pytester
@@ -112,7 +112,7 @@ class FakeConfig:
 
 
 def test_pin_gpus_on_controller_and_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.pytest_plugin import pin_gpus
+    from harness.runtime.worker_policy import pin_gpus
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4")
     assert pin_gpus(FakeConfig(2, None)) == 2  # type: ignore[arg-type]  # controller: 5 ÷ 2, environment untouched
@@ -128,7 +128,7 @@ def test_pin_gpus_on_controller_and_worker(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_cuda_n_must_be_inside_each_workers_set() -> None:
-    from harness.pytest_plugin import check_device_option
+    from harness.runtime.worker_policy import check_device_option
 
     check_device_option("cuda:3", lambda: True, lambda: 4)
     with pytest.raises(pytest.UsageError, match=r"--device cuda:4: only 4 GPU\(s\) visible \(indices from 0\)"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.progress import ProgressMeter, set_sink
+from harness.runtime.progress import ProgressMeter, set_sink
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester dir wired to the suite's plugins, with one model-parametrized test."""
     pytester.makeconftest(
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-        "pytest_plugins = ['harness.pytest_plugin', 'fixtures.models']\n"
+        "pytest_plugins = ['harness.plugin', 'fixtures.models']\n"
     )
     pytester.makepyfile(test_claim_like=CLAIM_LIKE)
     return pytester
@@ -70,8 +70,8 @@ def test_threads_follow_the_share_and_the_idle_cores(monkeypatch: pytest.MonkeyP
 
     import torch
 
-    from harness import cpu_threads
-    from harness.pytest_plugin import share_cpu_threads_among_workers
+    from harness.runtime import cpu_threads
+    from harness.runtime.worker_policy import share_cpu_threads_among_workers
 
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -120,7 +120,7 @@ def test_dtype_outside_the_choices_is_a_usage_error_naming_them(suite: pytest.Py
 
 
 def test_dtype_aliases_and_limit() -> None:
-    from harness.pytest_plugin import dtype_choice
+    from harness.plugin.hooks import dtype_choice
 
     assert [dtype_choice(v) for v in ("bf16", "BF16", "fp16", "fp32", "float32")] == [
         "bfloat16", "bfloat16", "float16", "float32", "float32"]
@@ -129,7 +129,7 @@ def test_dtype_aliases_and_limit() -> None:
 def test_batch_size_is_a_positive_int_or_auto(suite: pytest.Pytester) -> None:
     import argparse
 
-    from harness.pytest_plugin import batch_size_choice
+    from harness.plugin.hooks import batch_size_choice
 
     assert [batch_size_choice(v) for v in ("auto", "AUTO", "16", " 1 ")] == ["auto", "auto", 16, 1]
     for bad in ("0", "-4", "big", "1.5"):

@@ -63,7 +63,7 @@ import pytest
 
 from harness import stats as hs
 from harness.registry import get_claim
-from harness.results import assert_pass, evaluate, record_claim
+from harness.claim.verdicts import assert_pass, evaluate, record_claim
 
 PROVENANCE = {"source": "synthetic: no model loaded", "revision": None, "sha256": None, "dtype": "float32",
               "device": "cpu"}
@@ -272,7 +272,7 @@ def test_standalone_without_harness_options(inner_env: pytest.Pytester):
     inner_env.makepyfile(test_one='''
 import pytest
 from harness.registry import get_claim
-from harness.results import evaluate, record_claim
+from harness.claim.verdicts import evaluate, record_claim
 
 @pytest.mark.claim("cache_shapes_match_config")
 def test_cache_shapes_match_config(record_property):

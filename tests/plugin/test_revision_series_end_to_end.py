@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.report.numbers import estimate_with_ci
-from tests.engine.test_model_families import save_tiny
+from tests.engine.test_model_architectures import save_tiny
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = (1000, 8000)

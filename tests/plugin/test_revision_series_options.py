@@ -17,7 +17,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     at collection."""
     pytester.makeconftest(
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-        "pytest_plugins = ['harness.pytest_plugin']\n"
+        "pytest_plugins = ['harness.plugin']\n"
         "def pytest_collection_modifyitems(items):\n"
         "    for item in items:\n"
         "        print('GROUPS', item.name, [m.args[0] for m in item.iter_markers('xdist_group')])\n"

@@ -1,4 +1,4 @@
-"""Under ``-n 2 --dist loadgroup`` every model's claim tests run on one worker (harness.xdist_scheduling)."""
+"""Under ``-n 2 --dist loadgroup`` every model's claim tests run on one worker (harness.runtime.xdist_scheduling)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.xdist_scheduling import model_of_nodeid
+from harness.runtime.xdist_scheduling import model_of_nodeid
 
 REPO = Path(__file__).resolve().parents[2]
 

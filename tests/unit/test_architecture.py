@@ -3,7 +3,11 @@
 - no import circle between modules of ``harness``: every import counts, function-local ones and those under
   ``if TYPE_CHECKING:`` included (a circle hidden by a deferred import is still two rooms that need each other);
 - no function or method in ``harness`` longer than 120 lines;
-- no module named like a leftover (``*_ext*``, ``*_v2*``).
+- no module named like a leftover (``*_ext*``, ``*_v2*``);
+- the layers of docs/ARCHITECTURE.md: every room (a folder directly under ``harness/``) belongs to one layer
+  (:data:`LAYERS`), and an import from one room into another is allowed only towards a layer the importer's layer
+  may use (:data:`MAY_IMPORT`); the rooms form no circle among themselves either (two rooms of one layer that
+  need each other are one room).
 """
 
 from __future__ import annotations
@@ -16,6 +20,33 @@ import pytest
 
 HARNESS = Path(__file__).resolve().parents[2] / "harness"
 MAX_FUNCTION_LINES = 120
+
+LAYERS: dict[str, tuple[str, ...]] = {
+    "foundation": ("foundation", "stats"),
+    "runtime": ("runtime",),
+    "engine": ("models", "prompts", "engine"),
+    "registry": ("registry",),
+    "measurements": ("behaviour", "transfer", "geometry", "anatomy", "exchange"),
+    "claims": ("claim",),
+    "interface": ("plugin", "report"),
+}
+"""The rooms of each layer, bottom to top (docs/ARCHITECTURE.md, "Layers")."""
+
+MAY_IMPORT: dict[str, frozenset[str]] = {
+    "foundation": frozenset(),
+    "runtime": frozenset({"foundation"}),
+    "engine": frozenset({"foundation", "runtime"}),
+    "registry": frozenset({"foundation"}),
+    "measurements": frozenset({"foundation", "runtime", "engine"}),
+    "claims": frozenset({"foundation", "runtime", "engine", "registry", "measurements"}),
+    "interface": frozenset({"foundation", "runtime", "engine", "registry", "measurements", "claims"}),
+}
+"""Which other layers each layer may import. The registry (what is claimed and decided before data) and the
+measurements (what is measured) never import each other: a measurement does not depend on how a claim will judge
+it, and a claim's rule does not depend on how it is measured."""
+
+ROOT_MODULE_LAYER = "foundation"
+"""``harness/__init__.py`` (the offline switch) counts as foundation."""
 
 
 def _module_name(path: Path) -> str:
@@ -45,12 +76,94 @@ def _harness_sources() -> dict[str, tuple[Path, ast.Module]]:
     return {_module_name(p): (p, ast.parse(p.read_text(), str(p))) for p in sorted(HARNESS.rglob("*.py"))}
 
 
-def test_harness_has_no_import_circle() -> None:
+def _import_graph() -> dict[str, set[str]]:
     sources = _harness_sources()
     known = set(sources)
-    graph = {
+    return {
         name: _imported_modules(tree, name, path.name == "__init__.py", known) for name, (path, tree) in sources.items()
     }
+
+
+def room_of(module: str) -> str:
+    """The room of a harness module: the folder directly under ``harness/`` (``harness`` for the package itself)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_of(room: str) -> str | None:
+    if room == "harness":
+        return ROOT_MODULE_LAYER
+    return next((layer for layer, rooms in LAYERS.items() if room in rooms), None)
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """One line per import that crosses layers against :data:`MAY_IMPORT`, or comes from or goes to a room with
+    no layer."""
+    problems = []
+    for importer, imported in sorted(graph.items()):
+        for target in sorted(imported):
+            source_room, target_room = room_of(importer), room_of(target)
+            if source_room == target_room:
+                continue
+            source_layer, target_layer = layer_of(source_room), layer_of(target_room)
+            if source_layer is None or target_layer is None:
+                unplaced = source_room if source_layer is None else target_room
+                problems.append(f"{importer} -> {target}: room {unplaced!r} has no layer in LAYERS")
+            elif source_layer != target_layer and target_layer not in MAY_IMPORT[source_layer]:
+                problems.append(f"{importer} -> {target}: {source_layer} ({source_room}) may not import "
+                                f"{target_layer} ({target_room})")
+    return problems
+
+
+def room_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    rooms: dict[str, set[str]] = {}
+    for importer, imported in graph.items():
+        rooms.setdefault(room_of(importer), set()).update(room_of(t) for t in imported if room_of(t) != room_of(importer))
+    return rooms
+
+
+def test_every_import_respects_the_layers() -> None:
+    problems = layer_violations(_import_graph())
+    assert not problems, "imports against the layers of docs/ARCHITECTURE.md:\n" + "\n".join(problems)
+
+
+def test_every_folder_of_harness_has_a_layer() -> None:
+    rooms = {p.name for p in HARNESS.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    placed = {room for members in LAYERS.values() for room in members}
+    assert rooms == placed, f"rooms without a layer: {sorted(rooms - placed)}; layers naming no room: {sorted(placed - rooms)}"
+    assert not [p.name for p in HARNESS.glob("*.py") if p.name != "__init__.py"], "a module directly under harness/"
+
+
+def test_rooms_form_no_circle() -> None:
+    try:
+        tuple(graphlib.TopologicalSorter(room_graph(_import_graph())).static_order())
+    except graphlib.CycleError as exc:
+        pytest.fail(f"rooms that import each other: {' -> '.join(exc.args[1])}")
+
+
+@pytest.mark.parametrize(("importer", "target"), [
+    ("harness.engine.generation", "harness.geometry.metrics"),  # the engine reaching up into a measurement
+    ("harness.transfer.scorer_corpus", "harness.registry.claims"),  # an experiment reading the registry
+    ("harness.registry.claims", "harness.behaviour"),  # the registry reading a measurement
+    ("harness.stats.power", "harness.runtime.storage"),  # foundation importing anything
+    ("harness.newroom.module", "harness.engine.kvcache"),  # a room nobody placed
+])
+def test_the_layer_check_sees_an_upward_import(importer: str, target: str) -> None:
+    """The check above can fail: each of these edges, added to the real graph, is reported."""
+    graph = _import_graph()
+    graph.setdefault(importer, set()).add(target)
+    assert any(line.startswith(f"{importer} -> {target}:") for line in layer_violations(graph))
+
+
+def test_the_room_check_sees_a_circle_within_a_layer() -> None:
+    graph = _import_graph()
+    graph["harness.behaviour.validation"].add("harness.transfer.runner")  # transfer imports behaviour already
+    with pytest.raises(graphlib.CycleError):
+        tuple(graphlib.TopologicalSorter(room_graph(graph)).static_order())
+
+
+def test_harness_has_no_import_circle() -> None:
+    graph = _import_graph()
     try:
         tuple(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as exc:

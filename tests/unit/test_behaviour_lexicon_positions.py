@@ -6,7 +6,7 @@ import pytest
 
 from harness.behaviour import LEXICON
 from harness.behaviour.lexicon import self_referential_positions
-from harness.tokens import encode
+from harness.engine.tokens import encode
 
 
 def test_self_referential_positions_cover_exactly_the_lexicon_phrase(toy_llama):

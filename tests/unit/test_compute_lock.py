@@ -1,4 +1,4 @@
-"""The compute-once lock (harness.compute_lock) and MeasurementCache.get_or_compute across processes.
+"""The compute-once lock (harness.runtime.compute_lock) and MeasurementStore.get_or_compute across processes.
 
 Two processes asking for one key compute it exactly once (computations counted through a file), a holder killed with
 SIGKILL releases the lock with its process, and the refresh mode recomputes a stale entry once. POSIX only.
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.compute_lock import ComputeLockError, compute_lock
-from harness.measurement_cache import MeasurementCache, measurement_key
+from harness.runtime.compute_lock import ComputeLockError, compute_lock
+from harness.runtime.measurement_store import MeasurementStore, measurement_key
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the compute-once lock is fcntl.flock (POSIX only)")
 CTX = multiprocessing.get_context("fork")  # children inherit the imported harness and torch: no re-import
@@ -36,7 +36,7 @@ def _count_and_return(counter: Path, value: int, hold_s: float):  # type: ignore
 
 def _ask(root: str, mode: str, counter: str, value: int, hold_s: float, start, out: str) -> None:  # type: ignore[no-untyped-def]
     start.wait()
-    got = MeasurementCache(Path(root), mode=mode).get_or_compute("item", PARTS, _count_and_return(Path(counter), value, hold_s))
+    got = MeasurementStore(Path(root), mode=mode).get_or_compute("item", PARTS, _count_and_return(Path(counter), value, hold_s))
     Path(out).write_text(str(got))
 
 
@@ -81,7 +81,7 @@ def test_without_the_lock_both_processes_would_compute(tmp_path: Path) -> None:
 
 
 def test_a_killed_holder_releases_the_lock(tmp_path: Path) -> None:
-    cache = MeasurementCache(tmp_path / "cache")
+    cache = MeasurementStore(tmp_path / "cache")
     holding, start = CTX.Event(), CTX.Event()
     lock = cache.lock_path("item", measurement_key({"kind": "item", **PARTS}))
     holder = CTX.Process(target=_hold_forever, args=(str(lock), holding))
@@ -118,17 +118,17 @@ def test_timeout_names_the_locked_file(tmp_path: Path) -> None:
 
 
 def test_refresh_recomputes_a_stale_entry_once(tmp_path: Path) -> None:
-    cache = MeasurementCache(tmp_path / "cache")
+    cache = MeasurementStore(tmp_path / "cache")
     counter = tmp_path / "computations.txt"
     assert cache.get_or_compute("item", PARTS, _count_and_return(counter, 1, 0.0)) == 1
-    refresh = MeasurementCache(tmp_path / "cache", mode="refresh")
+    refresh = MeasurementStore(tmp_path / "cache", mode="refresh")
     assert refresh.get_or_compute("item", PARTS, _count_and_return(counter, 2, 0.0)) == 2  # stale: recomputed
     assert cache.get_or_compute("item", PARTS, _count_and_return(counter, 3, 0.0)) == 2  # the refreshed entry
     assert len(_lines(counter)) == 2
 
 
 def test_two_refreshing_processes_compute_once(tmp_path: Path) -> None:
-    cache = MeasurementCache(tmp_path / "cache")
+    cache = MeasurementStore(tmp_path / "cache")
     counter = tmp_path / "computations.txt"
     cache.get_or_compute("item", PARTS, _count_and_return(counter, 0, 0.0))  # a stale entry from an earlier run
     time.sleep(0.05)
@@ -143,7 +143,7 @@ def test_two_refreshing_processes_compute_once(tmp_path: Path) -> None:
 
 def _hold_and_store(root: str, names: list[str], counter: str, start, holding) -> None:  # type: ignore[no-untyped-def]
     """Hold the locks of several items, compute them outside get_or_compute (as batched generation does), store each."""
-    cache = MeasurementCache(Path(root))
+    cache = MeasurementStore(Path(root))
     start.wait()
     with cache.holding("item", [{"name": n} for n in names]):
         holding.set()
@@ -153,7 +153,7 @@ def _hold_and_store(root: str, names: list[str], counter: str, start, holding) -
 
 
 def _ask_named(root: str, name: str, counter: str, out: str) -> None:
-    got = MeasurementCache(Path(root)).get_or_compute("item", {"name": name}, _count_and_return(Path(counter), "asker", 0))
+    got = MeasurementStore(Path(root)).get_or_compute("item", {"name": name}, _count_and_return(Path(counter), "asker", 0))
     Path(out).write_text(got)
 
 
@@ -186,7 +186,7 @@ def test_overlapping_held_batches_do_not_deadlock(tmp_path: Path) -> None:
 def test_held_locks_are_taken_in_one_global_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The order that makes overlapping batches deadlock-free: by key, whatever order the caller lists the items in
     (the two-process test above passes either way when one process takes both locks before the other starts)."""
-    import harness.measurement_cache as module
+    import harness.runtime.measurement_store as module
 
     taken: list[str] = []
     real = module.compute_lock
@@ -196,12 +196,12 @@ def test_held_locks_are_taken_in_one_global_order(tmp_path: Path, monkeypatch: p
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(module, "compute_lock", recording)
-    cache = MeasurementCache(tmp_path / "cache")
+    cache = MeasurementStore(tmp_path / "cache")
     names = sorted("abcd", key=lambda n: measurement_key({"kind": "item", "name": n}), reverse=True)  # against key order
     with cache.holding("item", [{"name": n} for n in names]):
         assert len(taken) == 4
         cache.get_or_compute("item", {"name": "a"}, lambda: 1)  # held: no second lock
     assert taken == sorted(taken) and len(taken) == 4
-    with MeasurementCache(tmp_path / "cache", mode="read").holding("item", [{"name": "x"}]):
+    with MeasurementStore(tmp_path / "cache", mode="read").holding("item", [{"name": "x"}]):
         pass
     assert len(taken) == 4  # read mode never writes, so it takes no lock

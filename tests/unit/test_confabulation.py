@@ -25,7 +25,7 @@ from harness.exchange.confabulation import (
     residualize,
 )
 from harness.registry import ci_differs, get_claim
-from harness.results import Verdict, evaluate
+from harness.claim.verdicts import Verdict, evaluate
 from harness.stats import hedges_g
 
 

@@ -1,4 +1,4 @@
-"""harness.cpu_threads: the thread-count policy for a CPU other processes may be using."""
+"""harness.runtime.cpu_threads: the thread-count policy for a CPU other processes may be using."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import cpu_threads
-from harness.cpu_threads import _cpu_jiffies, idle_cores, thread_count
+from harness.runtime import cpu_threads
+from harness.runtime.cpu_threads import _cpu_jiffies, idle_cores, thread_count
 
 cores_st = st.integers(1, 256)
 workers_st = st.integers(1, 64)

@@ -1,4 +1,4 @@
-"""GPU sets per xdist worker (harness.gpu_assignment): disjoint slices, the default k, errors, max_memory budgets."""
+"""GPU sets per xdist worker (harness.runtime.gpu_assignment): disjoint slices, the default k, errors, max_memory budgets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.gpu_assignment import (
+from harness.runtime.gpu_assignment import (
     GPU_MEMORY_FRACTION,
     GPUAssignmentError,
     default_gpus_per_worker,

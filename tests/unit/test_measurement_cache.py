@@ -1,4 +1,4 @@
-"""harness.measurement_cache.code_fingerprint: hashes code (not docstrings or comments) and follows imports."""
+"""harness.runtime.measurement_store.code_fingerprint: hashes code (not docstrings or comments) and follows imports."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import kvcache
+from harness.engine import kvcache
 from harness.geometry import prompt_geometry as geometry
-from harness.measurement_cache import clear_fingerprint_cache, code_fingerprint
+from harness.runtime.measurement_store import clear_fingerprint_cache, code_fingerprint
 
 BASE = '''"""Base module: the docstring."""
 
@@ -138,10 +138,10 @@ def test_a_corrupt_entry_is_moved_aside_warned_about_and_recomputed(
     import json
     import warnings
 
-    from harness.measurement_cache import CorruptCacheEntryWarning, MeasurementCache, measurement_key
+    from harness.runtime.measurement_store import CorruptCacheEntryWarning, MeasurementStore, measurement_key
 
     monkeypatch.setenv("KVCLAIMS_CACHE", str(tmp_path))
-    cache = MeasurementCache()
+    cache = MeasurementStore()
     assert cache.root == tmp_path / "measurements"
     parts = {"what": "rv", "prompts": ["a", "b"]}
     calls: list[int] = []
@@ -175,9 +175,9 @@ def test_a_corrupt_entry_is_moved_aside_warned_about_and_recomputed(
 
 
 def test_read_mode_warns_about_a_corrupt_entry_and_leaves_it(tmp_path: Path) -> None:
-    from harness.measurement_cache import CorruptCacheEntryWarning, MeasurementCache, measurement_key
+    from harness.runtime.measurement_store import CorruptCacheEntryWarning, MeasurementStore, measurement_key
 
-    cache = MeasurementCache(tmp_path, "read")
+    cache = MeasurementStore(tmp_path, "read")
     target = cache.path("rv", measurement_key({"kind": "rv", "x": 1}))
     target.parent.mkdir(parents=True)
     target.write_bytes(b"")
@@ -191,13 +191,13 @@ def test_entries_are_written_with_their_key_and_sha256_and_fsynced(tmp_path: Pat
     import json
     import os
 
-    from harness.measurement_cache import MeasurementCache, canonical_json, measurement_key
+    from harness.runtime.measurement_store import MeasurementStore, canonical_json, measurement_key
 
     order: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: (order.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(os, "replace", lambda a, b: (order.append("replace"), real_replace(a, b))[1])
-    cache = MeasurementCache(tmp_path)
+    cache = MeasurementStore(tmp_path)
     cache.get_or_compute("k", {"p": 1}, lambda: {"a": [1, 2]})
     assert order == ["fsync", "replace"]
     key = measurement_key({"kind": "k", "p": 1})  # the key scheme is unchanged: file name = sha256 of the parts

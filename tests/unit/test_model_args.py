@@ -7,9 +7,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.gpu_assignment import GPU_MEMORY_FRACTION
+from harness.runtime.gpu_assignment import GPU_MEMORY_FRACTION
 from harness.models import MODEL_REGISTRY, load_model, resolve_spec
-from harness.models.loading import cuda_index, placement_kwargs
+from harness.models.loading import placement_kwargs
+from harness.runtime.gpu_assignment import cuda_index
 from harness.models.model_args import (
     ATTN_IMPLEMENTATIONS,
     CUDA_DEFAULT_DTYPE,

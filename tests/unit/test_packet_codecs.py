@@ -1,4 +1,4 @@
-"""Packet storage formats (harness/exchange/packet_codecs.py): the int8 error bound, exact uncompressed storage,
+"""Packet storage formats (harness/exchange/packets/codecs.py): the int8 error bound, exact uncompressed storage,
 16-bit range checks and bytes per token from config numbers."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from harness.exchange.packet_codecs import (
+from harness.exchange.packets.codecs import (
     INT8_LEVELS,
     STORAGE_FORMATS,
     config_packet_size,

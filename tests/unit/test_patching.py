@@ -1,4 +1,4 @@
-"""Unit and property tests for the immutable patch specs and the control helpers (harness.patching)."""
+"""Unit and property tests for the immutable patch specs and the control helpers (harness.engine.patch_specs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.patching import (
+from harness.engine.patch_specs import (
     ActivationPatchSpec,
     ActivationSite,
     Alignment,
@@ -20,10 +20,8 @@ from harness.patching import (
     Span,
     assign_roles,
     check_alignment,
-    norm_matched_gaussian,
-    rotate_keys,
-    shuffle_permutation,
 )
+from harness.engine.kv_math import norm_matched_gaussian, rotate_keys, shuffle_permutation
 
 
 @given(n=st.integers(min_value=4, max_value=4000))

@@ -21,7 +21,7 @@ from harness.registry import (
     get_claim,
     steps_at_least,
 )
-from harness.results import Verdict, evaluate
+from harness.claim.verdicts import Verdict, evaluate
 
 HEADLINE = {"rv_contraction", "v_patch_null", "kv_transfer", "alpha_monotone", "single_layer_fails"}
 EXTENDED = {
@@ -47,10 +47,10 @@ def test_registry_holds_exactly_the_design_claims():
 
 def test_headline_rules_are_design_section_5():
     rv = get_claim("rv_contraction")
-    assert rv.criteria == (ci("<", -1.0), P_BELOW) and rv.alpha == 0.01 and MULTIPLICITY_FAMILIES[rv.family].method == "holm"
+    assert rv.criteria == (ci("<", -1.0), P_BELOW) and rv.significance_level == 0.01 and MULTIPLICITY_FAMILIES[rv.family].method == "holm"
     vp = get_claim("v_patch_null")
     assert vp.kind is Kind.EQUIVALENCE and vp.criteria == (ci_within(-0.10, 0.10),)
-    assert vp.alpha == 0.05 and vp.ci_level == pytest.approx(1 - 2 * 0.05)
+    assert vp.significance_level == 0.05 and vp.ci_level == pytest.approx(1 - 2 * 0.05)
     kv = get_claim("kv_transfer")
     assert kv.criteria == (ci(">=", 0.80), P_BELOW)
     assert kv.alpha_test == 0.01 / 2  # the kv_transfer family holds kv_transfer and kv_transfer_specific (issue 10)
@@ -90,7 +90,7 @@ def test_families_are_consistent_and_alpha_test_is_bonferroni():
         for member in fam.members:
             spec = get_claim(member)
             assert spec.family == fam.name and P_BELOW in spec.criteria
-            assert spec.alpha_test == pytest.approx(fam.alpha / len(fam.members))
+            assert spec.alpha_test == pytest.approx(fam.familywise_alpha / len(fam.members))
             assert family_of(member) is fam
     for spec in CLAIMS.values():
         assert (spec.alpha_test is None) == (P_BELOW not in spec.criteria)
@@ -180,7 +180,7 @@ def test_confabulation_signature_is_registered_as_a_difference_with_equivalence_
 
     spec = get_claim("confabulation_signature")
     assert spec.criteria == (ci_differs(-0.5, 0.5), P_BELOW) and spec.ci_level == pytest.approx(0.90)
-    assert spec.family == "exchange" and MULTIPLICITY_FAMILIES["exchange"].alpha == 0.01
+    assert spec.family == "exchange" and MULTIPLICITY_FAMILIES["exchange"].familywise_alpha == 0.01
     equivalence, difference = spec.power.parts
     assert equivalence.alpha == pytest.approx(0.05) and equivalence.power == pytest.approx(0.9)
     assert difference.alpha == pytest.approx(spec.alpha_test / 2)  # the p is two-sided

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from harness.behaviour import BehaviourScore
-from harness.claim_support import _sample_rows
+from harness.claim.steps import _sample_rows
 from harness.registry import CLAIMS
 from harness.registry.effects import EFFECT_TYPES
 from harness.transfer.outcomes import Continuation, PairOutcome

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.pytest_plugin import check_device_option, prepare_report_dir
+from harness.plugin.hooks import prepare_report_dir
+from harness.runtime.worker_policy import check_device_option
 from harness.report.files import (
     STAGING_PREFIX,
     ReportDirError,

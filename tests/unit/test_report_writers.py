@@ -16,7 +16,7 @@ from harness.report.provenance import command_line, run_id
 from harness.report.rows import RowCollector, apply_multiplicity, first_error_line, skip_reason
 from harness.report.tables import md_table
 from harness.report.writers import terminal_table, write_json
-from harness.results import evaluate
+from harness.claim.verdicts import evaluate
 
 
 # ---------------------------------------------------------------------------------------------- identity

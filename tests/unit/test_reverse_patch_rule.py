@@ -1,5 +1,5 @@
-"""reverse_patch_necessity v3 through the real estimation and decision path (claim_support.transfer_result →
-harness.transfer → harness.results.evaluate) on hand-made scores: it must FAIL when every patched condition scores 0
+"""reverse_patch_necessity v3 through the real estimation and decision path (harness.claim.steps.transfer_result →
+harness.transfer → harness.claim.verdicts.evaluate) on hand-made scores: it must FAIL when every patched condition scores 0
 (any foreign cache removes as much as the baseline donor), and can PASS when only the baseline donor removes."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from harness import transfer as tr
-from harness.claim_context import ClaimContext, RunSettings
-from harness.claim_support import paired_p, transfer_result
-from harness.measurement_cache import MeasurementCache
+from harness.claim.context import ClaimContext, RunSettings
+from harness.claim.steps import paired_p, transfer_result
+from harness.runtime.measurement_store import MeasurementStore
 from harness.registry import get_claim
-from harness.results import Verdict
+from harness.claim.verdicts import Verdict
 from tests.unit.test_transfer_estimate import _run
 
 SPEC = get_claim("reverse_patch_necessity")
@@ -27,7 +27,7 @@ def _claim(recorded: list) -> ClaimContext:
                          layers=SimpleNamespace(early=0, late=1, patch_layers=(1,)))
     settings = RunSettings(seed=0, n_cap=None, window=16, report_dir=None, device="cpu", dtype=None)
     return ClaimContext(SPEC, lm, SimpleNamespace(content_hash="x"), settings,  # type: ignore[arg-type]
-                        MeasurementCache(mode="off"), lambda k, v: recorded.append((k, v)))
+                        MeasurementStore(mode="off"), lambda k, v: recorded.append((k, v)))
 
 
 def _result(a: np.ndarray, b: np.ndarray, rev: np.ndarray, rec_donor: np.ndarray, rand: np.ndarray):

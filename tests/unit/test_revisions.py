@@ -20,7 +20,7 @@ from harness.models import (
 )
 from harness.models.revisions import parse_hf_reference, step_in_name
 from harness.report.identity import clean_nodeid
-from harness.xdist_scheduling import ModelGroupScheduling
+from harness.runtime.xdist_scheduling import ModelGroupScheduling
 
 PYTHIA = "hf:EleutherAI/pythia-160m"
 

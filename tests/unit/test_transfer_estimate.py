@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from harness import transfer as tr
 from harness.behaviour import BehaviourScore
 from harness.registry import get_claim
-from harness.results import Verdict, evaluate
+from harness.claim.verdicts import Verdict, evaluate
 
 FLOATS = st.floats(0.0, 1.0, width=32, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
@@ -46,7 +46,7 @@ def test_transfer_equals_the_formula_on_hand_made_scores():
     b = [0.0, 0.1, 0.05, 0.0, 0.2, 0.1]
     a = [0.6, 0.5, 0.7, 0.4, 0.8, 0.6]
     p = [0.3, 0.2, 0.5, 0.1, 0.4, 0.3]
-    res = tr.transfer(_run(tr.KV_MAIN, p), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a),
+    res = tr.estimate_transfer(_run(tr.KV_MAIN, p), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a),
                       level=0.95, rng=0, n_resamples=999)
     assert res.estimate == pytest.approx(_formula(p, b, a))
     assert res.undefined_reason is None and res.n == 6
@@ -59,7 +59,7 @@ def test_transfer_equals_the_formula_on_hand_made_scores():
 def test_transfer_point_estimate_is_the_ratio_of_mean_differences(rows):
     p, b, a = (list(col) for col in zip(*rows))
     gap = np.mean(a) - np.mean(b)
-    res = tr.transfer(_run(tr.KV_MAIN, p), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a),
+    res = tr.estimate_transfer(_run(tr.KV_MAIN, p), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a),
                       level=0.9, rng=1, n_resamples=199)
     if gap == 0:
         assert np.isnan(res.estimate) and res.undefined_reason is not None
@@ -70,15 +70,15 @@ def test_transfer_point_estimate_is_the_ratio_of_mean_differences(rows):
 def test_patched_equal_to_donor_gives_one_and_to_recipient_gives_zero():
     b, a = [0.0, 0.1, 0.2, 0.1], [0.5, 0.7, 0.6, 0.9]
     kw = dict(level=0.95, rng=0, n_resamples=499)
-    assert tr.transfer(_run(tr.KV_MAIN, a), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a), **kw).estimate == pytest.approx(1.0)
-    assert tr.transfer(_run(tr.KV_MAIN, b), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a), **kw).estimate == 0.0
+    assert tr.estimate_transfer(_run(tr.KV_MAIN, a), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a), **kw).estimate == pytest.approx(1.0)
+    assert tr.estimate_transfer(_run(tr.KV_MAIN, b), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a), **kw).estimate == 0.0
 
 
 def test_undefined_denominator_makes_the_claim_inconclusive():
     b = [0.0, 0.3, 0.1, 0.4, 0.2, 0.0]
     a = [0.3, 0.0, 0.4, 0.1, 0.0, 0.2]  # natural gap ≈ 0 with a CI around 0
     p = [0.5, 0.6, 0.4, 0.5, 0.6, 0.5]
-    res = tr.transfer(_run(tr.KV_MAIN, p), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a),
+    res = tr.estimate_transfer(_run(tr.KV_MAIN, p), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a),
                       level=0.95, rng=0, n_resamples=999)
     assert res.undefined_reason is not None and "includes 0" in res.undefined_reason
     spec = get_claim("kv_transfer")
@@ -89,7 +89,7 @@ def test_undefined_denominator_makes_the_claim_inconclusive():
 
 def test_all_zero_scores_are_undefined_not_an_error():
     zeros = [0.0] * 5
-    res = tr.transfer(_run(tr.KV_MAIN, zeros), _run(tr.NATURAL_BASELINE, zeros), _run(tr.NATURAL_RECURSIVE, zeros),
+    res = tr.estimate_transfer(_run(tr.KV_MAIN, zeros), _run(tr.NATURAL_BASELINE, zeros), _run(tr.NATURAL_RECURSIVE, zeros),
                       level=0.95, rng=0, n_resamples=199)
     assert res.undefined_reason is not None and np.isnan(res.estimate)
 
@@ -99,9 +99,9 @@ def test_transfer_is_paired_by_pair_id():
     a = _run(tr.NATURAL_RECURSIVE, [0.5, 0.6, 0.7], ["x", "y", "z"])
     shuffled = _run(tr.KV_MAIN, [0.3, 0.3, 0.3], ["y", "x", "z"])
     with pytest.raises(ValueError, match="different pairs"):
-        tr.transfer(shuffled, b, a, level=0.95, rng=0)
+        tr.estimate_transfer(shuffled, b, a, level=0.95, rng=0)
     with pytest.raises(ValueError, match="at least 2 pairs"):
-        tr.transfer(_run(tr.KV_MAIN, [0.1]), _run(tr.NATURAL_BASELINE, [0.0]), _run(tr.NATURAL_RECURSIVE, [0.5]),
+        tr.estimate_transfer(_run(tr.KV_MAIN, [0.1]), _run(tr.NATURAL_BASELINE, [0.0]), _run(tr.NATURAL_RECURSIVE, [0.5]),
                     level=0.95, rng=0)
 
 
@@ -136,7 +136,7 @@ def test_pairs_sharing_a_prompt_are_bootstrapped_as_one_cluster():
     cross = _run(tr.CROSS_BASELINE, [0.0, 0.1, 0.0, 0.1], donors=["base-p1", "base-p0", "base-p3", "x"])
     labels = tr.prompt_clusters(cross, b, a)
     assert labels is not None and labels[0] == labels[1] and labels[2] == labels[3] and labels[0] != labels[2]
-    res = tr.transfer(cross, b, a, level=0.9, rng=0, n_resamples=199)
+    res = tr.estimate_transfer(cross, b, a, level=0.9, rng=0, n_resamples=199)
     assert res.ci.n_units == (2,)
 
 

@@ -1,6 +1,6 @@
-"""Property tests: :func:`harness.results.evaluate` against a reference statement of the three-valued rule.
+"""Property tests: :func:`harness.claim.verdicts.evaluate` against a reference statement of the three-valued rule.
 
-The reference is written from DESIGN §5 and the rule-language docs, not from ``harness.results``: every CI
+The reference is written from DESIGN §5 and the rule-language docs, not from ``harness.claim.verdicts``: every CI
 criterion is a claimed *region* of the real line (a union of intervals) and its complement; a closed CI is
 "met" when it lies inside one piece of the region, "clearly not met" when it lies inside one piece of the
 complement, "undecided" otherwise; a contrasts criterion claims the open region above its bound for every named
@@ -30,7 +30,7 @@ from harness.registry import (
     get_claim,
     value,
 )
-from harness.results import Verdict, evaluate
+from harness.claim.verdicts import Verdict, evaluate
 
 INF = math.inf
 MET, NOT_MET, UNDECIDED = "met", "not met", "undecided"

@@ -1,0 +1,115 @@
+"""The suite's fixtures: ``run_settings`` (run-wide options), ``lm`` (the model under test, session scope, one
+per ``--model``), ``prompt_bank``, ``measurement_store`` (raw measurements on disk, ``--claims-cache``) and
+``claim`` (a :class:`~harness.claim.context.ClaimContext` for the test's ``@pytest.mark.claim``)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from harness.claim.context import ClaimContext, RunSettings
+from harness.models import GPUUnavailableError, LoadedModel, ModelUnavailableError, load_model
+from harness.models.model_args import ModelArgsError
+from harness.plugin.hooks import MODEL_ARGS_KEY
+from harness.runtime.measurement_store import MeasurementStore
+
+if TYPE_CHECKING:
+    from harness.prompts import PromptBank
+
+
+@pytest.fixture(scope="session")
+def run_settings(pytestconfig: pytest.Config) -> RunSettings:
+    """The run-wide settings from the command line."""
+    report_dir = pytestconfig.getoption("report_dir")
+    return RunSettings(
+        seed=pytestconfig.getoption("seed"),
+        n_cap=pytestconfig.getoption("n_cap"),
+        window=pytestconfig.getoption("window"),
+        report_dir=Path(report_dir) if report_dir else None,
+        device=pytestconfig.getoption("device"),
+        dtype=pytestconfig.getoption("dtype"),
+        batch_size=pytestconfig.getoption("batch_size"),
+    )
+
+
+@pytest.fixture(scope="session")
+def lm(request: pytest.FixtureRequest, run_settings: RunSettings) -> Iterator[LoadedModel]:
+    """The model under test (one per parameter, session scope, one resident per process). Read-only."""
+    name = request.param
+    try:
+        loaded = load_model(name, device=run_settings.device, dtype=run_settings.dtype,
+                            model_args=request.config.stash.get(MODEL_ARGS_KEY, None))
+    except GPUUnavailableError as exc:
+        pytest.skip(str(exc))
+    except (ModelUnavailableError, ModelArgsError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield loaded
+    del loaded
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@pytest.fixture(scope="session")
+def prompt_bank(pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
+    """The prompt bank: ``--prompt-bank`` or the default bank in ``prompts/``."""
+    from harness.prompts import load_bank
+
+    return load_bank(pytestconfig.getoption("prompt_bank"))
+
+
+@pytest.fixture(scope="session")
+def measurement_store(pytestconfig: pytest.Config) -> MeasurementStore:
+    """The on-disk measurement store of raw per-item measurements (mode from ``--claims-cache``)."""
+    return MeasurementStore(mode=pytestconfig.getoption("claims_cache"))
+
+
+@pytest.fixture(scope="session")
+def bank_fits() -> set[tuple[int, str]]:
+    """(bank id, model name) pairs whose prompts were checked to fit the model's context (checked once each)."""
+    return set()
+
+
+def _check_bank_fits(bank: PromptBank, lm: LoadedModel, checked: set[tuple[int, str]]) -> None:
+    """Fail the claim (one line) when a prompt of the bank is longer than the model's context."""
+    from harness.models import context_length
+    from harness.prompts import PromptBankError, check_max_tokens
+
+    key = (id(bank), lm.name)
+    if key in checked:
+        return
+    try:
+        check_max_tokens(bank, lm.tokenizer, context_length(lm.model.config), lm.name)
+    except PromptBankError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    checked.add(key)
+
+
+@pytest.fixture
+def claim(
+    request: pytest.FixtureRequest,
+    lm: LoadedModel,
+    prompt_bank,  # type: ignore[no-untyped-def]
+    run_settings: RunSettings,
+    measurement_store: MeasurementStore,
+    record_property,  # type: ignore[no-untyped-def]
+    bank_fits: set[tuple[int, str]],
+) -> ClaimContext:
+    """The context of the claim named by the test's ``@pytest.mark.claim(<id>)`` on the model under test."""
+    from harness.registry import get_claim
+
+    marker = request.node.get_closest_marker("claim")
+    claim_id = (marker.args[0] if marker.args else marker.kwargs.get("id")) if marker else None
+    if claim_id is None:
+        pytest.fail(f"{request.node.nodeid}: the claim fixture needs @pytest.mark.claim(<claim id>)", pytrace=False)
+    _check_bank_fits(prompt_bank, lm, bank_fits)
+    return ClaimContext(
+        spec=get_claim(claim_id), lm=lm, bank=prompt_bank, settings=run_settings, store=measurement_store,
+        record_property=record_property,
+    )

@@ -1,0 +1,291 @@
+"""pytest interface of the suite: options, model parametrization, session hooks (the fixtures are in
+:mod:`harness.plugin.fixtures`, the thread and GPU policy in :mod:`harness.runtime.worker_policy`).
+
+Any test that requests the ``lm`` fixture is parametrized (indirectly, session scope) over the models
+selected with ``--model``: one parameter per model, with exactly one ``xdist_group`` mark (one model
+per xdist worker under ``--dist loadgroup``) and a ``gpu`` mark for GPU-tier and user-named models.
+Collection depends only on the command line, never on worker-local state (CUDA, caches).
+
+A GPU-tier model on a machine without CUDA is *skipped* with a reason naming the missing GPU (so
+``pytest claims/ -m gpu --model mistral7b`` exits 0 on a laptop); missing weights are a one-line setup
+error that says where the loader looked and how to provide them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.geometry.metrics import DEFAULT_WINDOW
+from harness.models import DEFAULT_MODEL, MODEL_ALIASES, UnknownModelError, check_series, resolve_spec
+from harness.models.loading import placement_kwargs
+from harness.models.model_args import (
+    DTYPE_ALIASES,
+    MODEL_ARG_KEYS,
+    ModelArgs,
+    ModelArgsError,
+    canonical_dtype,
+    check_args_for_model,
+    parse_model_args,
+    resolve_dtype,
+)
+from harness.runtime import progress
+from harness.runtime.gpu_assignment import cuda_index
+from harness.runtime.measurement_store import CACHE_MODES
+from harness.runtime.worker_policy import check_device_option, pin_gpus, share_cpu_threads_among_workers
+
+DTYPE_CHOICES: dict[str, str] = DTYPE_ALIASES
+"""Accepted ``--dtype`` values and the torch dtype name each means."""
+
+MODEL_ARGS_KEY = pytest.StashKey[ModelArgs]()
+"""The parsed ``--model-args`` of the run (set in ``pytest_configure``)."""
+
+
+def dtype_choice(value: str) -> str:
+    """``--dtype``'s type: the canonical dtype name of ``value`` (an alias such as bf16 accepted); anything else is a
+    usage error naming the choices."""
+    try:
+        return canonical_dtype(value)
+    except ModelArgsError:
+        raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(DTYPE_CHOICES)})") from None
+
+
+def device_choice(value: str) -> str:
+    """``--device``'s type: ``auto``, ``cpu``, ``cuda`` (all visible GPUs) or ``cuda:N`` (visible GPU N)."""
+    try:
+        cuda_index(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid device {value!r} (auto, cpu, cuda or cuda:N)") from None
+    return value
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an int of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {value!r} (a positive int)")
+    return number
+
+
+def batch_size_choice(value: str) -> int | str:
+    """``--batch-size``: ``auto`` or a positive int (argparse type; a bad value is a usage error naming both)."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return positive_int(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"invalid batch size {value!r} (a positive int or auto)") from None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kvclaims", "KV-cache and value-geometry claims")
+    group.addoption(
+        "--model",
+        action="append",
+        default=None,
+        help=f"model name(s), comma-separated or repeated (default {DEFAULT_MODEL}); registry names, "
+        "'embedded', 'gpu', hf:<org/name>[@revision] or path:<dir>",
+    )
+    group.addoption("--device", default="auto", type=device_choice,
+                    help="where models run: auto (default), cpu, cuda (spread over the visible GPUs as needed) or "
+                         "cuda:N (visible GPU N); on CUDA every model loads in bfloat16 unless a dtype is given")
+    group.addoption("--model-args", dest="model_args", default=None,
+                    help="key=value,... applied to every selected model; keys: " + ", ".join(MODEL_ARG_KEYS)
+                         + " (e.g. dtype=bf16,revision=step1000,device_map=sequential,max_memory=70GiB,"
+                           "attn_implementation=sdpa,early=4,late=27,patch=16-31)")
+    group.addoption("--gpus-per-worker", dest="gpus_per_worker", default=None, type=positive_int,
+                    help="GPUs of each pytest-xdist worker, disjoint sets taken from CUDA_VISIBLE_DEVICES (or "
+                         "nvidia-smi -L) before CUDA starts (default: all GPUs ÷ workers)")
+    group.addoption("--dtype", default=None, type=dtype_choice,
+                    help="override the model's dtype: " + ", ".join(f"{a} ({c})" if a != c else a
+                                                                   for a, c in DTYPE_CHOICES.items()))
+    group.addoption("--prompt-bank", dest="prompt_bank", default=None, help="a prompt bank file or directory")
+    group.addoption(
+        "--report-dir", dest="report_dir", default=None, help="where reports go (default reports/<run-id>/)"
+    )
+    group.addoption("--seed", type=int, default=0, help="run seed for sampling, bootstrap and controls")
+    group.addoption("--batch-size", dest="batch_size", default="auto", type=batch_size_choice,
+                    help="continuations per generation batch: a positive int, or auto (default: 32 on CPU, sized from "
+                         "free memory on CUDA); a batch that runs out of memory is halved and retried")
+    group.addoption("--limit", "--n", dest="n_cap", type=int, default=None,
+                    help="cap on prompts (or pairs) per condition (--n: the old name, kept as an alias)")
+    group.addoption("--list-models", dest="list_models", action="store_true",
+                    help="print the registered models and aliases, then exit")
+    group.addoption("--list-claims", dest="list_claims", action="store_true",
+                    help="print the registered claims (id, version, family, planned n, rule), then exit")
+    group.addoption("--verdicts-exit", dest="verdicts_exit", default="strict", choices=("strict", "report"),
+                    help="strict (default): a claim that does not PASS fails the run (a replication check); "
+                         "report: exit 0 once a complete report is written")
+    group.addoption(
+        "--claims-cache",
+        dest="claims_cache",
+        default="readwrite",
+        choices=CACHE_MODES,
+        help="on-disk cache of raw measurements: off, read, readwrite (default), refresh",
+    )
+    group.addoption(
+        "--projector", default="train", choices=("train", "cached"),
+        help="projector_transfers_context: train (default) a missing cross-model projector, or cached: use only a "
+             "stored one (none stored: the claim is INCONCLUSIVE, naming the command that trains it)",
+    )
+    group.addoption(
+        "--window", type=int, default=DEFAULT_WINDOW, help=f"V window W in content tokens (default {DEFAULT_WINDOW})"
+    )
+
+
+def selected_models(config: pytest.Config) -> list[str]:
+    """Model names from ``--model`` (comma-separated and repeatable), aliases expanded, de-duplicated, sorted.
+
+    Raises:
+        pytest.UsageError: for a name that is not a registry name, alias, ``hf:`` or ``path:`` reference, or a
+            malformed revision series.
+    """
+    raw = config.getoption("model") or [DEFAULT_MODEL]
+    names: list[str] = []
+    for item in raw:
+        for name in (part.strip() for part in item.split(",")):
+            if name:
+                names.extend(MODEL_ALIASES.get(name, (name,)))
+    try:
+        for name in names:
+            resolve_spec(name)
+        check_series(names)  # checkpoints of one run (harness.models.revisions): each stays its own model
+    except UnknownModelError as exc:
+        raise pytest.UsageError(f"--model: {exc}") from None
+    return sorted(dict.fromkeys(names))
+
+
+def configure_model_args(config: pytest.Config, models: list[str]) -> ModelArgs:
+    """Parse ``--model-args``, check it against ``--dtype``, ``--device`` and every selected model (registry facts),
+    and keep it in ``config.stash[MODEL_ARGS_KEY]``.
+
+    Raises:
+        pytest.UsageError: one line naming the problem (for an unknown key: the allowed keys).
+    """
+    try:
+        args = parse_model_args(config.getoption("model_args"))
+        resolve_dtype("float32", "cpu", config.getoption("dtype"), args)  # --dtype and dtype= must agree
+        if config.getoption("device") == "cpu":
+            placement_kwargs("cpu", args, [])
+        for name in models:
+            spec = resolve_spec(name)
+            check_args_for_model(args, name, spec.source, spec.expected.n_layers if spec.expected else None)
+    except ModelArgsError as exc:
+        message = str(exc)
+        raise pytest.UsageError(message if message.startswith("--") else f"--model-args: {message}") from None
+    config.stash[MODEL_ARGS_KEY] = args
+    return args
+
+
+def prepare_report_dir(option: str | None) -> None:
+    """Check ``--report-dir`` at start and remove an earlier run's report files from it (only the suite's own).
+
+    Raises:
+        pytest.UsageError: the path is a file or cannot be written.
+    """
+    if not option:
+        return
+    from harness.report.files import ReportDirError, check_report_dir, clear_stale_report
+
+    try:
+        check_report_dir(Path(option))
+    except ReportDirError as exc:
+        raise pytest.UsageError(f"--report-dir: {exc}") from None
+    clear_stale_report(Path(option))
+
+
+def write_past_capture(config: pytest.Config, line: str) -> None:
+    """One progress line on the terminal's standard error, with pytest's output capturing suspended (so it shows
+    during a test, and from a pytest-xdist worker, whose standard error is the terminal's)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    suspended = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    with suspended:
+        sys.stderr.write((f"[{worker}] " if worker else "") + line + "\n")
+        sys.stderr.flush()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gpu: GPU replication tier (CUDA and local weights)")
+    config.addinivalue_line("markers", "slow: loads an embedded pretrained model on CPU")
+    models = selected_models(config)  # fail fast with a usage error, before collection
+    per_worker = pin_gpus(config)  # first: nothing may initialise CUDA before a worker's GPU set is pinned
+    configure_model_args(config, models)
+    share_cpu_threads_among_workers(os.environ.get("PYTEST_XDIST_WORKER_COUNT"))
+    progress.set_sink(lambda line: write_past_capture(config, line))
+    if config.getoption("n_cap") is not None and config.getoption("n_cap") < 2:
+        raise pytest.UsageError("--limit (--n) must be at least 2")
+    if config.getoption("window") < 2:
+        raise pytest.UsageError("--window must be at least 2")
+    if getattr(config, "workerinput", None) is None:  # the controller checks once; workers start after it
+        check_device_option(config.getoption("device"), per_worker=per_worker)
+        prepare_report_dir(config.getoption("report_dir"))
+    bank_path = config.getoption("prompt_bank")
+    if bank_path is not None:
+        from harness.prompts import PromptBankError, load_bank
+
+        try:
+            load_bank(bank_path)
+        except PromptBankError as exc:
+            raise pytest.UsageError(f"--prompt-bank: {exc}") from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lm" not in metafunc.fixturenames:
+        return
+    params = []
+    for name in selected_models(metafunc.config):
+        marks = [pytest.mark.xdist_group(name)]
+        if resolve_spec(name).tier in ("gpu", "any"):
+            marks.append(pytest.mark.gpu)
+        params.append(pytest.param(name, id=name, marks=marks))
+    metafunc.parametrize("lm", params, indirect=True, scope="session")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadgroup``: one work unit per model of ``--model`` (:mod:`harness.runtime.xdist_scheduling`)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from harness.runtime.xdist_scheduling import ModelGroupScheduling
+
+    return ModelGroupScheduling(config, log, selected_models(config))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Progress lines go back to the logger once this session's terminal is gone."""
+    progress.set_sink(None)
+
+
+def listing_lines(what: str) -> list[str]:
+    """The lines ``--list-models`` (``what="models"``) or ``--list-claims`` (``"claims"``) prints."""
+    if what == "models":
+        from harness.models.registry import MODEL_ALIASES, MODEL_REGISTRY
+
+        lines = [f"{name:22s} {spec.tier:4s} {spec.dtype:9s} {spec.source:13s} {spec.location}"
+                 for name, spec in MODEL_REGISTRY.items()]
+        lines += [f"alias {alias}: {', '.join(names)}" for alias, names in MODEL_ALIASES.items()]
+        return lines + ["also: hf:<org/name>[@revision] (local Hugging Face cache), path:<dir> (save_pretrained)"]
+    from harness.registry import CLAIMS
+
+    return [f"{spec.id:30s} v{spec.version} {spec.family or '(no p)':14s} n={spec.planned_n:<4d} {spec.rule_summary()}"
+            for spec in CLAIMS.values()]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--list-models`` / ``--list-claims``: print and exit 0 without collecting or loading anything."""
+    for option, what in (("list_models", "models"), ("list_claims", "claims")):
+        if config.getoption(option, default=False):
+            for line in listing_lines(what):
+                print(line)
+            return 0
+    return None
