@@ -4,7 +4,7 @@ For one model and condition it times, in the same process and on the same pairs:
 
 1. ``naive``: :func:`harness.transfer.run_condition` with ``batch_size=1`` (one prompt pair per forward);
 2. ``batched``: the same with ``--batch-size`` (default 32);
-3. ``cached``: the batched run again, read back from a fresh on-disk measurement cache.
+3. ``cached``: the batched run again, read back from a fresh on-disk measurement store.
 
 It also times a 1024×1024 fp32 matrix product in the same process (best of 5) as the machine's attainable FLOP
 peak, counts the matrix-product FLOPs the batched run executes (a separate, untimed pass with a forward pre-hook

@@ -3,7 +3,7 @@ confabulation-inducing prompts at equal token length and word frequency.
 
 Method: the bank's grounded/confabulation pairs (each confabulation prompt names its grounded counterpart). For
 every prompt, R_V = PR(V late) / PR(V early) over the last W content tokens of one clean prefill (eigenvalue PR,
-uncentred; the measurement cache shared with rv_contraction), its content-token count under the model's tokenizer
+uncentred; the measurement store shared with rv_contraction), its content-token count under the model's tokenizer
 and its mean word Zipf frequency (wordfreq). Effect: g_adj, the confabulation − grounded R_V difference at equal
 length and frequency (OLS intercept over pair differences) in pooled within-group SD units; 90% BCa bootstrap CI
 resampling pairs; two-sided t of β = 0 (:mod:`harness.exchange.confabulation`). Decision rule and planned n: the

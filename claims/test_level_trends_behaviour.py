@@ -1,7 +1,7 @@
 """Claims level_behaviour_trend and donor_level_transfer_trend: behaviour across recursion levels L1…L5.
 
 - level_behaviour_trend: the recursive prompts of the first planned-n exact-length pairs (the unmatched variant on
-  a bank with too few, ``claim_support.claim_pairs``) that carry a level
+  a bank with too few, ``harness.claim.steps.claim_pairs``) that carry a level
   (pair order interleaves levels, so every level is equally represented), each decoded naturally under the
   registered regime (the natural A continuations the transfer claims share). v2: partial Spearman ρ(level,
   behaviour score | prompt length in tokens) — the bank's higher levels are longer prompts, so a plain ρ could
@@ -9,7 +9,7 @@
   reported beside it.
 - donor_level_transfer_trend: blocks are baseline recipients B; each gets five second-half KV patches
   (α = 1, all prompt positions), one from a donor of each level L1…L5
-  (``harness.transfer.pairs.donor_level_blocks``). No recursive prompt set has every level at a baseline's
+  (``harness.prompts.pairing.donor_level_blocks``). No recursive prompt set has every level at a baseline's
   exact length, so each donor is at least as long as B and the patch copies the donor's first n − 1 tokens
   (the shared-prefix alignment of DESIGN §4.3); the donor of B's own pair level is B's exact-length partner,
   the others rotate over the eligible prompts of their level. Estimate: the mean over blocks of the

@@ -1,7 +1,7 @@
 """Claim rv_behaviour_correlation: within recursive prompts, lower R_V goes with more recursive behaviour.
 
 Method: the recursive prompts of the first planned-n exact-length pairs (pair order interleaves levels; the
-registered unmatched variant on a bank with too few exact pairs, ``claim_support.claim_pairs``), so
+registered unmatched variant on a bank with too few exact pairs, ``harness.claim.steps.claim_pairs``), so
 their natural continuations are the natural A runs the transfer claims share (registered decoding regime;
 registered behaviour score (degeneration-gated classifier P(recursive), docs/METHODS.md §6) of the generated tokens). R_V per prompt as in rv_contraction: one clean
 prefill, PR(V at the late layer) / PR(V at the early layer) over the last W (``--window``, 16) content

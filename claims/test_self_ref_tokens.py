@@ -5,7 +5,7 @@ the recursive lexicon of DESIGN §4.7a (``harness.behaviour.lexicon``, the docum
 patterns) matches in the donor prompt's normalised text (``harness.behaviour.lexicon.self_referential_positions``).
 Only prompt positions 0…n−2 are held in the cache a patch edits, so a match on the last prompt token is not
 patchable (in a pair of unequal lengths, the registered unmatched variant, only positions 0…min(n, m)−2 are).
-Pairs: the first planned-n exact-length pairs (``claim_support.claim_pairs``: the unmatched variant on a bank
+Pairs: the first planned-n exact-length pairs (``harness.claim.steps.claim_pairs``: the unmatched variant on a bank
 with too few), in the pre-registered pair order, whose donor has at least one patchable self-referential
 position (a donor without one has nothing to patch; the number of qualifying pairs is reported). Method: K and V of the recursive donor A at those positions only, over the
 second-half layers (α = 1), into the baseline recipient B's cache; registered decoding regime. T (DESIGN

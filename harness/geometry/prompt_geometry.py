@@ -30,7 +30,7 @@ from harness.stats import ConfidenceInterval, bootstrap_ci, hedges_g, welch_t
 
 PR_VARIANTS: tuple[tuple[PRKind, bool], ...] = (("eigen", False), ("eigen", True), ("singular", False), ("singular", True))
 CACHE_KIND = "prompt_geometry"
-"""Measurement-cache kind of the per-prompt entries."""
+"""Measurement-store kind of the per-prompt entries."""
 
 
 def variant_name(kind: PRKind, centered: bool) -> str:

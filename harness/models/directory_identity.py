@@ -1,7 +1,7 @@
 """The identity of a ``path:`` model directory's files, part of the model identity that keys cached measurements.
 
 A ``path:`` model is named by its folder, and a training run may write a new checkpoint over the same folder; keyed by
-the name alone, the measurement cache would hand back the old checkpoint's numbers. :func:`directory_fingerprint`
+the name alone, the measurement store would hand back the old checkpoint's numbers. :func:`directory_fingerprint`
 hashes what ``ls -l`` would show of the folder's files (names, sizes, modification times) — cheap for any model size,
 and changed by any rewrite of a weights, config or tokenizer file. It does not hash contents: a file rewritten with
 identical size and modification time (``touch -r``) would keep the fingerprint.

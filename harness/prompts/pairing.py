@@ -370,7 +370,7 @@ def _truncated_pair(lm: LoadedModel, donor: Prompt, recipient: Prompt) -> Transf
 
 
 def donor_level_blocks(lm: LoadedModel, bank: PromptBank, n: int) -> tuple[list[DonorLevelBlock], int]:
-    """The first ``n`` baseline recipients (in :func:`harness.transfer.transfer_pairs` order) that have a
+    """The first ``n`` baseline recipients (in :func:`transfer_pairs` order) that have a
     donor of every level, and how many baselines qualified in all.
 
     Token positions align one to one, and no recursive prompt of every level has a baseline's exact length,

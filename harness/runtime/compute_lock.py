@@ -1,6 +1,6 @@
 """A compute-once lock: an exclusive ``fcntl.flock`` on a lock file, so two processes never compute the same item.
 
-The measurement cache (:meth:`harness.runtime.measurement_store.MeasurementStore.get_or_compute`) takes it per key around
+The measurement store (:meth:`harness.runtime.measurement_store.MeasurementStore.get_or_compute`) takes it per key around
 "check the cache, compute, write": the second xdist worker asking for an item waits for the first and then reads its
 entry instead of computing it again.
 

@@ -54,7 +54,7 @@ LOG = logging.getLogger(__name__)
 
 
 class CorruptCacheEntryWarning(UserWarning):
-    """A measurement cache entry failed its check (not JSON, wrong shape, wrong key or sha256); it is recomputed."""
+    """A measurement store entry failed its check (not JSON, wrong shape, wrong key or sha256); it is recomputed."""
 
 
 def canonical_json(obj: Any) -> str:
@@ -299,7 +299,7 @@ class MeasurementStore:
                 except FileNotFoundError:  # another worker moved it aside already
                     return
             where = f"moved aside to {aside}"
-        message = f"measurement cache entry {target} is corrupt ({problem}); {where}; recomputing it"
+        message = f"measurement store entry {target} is corrupt ({problem}); {where}; recomputing it"
         LOG.warning(message)
         warnings.warn(message, CorruptCacheEntryWarning, stacklevel=3)
 

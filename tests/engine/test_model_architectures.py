@@ -216,7 +216,7 @@ def test_claims_report_rows_for_a_gpt_neox_path_model(pytester: pytest.Pytester,
 
 
 def test_a_checkpoint_written_again_over_the_same_folder_is_another_model(tmp_path: Path) -> None:
-    # bug: the measurement cache keyed path: models by folder name, so retrained weights reused old numbers
+    # bug: the measurement store keyed path: models by folder name, so retrained weights reused old numbers
     directory = save_tiny("llama", tmp_path / "step1000", seed=0)
     first = load_model(f"path:{directory}", device="cpu").identity
     assert first == load_model(f"path:{directory}", device="cpu").identity  # nothing changed: the same key

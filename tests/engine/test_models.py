@@ -41,8 +41,8 @@ def test_hf_and_path_references() -> None:
 
 def test_every_registry_family_has_a_layout_row() -> None:
     for spec in MODEL_REGISTRY.values():
-        assert spec.family in ARCHITECTURES, spec.name
-        assert spec.attn_implementation == "eager" or not ARCHITECTURES[spec.family].needs_eager_attention
+        assert spec.architecture in ARCHITECTURES, spec.name
+        assert spec.attn_implementation == "eager" or not ARCHITECTURES[spec.architecture].needs_eager_attention
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_toy_models_match_their_facts(toy_model: LoadedModel) -> None:
     v = toy_model.model.get_submodule(toy_model.path(0, "v_proj"))
     assert v.out_features == g.v_width
     assert toy_model.layers.early < toy_model.layers.late < g.n_layers
-    assert layout_for_config(toy_model.model.config).family == toy_model.spec.family
+    assert layout_for_config(toy_model.model.config).architecture == toy_model.spec.architecture
 
 
 def test_toy_gemma3_has_sliding_and_full_layers(toy_gemma3: LoadedModel) -> None:

@@ -78,7 +78,7 @@ def test_equal_length_pairs_keeps_every_recorded_pair(bank: PromptBank, tokenize
 
 def test_persona_system_prompts_have_equal_token_length(bank: PromptBank, tokenizer: tuple[str, Any]) -> None:
     """Every wording of every persona: 35 content tokens, and the same system segment (with the separator)."""
-    from harness.anatomy.invariants import persona_tokens
+    from harness.anatomy.persona import persona_tokens
 
     _, tok = tokenizer
     personas = bank.personas()

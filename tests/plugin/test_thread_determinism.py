@@ -3,7 +3,7 @@
 The behavioural claims rank and average embedding scores; before the scores were computed text by text on one
 thread, ``-n 2`` (each worker scoring its own batches with one thread) and a serial run (two threads, other
 batch neighbours) differed in the 8th digit and flipped exact rank ties (``donor_level_transfer_trend`` changed
-sign). Here the same claims run cold (no measurement cache) three ways on toy-llama, and claims.json must agree
+sign). Here the same claims run cold (no measurement store) three ways on toy-llama, and claims.json must agree
 on every value outside timings and provenance.
 """
 

@@ -1,7 +1,7 @@
 """The α dose-response curve in transfer units, one line per model.
 
 Reads ``details["alpha_transfer"]`` = ``{"alpha": [...], "transfer": [T description per α]}`` (each entry as
-:meth:`harness.transfer.estimate.TransferEstimate.describe` writes it: ``T``, ``ci_low``, ``ci_high``,
+:meth:`harness.transfer.estimate.TransferResult.describe` writes it: ``T``, ``ci_low``, ``ci_high``,
 ``ci_level``, ``n``, ``undefined_reason``): the T the claim's table reports, T(α) = mean(s(B⊕_α A) − s(B)) /
 (mean s(A) − mean s(B)), with its BCa CI over pairs. T(0) = 0 by construction and has no interval.
 A record that holds only ``details["alpha_curve"]`` (the raw mean score per α) is drawn in score units, and
