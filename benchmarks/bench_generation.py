@@ -13,12 +13,12 @@ import argparse
 import time
 from collections.abc import Callable
 
-from harness.foundation.decoding import DecodingRegime
 from harness.engine.generation import GenerationRequest, generate
-from harness.models import LoadedModel, load_model
 from harness.engine.patch_specs import KVPatchSpec
-from harness.prompts import load_bank
 from harness.engine.tokens import encode
+from harness.foundation.decoding import DecodingRegime
+from harness.models import LoadedModel, load_model
+from harness.prompts import load_bank
 
 
 def requests_from_bank(lm: LoadedModel, n: int) -> list[GenerationRequest]:

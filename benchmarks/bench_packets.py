@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.engine import kvcache
+from harness.engine.tokens import encode, pad_id
 from harness.exchange.packets.codecs import STORAGE_FORMATS
 from harness.exchange.packets.packet import make_packet, packet_prefill, read_packet, write_packet
 from harness.models import LoadedModel, load_model
 from harness.prompts import load_bank
-from harness.engine.tokens import encode, pad_id
 
 
 def _ms(fn: Callable[[], Any]) -> tuple[Any, float]:

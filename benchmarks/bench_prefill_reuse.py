@@ -18,11 +18,11 @@ import os
 import time
 
 from harness import transfer as tr
-from harness.runtime.measurement_store import MeasurementStore
-from harness.models import load_model
 from harness.engine.prefill_reuse import BUDGET_ENV, DEFAULT_CPU_BUDGET_MB, reuse_stats
+from harness.models import load_model
 from harness.prompts import load_bank, pairing
 from harness.registry import BEHAVIOUR_DECODING
+from harness.runtime.measurement_store import MeasurementStore
 
 DEFAULT_CONDITIONS = ("natural_recursive", "natural_baseline", "kv_main", "kv_single_late", "control_random")
 

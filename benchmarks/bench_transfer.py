@@ -30,10 +30,10 @@ from pathlib import Path
 import torch
 
 from harness import transfer as tr
-from harness.runtime.measurement_store import MeasurementStore
 from harness.models import load_model
 from harness.prompts import load_bank, pairing
 from harness.registry import BEHAVIOUR_DECODING
+from harness.runtime.measurement_store import MeasurementStore
 
 
 def _timed(fn):  # type: ignore[no-untyped-def]

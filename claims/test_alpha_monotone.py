@@ -16,7 +16,7 @@ import pytest
 from harness.claim.context import ClaimContext
 from harness.claim.steps import behaviour_details, run_conditions
 from harness.stats import bootstrap_ci, page_trend, steps_as_bounds
-from harness.transfer import ALPHAS, NATURAL_BASELINE, NATURAL_RECURSIVE, kv_alpha, estimate_transfer, transfer_step_cis
+from harness.transfer import ALPHAS, NATURAL_BASELINE, NATURAL_RECURSIVE, estimate_transfer, kv_alpha, transfer_step_cis
 
 pytestmark = pytest.mark.claim("alpha_monotone")
 CURVE_LEVEL = 0.95

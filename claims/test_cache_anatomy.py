@@ -28,8 +28,8 @@ import pytest
 from harness.anatomy import invariants, persona
 from harness.claim.context import ClaimContext
 from harness.claim.steps import require_float32, require_groups, run_details
-from harness.prompts import Prompt
 from harness.foundation.seeds import derive_seed
+from harness.prompts import Prompt
 
 DELTAS = (1, 64, 256)
 """Shifts (positions) for rope_rerotation, fixed before any data: one step, a typical prompt length, and a

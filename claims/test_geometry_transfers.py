@@ -24,12 +24,7 @@ import pytest
 
 from harness.claim.context import ClaimContext
 from harness.claim.steps import behaviour_details, paired_p, run_conditions
-from harness.geometry.replay import (
-    generated_rv,
-    generated_token_counts,
-    replay_capture_gap,
-    replay_runs,
-)
+from harness.geometry.replay import generated_rv, generated_token_counts, replay_capture_gap, replay_runs
 from harness.stats import transfer_ci
 from harness.transfer import KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, estimate_transfer
 

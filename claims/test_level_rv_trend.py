@@ -15,9 +15,9 @@ import pytest
 
 from harness.claim.context import ClaimContext
 from harness.claim.steps import require_groups, run_details
+from harness.engine.tokens import encode
 from harness.geometry.prompt_geometry import measure_rv
 from harness.stats import partial_rank_correlation, rank_correlation
-from harness.engine.tokens import encode
 
 pytestmark = pytest.mark.claim("level_rv_trend")
 

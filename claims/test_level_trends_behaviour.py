@@ -27,7 +27,12 @@ import pytest
 
 from harness.claim.context import ClaimContext
 from harness.claim.steps import (
-    behaviour_details, claim_pairs, planned_count, require_groups, run_conditions, run_on_pairs,
+    behaviour_details,
+    claim_pairs,
+    planned_count,
+    require_groups,
+    run_conditions,
+    run_on_pairs,
 )
 from harness.prompts import LEVELS
 from harness.prompts.pairing import donor_level_blocks

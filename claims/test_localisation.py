@@ -34,8 +34,8 @@ from harness.transfer import (
     NATURAL_RECURSIVE,
     Condition,
     LayerSet,
-    kv_condition,
     estimate_transfer,
+    kv_condition,
     transfer_step_cis,
 )
 

@@ -22,9 +22,9 @@ import pytest
 from harness.claim.context import ClaimContext
 from harness.claim.steps import claim_pairs, run_details
 from harness.exchange.partial import LayerEnd, fidelity_trend, half_contrast, mean_curve, measure_partial_fidelity
-from harness.registry.exchange_claims import PARTIAL_DECODING, PARTIAL_FRACTIONS
 from harness.foundation.seeds import derive_seed
 from harness.prompts.pairing import pairing_summary
+from harness.registry.exchange_claims import PARTIAL_DECODING, PARTIAL_FRACTIONS
 from harness.transfer.runner import auto_batch_size
 
 pytestmark = pytest.mark.claim("partial_layer_fidelity")

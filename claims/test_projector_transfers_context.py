@@ -29,9 +29,9 @@ from harness.exchange.projector.claim import PROJECTOR_SETTINGS, SHARER_OF, proj
 from harness.exchange.projector.evaluation import heldout_losses, summarize_losses
 from harness.exchange.projector.texts import load_text_set
 from harness.exchange.projector.training import any_projector_stored
-from harness.runtime.measurement_store import code_fingerprint
 from harness.models import ModelUnavailableError, load_model
 from harness.registry.exchange_claims import PROJECTOR_BASELINES
+from harness.runtime.measurement_store import code_fingerprint
 
 
 @pytest.mark.claim("projector_transfers_context")

@@ -18,6 +18,7 @@ numbers and caches the raw results on disk (:func:`harness.anatomy.probes.stored
   tokens at positions ``Δ…`` and feeding the same token. A wrong rotation is recorded beside it (keys
   turned by Δ + 1 while decoding continues at the positions of a move by Δ): it shows how large the
   difference of a re-rotation by the wrong Δ is on the same data.
+
 Logit differences are in logit units (max over the vocabulary); bytes are bytes.
 """
 
@@ -36,7 +37,6 @@ from harness.engine.tokens import encode
 from harness.models import LoadedModel, read_shape
 from harness.prompts import Prompt
 from harness.runtime.measurement_store import MeasurementStore
-
 
 # ------------------------------------------------------------------------------------------------- shapes
 

@@ -1,13 +1,13 @@
 """The persona-signature experiment (DESIGN §5) and its design checks.
 
-Each item is a system prompt (one of several wordings of a persona) followed by a
-user prompt, as plain text with no chat template: ``encode(system + "\\n\\n") + encode(user, no special
-tokens)``, so the user turn starts at the same position under every persona and wording when the system
-prompts have equal token counts. Its feature is the cached V at one layer averaged over the user-turn
-positions. Persona identity is read back by nearest centroid (Euclidean) trained on other wordings and other
-user prompts (:func:`nearest_centroid_held_out`), and the same pipeline runs on a random-weight copy of the
-model (:func:`random_weight_copy`) and on token lengths alone: a random network's V still carries which
-tokens preceded, so only the margin over the copy is evidence of a learned persona representation.
+Each item is a system prompt (one of several wordings of a persona) followed by a user prompt, as plain text with
+no chat template: ``encode(system + "\\n\\n") + encode(user, no special tokens)``, so the user turn starts at the
+same position under every persona and wording when the system prompts have equal token counts. Its feature is the
+cached V at one layer averaged over the user-turn positions. Persona identity is read back by nearest centroid
+(Euclidean) trained on other wordings and other user prompts (:func:`nearest_centroid_held_out`), and the same
+pipeline runs on a random-weight copy of the model (:func:`random_weight_copy`) and on token lengths alone: a
+random network's V still carries which tokens preceded, so only the margin over the copy is evidence of a learned
+persona representation.
 
 The design is checked before anything is decided (:func:`persona_design_problem`): two or more personas, each
 with two or more wordings, two or more user prompts, and system segments of one token count.

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 from harness.foundation.seeds import derive_seed
 
 if TYPE_CHECKING:
-    from harness.runtime.measurement_store import MeasurementStore
+    from harness.claim.verdicts import ClaimResult
     from harness.models import LoadedModel
     from harness.prompts import PromptBank
     from harness.registry import ClaimSpec
-    from harness.claim.verdicts import ClaimResult
+    from harness.runtime.measurement_store import MeasurementStore
 
 
 @dataclass(frozen=True)

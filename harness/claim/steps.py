@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from harness.claim.context import ClaimContext
-from harness.prompts import Prompt
-from harness.prompts.pairing import PairRole, PairSelection, TransferPair, choose_pairs, pairing_summary
 from harness.claim.verdicts import ClaimResult
 from harness.foundation.seeds import derive_seed
+from harness.prompts import Prompt
+from harness.prompts.pairing import PairRole, PairSelection, TransferPair, choose_pairs, pairing_summary
 from harness.stats import wilcoxon_paired
-from harness.transfer import Condition, ConditionRun, run_condition, estimate_transfer, transfer_difference
+from harness.transfer import Condition, ConditionRun, estimate_transfer, run_condition, transfer_difference
 from harness.transfer.runner import BACKOFFS
 
 

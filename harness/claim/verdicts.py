@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.foundation.serialize import to_builtin
 from harness.registry import ClaimSpec, Criterion
 from harness.registry.rules import claimed_direction
-from harness.foundation.serialize import to_builtin
 
 PROPERTY_NAME = "claim_result"
 

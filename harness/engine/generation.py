@@ -31,17 +31,17 @@ from enum import Enum
 import torch
 
 from harness.engine import kvcache
-from harness.foundation.decoding import DecodingMode, DecodingRegime
-from harness.models.architectures import select_columns
 from harness.engine.attention import attention_entropy
+from harness.engine.generation_records import GenerationRecord
 from harness.engine.hooks import TraceDict
 from harness.engine.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
-from harness.models import LoadedModel
 from harness.engine.patch_specs import ActivationPatchSpec, ActivationSite, KVPatchSpec, PatchSpecError, check_alignment
 from harness.engine.prefill_reuse import reused_prefill
-from harness.engine.generation_records import GenerationRecord
-from harness.foundation.seeds import derive_seed
 from harness.engine.tokens import pad_id
+from harness.foundation.decoding import DecodingMode, DecodingRegime
+from harness.foundation.seeds import derive_seed
+from harness.models import LoadedModel
+from harness.models.architectures import select_columns
 
 __all__ = [
     "CapturePoint",

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from harness.foundation.decoding import DecodingRegime
 from harness.engine.patch_specs import ActivationPatchSpec, KVPatchSpec
+from harness.foundation.decoding import DecodingRegime
 from harness.foundation.serialize import to_builtin
 
 __all__ = ["GenerationRecord"]

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.models.architectures import select_columns
 from harness.engine.hooks import TraceDict
-from harness.models import LoadedModel
 from harness.engine.patch_specs import ActivationPatchSpec, ActivationSite, DecodeSource, PatchMode, PatchSpecError
 from harness.engine.tokens import left_pad, pad_id
+from harness.models import LoadedModel
+from harness.models.architectures import select_columns
 
 __all__ = [
     "ActivationPatcher",

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
-
 __all__ = [
     "ActivationPatchSpec",
     "ActivationSite",

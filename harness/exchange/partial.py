@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-from harness.foundation.decoding import DecodingRegime
 from harness.engine.generation import GenerationRequest, generate
-from harness.models import LoadedModel
-from harness.engine.patch_specs import KVPatchSpec
-from harness.prompts.pairing import TransferPair
 from harness.engine.generation_records import GenerationRecord
+from harness.engine.patch_specs import KVPatchSpec
+from harness.foundation.decoding import DecodingRegime
+from harness.models import LoadedModel
+from harness.prompts.pairing import TransferPair
 from harness.stats import ConfidenceInterval, bootstrap_ci, in_gap_units, page_trend, steps_as_bounds
 from harness.transfer.disruption import next_token_kl
 

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import torch
 
 from harness.engine import kvcache
+from harness.engine.tokens import pad_id, special_ids
 from harness.geometry import metrics
 from harness.geometry.metrics import participation_ratio
-from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.models import LoadedModel
 from harness.prompts.pairing import PairRole, TransferPair
-from harness.engine.tokens import pad_id, special_ids
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 
 __all__ = ["donor_cache_pr"]
 

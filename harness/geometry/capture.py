@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
-from harness.models.architectures import select_columns
 from harness.engine.attention import attention_entropy
-from harness.geometry.metrics import DEFAULT_WINDOW, PRKind, content_window, per_head_pr, r_v
 from harness.engine.hooks import TraceDict, resolve_module
-from harness.models import LoadedModel
 from harness.engine.tokens import encode, left_pad, pad_id, special_ids
+from harness.geometry.metrics import DEFAULT_WINDOW, PRKind, content_window, per_head_pr, r_v
+from harness.models import LoadedModel
+from harness.models.architectures import select_columns
 
 
 class AttentionWeightsUnavailableError(RuntimeError):

@@ -23,9 +23,9 @@ import numpy as np
 
 from harness.geometry import capture, metrics
 from harness.geometry.metrics import PRKind, participation_ratio, per_head_pr, rv_from_pr
-from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.models import LoadedModel
 from harness.prompts import Prompt
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.stats import ConfidenceInterval, bootstrap_ci, hedges_g, welch_t
 
 PR_VARIANTS: tuple[tuple[PRKind, bool], ...] = (("eigen", False), ("eigen", True), ("singular", False), ("singular", True))

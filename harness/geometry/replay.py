@@ -33,15 +33,15 @@ import numpy as np
 import torch
 
 from harness.engine import kvcache
-from harness.models.architectures import select_columns
-from harness.geometry import metrics
 from harness.engine.hooks import TraceDict
-from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
-from harness.models import LoadedModel
 from harness.engine.patch_specs import KVPatchSpec
-from harness.prompts.pairing import TransferPair
-from harness.foundation.serialize import decode_array, encode_array, to_builtin
 from harness.engine.tokens import pad_id, special_ids
+from harness.foundation.serialize import decode_array, encode_array, to_builtin
+from harness.geometry import metrics
+from harness.models import LoadedModel
+from harness.models.architectures import select_columns
+from harness.prompts.pairing import TransferPair
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.transfer import NOT_IN_ENGINE_KEY, ConditionRun, Intervention
 
 __all__ = [

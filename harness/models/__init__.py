@@ -79,6 +79,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from harness.models.gguf import package_gguf, sha256_file
     from harness.models.loaded import (
         LayerChoice,
         LoadedModel,
@@ -87,11 +88,4 @@ if TYPE_CHECKING:
         default_layer_choice,
         read_shape,
     )
-    from harness.models.gguf import package_gguf, sha256_file
-    from harness.models.loading import (
-        TOY_TOKENIZER_DIR,
-        check_loaded,
-        load_model,
-        parse_dtype,
-        resolve_device,
-    )
+    from harness.models.loading import TOY_TOKENIZER_DIR, check_loaded, load_model, parse_dtype, resolve_device

@@ -26,21 +26,21 @@ import torch
 from torch import nn
 
 from harness.models.architectures import ArchitectureLayout, layout_for_model, module_path, value_columns
-from harness.runtime.gpu_assignment import cuda_index, max_memory_budget
+from harness.models.directory_identity import directory_fingerprint
 from harness.models.errors import (
     GPUUnavailableError,
     ModelConfigMismatchError,
     ModelDirectoryError,
     ModelUnavailableError,
+    first_line,
 )
-from harness.models.errors import first_line
 from harness.models.gguf import converted_copy
 from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.model_args import ModelArgs, ModelArgsError, check_args_for_model, layer_choice, resolve_dtype
 from harness.models.registry import ModelSpec, resolve_spec
-from harness.models.directory_identity import directory_fingerprint
 from harness.models.revisions import checkpoint_provenance
 from harness.models.safety import inspect_model_directory
+from harness.runtime.gpu_assignment import cuda_index, max_memory_budget
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

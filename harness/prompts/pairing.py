@@ -22,10 +22,10 @@ from enum import Enum
 from itertools import zip_longest
 from typing import Any, TypeVar
 
-from harness.models import LoadedModel
 from harness.engine.patch_specs import ActivationPatchSpec, Alignment, KVPatchSpec
-from harness.prompts.bank import LEVELS, PAIR_KINDS, Prompt, PromptBank, PromptPair, Tokenizer, content_token_count
 from harness.engine.tokens import encode
+from harness.models import LoadedModel
+from harness.prompts.bank import LEVELS, PAIR_KINDS, Prompt, PromptBank, PromptPair, Tokenizer, content_token_count
 
 __all__ = [
     "EXACT_DESIGN_MINIMUM", "DonorLevelBlock", "PairRole", "PairSelection", "TransferPair", "choose_pairs", "donor_level_blocks",

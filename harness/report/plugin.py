@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed, Verdict
 from harness.registry import CLAIMS
 from harness.report.build import write_report
 from harness.report.identity import (
@@ -29,7 +30,6 @@ from harness.report.provenance import git_info, run_header, run_id, utc_now
 from harness.report.rows import RowCollector, apply_multiplicity
 from harness.report.status import SessionStatus, session_status
 from harness.report.writers import terminal_table
-from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed, Verdict
 
 PLUGIN_NAME = "claims-report"
 WORKER_INFO_KEY = "claims_report_worker"

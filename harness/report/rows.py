@@ -23,9 +23,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.claim.verdicts import PROPERTY_NAME, ClaimResult, Verdict
 from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES
 from harness.report.identity import Identity, clean_nodeid, from_nodeid, from_properties
-from harness.claim.verdicts import PROPERTY_NAME, ClaimResult, Verdict
 from harness.stats.multiplicity import adjust
 
 DECIDED = (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE)

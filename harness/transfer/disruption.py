@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.foundation.decoding import DecodingRegime
 from harness.engine.generation import CaptureSpec, GenerationRequest, generate
-from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
+from harness.foundation.decoding import DecodingRegime
+from harness.foundation.serialize import to_builtin
 from harness.models import LoadedModel
 from harness.prompts.pairing import TransferPair
-from harness.foundation.serialize import to_builtin
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.transfer.conditions import Condition
 from harness.transfer.runner import NOT_IN_ENGINE_KEY, pair_key_parts
 

@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.behaviour import BehaviourScore, score_continuations
-from harness.foundation.decoding import DecodingMode, DecodingRegime
 from harness.engine.generation import CaptureSpec, GenerationRequest, generate
-from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
-from harness.models import LoadedModel
-from harness.runtime.progress import ProgressMeter
-from harness.prompts.pairing import TransferPair
 from harness.engine.generation_records import GenerationRecord
+from harness.foundation.decoding import DecodingMode, DecodingRegime
 from harness.foundation.serialize import decode_array, encode_array, to_builtin
+from harness.models import LoadedModel
+from harness.prompts.pairing import TransferPair
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
+from harness.runtime.progress import ProgressMeter
 from harness.transfer.conditions import Condition, Intervention
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 

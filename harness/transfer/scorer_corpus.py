@@ -17,12 +17,12 @@ from typing import Any
 
 from harness.behaviour.corpus import CORPUS_PATH, CorpusItem, split_of, write_corpus
 from harness.behaviour.negatives import synthetic_items
+from harness.foundation.behavioural_regime import BEHAVIOUR_DECODING
 from harness.foundation.seeds import derive_seed
-from harness.runtime.measurement_store import MeasurementStore
 from harness.models import load_model
 from harness.prompts import load_bank
 from harness.prompts.pairing import make_pair, transfer_pairs
-from harness.foundation.behavioural_regime import BEHAVIOUR_DECODING
+from harness.runtime.measurement_store import MeasurementStore
 
 __all__ = ["build_corpus", "generate_model_items", "main"]
 

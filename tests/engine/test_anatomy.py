@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from harness.anatomy import invariants, persona
 from harness.engine import kvcache
-from harness.runtime.measurement_store import MeasurementStore
+from harness.engine.tokens import encode, pad_id
 from harness.models import LoadedModel
 from harness.prompts import Prompt
-from harness.engine.tokens import encode, pad_id
+from harness.runtime.measurement_store import MeasurementStore
 
 TEXTS = [
     "The river bends past the old mill where the children used to swim every summer afternoon before dinner",

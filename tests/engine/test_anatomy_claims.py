@@ -16,12 +16,12 @@ import pytest
 import claims.test_cache_anatomy as anatomy_claims
 from harness.anatomy import invariants, persona
 from harness.claim.context import ClaimContext, RunSettings
-from harness.runtime.measurement_store import MeasurementStore
+from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed, evaluate
+from harness.engine.tokens import encode
 from harness.models import LoadedModel
 from harness.prompts import Prompt, PromptBank, load_bank
 from harness.registry import get_claim
-from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed, evaluate
-from harness.engine.tokens import encode
+from harness.runtime.measurement_store import MeasurementStore
 
 USERS_PER_CELL = anatomy_claims.USERS_PER_CELL
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from harness import transfer as tr
-from harness.runtime.measurement_store import MeasurementStore
 from harness.prompts import pairing
+from harness.runtime.measurement_store import MeasurementStore
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from harness.prompts.pairing import select_pairs
+from harness.engine.hooks import TraceDict
 from harness.geometry.cache_pr import donor_cache_pr
 from harness.geometry.metrics import PromptTooShortError, participation_ratio
 from harness.models.architectures import select_columns
-from harness.engine.hooks import TraceDict
+from harness.prompts.pairing import select_pairs
 
 
 @torch.no_grad()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.geometry.capture import capture_v_windows, rv_per_prompt
 from harness.engine.hooks import active_forward_hooks
+from harness.geometry.capture import capture_v_windows, rv_per_prompt
 from harness.geometry.metrics import PromptTooShortError
 from harness.models import LoadedModel
 
@@ -53,8 +53,8 @@ def test_short_prompt_rejected_by_id_before_any_forward(toy_llama: LoadedModel) 
 def test_bos_is_excluded_from_the_window(toy_gemma3: LoadedModel) -> None:
     # toy models use SmolLM2's tokenizer (no BOS), so check the rule through positions: first content index > 0
     # when a special token is present at position 0.
-    from harness.geometry.metrics import content_window
     from harness.engine.tokens import special_ids
+    from harness.geometry.metrics import content_window
 
     bos = toy_gemma3.tokenizer.bos_token_id
     ids = [bos] + toy_gemma3.tokenizer(PROMPTS[0][1])["input_ids"]

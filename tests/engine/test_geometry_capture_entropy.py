@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.engine.attention import attention_entropy
 from harness.geometry import prompt_geometry as geometry
 from harness.geometry.capture import AttentionWeightsUnavailableError, capture_v_windows
-from harness.engine.attention import attention_entropy
 from harness.models import LoadedModel, load_model
 from harness.prompts import Prompt
 

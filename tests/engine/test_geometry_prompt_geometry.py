@@ -8,9 +8,9 @@ import pytest
 from harness.geometry import capture
 from harness.geometry import prompt_geometry as geometry
 from harness.geometry.capture import capture_v_windows, rv_per_prompt
-from harness.runtime.measurement_store import MeasurementStore
 from harness.models import LoadedModel
 from harness.prompts import Prompt
+from harness.runtime.measurement_store import MeasurementStore
 from harness.stats import hedges_g, welch_t
 
 TEXTS = [

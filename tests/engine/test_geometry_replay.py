@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 import harness.geometry.replay as replay_module
 from harness import transfer as tr
-from harness.prompts.pairing import select_pairs
 from harness.engine.generation import CaptureSpec
+from harness.engine.tokens import special_ids
+from harness.foundation.decoding import DecodingRegime
 from harness.geometry.capture import capture_v_windows
 from harness.geometry.metrics import content_window
 from harness.geometry.replay import (
@@ -27,9 +28,8 @@ from harness.geometry.replay import (
     replay_capture_gap,
     replay_v,
 )
+from harness.prompts.pairing import select_pairs
 from harness.runtime.measurement_store import MeasurementStore
-from harness.foundation.decoding import DecodingRegime
-from harness.engine.tokens import special_ids
 
 TWELVE = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=12)
 

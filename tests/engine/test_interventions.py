@@ -6,16 +6,24 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fixtures.texts import TEXT_A, TEXT_B
 from harness.engine import kvcache
-from harness.foundation.decoding import DecodingRegime
 from harness.engine.generation import CapturePoint, CaptureSpec, GenerationRequest, generate
 from harness.engine.hooks import TraceDict
 from harness.engine.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
-from harness.models import LoadedModel
-from harness.engine.patch_specs import ActivationPatchSpec, ActivationSite, Components, DecodeSource, KVPatchSpec, PatchMode, PatchSpecError, Span
+from harness.engine.patch_specs import (
+    ActivationPatchSpec,
+    ActivationSite,
+    Components,
+    DecodeSource,
+    KVPatchSpec,
+    PatchMode,
+    PatchSpecError,
+    Span,
+)
 from harness.engine.tokens import encode, pad_id
-
-from fixtures.texts import TEXT_A, TEXT_B
+from harness.foundation.decoding import DecodingRegime
+from harness.models import LoadedModel
 
 
 def pair(lm: LoadedModel) -> GenerationRequest:

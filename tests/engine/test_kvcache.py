@@ -9,15 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers.models.llama.modeling_llama import repeat_kv
 
-from harness.engine import kvcache
-from harness.models.architectures import select_columns
-from harness.engine.hooks import TraceDict
-from harness.models import LoadedModel, load_model
-from harness.engine.patch_specs import Alignment, Components, KVPatchSpec, PatchSpecError, Span
-from harness.engine.kv_math import rotate_keys
-from harness.engine.tokens import encode, pad_id
-
 from fixtures.texts import TEXT_A, TEXT_B
+from harness.engine import kvcache
+from harness.engine.hooks import TraceDict
+from harness.engine.kv_math import rotate_keys
+from harness.engine.patch_specs import Alignment, Components, KVPatchSpec, PatchSpecError, Span
+from harness.engine.tokens import encode, pad_id
+from harness.models import LoadedModel, load_model
+from harness.models.architectures import select_columns
 
 
 def matched(lm: LoadedModel, a: str = TEXT_A, b: str = TEXT_B) -> tuple[list[int], list[int]]:

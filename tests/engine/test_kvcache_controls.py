@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from harness.engine import kvcache
-from harness.models import LoadedModel
-from harness.engine.patch_specs import Control, ControlKind, KVPatchSpec, PatchSpecError, Span, assign_roles
 from harness.engine.kv_math import rotate_keys, shuffle_permutation
-from harness.prompts import load_bank
-from harness.foundation.seeds import derive_seed
+from harness.engine.patch_specs import Control, ControlKind, KVPatchSpec, PatchSpecError, Span, assign_roles
 from harness.engine.tokens import encode, pad_id
+from harness.foundation.seeds import derive_seed
+from harness.models import LoadedModel
+from harness.prompts import load_bank
 
 
 def bank_rows(lm: LoadedModel) -> dict[str, list[int]]:

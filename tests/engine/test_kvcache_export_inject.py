@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from harness.engine import kvcache
-from harness.models import LoadedModel
 from harness.engine.patch_specs import KVPatchSpec
 from harness.engine.tokens import encode, pad_id
+from harness.models import LoadedModel
 
 TEXT = "The river bends past the old mill where the children used to swim every summer afternoon before dinner"
 

@@ -22,10 +22,16 @@ import pytest
 import torch
 
 from harness.engine import kvcache
-from harness.models.architectures import ARCHITECTURES, ArchitectureLayout, UnknownArchitectureError, layout_for_model, value_columns
 from harness.engine.hooks import TraceDict
-from harness.models import TOY_TOKENIZER_DIR, LoadedModel, load_model
 from harness.engine.patch_specs import KVPatchSpec
+from harness.models import TOY_TOKENIZER_DIR, LoadedModel, load_model
+from harness.models.architectures import (
+    ARCHITECTURES,
+    ArchitectureLayout,
+    UnknownArchitectureError,
+    layout_for_model,
+    value_columns,
+)
 from tests.engine import test_interventions as intervention_tests
 from tests.engine import test_kvcache as kv_tests
 from tests.engine import test_kvcache_export_inject as rotation_tests

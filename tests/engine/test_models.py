@@ -7,7 +7,6 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness.models.architectures import ARCHITECTURES, layout_for_config, module_path, value_columns
 from fixtures.models import load_embedded
 from harness.models import (
     MODEL_REGISTRY,
@@ -22,6 +21,7 @@ from harness.models import (
     resolve_device,
     resolve_spec,
 )
+from harness.models.architectures import ARCHITECTURES, layout_for_config, module_path, value_columns
 
 
 def test_unknown_model_lists_known_names() -> None:

@@ -15,6 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from harness.engine import kvcache
+from harness.engine.tokens import encode, pad_id
 from harness.exchange.packets.codecs import STORAGE_FORMATS, config_packet_size, int8_error_bound
 from harness.exchange.packets.fidelity import gpu_tier_bytes_per_token, prompt_fidelity
 from harness.exchange.packets.packet import (
@@ -28,7 +29,6 @@ from harness.exchange.packets.packet import (
     write_packet,
 )
 from harness.models import LoadedModel
-from harness.engine.tokens import encode, pad_id
 
 TEXT = "The river bends past the old mill where the children used to swim every summer afternoon before dinner"
 OTHER = "A committee of seven engineers reviewed the bridge design twice before the city council finally approved its budget"
@@ -273,10 +273,10 @@ def test_gpu_tier_bytes_per_token_from_configs() -> None:
 def test_claim_runs_on_alternating_prompts_and_is_inconclusive_below_planned_n(toy_llama: LoadedModel) -> None:
     import claims.test_compressed_packet_fidelity as packet_claim
     from harness.claim.context import ClaimContext, RunSettings
-    from harness.runtime.measurement_store import MeasurementStore
+    from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed
     from harness.prompts import load_bank
     from harness.registry import get_claim
-    from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed
+    from harness.runtime.measurement_store import MeasurementStore
 
     records: dict[str, object] = {}
     settings = RunSettings(seed=0, n_cap=4, window=16, report_dir=None, device="cpu", dtype=None)

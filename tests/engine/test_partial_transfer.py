@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
+from harness.claim.verdicts import Verdict, evaluate
 from harness.engine import kvcache
-from harness.foundation.decoding import DecodingMode, DecodingRegime
+from harness.engine.tokens import pad_id
 from harness.exchange.partial import (
     LayerEnd,
     block_spearman,
@@ -27,14 +28,13 @@ from harness.exchange.partial import (
     partial_spec,
     transferred_layers,
 )
+from harness.foundation.decoding import DecodingMode, DecodingRegime
 from harness.models import LoadedModel
 from harness.prompts import PromptBank
 from harness.prompts.pairing import TransferPair, transfer_pairs
 from harness.registry import get_claim
 from harness.registry.exchange_claims import PARTIAL_DECODING, PARTIAL_FRACTIONS
 from harness.report.figures import FIGURES, write_figures
-from harness.claim.verdicts import Verdict, evaluate
-from harness.engine.tokens import pad_id
 from harness.transfer.disruption import next_token_kl
 
 FRACTION = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)

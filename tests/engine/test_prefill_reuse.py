@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from harness.engine import kvcache
-from harness.foundation.decoding import DecodingRegime
 from harness.engine.generation import CaptureSpec, GenerationRequest, generate
 from harness.engine.hooks import TraceDict
-from harness.models import LoadedModel
 from harness.engine.patch_specs import ActivationPatchSpec, ActivationSite, KVPatchSpec
 from harness.engine.prefill_reuse import BUDGET_ENV, budget_bytes, prefill_bytes, reuse_stats, reused_prefill
 from harness.engine.tokens import pad_id
+from harness.foundation.decoding import DecodingRegime
+from harness.models import LoadedModel
 
 ROWS = [[5, 9, 13, 2, 7, 11], [3, 4, 8, 21]]
 

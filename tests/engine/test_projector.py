@@ -11,8 +11,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.claim.verdicts import Verdict, evaluate
 from harness.engine import kvcache
+from harness.engine.kv_math import rotate_keys
+from harness.engine.tokens import pad_id
 from harness.exchange.alignment import AlignmentError, align_by_last_character, tokenize_with_spans
+from harness.exchange.projector.evaluation import BASELINE_CONDITIONS, CONDITIONS, gap_closed, summarize_losses
 from harness.exchange.projector.model import (
     CacheGeometry,
     CacheProjector,
@@ -23,7 +27,6 @@ from harness.exchange.projector.model import (
     receiver_own_snapshot,
     sharer_context,
 )
-from harness.exchange.projector.evaluation import BASELINE_CONDITIONS, CONDITIONS, gap_closed, summarize_losses
 from harness.exchange.projector.texts import ProjectorText, TextSet, load_text_set, word_runs
 from harness.exchange.projector.training import (
     TrainingSettings,
@@ -33,12 +36,9 @@ from harness.exchange.projector.training import (
     projector_key,
     train_projector,
 )
-from harness.engine.kv_math import rotate_keys
 from harness.registry import get_claim
 from harness.registry.exchange_claims import PROJECTOR_BASELINES
 from harness.report.figures.training_curve import running_mean
-from harness.claim.verdicts import Verdict, evaluate
-from harness.engine.tokens import pad_id
 
 WORDS = "the cat sat on a mat while dogs ran far away from home and birds sang songs all day long".split()
 TOY_TEXTS = tuple(ProjectorText(f"t{i}", "toy", " ".join(WORDS[i:i + 3]), " " + " ".join(WORDS[i + 3:i + 7]))

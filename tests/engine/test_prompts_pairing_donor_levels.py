@@ -7,10 +7,10 @@ import math
 import pytest
 
 from harness import transfer as tr
+from harness.engine.tokens import encode
 from harness.foundation.decoding import DecodingRegime
 from harness.prompts import LEVELS
 from harness.prompts.pairing import donor_level_blocks, transfer_pairs
-from harness.engine.tokens import encode
 
 TWELVE = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=12)
 

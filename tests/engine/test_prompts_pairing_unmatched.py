@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.engine import kvcache
 from harness import transfer as tr
-from harness.foundation.decoding import DecodingRegime
+from harness.engine import kvcache
 from harness.engine.patch_specs import Alignment, KVPatchSpec
+from harness.engine.tokens import encode, pad_id
+from harness.foundation.decoding import DecodingRegime
 from harness.prompts import load_bank
 from harness.prompts.pairing import (
-    PairRole,
     EXACT_DESIGN_MINIMUM,
+    PairRole,
     choose_pairs,
     make_pair,
     nearest_length_pairs,
@@ -23,7 +24,6 @@ from harness.prompts.pairing import (
     select_pairs,
     transfer_pairs,
 )
-from harness.engine.tokens import encode, pad_id
 
 UNMATCHED_BANK = Path(__file__).resolve().parents[1] / "data" / "banks" / "unmatched.json"
 ROLES = {  # the roles the KV claims ask for: main patches, reverse and tensor controls, cross-baseline control

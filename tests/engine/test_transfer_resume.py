@@ -8,9 +8,9 @@ import textwrap
 from pathlib import Path
 
 from harness.foundation.decoding import DecodingRegime
-from harness.runtime.measurement_store import MeasurementStore
 from harness.models import LoadedModel
 from harness.prompts import pairing
+from harness.runtime.measurement_store import MeasurementStore
 from harness.transfer import KV_MAIN, runner
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,16 +12,16 @@ import pytest
 import torch
 
 from harness import transfer as tr
-from harness.prompts import pairing
-from harness.runtime import measurement_store
-from harness.foundation.decoding import DecodingMode, DecodingRegime
-from harness.transfer import runner
 from harness.engine.generation import CaptureSpec, GenerationRequest, generate
-from harness.runtime.measurement_store import MeasurementStore
-from harness.models import LoadedModel
 from harness.engine.patch_specs import ActivationPatchSpec, ControlKind, KVPatchSpec, PatchMode, Span
-from harness.registry import BEHAVIOUR_DECODING
 from harness.engine.tokens import encode
+from harness.foundation.decoding import DecodingMode, DecodingRegime
+from harness.models import LoadedModel
+from harness.prompts import pairing
+from harness.registry import BEHAVIOUR_DECODING
+from harness.runtime import measurement_store
+from harness.runtime.measurement_store import MeasurementStore
+from harness.transfer import runner
 
 SHORT = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=5)
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from harness.engine import kvcache
-from harness.foundation.decoding import DecodingRegime
 from harness.engine.generation import GenerationRequest, generate
-from harness.geometry.capture import capture_v_windows
-from harness.models import LoadedModel, load_model
 from harness.engine.patch_specs import KVPatchSpec
 from harness.engine.tokens import encode, pad_id
+from harness.foundation.decoding import DecodingRegime
+from harness.geometry.capture import capture_v_windows
+from harness.models import LoadedModel, load_model
 
 pytestmark = [
     pytest.mark.gpu,

@@ -9,12 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.engine import generation
-from harness.foundation.decoding import DecodingMode, DecodingRegime
 from harness.engine.attention import attention_entropy
 from harness.engine.generation import CaptureSpec, GenerationRequest, generate
-from harness.models.architectures import select_columns
+from harness.engine.generation_records import GenerationRecord
 from harness.engine.hooks import TraceDict
-from harness.models import LoadedModel
 from harness.engine.patch_specs import (
     ActivationPatchSpec,
     ActivationSite,
@@ -26,9 +24,11 @@ from harness.engine.patch_specs import (
     PatchSpecError,
     Span,
 )
-from harness.prompts import load_bank
-from harness.engine.generation_records import GenerationRecord
 from harness.engine.tokens import encode
+from harness.foundation.decoding import DecodingMode, DecodingRegime
+from harness.models import LoadedModel
+from harness.models.architectures import select_columns
+from harness.prompts import load_bank
 
 NEAR_TIE = 1e-4
 """Top-2 logit gap under which two fp32 runs that differ only in rounding may legitimately pick different tokens."""

@@ -75,6 +75,8 @@ def _assert_behaviour_details(record: dict) -> None:
     assert all(0.0 <= share <= 1.0 for share in details["degenerate_share"].values())
     assert all(len(texts) == min(3, N) for texts in details["examples"].values())
     assert len(details["pairs"]) == N
+    # the runs carry their pair selection into the record (claim.steps.ClaimRuns), no claim passes it by hand
+    assert details["pairing"]["design"] == "exact token length" and details["pairing"]["pairs_wanted"] >= N
 
 
 def test_headline_claims_run_end_to_end_on_a_toy_model(claims_env: pytest.Pytester, tmp_path: Path):

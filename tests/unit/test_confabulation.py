@@ -14,6 +14,7 @@ import statsmodels.api as sm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.claim.verdicts import Verdict, evaluate
 from harness.exchange.confabulation import (
     DegenerateDesignError,
     PairCovariates,
@@ -25,7 +26,6 @@ from harness.exchange.confabulation import (
     residualize,
 )
 from harness.registry import ci_differs, get_claim
-from harness.claim.verdicts import Verdict, evaluate
 from harness.stats import hedges_g
 
 

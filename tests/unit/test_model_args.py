@@ -7,10 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.runtime.gpu_assignment import GPU_MEMORY_FRACTION
 from harness.models import MODEL_REGISTRY, load_model, resolve_spec
 from harness.models.loading import placement_kwargs
-from harness.runtime.gpu_assignment import cuda_index
 from harness.models.model_args import (
     ATTN_IMPLEMENTATIONS,
     CUDA_DEFAULT_DTYPE,
@@ -26,6 +24,7 @@ from harness.models.model_args import (
     parse_model_args,
     resolve_dtype,
 )
+from harness.runtime.gpu_assignment import GPU_MEMORY_FRACTION, cuda_index
 
 EVERY_SPEC = [*MODEL_REGISTRY.values(), resolve_spec("hf:org/some-model@step1000"), resolve_spec("path:/tmp/m")]
 

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.engine.kv_math import norm_matched_gaussian, rotate_keys, shuffle_permutation
 from harness.engine.patch_specs import (
     ActivationPatchSpec,
     ActivationSite,
@@ -21,7 +22,6 @@ from harness.engine.patch_specs import (
     assign_roles,
     check_alignment,
 )
-from harness.engine.kv_math import norm_matched_gaussian, rotate_keys, shuffle_permutation
 
 
 @given(n=st.integers(min_value=4, max_value=4000))

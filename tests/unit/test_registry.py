@@ -9,6 +9,7 @@ import pytest
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from harness import stats as hs
+from harness.claim.verdicts import Verdict, evaluate
 from harness.registry import (
     CLAIMS,
     MULTIPLICITY_FAMILIES,
@@ -21,7 +22,6 @@ from harness.registry import (
     get_claim,
     steps_at_least,
 )
-from harness.claim.verdicts import Verdict, evaluate
 
 HEADLINE = {"rv_contraction", "v_patch_null", "kv_transfer", "alpha_monotone", "single_layer_fails"}
 EXTENDED = {

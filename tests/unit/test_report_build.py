@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.claim.verdicts import evaluate
 from harness.registry import get_claim
 from harness.report.__main__ import main
 from harness.report.build import write_report
 from harness.report.rebuild import load_run
-from harness.claim.verdicts import evaluate
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "reports" / "example-embedded-cpu"

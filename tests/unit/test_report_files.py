@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from harness.plugin.hooks import prepare_report_dir
-from harness.runtime.worker_policy import check_device_option
 from harness.report.files import (
     STAGING_PREFIX,
     ReportDirError,
@@ -20,6 +19,7 @@ from harness.report.files import (
     write_staged,
 )
 from harness.report.status import session_status
+from harness.runtime.worker_policy import check_device_option
 
 
 def test_report_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:

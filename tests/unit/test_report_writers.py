@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from harness.claim.verdicts import evaluate
 from harness.registry import get_claim
 from harness.report.figures import write_figures
 from harness.report.identity import Identity, clean_nodeid, from_nodeid, from_properties, model_from_callspec
@@ -16,7 +17,6 @@ from harness.report.provenance import command_line, run_id
 from harness.report.rows import RowCollector, apply_multiplicity, first_error_line, skip_reason
 from harness.report.tables import md_table
 from harness.report.writers import terminal_table, write_json
-from harness.claim.verdicts import evaluate
 
 
 # ---------------------------------------------------------------------------------------------- identity

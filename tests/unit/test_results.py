@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from harness.registry import get_claim
 from harness.claim.verdicts import ClaimResult, Verdict, evaluate, record_claim
 from harness.foundation.serialize import to_builtin
+from harness.registry import get_claim
 
 RV = get_claim("rv_contraction")  # ci("<", -1.0) and p < 0.00125, planned n 36
 N = RV.planned_n

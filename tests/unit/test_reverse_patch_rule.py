@@ -12,9 +12,9 @@ import pytest
 from harness import transfer as tr
 from harness.claim.context import ClaimContext, RunSettings
 from harness.claim.steps import paired_p, transfer_result
-from harness.runtime.measurement_store import MeasurementStore
-from harness.registry import get_claim
 from harness.claim.verdicts import Verdict
+from harness.registry import get_claim
+from harness.runtime.measurement_store import MeasurementStore
 from tests.unit.test_transfer_estimate import _run
 
 SPEC = get_claim("reverse_patch_necessity")

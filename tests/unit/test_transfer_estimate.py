@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from harness import transfer as tr
 from harness.behaviour import BehaviourScore
-from harness.registry import get_claim
 from harness.claim.verdicts import Verdict, evaluate
+from harness.registry import get_claim
 
 FLOATS = st.floats(0.0, 1.0, width=32, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 

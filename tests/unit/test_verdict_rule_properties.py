@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.claim.verdicts import Verdict, evaluate
 from harness.registry import (
     CLAIMS,
     P_BELOW,
@@ -30,7 +31,6 @@ from harness.registry import (
     get_claim,
     value,
 )
-from harness.claim.verdicts import Verdict, evaluate
 
 INF = math.inf
 MET, NOT_MET, UNDECIDED = "met", "not met", "undecided"

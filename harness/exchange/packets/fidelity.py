@@ -24,13 +24,13 @@ from typing import Any
 import torch
 
 from harness.engine import kvcache
+from harness.engine.tokens import encode, pad_id
 from harness.exchange.packets.codecs import STORAGE_FORMATS, config_packet_size
 from harness.exchange.packets.packet import make_packet, packet_prefill, read_packet, write_packet
-from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.models import LoadedModel
 from harness.models.registry import MODEL_ALIASES, MODEL_REGISTRY
 from harness.prompts import Prompt
-from harness.engine.tokens import encode, pad_id
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.transfer.disruption import next_token_kl
 
 __all__ = ["config_bytes_per_token", "gpu_tier_bytes_per_token", "measure_packet_fidelity", "prompt_fidelity"]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.engine.kv_math import norm_matched_gaussian
 from harness.exchange.projector.model import (
     CacheProjector,
     SharerContext,
@@ -34,10 +35,9 @@ from harness.exchange.projector.model import (
 )
 from harness.exchange.projector.texts import ProjectorText
 from harness.exchange.projector.training import continuation_ids, derangement
-from harness.models import LoadedModel
-from harness.engine.kv_math import norm_matched_gaussian
-from harness.runtime.progress import ProgressMeter
 from harness.foundation.seeds import derive_seed
+from harness.models import LoadedModel
+from harness.runtime.progress import ProgressMeter
 from harness.stats.bootstrap import bootstrap_ci
 
 __all__ = ["BASELINE_CONDITIONS", "CONDITIONS", "ProjectorSummary", "gap_closed", "heldout_losses", "random_sharer_features",

@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.engine import kvcache
-from harness.exchange.alignment import TokenizedText, align_by_last_character, tokenize_with_spans
-from harness.models import LoadedModel
 from harness.engine.kv_math import rotate_keys
 from harness.engine.tokens import pad_id
+from harness.exchange.alignment import TokenizedText, align_by_last_character, tokenize_with_spans
+from harness.models import LoadedModel
 
 __all__ = [
     "CacheGeometry", "CacheProjector", "ReceiverFrame", "SharerContext", "continuation_nll", "layer_map",

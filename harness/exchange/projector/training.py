@@ -40,10 +40,10 @@ from harness.exchange.projector.model import (
     sharer_context,
 )
 from harness.exchange.projector.texts import ProjectorText, TextSet
-from harness.runtime.measurement_store import code_fingerprint, measurement_key
-from harness.models import LoadedModel
-from harness.runtime.progress import emit
 from harness.foundation.seeds import derive_seed
+from harness.models import LoadedModel
+from harness.runtime.measurement_store import code_fingerprint, measurement_key
+from harness.runtime.progress import emit
 from harness.runtime.storage import cache_root
 
 __all__ = [

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
 _NOMINAL = re.compile(r"(?<![0-9.])(?:(?P<experts>\d+)x)?(?P<size>\d+(?:\.\d+)?)(?P<unit>[mb])(?![a-z0-9])",
                       re.IGNORECASE)
 _UNIT = {"m": 1e6, "b": 1e9}
