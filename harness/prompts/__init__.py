@@ -4,15 +4,7 @@ The public names are re-exported here.
 """
 
 from harness.prompts.bank import (
-    GROUPS,
-    LEVELS,
-    PAIR_KINDS,
-    PERSONA_TAG,
-    Prompt,
-    PromptBank,
-    PromptBankError,
-    PromptPair,
-    Tokenizer,
+    GROUPS, LEVELS, PAIR_KINDS, PERSONA_TAG, Prompt, PromptBank, PromptBankError, PromptPair, Tokenizer,
     content_token_count,
 )
 from harness.prompts.loading import DEFAULT_BANK_DIR, check_max_tokens, check_min_tokens, load_bank

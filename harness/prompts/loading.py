@@ -20,15 +20,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from harness.prompts.bank import (
-    GROUPS,
-    LEVELS,
-    PAIR_KINDS,
-    PERSONA_TAG,
-    Prompt,
-    PromptBank,
-    PromptBankError,
-    PromptPair,
-    Tokenizer,
+    GROUPS, LEVELS, PAIR_KINDS, PERSONA_TAG, Prompt, PromptBank, PromptBankError, PromptPair, Tokenizer,
     content_token_count,
 )
 

@@ -4,33 +4,19 @@ Each function states its definition and the library routine behind it; see the s
 """
 
 from harness.stats.bootstrap import ConfidenceInterval, bootstrap_ci
-from harness.stats.correlation import Correlation, partial_rank_correlation, partial_spearman, rank_correlation
-from harness.stats.effect_sizes import cohens_d, hedges_correction, hedges_g, paired_dz, pooled_sd
-from harness.stats.gap_ratio import (
-    TransferEstimate,
-    adjacent_step_cis,
-    in_gap_units,
-    steps_as_bounds,
-    transfer_ci,
-    transfer_ratio,
+from harness.stats.correlation import (
+    Correlation, partial_rank_correlation, partial_spearman, rank_correlation,
 )
+from harness.stats.effect_sizes import cohens_d, hedges_correction, hedges_g, paired_dz, pooled_sd
 from harness.stats.multiplicity import adjust, benjamini_hochberg, holm
 from harness.stats.power import PowerPart, fisher_z_effect, part, proportion_effect, solve_n
 from harness.stats.proportions import binomial_test, proportion_ci
 from harness.stats.significance import (
-    TestResult,
-    TostResult,
-    WelchT,
-    mann_whitney,
-    page_trend,
-    permutation_test_ind,
-    permutation_test_paired,
-    spearman,
-    t_interval,
-    tost_ind,
-    tost_paired,
-    welch_t,
-    wilcoxon_paired,
+    TestResult, TostResult, WelchT, mann_whitney, page_trend, permutation_test_ind, permutation_test_paired,
+    spearman, t_interval, tost_ind, tost_paired, welch_t, wilcoxon_paired,
+)
+from harness.stats.gap_ratio import (
+    TransferEstimate, adjacent_step_cis, in_gap_units, steps_as_bounds, transfer_ci, transfer_ratio,
 )
 
 __all__ = [

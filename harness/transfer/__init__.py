@@ -42,34 +42,12 @@ that have every prompt its conditions need.
 """
 
 from harness.transfer.conditions import (
-    ALPHAS,
-    CATALOGUE,
-    CROSS_BASELINE,
-    KV_MAIN,
-    KV_SINGLE_LATE,
-    NATURAL_BASELINE,
-    NATURAL_RECURSIVE,
-    ORDER_ABLATION,
-    RANDOM_NORM_MATCHED,
-    REVERSE,
-    REVERSE_RANDOM,
-    REVERSE_RECURSIVE_DONOR,
-    V_PATCH_LATE,
-    Condition,
-    Intervention,
-    LayerSet,
-    activation_condition,
-    kv_alpha,
-    kv_condition,
+    ALPHAS, CATALOGUE, CROSS_BASELINE, KV_MAIN, KV_SINGLE_LATE, NATURAL_BASELINE, NATURAL_RECURSIVE, ORDER_ABLATION,
+    RANDOM_NORM_MATCHED, REVERSE, REVERSE_RANDOM, REVERSE_RECURSIVE_DONOR, V_PATCH_LATE, Condition, Intervention,
+    LayerSet, activation_condition, kv_alpha, kv_condition,
 )
 from harness.transfer.disruption import first_step_kl, kl_summary
-from harness.transfer.estimate import (
-    TransferResult,
-    estimate_transfer,
-    prompt_clusters,
-    transfer_difference,
-    transfer_step_cis,
-)
+from harness.transfer.estimate import TransferResult, prompt_clusters, estimate_transfer, transfer_difference, transfer_step_cis
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
 from harness.transfer.runner import NOT_IN_ENGINE_KEY, engine_fingerprint, run_condition, standard_capture
 

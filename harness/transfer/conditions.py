@@ -8,21 +8,15 @@ from enum import Enum
 from typing import Any, Literal
 
 from harness.engine import patch_specs
+from harness.models import LoadedModel
 from harness.engine.patch_specs import (
-    ActivationPatchSpec,
-    ActivationSite,
-    Components,
-    Control,
-    ControlKind,
-    DecodeSource,
-    KVPatchSpec,
-    PatchMode,
+    ActivationPatchSpec, ActivationSite, Components, Control, ControlKind, DecodeSource, KVPatchSpec, PatchMode,
     Span,
 )
+from harness.prompts.pairing import PairRole
 from harness.foundation.seeds import derive_seed
 from harness.foundation.serialize import to_builtin
-from harness.models import LoadedModel
-from harness.prompts.pairing import PairRole
+
 
 
 @dataclass(frozen=True)
