@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from harness.anatomy.probes import next_logits, prefill_rows, prompt_row, stored_measurement
+from harness.anatomy.probes import prefill_rows, prompt_row, stored_measurement
 from harness.engine import kvcache
 from harness.engine.tokens import encode
 from harness.models import LoadedModel, read_shape
@@ -146,7 +146,7 @@ def injection_difference(lm: LoadedModel, ids: Sequence[int]) -> tuple[float, bo
     whether the re-injected cache is bitwise equal to the original)."""
     state = prefill_rows(lm, [list(ids[:-1])])
     injected = kvcache.inject_kv(lm.model, kvcache.export_kv(state))
-    logits = next_logits(lm, injected, ids[-1])
+    logits = kvcache.next_token_logits(lm.model, injected, ids[-1])
     with torch.no_grad():
         full = lm.model(input_ids=torch.tensor([list(ids)], device=lm.input_device)).logits[0, -1].float()
     return float((logits - full.to(logits.device)).abs().max()), kvcache.cache_hash(injected) == kvcache.cache_hash(state)
@@ -218,15 +218,15 @@ def rerotation_difference(lm: LoadedModel, ids: Sequence[int], delta: int) -> Re
     moved = kvcache.shift_positions(state, delta)
     encoded = prefill_rows(lm, prefix, position_offset=delta)
     wrong = dataclasses.replace(kvcache.shift_positions(state, delta + 1), position_offset=delta)
-    reference = next_logits(lm, encoded, last)
+    reference = kvcache.next_token_logits(lm.model, encoded, last)
     keys, values = [], []
     for layer in range(kvcache.num_layers(state)):
         (km, vm), (ke, ve) = kvcache.layer_kv(moved, layer), kvcache.layer_kv(encoded, layer)
         keys.append(float((km.float() - ke.float()).abs().max()))
         values.append(float((vm.float() - ve.float()).abs().max()))
     return RerotationCheck(
-        float((next_logits(lm, moved, last) - reference).abs().max()),
-        float((next_logits(lm, wrong, last) - reference).abs().max()),
+        float((kvcache.next_token_logits(lm.model, moved, last) - reference).abs().max()),
+        float((kvcache.next_token_logits(lm.model, wrong, last) - reference).abs().max()),
         tuple(keys),
         tuple(values),
     )

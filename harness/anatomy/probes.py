@@ -1,5 +1,5 @@
-"""What the anatomy measurements share: a prompt's token row, a plain prefill, the next-token logits from a cache,
-and the on-disk store entry keyed by the measuring module's code."""
+"""What the anatomy measurements share: a prompt's token row, a plain prefill, and the on-disk store entry keyed by
+the measuring module's code."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 
 from harness.engine import kvcache
 from harness.engine.tokens import encode, pad_id
@@ -15,7 +14,7 @@ from harness.models import LoadedModel
 from harness.prompts import Prompt
 from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 
-__all__ = ["next_logits", "prefill_rows", "prompt_row", "stored_measurement"]
+__all__ = ["prefill_rows", "prompt_row", "stored_measurement"]
 
 
 def stored_measurement(
@@ -45,8 +44,3 @@ def prompt_row(lm: LoadedModel, prompt: Prompt) -> list[int]:
 def prefill_rows(lm: LoadedModel, rows: Sequence[Sequence[int]], position_offset: int = 0) -> kvcache.Prefill:
     """A plain (unpatched) prefill of ``rows``, left-padded with the tokenizer's pad id."""
     return kvcache.prefill(lm.model, rows, pad_id=pad_id(lm.tokenizer), position_offset=position_offset)
-
-
-def next_logits(lm: LoadedModel, state: kvcache.Prefill, token: int) -> torch.Tensor:
-    """Logits (float, ``[vocab]``) of the next token after feeding ``token`` to the cache ``state``."""
-    return kvcache.DecodeState(state).step(lm.model, torch.tensor([token])).logits[0]

@@ -69,6 +69,7 @@ __all__ = [
     "layer_lengths",
     "layer_window",
     "logits_after",
+    "next_token_logits",
     "num_layers",
     "patch_kv",
     "patched_prefix",
@@ -692,3 +693,9 @@ class DecodeState:
             if any(p is None for p in probs):
                 raise CacheError("the model returned no attention weights; load it with attn_implementation='eager'")
         return StepOutput(out.logits[:, -1, :].float(), probs)
+
+
+def next_token_logits(model: torch.nn.Module, state: Prefill, token: int) -> torch.Tensor:
+    """Next-token logits ``[vocab]`` (float32) after feeding ``token`` to the one-row cache ``state``: one
+    :class:`DecodeState` step on a private clone, so ``state`` is never touched."""
+    return DecodeState(state).step(model, torch.tensor([token])).logits[0]

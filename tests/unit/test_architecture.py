@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import graphlib
 from pathlib import Path
 
@@ -76,12 +77,20 @@ def _harness_sources() -> dict[str, tuple[Path, ast.Module]]:
     return {_module_name(p): (p, ast.parse(p.read_text(), str(p))) for p in sorted(HARNESS.rglob("*.py"))}
 
 
-def _import_graph() -> dict[str, set[str]]:
+@functools.cache
+def _parsed_import_graph() -> dict[str, frozenset[str]]:
     sources = _harness_sources()
     known = set(sources)
     return {
-        name: _imported_modules(tree, name, path.name == "__init__.py", known) for name, (path, tree) in sources.items()
+        name: frozenset(_imported_modules(tree, name, path.name == "__init__.py", known))
+        for name, (path, tree) in sources.items()
     }
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Harness module → the harness modules it imports; parsed once per process, a fresh copy per call (tests add
+    edges to it)."""
+    return {name: set(imported) for name, imported in _parsed_import_graph().items()}
 
 
 def room_of(module: str) -> str:

@@ -36,10 +36,6 @@ from harness.transfer.disruption import next_token_kl
 __all__ = ["config_bytes_per_token", "gpu_tier_bytes_per_token", "measure_packet_fidelity", "prompt_fidelity"]
 
 
-def _next_logits(lm: LoadedModel, state: kvcache.Prefill, token: int) -> torch.Tensor:
-    return kvcache.DecodeState(state).step(lm.model, torch.tensor([token])).logits[0]
-
-
 def prompt_fidelity(lm: LoadedModel, ids: Sequence[int], directory: Path) -> tuple[dict[str, Any], torch.Tensor]:
     """One prompt's row (see the module docstring) and its reference next-token logits ``[vocab]`` (float32).
 
@@ -48,7 +44,7 @@ def prompt_fidelity(lm: LoadedModel, ids: Sequence[int], directory: Path) -> tup
     if len(ids) < 2:
         raise ValueError(f"packet fidelity needs a prompt of at least 2 tokens, got {len(ids)}")
     state = kvcache.prefill(lm.model, [list(ids[:-1])], pad_id=pad_id(lm.tokenizer))
-    reference = _next_logits(lm, state, ids[-1])
+    reference = kvcache.next_token_logits(lm.model, state, ids[-1])
     row: dict[str, Any] = {"cached_tokens": len(ids) - 1}
     for storage in STORAGE_FORMATS:
         path = directory / f"packet.{storage}.safetensors"
@@ -56,7 +52,7 @@ def prompt_fidelity(lm: LoadedModel, ids: Sequence[int], directory: Path) -> tup
         file_bytes = write_packet(packet, path)
         received = packet_prefill(lm, read_packet(path, lm, positions=(0, len(ids) - 1)))
         path.unlink()
-        logits = _next_logits(lm, received, ids[-1])
+        logits = kvcache.next_token_logits(lm.model, received, ids[-1])
         row[storage] = {
             "kl_nats": float(next_token_kl(reference, logits)),
             "greedy_agrees": bool(int(reference.argmax()) == int(logits.argmax())),
