@@ -1,15 +1,18 @@
-"""The registered behaviour score: P(recursive | continuation) from a small frozen classifier (issue 10).
+"""The registered behaviour score: P(recursive | continuation) from a small frozen classifier (issue 22).
 
-Model: L2-regularised logistic regression (scikit-learn, C = 1.0, balanced class weights, lbfgs) on the standardised
-:mod:`harness.behaviour.features` of a text (MiniLM embedding + degeneration, length and gibberish measures),
-trained once on the ``train`` split of the committed corpus (:mod:`harness.behaviour.corpus`) and frozen as JSON
-numbers in ``harness/behaviour/data/recursive_classifier.json`` (no pickle): the scaler's means and SDs, the
-coefficients, the intercept, the decision threshold and the corpus sha256 it was trained on. Applying it needs
-numpy only: ``p = 1 / (1 + exp(−(((x − mean) / sd) · w + b)))``, rounded to 1e-6 like the embedding cosines.
+Recipe (fixed 2026-12-07, before any content-labelled text existed, and the same in every leave-one-source-out fit
+of the validation): L2-regularised logistic regression (scikit-learn, balanced class weights, lbfgs) on the
+standardised :mod:`harness.behaviour.features` (feature set 2) of a text, with the inverse regularisation strength C
+chosen from :data:`C_GRID` by 5-fold cross-validation *inside the training data*, grouped by unit (a prompt's
+continuations, a hand-written twin pair) and scored by log loss. Training data: every non-borderline item of the
+content-labelled corpus (:mod:`harness.behaviour.corpus`); the frozen artefact is fitted on all sources, each
+validation fit on all but one. Frozen as JSON numbers in ``harness/behaviour/data/recursive_classifier.json`` (no
+pickle): the scaler's means and SDs, the coefficients, the intercept, the decision threshold, the chosen C and the
+corpus sha256. Applying it needs numpy only: ``p = 1 / (1 + exp(−(((x − mean) / sd) · w + b)))``, rounded to 1e-6
+like the embedding cosines.
 
 Decision: a text is *recursive* when its degeneration-gated probability is ≥ :data:`THRESHOLD` (0.5: the balanced
-logistic model's own decision point, registered before validation; never tuned on the held-out split).
-Hyper-parameters (C, class weights, features) were fixed before training and not searched.
+logistic model's own decision point, registered before validation; never tuned on held-out data).
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ import numpy as np
 
 from harness.behaviour.corpus import CORPUS_PATH, CorpusItem, corpus_sha256
 from harness.behaviour.embedding import SCORE_DECIMALS
-from harness.behaviour.features import FEATURE_NAMES, feature_matrix
+from harness.behaviour.features import FEATURE_NAMES, FEATURE_SET, feature_matrix
 
 __all__ = [
     "ARTEFACT_PATH",
     "ARTEFACT_VERSION",
+    "C_GRID",
     "THRESHOLD",
     "RecursiveClassifier",
+    "fit_recipe",
     "load_classifier",
     "recursive_probabilities",
     "train_classifier",
@@ -40,14 +45,18 @@ __all__ = [
 ARTEFACT_PATH = Path(__file__).parent / "data" / "recursive_classifier.json"
 """The frozen classifier (JSON)."""
 
-ARTEFACT_VERSION = 1
-"""Version of the frozen classifier; a retrained artefact is a new version and moves every behavioural claim."""
+ARTEFACT_VERSION = 2
+"""Version of the frozen classifier; a retrained artefact is a new version and moves every behavioural claim.
+(1: trained on labels given by the producing prompt, issue 10; 2: content labels, feature set 2, issue 22.)"""
 
 THRESHOLD = 0.5
 """Registered decision threshold on the gated probability (see the module docstring)."""
 
-C_REGULARISATION = 1.0
-"""Inverse L2 strength of the logistic regression (scikit-learn's default), fixed before training."""
+C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0)
+"""Candidate inverse L2 strengths; the fit picks one by grouped cross-validation inside its training data."""
+
+CV_FOLDS = 5
+"""Folds of that inner cross-validation (grouped by unit)."""
 
 
 @dataclass(frozen=True)
@@ -68,44 +77,58 @@ class RecursiveClassifier:
         return np.round(1.0 / (1.0 + np.exp(-z)), SCORE_DECIMALS)
 
 
+def fit_recipe(items: Sequence[CorpusItem]) -> tuple[Any, np.ndarray, np.ndarray, float]:
+    """Fit the registered recipe on ``items`` (borderline items skipped): ``(model, mean, scale, C)``, where
+    ``model`` is the fitted scikit-learn logistic regression on ``(x − mean) / scale``."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import GroupKFold
+
+    usable = [i for i in items if i.y is not None]
+    y = np.asarray([i.y for i in usable])
+    if len(set(y.tolist())) < 2:
+        raise ValueError("training needs items of both labels")
+    x = feature_matrix([i.text for i in usable])
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (x - mean) / scale
+    groups = np.asarray([f"{i.source}/{i.unit}" for i in usable])
+    folds = list(GroupKFold(n_splits=min(CV_FOLDS, len(set(groups)))).split(z, y, groups))
+    search = LogisticRegressionCV(Cs=list(C_GRID), cv=folds, class_weight="balanced", scoring="neg_log_loss",
+                                  solver="lbfgs", max_iter=10_000)
+    search.fit(z, y)
+    c = float(search.C_[0])
+    model = LogisticRegression(C=c, class_weight="balanced", solver="lbfgs", max_iter=10_000).fit(z, y)
+    return model, mean, scale, c
+
+
 def train_classifier(items: Sequence[CorpusItem], *, corpus_sha: str | None = None) -> dict[str, Any]:
-    """Fit the classifier on the ``train`` items of ``items`` and return the artefact as a JSON-ready dict.
-
-    Held-out items are never passed to the fit; the returned dict records how many items of each source and label
-    were used. ``corpus_sha`` defaults to the committed corpus file's.
-    """
+    """Fit the recipe on every non-borderline item of ``items`` and return the artefact as a JSON-ready dict,
+    recording how many items of each source, kind and label were used. ``corpus_sha`` defaults to the committed
+    corpus file's."""
     import sklearn
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
-    train = [i for i in items if i.split == "train"]
-    if not train or len({i.label for i in train}) < 2:
-        raise ValueError("training needs train-split items of both labels")
-    x = feature_matrix([i.text for i in train])
-    y = np.asarray([i.label for i in train])
-    scaler = StandardScaler().fit(x)
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    model = LogisticRegression(C=C_REGULARISATION, class_weight="balanced", max_iter=10_000, solver="lbfgs")
-    model.fit((x - scaler.mean_) / scale, y)
-    counts: dict[str, dict[str, int]] = {}
-    for i in train:
-        counts.setdefault(i.source, {}).setdefault(i.model, 0)
-        counts[i.source][i.model] += 1
+    model, mean, scale, c = fit_recipe(items)
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for i in items:
+        if i.y is not None:
+            by_kind = counts.setdefault(i.source, {}).setdefault(i.kind, {"recursive": 0, "not_recursive": 0})
+            by_kind[i.label] += 1
     return {
         "version": ARTEFACT_VERSION,
         "threshold": THRESHOLD,
+        "feature_set": FEATURE_SET,
         "features": list(FEATURE_NAMES),
-        "mean": [float(v) for v in scaler.mean_],
+        "mean": [float(v) for v in mean],
         "scale": [float(v) for v in scale],
         "coef": [float(v) for v in model.coef_[0]],
         "intercept": float(model.intercept_[0]),
         "training": {
             "corpus_sha256": corpus_sha or corpus_sha256(CORPUS_PATH),
-            "split": "train",
-            "n_items": len(train),
-            "n_positive": int(y.sum()),
-            "counts_by_source_and_model": counts,
-            "model": f"LogisticRegression(C={C_REGULARISATION}, class_weight='balanced', solver='lbfgs')",
+            "n_items": int(sum(v for s in counts.values() for k in s.values() for v in k.values())),
+            "counts_by_source_kind_label": counts,
+            "C": c,
+            "model": (f"LogisticRegression(C={c}, class_weight='balanced', solver='lbfgs'); C chosen from "
+                      f"{list(C_GRID)} by {CV_FOLDS}-fold grouped CV (log loss) on the training data"),
             "scikit_learn": sklearn.__version__,
         },
     }

@@ -1,21 +1,22 @@
-"""The labelled corpus the behaviour classifier is trained and validated on (issue 10).
+"""The content-labelled corpus the behaviour classifier is trained and validated on (issue 22).
 
-Every item is a text with a label (1 = recursive self-observation content, 0 = not), a ``source`` naming how it
-was made, the ``model`` that generated it (``synthetic`` for texts made without a model) and a ``split``
-(``train`` / ``heldout``) fixed before any text existed by :func:`split_of` on the item's *unit* id:
+Every item is a text with the label a reading against the rubric gave it (docs/METHODS.md §6.1: ``recursive``,
+``not_recursive`` or ``borderline``; :mod:`harness.behaviour.annotation`), never a label derived from the prompt
+or condition that produced it. Its ``source`` is the fold of the leave-one-source-out validation:
 
-- generated items (:func:`harness.transfer.scorer_corpus.generate_model_items`), decoded by the engine under the registered behavioural regime
-  (:data:`harness.foundation.behavioural_regime.BEHAVIOUR_DECODING`) on the bank's exact-length pairs and extra prompts:
-  ``natural_recursive`` (label 1), ``natural_baseline``, ``cross_baseline_patch`` (another baseline's K/V in the
-  baseline recipient), ``random_kv_patch`` (norm-matched Gaussian K/V) and ``offtopic_natural`` (natural
-  continuations of the grounding and long-control prompts: fluent text on other topics). The unit is the recipient
-  prompt, so a held-out prompt's continuations, patched or not, never meet training;
-- synthetic negatives (:mod:`harness.behaviour.negatives`) built from the natural continuations of the *same split*
-  (word salad of recursive words, shuffled recursive continuations, token gibberish, repetition loops, fragments),
-  so held-out synthetic items share no source text with training ones.
+- ``smollm2-135m`` / ``gemma3-270m``: continuations of that embedded model (:data:`MODEL_TEXTS_PATH`), decoded under
+  the registered behavioural regime from the corpus prompts in ``prompts/scorer-corpus/`` (disjoint from the
+  claims' bank, checked by a test), natural and patched (``kind`` is the condition name); ``unit`` is the recipient
+  prompt, so the continuations of one prompt stay together in every split;
+- ``handwritten``: texts written for the corpus in six styles, each recursive text with a topic-matched
+  non-recursive twin (:data:`HANDWRITTEN_PATH`; ``kind`` is the style, ``unit`` the twin pair);
+- synthetic disruption (:mod:`harness.behaviour.negatives`: word salad, shuffled words, gibberish, loops,
+  fragments), built from the recursive-labelled texts of one source and belonging to that source's fold
+  (``kind`` is the synthetic kind), so a held-out source's words never reach training through them.
 
-The corpus of both embedded models is stored gzipped in ``harness/behaviour/data/classifier_corpus.jsonl.gz``
-beside the frozen classifier, so the training is auditable and reproducible without generating anything.
+Each read text carries both passes' labels (``labels``) beside the adjudicated ``label``; synthetic items are
+``not_recursive`` by construction and carry none. Borderline items stay in the file and are left out of every fit
+and registered validation number (rubric §6.1).
 """
 
 from __future__ import annotations
@@ -23,59 +24,104 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.behaviour.annotation import BORDERLINE, LABELS, NOT_RECURSIVE, RECURSIVE, opaque_id
+from harness.behaviour.negatives import SYNTHETIC_KINDS, synthetic_items
+
 __all__ = [
-    "CORPUS_PATH",
-    "DISRUPTION_SOURCES",
-    "SPLIT_SALT",
-    "CorpusItem",
-    "corpus_sha256",
-    "read_corpus",
-    "split_of",
-    "write_corpus",
+    "ANNOTATION_DIR", "CORPUS_PATH", "DISRUPTION_KINDS", "HANDWRITTEN_PATH", "HANDWRITTEN_SOURCE",
+    "MODEL_TEXTS_PATH", "SOURCES", "CorpusItem", "assemble_corpus", "corpus_sha256", "handwritten_texts",
+    "model_texts", "read_corpus", "read_texts", "write_corpus",
 ]
 
-CORPUS_PATH = Path(__file__).parent / "data" / "classifier_corpus.jsonl.gz"
-"""The committed training + validation corpus (both embedded models and the synthetic negatives)."""
+DATA_DIR = Path(__file__).parent / "data"
+CORPUS_PATH = DATA_DIR / "classifier_corpus.jsonl.gz"
+"""The assembled corpus (every source, every label, the synthetic negatives), gzipped JSON lines."""
+MODEL_TEXTS_PATH = DATA_DIR / "model_texts.jsonl"
+"""The embedded models' continuations of the corpus prompts, with their opaque id and provenance (the key that the
+annotation sheet leaves out)."""
+HANDWRITTEN_PATH = DATA_DIR / "handwritten.jsonl"
+"""The hand-written texts: ``id``, ``style``, ``intended`` (what the writer meant; not a label), ``twin``, ``text``."""
+ANNOTATION_DIR = DATA_DIR / "annotation"
+"""``sheet.jsonl`` (blind), ``pass_a.jsonl``, ``pass_b.jsonl`` and ``adjudication.jsonl``."""
 
-SPLIT_SALT = "scorer-validation-v1:"
-"""Salt of the hash split; the same as the earlier scorer validation's, so a prompt keeps its split."""
+HANDWRITTEN_SOURCE = "handwritten"
+SOURCES: tuple[str, ...] = ("smollm2-135m", "gemma3-270m", HANDWRITTEN_SOURCE)
+"""The folds of the leave-one-source-out validation."""
 
-DISRUPTION_SOURCES: tuple[str, ...] = (
-    "cross_baseline_patch", "random_kv_patch", "word_salad", "shuffled_recursive", "token_gibberish",
-    "repetition_loop", "fragment",
-)
-"""Negatives that a disrupted or degenerate patched run could produce: the false-positive rate at the registered
-threshold is reported on the held-out ones (natural baseline and off-topic texts are the ordinary negatives)."""
+DISRUPTION_KINDS: tuple[str, ...] = ("control_random", *SYNTHETIC_KINDS)
+"""Kinds that stand for a disrupted or degenerate output: norm-matched random K/V and the synthetic negatives."""
 
-
-def split_of(unit_id: str) -> str:
-    """``"train"`` or ``"heldout"`` from the parity of the first byte of sha256(salt + unit id): fixed in code before
-    any output existed, independent of the text."""
-    digest = hashlib.sha256((SPLIT_SALT + unit_id).encode("utf-8")).digest()
-    return "train" if digest[0] % 2 == 0 else "heldout"
+SYNTHETIC_SEED = 22
+"""Seed of the synthetic negatives (one stream per source, :func:`assemble_corpus`)."""
 
 
 @dataclass(frozen=True)
 class CorpusItem:
-    """One labelled text. ``unit`` is the id that decides the split (a recipient prompt id, or a synthetic item's)."""
+    """One labelled text (see the module docstring). ``labels`` maps pass id → that pass's label."""
 
     id: str
     text: str
-    label: int
+    label: str
     source: str
-    model: str
+    kind: str
     unit: str
-    split: str
+    labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.label not in (0, 1):
-            raise ValueError(f"corpus item {self.id!r}: label must be 0 or 1, got {self.label!r}")
-        if self.split not in ("train", "heldout"):
-            raise ValueError(f"corpus item {self.id!r}: split must be train or heldout, got {self.split!r}")
+        if self.label not in LABELS:
+            raise ValueError(f"corpus item {self.id!r}: label must be one of {LABELS}, got {self.label!r}")
+
+    @property
+    def y(self) -> int | None:
+        """1 for recursive, 0 for not recursive, None for borderline (left out of fits and rates)."""
+        return None if self.label == BORDERLINE else int(self.label == RECURSIVE)
+
+
+def read_texts(path: Path) -> list[dict[str, str]]:
+    """The JSON lines of a text file (model texts or hand-written texts)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+def model_texts(path: Path = MODEL_TEXTS_PATH) -> list[dict[str, str]]:
+    """The generated corpus texts with provenance: ``id`` (opaque), ``model``, ``condition``, ``pair_id``,
+    ``recipient_id``, ``donor_id``, ``text``."""
+    return read_texts(path)
+
+
+def handwritten_texts(path: Path = HANDWRITTEN_PATH) -> list[dict[str, str]]:
+    """The hand-written texts, each with its opaque annotation id added as ``sheet_id``."""
+    return [row | {"sheet_id": opaque_id(f"{HANDWRITTEN_SOURCE}/{row['id']}")} for row in read_texts(path)]
+
+
+def assemble_corpus(generated: Sequence[Mapping[str, str]], handwritten: Sequence[Mapping[str, str]],
+                    labels: Mapping[str, str], passes: Mapping[str, Mapping[str, str]]) -> list[CorpusItem]:
+    """The corpus from the read texts and their adjudicated ``labels`` (sheet id → label; ``passes``: pass id →
+    sheet id → label), plus the synthetic negatives of every source built from its recursive-labelled texts.
+    Raises KeyError naming a text without a label."""
+    items: list[CorpusItem] = []
+
+    def labelled(sheet_id: str) -> tuple[str, dict[str, str]]:
+        if sheet_id not in labels:
+            raise KeyError(f"text {sheet_id!r} has no adjudicated label")
+        return labels[sheet_id], {p: by_id[sheet_id] for p, by_id in sorted(passes.items())}
+
+    for row in generated:
+        label, both = labelled(row["id"])
+        items.append(CorpusItem(row["id"], row["text"], label, row["model"], row["condition"], row["recipient_id"],
+                                both))
+    for row in handwritten:
+        label, both = labelled(row["sheet_id"])
+        unit = "~".join(sorted((row["id"], row["twin"])))
+        items.append(CorpusItem(row["sheet_id"], row["text"], label, HANDWRITTEN_SOURCE, row["style"], unit, both))
+    for index, source in enumerate(sorted({i.source for i in items})):
+        recursive = [(i.unit, i.text) for i in items if i.source == source and i.label == RECURSIVE]
+        for n, (kind, unit, text) in enumerate(synthetic_items(recursive, SYNTHETIC_SEED + index)):
+            items.append(CorpusItem(f"{source}/{kind}/{n}", text, NOT_RECURSIVE, source, kind, unit))
+    return items
 
 
 def write_corpus(items: Iterable[CorpusItem], path: Path = CORPUS_PATH) -> str:

@@ -169,13 +169,16 @@ def paired_p(x: Sequence[float], y: Sequence[float], alternative: str) -> tuple[
 def behaviour_details(claim: ClaimContext, runs: Mapping[str, ConditionRun], **extra: Any) -> dict[str, Any]:
     """:func:`run_details` plus what every behavioural record carries: the decoding regime, the behaviour
     score, per-condition degenerate and empty shares, summaries and condition specs, example continuations, the
-    pair design (``pairing``, when ``runs`` is a :class:`ClaimRuns`), and under ``samples`` every continuation
+    pair design (``pairing``, when ``runs`` is a :class:`ClaimRuns`), under ``samples`` every continuation
     (``{condition: [one dict per pair and sample]}``, see :func:`_sample_rows`; the report moves them out of
-    claims.json into samples.jsonl)."""
+    claims.json into samples.jsonl), and under ``prompts`` the text of every recipient and donor prompt they name
+    (``{prompt id: text}``, so a reader can audit a score beside the prompt that led to it)."""
     spec = claim.spec
     if isinstance(runs, ClaimRuns):
         extra = {"pairing": runs.pairing, **extra}
     first = next(iter(runs.values()))
+    prompt_ids = sorted({pid for run in runs.values() for o in run.outcomes for pid in (o.recipient_id, o.donor_id)
+                         if pid is not None})
     return run_details(
         claim,
         decoding=spec.decoding.describe() if spec.decoding else None,
@@ -187,6 +190,7 @@ def behaviour_details(claim: ClaimContext, runs: Mapping[str, ConditionRun], **e
         examples={name: run.examples() for name, run in runs.items()},
         samples={name: _sample_rows(run, spec.behaviour_score) for name, run in runs.items()},
         batch_backoffs=[b for b in BACKOFFS if b["model"] == claim.lm.name and b["condition"] in runs],
+        prompts={pid: claim.bank.get(pid).text for pid in prompt_ids},
         **extra,
     )
 
@@ -241,32 +245,8 @@ def transfer_result(
         estimate=t.estimate, ci_low=t.ci.low, ci_high=t.ci.high, p_value=p_value, n=t.n,
         undefined_reason=t.undefined_reason, contrast_cis=contrast_cis,
         details=behaviour_details(claim, runs, transfer=t.describe(), p_note=p_note,
-                                  transfer_heldout_prompts=heldout_transfer(claim, runs, patched, recipient, donor),
                                   **({"contrasts": described} if described else {}), **extra),
     )
-
-
-def heldout_transfer(claim: ClaimContext, runs: Mapping[str, ConditionRun], patched: Condition, recipient: Condition,
-                     donor: Condition) -> dict[str, Any]:
-    """T restricted to the pairs whose every prompt lies in the behaviour classifier's held-out split
-    (:func:`harness.behaviour.corpus.split_of`): a sensitivity check, reported and never deciding. On the other pairs
-    the natural recursive continuation may be one the classifier was trained on (an in-sample score).
-    ``{"n", "T", "ci_low", "ci_high", "undefined_reason"}``; T is None when fewer than 4 pairs qualify."""
-    from harness.behaviour.corpus import split_of
-
-    names = (patched.name, recipient.name, donor.name)
-    first = runs[patched.name]
-    keep = [i for i, o in enumerate(first.outcomes)
-            if all(split_of(pid) == "heldout" for r in names for pid in
-                   (runs[r].outcomes[i].recipient_id, runs[r].outcomes[i].donor_id) if pid is not None)]
-    if len(keep) < 4:
-        return {"n": len(keep), "T": None, "ci_low": None, "ci_high": None,
-                "undefined_reason": "fewer than 4 pairs with every prompt held out"}
-    subset = {r: dataclasses.replace(runs[r], outcomes=tuple(runs[r].outcomes[i] for i in keep)) for r in names}
-    t = estimate_transfer(subset[patched.name], subset[recipient.name], subset[donor.name],
-                 level=claim.spec.ci_level or 0.95, rng=derive_seed(claim.seed, "heldout_transfer"))
-    return {"n": t.n, "T": t.estimate, "ci_low": t.ci.low, "ci_high": t.ci.high,
-            "undefined_reason": t.undefined_reason}
 
 
 def transfer_difference_result(

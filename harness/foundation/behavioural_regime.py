@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from harness.foundation.decoding import DecodingRegime
 
-__all__ = ["BEHAVIOUR_DECODING", "BEHAVIOUR_SCORE"]
+__all__ = ["BEHAVIOUR_DECODING", "BEHAVIOUR_SCORE", "MIN_NATURAL_GAP"]
 
 BEHAVIOUR_DECODING = DecodingRegime.greedy_with_penalty(1.2, max_new_tokens=48, min_new_tokens=16)
 """Registered before any patched continuation was generated (2026-11-22); EOS suppression on the first 16 steps added
@@ -29,3 +29,11 @@ BEHAVIOUR_SCORE = "classifier_gated"
 """The :class:`harness.behaviour.BehaviourScore` field that decides behavioural claims: the degeneration-gated P(recursive | text) of
 the frozen classifier (issue 10; it replaced the gated embedding margin, which word salad and random-KV gibberish
 reached). The other scores are reported beside it but never decide."""
+
+MIN_NATURAL_GAP = 0.10
+"""Registered 2026-12-07 (issue 22), before any claim ran on the content-labelled score: a transfer T of the
+registered score is defined only when the 95 % CI of the natural donor − recipient gap lies wholly beyond 0.10
+(score units: P(recursive) points) on one side of 0. A tenth of the score's range is the smallest gap at which
+"the donor's own continuations are recursive and the recipient's are not" can be said of the model at all; below
+it T would be a ratio over a noise-sized denominator, and every transfer claim on the model is INCONCLUSIVE with that
+reason (DESIGN §4.7)."""

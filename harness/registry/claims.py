@@ -45,7 +45,8 @@ RV_WORDS = ("R_V = PR(V at the model's late layer) / PR(V at its early layer) ov
             "of each prompt, eigenvalue PR, uncentered (docs/METHODS.md §2)")
 """How R_V is computed, for estimator text."""
 T_WORDS = ("transfer T (docs/METHODS.md §7) of the registered behaviour score (P(recursive) from the frozen "
-           "classifier, degeneration-gated; docs/METHODS.md §6)")
+           "classifier trained on content labels, degeneration-gated; docs/METHODS.md §6), defined when the natural "
+           "gap's CI lies beyond the registered minimum 0.10")
 """What the transfer T is, for estimator text."""
 PILOT_WORDS = "pilot SD, harness.registry.pilot"
 """Where a planned n's per-pair SD comes from, for plan assumptions (the committed run named in the pilot module)."""
@@ -66,7 +67,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompts per group", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="v_patch_null", version=3, title="V-patch null", headline=True, **BEHAVIOURAL,
+        id="v_patch_null", version=4, title="V-patch null", headline=True, **BEHAVIOURAL,
         statement="Patching V (v_proj output) at the late layer, persistently during decoding, does not "
                   "transfer recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = baseline recipient with the recursive donor's V patched at the late layer "
@@ -77,7 +78,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="kv_transfer", version=3, title="KV transfer (second half)", headline=True, **BEHAVIOURAL,
+        id="kv_transfer", version=4, title="KV transfer (second half)", headline=True, **BEHAVIOURAL,
         statement="Patching the recursive donor's K and V over the second half of the layers into a "
                   "baseline recipient's cache transfers recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = KV patch, layers [L/2, L), all shared positions, α = 1. CI: 95% BCa "
@@ -89,7 +90,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="kv_transfer_specific", version=1, title="KV transfer is specific to the recursive donor", **BEHAVIOURAL,
+        id="kv_transfer_specific", version=2, title="KV transfer is specific to the recursive donor", **BEHAVIOURAL,
         statement="The second-half KV patch transfers at least half of the natural recursive − baseline gap beyond "
                   "what a non-recursive donor of the same token length transfers.",
         estimator="T_spec = (mean score(B⊕A) − mean score(B⊕C)) / (mean score(A) − mean score(B)), C = another "
@@ -110,7 +111,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
               "2026-12-05, before any T_spec was computed",
     ),
     ClaimSpec(
-        id="alpha_monotone", version=3, title="α dose-response", headline=True, delta=0.10, **BEHAVIOURAL,
+        id="alpha_monotone", version=4, title="α dose-response", headline=True, delta=0.10, **BEHAVIOURAL,
         statement="Recursive behaviour rises monotonically with the mixing weight α ∈ {0, .25, .5, .75, 1} "
                   "of the second-half KV patch.",
         estimator=f"estimate T(1) − T(0), the difference of the {T_WORDS} at α = 1 and at α = 0 (no CI); "
@@ -134,7 +135,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="single_layer_fails", version=3, title="Single-layer KV patch fails", headline=True, **BEHAVIOURAL,
+        id="single_layer_fails", version=4, title="Single-layer KV patch fails", headline=True, **BEHAVIOURAL,
         statement="Patching only the late layer's K and V does not transfer recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = KV patch at the late layer only, all shared positions, α = 1. "
                   "CI: 95% BCa bootstrap over pairs.",
@@ -224,7 +225,7 @@ GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
 
 BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
-        id="rv_behaviour_correlation", version=3, title="R_V vs behaviour", **BEHAVIOURAL,
+        id="rv_behaviour_correlation", version=4, title="R_V vs behaviour", **BEHAVIOURAL,
         statement="Within recursive prompts, lower R_V goes with more recursive behaviour in the natural "
                   "continuation.",
         estimator="Spearman ρ between per-prompt R_V (prompt window) and the behaviour score of its natural "
@@ -236,7 +237,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="recursive prompts", required_groups=("recursive",),
     ),
     ClaimSpec(
-        id="reverse_patch_necessity", version=3, title="Reverse patch removes recursion", **BEHAVIOURAL,
+        id="reverse_patch_necessity", version=4, title="Reverse patch removes recursion", **BEHAVIOURAL,
         statement="Patching a baseline donor's K and V (second half of layers) into a recursive recipient "
                   "removes at least half of its recursive behaviour, and more than a recursive donor of the same "
                   "token length or random KV does.",
@@ -264,7 +265,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
     ),
     *(
         ClaimSpec(
-            id=f"control_{name}_null", version=3, title=f"{label} control ≈ no transfer", **BEHAVIOURAL,
+            id=f"control_{name}_null", version=4, title=f"{label} control ≈ no transfer", **BEHAVIOURAL,
             statement=f"The {label.lower()} control patch (docs/METHODS.md §4), a null that carries none of the "
                       "recursive donor's content, transfers no recursive behaviour.",
             estimator=f"{T_WORDS}, B⊕A = second-half KV patch with {how}; normalized by the same pair's natural "
@@ -280,7 +281,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         )
     ),
     ClaimSpec(
-        id="kv_order_ablation", version=1, title="Transfer does not depend on position order", **BEHAVIOURAL,
+        id="kv_order_ablation", version=2, title="Transfer does not depend on position order", **BEHAVIOURAL,
         statement="The donor's cache transfers about as much whatever the order of its positions: permuting the "
                   "donor's K/V positions (K and V jointly, keys re-rotated) changes T by less than 0.20.",
         estimator=f"D = T(main) − T(order-ablated), each a {T_WORDS}; order-ablated = the second-half KV patch with "
@@ -297,7 +298,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         notes="replaces control_shuffled_null (v2), which treated an order ablation as a null",
     ),
     ClaimSpec(
-        id="layer_quarter_localisation", version=3, title="Layer-quarter localisation", **BEHAVIOURAL,
+        id="layer_quarter_localisation", version=4, title="Layer-quarter localisation", **BEHAVIOURAL,
         statement="The transfer is carried by the later layers: the best late quarter (Q3 or Q4) transfers "
                   "more than the best early quarter (Q1 or Q2).",
         estimator=f"D = max(T_Q3, T_Q4) − max(T_Q1, T_Q2), each T a {T_WORDS} for a KV patch of that layer quarter; "
@@ -308,7 +309,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="token_quarter_localisation", version=3, title="Token-quarter localisation", **BEHAVIOURAL,
+        id="token_quarter_localisation", version=4, title="Token-quarter localisation", **BEHAVIOURAL,
         statement="Patching the last 25 % of prompt positions transfers more than patching the first 25 %.",
         estimator=f"D = T(last 25 %) − T(first 25 %), second-half layers, each a {T_WORDS}. CI: 95% BCa over pairs. "
                   "p: paired Wilcoxon on per-pair scores, last > first, one-sided.",
@@ -319,7 +320,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="level_behaviour_trend", version=3, title="Behaviour dose-response over recursion levels", **BEHAVIOURAL,
+        id="level_behaviour_trend", version=4, title="Behaviour dose-response over recursion levels", **BEHAVIOURAL,
         statement="The recursive behaviour of natural continuations rises with the prompt's recursion level.",
         estimator="partial Spearman ρ between level (1–5) and the behaviour score of the natural continuation, "
                   "prompt length in tokens partialled out. CI: 95% BCa over prompts. p: t-test of the partial ρ, "
@@ -330,7 +331,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,
     ),
     ClaimSpec(
-        id="donor_level_transfer_trend", version=3, title="Transfer grows with donor level", **BEHAVIOURAL,
+        id="donor_level_transfer_trend", version=4, title="Transfer grows with donor level", **BEHAVIOURAL,
         statement="KV transfer onto the same baselines grows with the donor's recursion level L1…L5.",
         estimator="per baseline recipient (block), the behaviour score after a second-half KV patch from a "
                   "donor of each level L1…L5; estimate = mean within-block Spearman ρ(level, score), CI 95% "
@@ -351,7 +352,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="baseline recipients", required_groups=RECBASE, requires_levels=True,
     ),
     ClaimSpec(
-        id="peak_zone_vs_half", version=3, title="Peak zone vs second half", **BEHAVIOURAL,
+        id="peak_zone_vs_half", version=4, title="Peak zone vs second half", **BEHAVIOURAL,
         statement="A KV patch of the peak zone alone (late layer ± 2) transfers less than the full second half.",
         estimator=f"D = T(second half) − T(late ± 2 layers), each a {T_WORDS}. CI: 95% BCa over pairs.",
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
@@ -360,7 +361,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="self_ref_token_patch", version=3, title="Self-referential tokens carry transfer", **BEHAVIOURAL,
+        id="self_ref_token_patch", version=4, title="Self-referential tokens carry transfer", **BEHAVIOURAL,
         statement="Patching only the positions of self-referential tokens (second-half layers) transfers at "
                   "least half of the natural gap.",
         estimator=f"{T_WORDS}, B⊕A = KV patch restricted to positions whose donor token is self-referential "
@@ -371,7 +372,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="donor_pr_predicts_transfer", version=3, title="Donor PR predicts transfer", **BEHAVIOURAL,
+        id="donor_pr_predicts_transfer", version=4, title="Donor PR predicts transfer", **BEHAVIOURAL,
         statement="Donors whose cached V has a lower participation ratio transfer more.",
         estimator="Spearman ρ over pairs between the donor's PR of cached V (late layer, prompt window) and the "
                   "pair's transfer (score(B⊕A) − score(B)), second-half KV patch. CI: 95% BCa over pairs. "

@@ -64,10 +64,10 @@ def _v2(*reasons: str) -> tuple[VersionChange, ...]:
     return (VersionChange(2, TODAY, "; ".join(reasons)),)
 
 
-def _then(earlier: tuple[VersionChange, ...], *reasons: str) -> tuple[VersionChange, ...]:
+def _then(earlier: tuple[VersionChange, ...], *reasons: str, date: str = TODAY) -> tuple[VersionChange, ...]:
     """``earlier`` plus the next version, for ``reasons``."""
     version = 2 + len(earlier)
-    return (*earlier, VersionChange(version, TODAY, "; ".join(reasons)))
+    return (*earlier, VersionChange(version, date, "; ".join(reasons)))
 
 
 BEHAVIOURAL_CLAIMS = (
@@ -121,10 +121,45 @@ _ISSUE_10_EXTRA: dict[str, tuple[str, ...]] = {
     "reverse_patch_necessity": (REVERSE_CONTRASTS,),
 }
 
-VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
+_UP_TO_ISSUE_10: dict[str, tuple[VersionChange, ...]] = {
     **_BEFORE_ISSUE_10,
     **{claim: _then(_BEFORE_ISSUE_10.get(claim, ()), SCORE_AND_DECODING, *_ISSUE_10_EXTRA.get(claim, ()))
        for claim in BEHAVIOURAL_CLAIMS},
+}
+
+CONTENT_SCORE = ("the registered behaviour score is classifier version 2: labels read from each text's content "
+                 "against a written rubric (two blind passes, κ reported, disagreements adjudicated) instead of the "
+                 "producing prompt's group, trained on continuations of a prompt set disjoint from the bank plus "
+                 "hand-written texts, so no text a claim scores is training data; validated leave-one-source-out "
+                 "(reports/scorer-validation) (issue 22)")
+"""The issue-22 change of 2026-12-07: it moves every number that the registered score decides."""
+
+MINIMUM_GAP = ("T is undefined, and the verdict INCONCLUSIVE, unless the natural donor − recipient gap's 95% CI lies "
+               "beyond the registered minimum 0.10 (harness.foundation.behavioural_regime.MIN_NATURAL_GAP): a model "
+               "whose natural recursive continuations are not recursive by the score has nothing to transfer "
+               "(issue 22)")
+
+SCORE_DECIDED_CLAIMS = (
+    "v_patch_null", "kv_transfer", "kv_transfer_specific", "alpha_monotone", "single_layer_fails",
+    "rv_behaviour_correlation", "reverse_patch_necessity", "control_random_null", "control_cross_baseline_null",
+    "kv_order_ablation", "layer_quarter_localisation", "token_quarter_localisation", "level_behaviour_trend",
+    "donor_level_transfer_trend", "peak_zone_vs_half", "self_ref_token_patch", "donor_pr_predicts_transfer",
+)
+"""The claims whose deciding estimate is computed from the registered behaviour score (geometry_transfers and
+rv_gap_fades_in_generation decode under the behavioural regime but decide on R_V)."""
+
+GAP_RATIO_CLAIMS = (
+    "v_patch_null", "kv_transfer", "kv_transfer_specific", "alpha_monotone", "single_layer_fails",
+    "reverse_patch_necessity", "control_random_null", "control_cross_baseline_null", "kv_order_ablation",
+    "layer_quarter_localisation", "token_quarter_localisation", "peak_zone_vs_half", "self_ref_token_patch",
+)
+"""Those of them whose estimate is a transfer ratio in units of the natural gap (they take the minimum-gap rule)."""
+
+VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
+    **_UP_TO_ISSUE_10,
+    **{claim: _then(_UP_TO_ISSUE_10.get(claim, ()), CONTENT_SCORE, *((MINIMUM_GAP,) if claim in GAP_RATIO_CLAIMS else ()),
+                    date="2026-12-07")
+       for claim in SCORE_DECIDED_CLAIMS},
 }
 """Every version change by claim id, oldest first."""
 

@@ -1,7 +1,9 @@
 """examples.md: example continuations per claim × model × condition, non-empty ones only, with the count of empty
 continuations (the model emitted EOS at once) per condition.
 
-From ``details["samples"]`` (every continuation, with its pair, token count and score) when a record has them,
+Each shown continuation is headed by its pair, token count and registered score, and followed by the recipient's
+(and for a patch the donor's) prompt, clipped, when the record carries ``details["prompts"]``, so a reader can audit a
+high score at a glance. From ``details["samples"]`` (every continuation, with its pair, token count and score) when a record has them,
 else from the older ``details["examples"]`` (the first three continuations of each condition) with the empty count
 taken from ``details["conditions"][condition]`` (``empty_share`` × ``n_continuations``).
 """
@@ -17,6 +19,8 @@ EXAMPLES_PER_CONDITION = 3
 """Non-empty continuations shown per condition."""
 EXAMPLE_CHARS = 400
 """Longer continuations are clipped to this many characters."""
+PROMPT_CHARS = 200
+"""Longer prompts are clipped to this many characters."""
 
 
 def condition_words(spec: dict[str, Any] | None) -> str:
@@ -47,15 +51,28 @@ def _clip(text: str) -> str:
     return clipped if len(clipped) <= EXAMPLE_CHARS else clipped[: EXAMPLE_CHARS - 1] + "…"
 
 
-def _block(text: str, label: str | None) -> list[str]:
+def _block(text: str, label: str | None, prompt_lines: Sequence[str] = ()) -> list[str]:
     head = [f"*{label}*", ""] if label else []
-    return [*head, "```text", _clip(text.strip()), "```", ""]
+    tail = [*prompt_lines, ""] if prompt_lines else []
+    return [*head, "```text", _clip(text.strip()), "```", "", *tail]
 
 
-def _from_samples(samples: list[dict[str, Any]]) -> tuple[list[list[str]], int, int]:
+def _prompt_lines(sample: dict[str, Any], prompts: dict[str, str]) -> list[str]:
+    """``> recipient prompt `id`: text`` (and the donor's) for the prompts the record names."""
+    out = []
+    for role in ("recipient", "donor"):
+        pid = sample.get(role)
+        if pid and pid in prompts:
+            text = " ".join(str(prompts[pid]).split())
+            text = text if len(text) <= PROMPT_CHARS else text[: PROMPT_CHARS - 1] + "…"
+            out.append(f"> {role} prompt `{pid}`: {text}" + ("  " if role == "recipient" and sample.get("donor") else ""))
+    return out
+
+
+def _from_samples(samples: list[dict[str, Any]], prompts: dict[str, str]) -> tuple[list[list[str]], int, int]:
     shown = [s for s in samples if not s.get("empty") and str(s.get("text", "")).strip()][:EXAMPLES_PER_CONDITION]
     blocks = [_block(str(s["text"]), f"pair {s.get('pair')}, {s.get('n_tokens')} tokens, score {fmt(s.get('score'))}"
-                     + (", degenerate" if s.get("degenerate") else "")) for s in shown]
+                     + (", degenerate" if s.get("degenerate") else ""), _prompt_lines(s, prompts)) for s in shown]
     empty = sum(1 for s in samples if s.get("empty"))
     return blocks, empty, len(samples)
 
@@ -80,7 +97,7 @@ def record_examples(rec: dict[str, Any]) -> list[str]:
     for name in names:
         summary = conditions.get(name) or {}
         if name in samples:
-            blocks, empty, total = _from_samples(samples[name])
+            blocks, empty, total = _from_samples(samples[name], details.get("prompts") or {})
         else:
             blocks, empty, total = _from_examples(list(examples.get(name) or []), summary)
         words = condition_words(summary.get("condition"))
@@ -98,7 +115,7 @@ def examples_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any]) ->
     out = [f"# Example continuations — {run.get('run_id')}", "",
            (f"Generated tokens only (never the prompt), the first {EXAMPLES_PER_CONDITION} non-empty continuations per "
            "condition in pair order, clipped at "
-           f"{EXAMPLE_CHARS} characters; empty continuations (the model emitted EOS at once) are counted, not shown. "
+           f"{EXAMPLE_CHARS} characters, each with its registered score and the prompt(s) it came from; empty continuations (the model emitted EOS at once) are counted, not shown. "
            "Every continuation with its scores is in samples.jsonl."), ""]
     body = [line for rec in records for line in record_examples(rec)]
     return "\n".join(out + (body or ["No record of this run carries continuations.", ""]))

@@ -3,8 +3,9 @@
 T = (mean score(B⊕A) − mean score(B)) / (mean score(A) − mean score(B)), paired by prompt pair: row i of
 ``patched``, ``recipient`` and ``donor`` belong to pair i (average the k sampled continuations of a pair
 first: the bootstrap resamples pairs, never samples). T is *undefined* when the CI of the denominator
-(the natural donor − recipient gap) includes 0; the result then carries ``undefined_reason`` and a verdict
-must be INCONCLUSIVE (pass it to :func:`harness.claim.verdicts.evaluate`).
+(the natural donor − recipient gap) includes 0, or reaches closer to 0 than a registered minimum gap (there is then
+no behaviour to transfer); the result then carries ``undefined_reason`` and a verdict must be INCONCLUSIVE (pass it
+to :func:`harness.claim.verdicts.evaluate`).
 """
 
 from __future__ import annotations
@@ -59,11 +60,16 @@ def transfer_ci(
     method: str = "BCa",
     n_resamples: int = 9999,
     rng: np.random.Generator | int,
+    min_gap: float = 0.0,
 ) -> TransferEstimate:
     """T and its bootstrap CI over pairs (clustered by ``clusters`` when a prompt recurs across pairs).
 
-    The denominator's CI uses the same ``level``. ``rng`` seeds both bootstraps (drawn in that order).
+    The denominator's CI uses the same ``level``. ``rng`` seeds both bootstraps (drawn in that order). T is
+    undefined unless the gap's CI lies wholly beyond ``min_gap`` (score units, ≥ 0) on one side of 0: low ≥ min_gap
+    or high ≤ −min_gap (with ``min_gap`` = 0, unless the CI excludes 0).
     """
+    if min_gap < 0:
+        raise ValueError(f"min_gap must be ≥ 0, got {min_gap}")
     gen = np.random.default_rng(rng)
     den = bootstrap_ci(_mean_gap, donor, recipient, paired=True, clusters=clusters, level=level, method=method,
                        n_resamples=n_resamples, rng=gen)
@@ -73,6 +79,11 @@ def transfer_ci(
     if den.degenerate or not (den.low > 0 or den.high < 0):
         reason = (f"the natural donor − recipient gap has {level:.0%} CI [{den.low:.3g}, {den.high:.3g}], "
                   "which includes 0, so T is undefined")
+    elif not (den.low >= min_gap or den.high <= -min_gap):
+        reason = (f"the natural donor − recipient gap has {level:.0%} CI [{den.low:.3g}, {den.high:.3g}], which "
+                  f"reaches below the registered minimum gap {min_gap:g}: the donor's natural continuations are not "
+                  "distinguishable enough by the registered score, so there is no behaviour to transfer and T is "
+                  "undefined")
     return TransferEstimate(ci, den, reason)
 
 

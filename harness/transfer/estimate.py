@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from harness.behaviour import BEHAVIOUR_SCORE
+from harness.foundation.behavioural_regime import MIN_NATURAL_GAP
 from harness.stats import ConfidenceInterval, bootstrap_ci, in_gap_units, transfer_ci
 from harness.transfer.outcomes import ConditionRun
 
@@ -99,12 +100,13 @@ def estimate_transfer(
     ``recipient`` and ``donor`` are the natural runs of the patched run's recipient and donor prompts (for
     the main condition B and A; for the reverse patch A and B). CI: ``method`` bootstrap over pairs at
     ``level`` (:func:`harness.stats.transfer_ci`), resampling clusters of pairs that share a prompt
-    (:func:`prompt_clusters`); undefined when the gap's CI includes 0.
+    (:func:`prompt_clusters`); undefined when the gap's CI includes 0 or, for the registered score, reaches below
+    :data:`~harness.foundation.behavioural_regime.MIN_NATURAL_GAP` (no behaviour to transfer).
     """
     _aligned(patched, recipient, donor)
     p, r, d = patched.scores(measure), recipient.scores(measure), donor.scores(measure)
     est = transfer_ci(p, r, d, clusters=prompt_clusters(patched, recipient, donor), level=level, method=method,
-                      n_resamples=n_resamples, rng=rng)
+                      n_resamples=n_resamples, rng=rng, min_gap=MIN_NATURAL_GAP if measure == BEHAVIOUR_SCORE else 0.0)
     return TransferResult(est.estimate, est.ci, est.denominator, est.undefined_reason, len(p),
                           float(np.mean(p)), float(np.mean(r)), float(np.mean(d)))
 

@@ -1,10 +1,14 @@
-"""The model-generated part of the behaviour classifier's corpus (:mod:`harness.behaviour.corpus`), and the command
-that writes the whole corpus::
+"""The model-generated texts of the behaviour score's corpus (:mod:`harness.behaviour.corpus`)::
 
-    python -m harness.transfer.scorer_corpus [--models M ...] [--items-dir DIR] [--out FILE]
+    python -m harness.transfer.scorer_corpus [--models M ...] [--out FILE]
 
-It lives with the behavioural experiments because it runs them (the engine, the registered decoding regime and the
-condition catalogue); the corpus module itself only defines items, the split and the file format.
+Continuations of each embedded model for the corpus prompts (``prompts/scorer-corpus/``, a bank disjoint from the
+claims' bank), paired recursive/baseline by nearest token length, under the registered behavioural regime and the
+claims' default run seed, in the conditions whose outputs the claims score: natural recursive and baseline, the main
+KV patch, α = 0.5, the late-layer V patch, norm-matched random K/V and a cross-baseline donor. Each text gets an
+opaque id (:func:`harness.behaviour.annotation.opaque_id`) for the blind annotation sheet; its provenance stays in
+the file written here. It lives with the behavioural experiments because it runs them; labelling, assembling and
+training read the file and need no model (``python -m harness.behaviour``).
 """
 
 from __future__ import annotations
@@ -13,87 +17,63 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from harness.behaviour.corpus import CORPUS_PATH, CorpusItem, split_of, write_corpus
-from harness.behaviour.negatives import synthetic_items
+from harness.behaviour.annotation import opaque_id
+from harness.behaviour.corpus import MODEL_TEXTS_PATH
 from harness.foundation.behavioural_regime import BEHAVIOUR_DECODING
-from harness.foundation.seeds import derive_seed
 from harness.models import load_model
 from harness.prompts import load_bank
-from harness.prompts.pairing import make_pair, transfer_pairs
+from harness.prompts.loading import DEFAULT_BANK_DIR
+from harness.prompts.pairing import nearest_length_pairs
 from harness.runtime.measurement_store import MeasurementStore
 
-__all__ = ["build_corpus", "generate_model_items", "main"]
+__all__ = ["CORPUS_BANK_DIR", "corpus_conditions", "generate_model_texts", "main"]
+
+CORPUS_BANK_DIR = DEFAULT_BANK_DIR / "scorer-corpus"
+"""The corpus prompts (never read by a claim: the claims' bank is the top level of ``prompts/``)."""
 
 
-def generate_model_items(model: str, *, run_seed: int = 0, store: Any = None) -> list[CorpusItem]:
-    """The generated items of one model (see the module docstring), decoded under the registered behavioural
-    regime with the claims' default run seed, through ``cache`` (a :class:`~harness.runtime.measurement_store.MeasurementStore`,
-    so the claims can reuse these continuations)."""
-    from harness.transfer import CROSS_BASELINE, NATURAL_BASELINE, NATURAL_RECURSIVE, RANDOM_NORM_MATCHED, run_condition
+def corpus_conditions() -> tuple:
+    """The conditions whose continuations enter the corpus (see the module docstring)."""
+    from harness.transfer import (
+        CROSS_BASELINE, KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, RANDOM_NORM_MATCHED, V_PATCH_LATE, kv_alpha,
+    )
+
+    return (NATURAL_RECURSIVE, NATURAL_BASELINE, KV_MAIN, kv_alpha(0.5), V_PATCH_LATE, RANDOM_NORM_MATCHED,
+            CROSS_BASELINE)
+
+
+def generate_model_texts(model: str, *, bank_dir: Path = CORPUS_BANK_DIR, run_seed: int = 0,
+                         store: MeasurementStore | None = None) -> list[dict[str, str]]:
+    """The corpus texts of one model: ``{"id", "model", "condition", "pair_id", "recipient_id", "donor_id",
+    "text"}`` per continuation (see the module docstring)."""
+    from harness.transfer import run_condition
 
     lm = load_model(model, device="cpu")
-    bank = load_bank()
-    store = store or MeasurementStore()
-    pairs = transfer_pairs(lm, bank)
-    with_other = [p for p in pairs if p.other_baseline is not None]
-    anchor = bank.group("recursive")[0]
-    offtopic = [make_pair(lm, anchor, p, pair_id=f"offtopic:{p.id}", unmatched=True)
-                for group in ("grounding", "long_control") if group in bank.groups for p in bank.group(group)]
-
-    def texts(pairs_: Sequence[Any], condition: Any) -> list[tuple[str, str]]:
-        run = run_condition(lm, pairs_, condition, decoding=BEHAVIOUR_DECODING, run_seed=run_seed, store=store)
-        return [(o.recipient_id, s.text) for o in run.outcomes for s in o.samples]
-
-    items: list[CorpusItem] = []
-    for source, label, runs in (
-        ("natural_recursive", 1, texts(pairs, NATURAL_RECURSIVE)),
-        ("natural_baseline", 0, texts(pairs, NATURAL_BASELINE)),
-        ("cross_baseline_patch", 0, texts(with_other, CROSS_BASELINE)),
-        ("random_kv_patch", 0, texts(pairs, RANDOM_NORM_MATCHED)),
-        ("offtopic_natural", 0, texts(offtopic, NATURAL_BASELINE)),
-    ):
-        seen: set[str] = set()
-        for unit, text in runs:
-            if unit in seen:  # a prompt in two pairs: its natural continuation once
-                continue
-            seen.add(unit)
-            items.append(CorpusItem(f"{model}/{source}/{unit}", text, label, source, model, unit, split_of(unit)))
-    return items
-
-
-def build_corpus(models: Sequence[str], items_dir: Path | None, out: Path) -> int:
-    """Write the classifier's corpus to ``out``: each model's generated items (read from ``items_dir/<model>.jsonl``
-    when that file exists, else generated) and the synthetic negatives made from its natural recursive texts, per
-    split. Returns the exit status (0)."""
-    items: list[CorpusItem] = []
-    for model in models:
-        prepared = items_dir / f"{model}.jsonl" if items_dir else None
-        if prepared is not None and prepared.is_file():
-            generated = [CorpusItem(**json.loads(line)) for line in prepared.read_text().splitlines() if line.strip()]
-        else:
-            generated = generate_model_items(model)
-        items += generated
-        for split in ("train", "heldout"):
-            sources = [(i.unit, i.text) for i in generated if i.source == "natural_recursive" and i.split == split]
-            made = synthetic_items(sources, derive_seed(0, "negatives", model, split))
-            for index, (kind, unit, text) in enumerate(made):
-                assert split_of(unit) == split
-                items.append(CorpusItem(f"{model}/{kind}/{unit}/{index}", text, 0, kind, model, unit, split))
-    sha = write_corpus(items, out)
-    print(f"wrote {len(items)} items to {out} (sha256 {sha})")
-    return 0
+    pairs = nearest_length_pairs(lm, load_bank(bank_dir))
+    rows: list[dict[str, str]] = []
+    for condition in corpus_conditions():
+        run = run_condition(lm, pairs, condition, decoding=BEHAVIOUR_DECODING, run_seed=run_seed,
+                            store=store or MeasurementStore(mode="off"))
+        for outcome in run.outcomes:
+            for sample in outcome.samples:
+                key = f"{model}/{condition.name}/{outcome.pair_id}/{sample.sample_index}"
+                rows.append({"id": opaque_id(key), "model": model, "condition": condition.name,
+                             "pair_id": outcome.pair_id, "recipient_id": outcome.recipient_id,
+                             "donor_id": outcome.donor_id, "text": sample.text})
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.transfer.scorer_corpus",
-                                     description="generate the behaviour classifier's labelled corpus on the embedded models")
+                                     description="generate the behaviour score's corpus texts on the embedded models")
     parser.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma3-270m"])
-    parser.add_argument("--items-dir", type=Path, help="read each model's generated items from DIR/<model>.jsonl when present")
-    parser.add_argument("--out", type=Path, default=CORPUS_PATH)
+    parser.add_argument("--out", type=Path, default=MODEL_TEXTS_PATH)
     args = parser.parse_args(argv)
-    return build_corpus(args.models, args.items_dir, args.out)
+    rows = [row for model in args.models for row in generate_model_texts(model)]
+    args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"wrote {len(rows)} texts to {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
