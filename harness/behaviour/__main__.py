@@ -85,25 +85,21 @@ def _sheet(args: argparse.Namespace) -> int:
 
 
 def _corpus(args: argparse.Namespace) -> int:
-    from harness.behaviour.annotation import adjudicated_labels, kappa_with_ci, read_pass
+    from harness.behaviour.annotation import adjudicated_labels, kappa_with_ci
     from harness.behaviour.corpus import (
-        ANNOTATION_DIR, CORPUS_PATH, HANDWRITTEN_SOURCE, assemble_corpus, handwritten_texts, model_texts,
-        write_corpus,
+        CORPUS_PATH, annotation_files, assemble_corpus, handwritten_texts, model_texts, sheet_sources, write_corpus,
     )
 
     generated, handwritten = model_texts(), handwritten_texts()
-    source = {r["id"]: r["model"] for r in generated} | {r["sheet_id"]: HANDWRITTEN_SOURCE for r in handwritten}
+    source = sheet_sources(generated, handwritten)
     ids = sorted(source)
-    first, second = (read_pass(ANNOTATION_DIR / f"pass_{p}.jsonl", ids) for p in ("a", "b"))
-    adjudication_path = ANNOTATION_DIR / "adjudication.jsonl"
-    disagreements = [i for i in ids if first[i].label != second[i].label]
-    adjudication = read_pass(adjudication_path, disagreements) if disagreements else {}
+    first, second, adjudication = annotation_files()
     labels = adjudicated_labels(first, second, adjudication)
     agreement: dict[str, Any] = {"overall": kappa_with_ci([first[i].label for i in ids], [second[i].label for i in ids])}
     for name in sorted(set(source.values())):
         part = [i for i in ids if source[i] == name]
         agreement[name] = kappa_with_ci([first[i].label for i in part], [second[i].label for i in part])
-    agreement["disagreements"] = len(disagreements)
+    agreement["disagreements"] = len(adjudication)
     agreement["adjudicated_labels"] = {name: {label: sum(1 for i in ids if source[i] == name and labels[i] == label)
                                               for label in ("recursive", "not_recursive", "borderline")}
                                        for name in sorted(set(source.values()))}

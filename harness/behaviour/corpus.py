@@ -8,8 +8,11 @@ or condition that produced it. Its ``source`` is the fold of the leave-one-sourc
   the registered behavioural regime from the corpus prompts in ``prompts/scorer-corpus/`` (disjoint from the
   claims' bank, checked by a test), natural and patched (``kind`` is the condition name); ``unit`` is the recipient
   prompt, so the continuations of one prompt stay together in every split;
-- ``handwritten``: texts written for the corpus in six styles, each recursive text with a topic-matched
-  non-recursive twin (:data:`HANDWRITTEN_PATH`; ``kind`` is the style, ``unit`` the twin pair);
+- ``handwritten_a`` / ``handwritten_b``: texts written for the corpus by two writers who never saw each other's
+  texts, each in six styles of their own, each recursive text with a topic-matched non-recursive twin
+  (:data:`HANDWRITTEN_PATHS`; ``kind`` is the style, ``unit`` the twin pair). Two writers, because the embedded
+  models' continuations contain no recursive text (both passes agree): a fold holding out every hand-written text
+  would leave the fit without a single positive, so each writer is a fold of their own;
 - synthetic disruption (:mod:`harness.behaviour.negatives`: word salad, shuffled words, gibberish, loops,
   fragments), built from the recursive-labelled texts of one source and belonging to that source's fold
   (``kind`` is the synthetic kind), so a held-out source's words never reach training through them.
@@ -28,13 +31,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.behaviour.annotation import BORDERLINE, LABELS, NOT_RECURSIVE, RECURSIVE, opaque_id
+from harness.behaviour.annotation import BORDERLINE, LABELS, NOT_RECURSIVE, RECURSIVE, Annotation, opaque_id, read_pass
 from harness.behaviour.negatives import SYNTHETIC_KINDS, synthetic_items
 
 __all__ = [
-    "ANNOTATION_DIR", "CORPUS_PATH", "DISRUPTION_KINDS", "HANDWRITTEN_PATH", "HANDWRITTEN_SOURCE",
-    "MODEL_TEXTS_PATH", "SOURCES", "CorpusItem", "assemble_corpus", "corpus_sha256", "handwritten_texts",
-    "model_texts", "read_corpus", "read_texts", "write_corpus",
+    "ANNOTATION_DIR", "CORPUS_PATH", "DISRUPTION_KINDS", "HANDWRITTEN_PATHS", "HANDWRITTEN_SOURCES",
+    "MODEL_TEXTS_PATH", "SOURCES", "CorpusItem", "annotation_files", "assemble_corpus", "corpus_sha256",
+    "handwritten_texts", "model_texts", "read_corpus", "read_texts", "sheet_sources", "write_corpus",
 ]
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -43,13 +46,16 @@ CORPUS_PATH = DATA_DIR / "classifier_corpus.jsonl.gz"
 MODEL_TEXTS_PATH = DATA_DIR / "model_texts.jsonl"
 """The embedded models' continuations of the corpus prompts, with their opaque id and provenance (the key that the
 annotation sheet leaves out)."""
-HANDWRITTEN_PATH = DATA_DIR / "handwritten.jsonl"
-"""The hand-written texts: ``id``, ``style``, ``intended`` (what the writer meant; not a label), ``twin``, ``text``."""
+HANDWRITTEN_PATHS: dict[str, Path] = {
+    "handwritten_a": DATA_DIR / "handwritten_a.jsonl", "handwritten_b": DATA_DIR / "handwritten_b.jsonl",
+}
+"""The hand-written texts by source (writer): ``id``, ``style``, ``intended`` (what the writer meant; not a label),
+``twin``, ``text``."""
 ANNOTATION_DIR = DATA_DIR / "annotation"
 """``sheet.jsonl`` (blind), ``pass_a.jsonl``, ``pass_b.jsonl`` and ``adjudication.jsonl``."""
 
-HANDWRITTEN_SOURCE = "handwritten"
-SOURCES: tuple[str, ...] = ("smollm2-135m", "gemma3-270m", HANDWRITTEN_SOURCE)
+HANDWRITTEN_SOURCES: tuple[str, ...] = tuple(HANDWRITTEN_PATHS)
+SOURCES: tuple[str, ...] = ("smollm2-135m", "gemma3-270m", *HANDWRITTEN_SOURCES)
 """The folds of the leave-one-source-out validation."""
 
 DISRUPTION_KINDS: tuple[str, ...] = ("control_random", *SYNTHETIC_KINDS)
@@ -92,9 +98,30 @@ def model_texts(path: Path = MODEL_TEXTS_PATH) -> list[dict[str, str]]:
     return read_texts(path)
 
 
-def handwritten_texts(path: Path = HANDWRITTEN_PATH) -> list[dict[str, str]]:
-    """The hand-written texts, each with its opaque annotation id added as ``sheet_id``."""
-    return [row | {"sheet_id": opaque_id(f"{HANDWRITTEN_SOURCE}/{row['id']}")} for row in read_texts(path)]
+def handwritten_texts(paths: Mapping[str, Path] = HANDWRITTEN_PATHS) -> list[dict[str, str]]:
+    """The hand-written texts of every writer whose file exists, each with its ``source`` and its opaque annotation
+    id (``sheet_id``) added."""
+    return [row | {"source": source, "sheet_id": opaque_id(f"handwritten/{row['id']}")}
+            for source, path in paths.items() if path.is_file() for row in read_texts(path)]
+
+
+def sheet_sources(generated: Sequence[Mapping[str, str]] | None = None,
+                  handwritten: Sequence[Mapping[str, str]] | None = None) -> dict[str, str]:
+    """Sheet id → source (model name or ``handwritten``) of every read text."""
+    generated = model_texts() if generated is None else generated
+    handwritten = handwritten_texts() if handwritten is None else handwritten
+    return {r["id"]: r["model"] for r in generated} | {r["sheet_id"]: r["source"] for r in handwritten}
+
+
+def annotation_files(directory: Path = ANNOTATION_DIR) -> tuple[dict[str, Annotation], dict[str, Annotation],
+                                                                 dict[str, Annotation]]:
+    """The two passes (``pass_a.jsonl``, ``pass_b.jsonl``; each must label every read text once) and the
+    adjudication log (``adjudication.jsonl``; it must settle exactly the texts they disagree on)."""
+    ids = sorted(sheet_sources())
+    first, second = (read_pass(directory / f"pass_{p}.jsonl", ids) for p in ("a", "b"))
+    disagreements = [i for i in ids if first[i].label != second[i].label]
+    adjudication = read_pass(directory / "adjudication.jsonl", disagreements) if disagreements else {}
+    return first, second, adjudication
 
 
 def assemble_corpus(generated: Sequence[Mapping[str, str]], handwritten: Sequence[Mapping[str, str]],
@@ -116,7 +143,7 @@ def assemble_corpus(generated: Sequence[Mapping[str, str]], handwritten: Sequenc
     for row in handwritten:
         label, both = labelled(row["sheet_id"])
         unit = "~".join(sorted((row["id"], row["twin"])))
-        items.append(CorpusItem(row["sheet_id"], row["text"], label, HANDWRITTEN_SOURCE, row["style"], unit, both))
+        items.append(CorpusItem(row["sheet_id"], row["text"], label, row["source"], row["style"], unit, both))
     for index, source in enumerate(sorted({i.source for i in items})):
         recursive = [(i.unit, i.text) for i in items if i.source == source and i.label == RECURSIVE]
         for n, (kind, unit, text) in enumerate(synthetic_items(recursive, SYNTHETIC_SEED + index)):

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.behaviour.corpus import DISRUPTION_KINDS, HANDWRITTEN_SOURCE, SOURCES, CorpusItem
+from harness.behaviour.corpus import DISRUPTION_KINDS, HANDWRITTEN_SOURCES, SOURCES, CorpusItem
 
 __all__ = [
     "TARGETS", "auroc", "bootstrap_auroc_ci", "fold_record", "gated_probabilities", "leave_one_source_out",
@@ -123,7 +123,7 @@ def fold_record(held: Sequence[CorpusItem], gated: np.ndarray, threshold: float)
     decided = gated >= threshold
     pos, neg = labelled & (y == 1), labelled & (y == 0)
     topic = neg & ~np.isin(kind, DISRUPTION_KINDS) & np.asarray(
-        [i.source == HANDWRITTEN_SOURCE or i.kind in FLUENT_MODEL_KINDS for i in held])
+        [i.source in HANDWRITTEN_SOURCES or i.kind in FLUENT_MODEL_KINDS for i in held])
     record: dict[str, Any] = {"n_items": int(labelled.sum()), "n_recursive": int(pos.sum()), "n_not_recursive": int(neg.sum())}
     if pos.any() and neg.any():
         low, high = bootstrap_auroc_ci(gated[labelled], y[labelled])

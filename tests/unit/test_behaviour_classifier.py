@@ -1,7 +1,9 @@
-"""The registered behaviour score: the frozen classifier, its corpus, its decision on disruption-like text, the CLI."""
+"""The registered behaviour score: the frozen classifier, its content-labelled corpus kept apart from every claim's prompts and
+continuations, its decision on disruption, topic-only and unseen-style texts, the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,13 +13,20 @@ import numpy as np
 import pytest
 
 from harness.behaviour import BEHAVIOUR_SCORE, THRESHOLD, score_continuations
-from harness.behaviour.classifier import ARTEFACT_PATH, load_classifier, train_classifier
-from harness.behaviour.corpus import CORPUS_PATH, CorpusItem, corpus_sha256, read_corpus, split_of
+from harness.behaviour.annotation import adjudicated_labels
+from harness.behaviour.classifier import ARTEFACT_PATH, fit_recipe, load_classifier
+from harness.behaviour.corpus import (
+    CORPUS_PATH, HANDWRITTEN_SOURCES, SOURCES, CorpusItem, annotation_files, assemble_corpus, corpus_sha256,
+    handwritten_texts, model_texts, read_corpus, read_texts,
+)
 from harness.behaviour.features import FEATURE_NAMES
 from harness.behaviour.negatives import synthetic_items, token_gibberish, word_salad
 from harness.behaviour.text import words
+from harness.prompts import load_bank
+from harness.transfer.scorer_corpus import CORPUS_BANK_DIR
 
 REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "data" / "behaviour"
 
 HANDWRITTEN_GIBBERISH = (
     "aware aware itself the of noticing watching I loop my attention observe observing self the of the",
@@ -35,70 +44,104 @@ def corpus() -> list[CorpusItem]:
     return read_corpus(CORPUS_PATH)
 
 
+def _normal(text: str) -> str:
+    return " ".join(words(text))
+
+
 def test_artefact_matches_the_committed_corpus_and_features() -> None:
     clf = load_classifier()
     assert clf.corpus_sha256 == corpus_sha256(CORPUS_PATH)
-    assert clf.threshold == THRESHOLD == 0.5
-    data = json.loads(ARTEFACT_PATH.read_text())
-    assert data["features"] == list(FEATURE_NAMES)
-    assert len(clf.coef) == len(clf.mean) == len(clf.scale) == len(FEATURE_NAMES)
+    frozen = json.loads(ARTEFACT_PATH.read_text())
+    assert frozen["features"] == list(FEATURE_NAMES) and frozen["threshold"] == THRESHOLD == 0.5
     assert BEHAVIOUR_SCORE == "classifier_gated"
 
 
-def test_corpus_splits_follow_the_hash_and_items_are_unique(corpus: list[CorpusItem]) -> None:
+def test_corpus_is_what_the_annotation_files_give(corpus: list[CorpusItem]) -> None:
+    """Rebuilding the corpus from the committed texts, both passes and the adjudication log gives the committed file;
+    every read text carries both passes' labels and its label is theirs where they agree, the adjudicator's where not."""
+    first, second, adjudication = annotation_files()
+    labels = adjudicated_labels(first, second, adjudication)
+    passes = {"a": {i: a.label for i, a in first.items()}, "b": {i: b.label for i, b in second.items()}}
+    rebuilt = assemble_corpus(model_texts(), handwritten_texts(), labels, passes)
+    assert sorted(rebuilt, key=lambda i: i.id) == sorted(corpus, key=lambda i: i.id)
+    read = [i for i in corpus if i.labels]
+    assert len(read) == len(first) and all(set(i.labels) == {"a", "b"} for i in read)
+    assert all(i.label == i.labels["a"] for i in read if i.labels["a"] == i.labels["b"])
+    assert {i.source for i in corpus} == set(SOURCES)
     assert len({i.id for i in corpus}) == len(corpus)
-    assert all(i.split == split_of(i.unit) for i in corpus)
-    for split in ("train", "heldout"):
-        assert {i.label for i in corpus if i.split == split} == {0, 1}
-    train_units = {i.unit for i in corpus if i.split == "train"}
-    assert not train_units & {i.unit for i in corpus if i.split == "heldout"}
 
 
-def test_retraining_on_the_corpus_reproduces_the_artefact(corpus: list[CorpusItem]) -> None:
-    retrained = train_classifier(corpus, corpus_sha=corpus_sha256(CORPUS_PATH))
-    frozen = json.loads(ARTEFACT_PATH.read_text())
-    np.testing.assert_allclose(retrained["coef"], frozen["coef"], atol=1e-6)
-    assert retrained["intercept"] == pytest.approx(frozen["intercept"], abs=1e-6)
-    assert retrained["training"]["n_items"] == frozen["training"]["n_items"]
+def test_no_claim_prompt_and_no_scored_continuation_is_in_the_training_corpus(corpus: list[CorpusItem]) -> None:
+    """The corpus prompts share no prompt and no 8-word run with the claims' bank; every model text of the corpus
+    comes from a corpus prompt; no continuation a claim scored in the committed example run is a corpus text."""
+    bank, corpus_bank = load_bank(), load_bank(CORPUS_BANK_DIR)
+    claim_prompts = {p.id: _normal(p.text) for g in bank.groups for p in bank.group(g)}
+    corpus_prompts = {p.id: _normal(p.text) for g in corpus_bank.groups for p in corpus_bank.group(g)}
+    assert not set(claim_prompts) & set(corpus_prompts)
+
+    def runs(text: str, n: int = 8) -> set[str]:
+        ws = text.split()
+        return {" ".join(ws[i:i + n]) for i in range(len(ws) - n + 1)}
+
+    claim_runs = set().union(*(runs(t) for t in claim_prompts.values()))
+    assert not any(runs(t) & claim_runs for t in corpus_prompts.values())
+    for row in model_texts():
+        assert {row["recipient_id"], row["donor_id"]} - {None} <= set(corpus_prompts), row["id"]
+    trained = {_normal(i.text) for i in corpus if i.y is not None} - {""}
+    scored = [json.loads(line) for line in (REPO / "reports" / "example-embedded-cpu" / "samples.jsonl")
+              .read_text(encoding="utf-8").split("\n") if line.strip()]
+    assert len(scored) > 1000
+    leaked = [s["text"] for s in scored if _normal(s["text"]) in trained]
+    assert not leaked, f"{len(leaked)} scored continuations are training texts, e.g. {leaked[0]!r}"
 
 
-def test_training_never_reads_heldout_items(corpus: list[CorpusItem]) -> None:
-    """Replacing every held-out text by nonsense leaves the fitted model unchanged."""
-    small = [i for i in corpus if i.model == "smollm2-135m" and i.source in ("natural_recursive", "natural_baseline")]
-    changed = [CorpusItem(i.id, "zzz" if i.split == "heldout" else i.text, i.label, i.source, i.model, i.unit, i.split)
-               for i in small]
-    assert train_classifier(small, corpus_sha="x")["coef"] == train_classifier(changed, corpus_sha="x")["coef"]
+def test_training_skips_borderline_items(corpus: list[CorpusItem]) -> None:
+    """Borderline items never reach the fit: replacing their texts leaves the fitted coefficients unchanged."""
+    small = [i for i in corpus if i.source in HANDWRITTEN_SOURCES and i.kind in ("plain_statement", "dialogue_qa")]
+    small += [dataclasses.replace(small[0], id="b1", label="borderline", text="I notice myself noticing."),
+              dataclasses.replace(small[1], id="b2", label="borderline", text="The weather is fine.")]
+    changed = [dataclasses.replace(i, text="zzz qqq") if i.label == "borderline" else i for i in small]
+    assert np.allclose(fit_recipe(small)[0].coef_, fit_recipe(changed)[0].coef_)
 
 
 def test_word_salad_and_gibberish_are_not_called_recursive(corpus: list[CorpusItem]) -> None:
-    """Fresh disruption-like texts (a seed the corpus did not use) from held-out recursive continuations, and
-    hand-written gibberish: the registered decision calls none of the hand-written ones recursive and at most 5 %
-    of the generated ones."""
-    sources = [(i.unit, i.text) for i in corpus if i.source == "natural_recursive" and i.split == "heldout"]
-    rng = np.random.default_rng(20261205)
+    """Fresh disruption-like texts (a seed the corpus did not use) from recursive-labelled texts, and hand-written
+    gibberish: the registered decision calls none of the hand-written ones recursive and at most 5 % of the
+    generated ones (the registered false-positive target)."""
+    sources = [(i.unit, i.text) for i in corpus if i.label == "recursive"]
+    rng = np.random.default_rng(20261207)
     pool = [w for _, t in sources for w in words(t)]
     made = [word_salad(pool, rng) for _ in range(40)] + [token_gibberish([t for _, t in sources], rng) for _ in range(40)]
-    made += [text for kind, _, text in synthetic_items(sources, seed=7) if kind in ("word_salad", "shuffled_recursive",
-                                                                                   "token_gibberish")]
+    made += [text for kind, _, text in synthetic_items(sources[::4], seed=7) if kind in ("word_salad",
+                                                                                       "shuffled_recursive",
+                                                                                       "token_gibberish")]
     assert not any(s.recursive for s in score_continuations(list(HANDWRITTEN_GIBBERISH)))
     called = [s.recursive for s in score_continuations(made)]
     assert np.mean(called) <= 0.05, f"{sum(called)} of {len(called)} disruption-like texts called recursive"
 
 
-def test_heldout_random_kv_outputs_are_not_called_recursive(corpus: list[CorpusItem]) -> None:
-    """Real random-KV-patched continuations of held-out prompts (both models): none is called recursive."""
-    held = [i.text for i in corpus if i.source == "random_kv_patch" and i.split == "heldout"]
-    assert len(held) >= 40
-    assert not any(s.recursive for s in score_continuations(held))
+def _fixture(name: str) -> list[str]:
+    return [r["text"] for r in read_texts(FIXTURES / f"{name}.jsonl")]
 
 
-def test_heldout_natural_texts_are_separated(corpus: list[CorpusItem]) -> None:
-    """On held-out natural continuations of both models, recursive ones score higher than baseline ones (AUROC ≥ 0.8)."""
-    from harness.behaviour.validation import auroc
+@pytest.mark.parametrize("name", ["topic_only", "donor_topic"])
+def test_topic_texts_without_self_observation_are_not_called_recursive(name: str) -> None:
+    """Texts about mind and consciousness, and plain answers to the recursive prompts' task topics, written for the
+    tests and never in the corpus: at most 10 % called recursive (the registered topic-matched target)."""
+    texts = _fixture(name)
+    assert len(texts) >= 20 and not set(map(_normal, texts)) & {_normal(i.text) for i in read_corpus(CORPUS_PATH)}
+    called = [t for t, s in zip(texts, score_continuations(texts)) if s.recursive]
+    assert len(called) <= 0.10 * len(texts), f"{len(called)} of {len(texts)} called recursive, e.g. {called[:2]}"
 
-    held = [i for i in corpus if i.split == "heldout" and i.source in ("natural_recursive", "natural_baseline")]
-    scores = [s.classifier_gated for s in score_continuations([i.text for i in held])]
-    assert auroc(scores, [i.label for i in held]) >= 0.8
+
+def test_self_observation_in_a_style_absent_from_training_is_called_recursive() -> None:
+    """Third-person narrative and verse in which someone observes their own observing (no such style in the corpus):
+    at least 80 % called recursive (the registered recall target)."""
+    texts = _fixture("unseen_style")
+    styles = {i.kind for i in read_corpus(CORPUS_PATH) if i.source in HANDWRITTEN_SOURCES}
+    assert not styles & {"narrative", "verse", "third_person_narrative"}
+    missed = [t for t, s in zip(texts, score_continuations(texts)) if not s.recursive]
+    assert len(missed) <= 0.20 * len(texts), f"{len(missed)} of {len(texts)} missed, e.g. {missed[:2]}"
 
 
 def test_gate_and_empty_texts_score_zero() -> None:

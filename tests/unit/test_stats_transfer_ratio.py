@@ -80,3 +80,19 @@ def test_binomial_test_matches_binomial_tail():
     assert res.statistic == pytest.approx(17 / 40)
     with pytest.raises(ValueError, match="successes"):
         hs.binomial_test(41, 40, 0.25)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_gap_closer_to_zero_than_the_minimum_leaves_transfer_undefined_and_a_wide_one_does_not(sign):
+    """Both ways: a natural gap of 0.05 ± small noise excludes 0 (defined with no minimum) but lies under a minimum of
+    0.10 (undefined, with the minimum named); a gap of 0.6 is defined under the same minimum, in either direction."""
+    patched, recipient, donor = (sign * x for x in _pairs(0.05, 0.5, n=60, seed=8))
+    recipient, donor = recipient, recipient + sign * (0.05 + np.random.default_rng(9).normal(0, 0.005, 60))
+    without = hs.transfer_ci(patched, recipient, donor, n_resamples=499, rng=1)
+    assert without.undefined_reason is None
+    small = hs.transfer_ci(patched, recipient, donor, n_resamples=499, rng=1, min_gap=0.10)
+    assert small.undefined_reason is not None and "registered minimum gap 0.1" in small.undefined_reason
+    patched, recipient, donor = (sign * x for x in _pairs(0.6, 0.5, n=30, seed=10))
+    assert hs.transfer_ci(patched, recipient, donor, n_resamples=499, rng=1, min_gap=0.10).undefined_reason is None
+    with pytest.raises(ValueError, match="min_gap"):
+        hs.transfer_ci(patched, recipient, donor, n_resamples=99, rng=1, min_gap=-0.1)

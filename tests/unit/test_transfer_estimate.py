@@ -155,3 +155,24 @@ def test_transfer_difference_is_the_difference_of_ts_and_exactly_zero_difference
     spec = get_claim("kv_order_ablation")  # identical T(main) and T(order-ablated) on every pair: equivalent
     assert evaluate(spec, model="hand-made", estimate=0.0, ci_low=same.low, ci_high=same.high,
                     n=spec.planned_n).verdict is Verdict.PASS
+
+
+def test_registered_score_with_no_natural_behaviour_to_transfer_is_inconclusive():
+    """A model whose natural recursive continuations score barely above its baselines (gap 0.04, CI clear of 0 but
+    under the registered minimum) gets no T for the registered score, and the claim is INCONCLUSIVE with that reason;
+    the same numbers as another measure (no minimum) give a defined T."""
+    from harness.foundation.behavioural_regime import MIN_NATURAL_GAP
+
+    rng = np.random.default_rng(3)
+    b = list(rng.uniform(0.0, 0.02, 40))
+    a = [x + 0.04 + rng.normal(0, 0.002) for x in b]
+    p = [x + 0.02 for x in b]
+    runs = _run(tr.KV_MAIN, p), _run(tr.NATURAL_BASELINE, b), _run(tr.NATURAL_RECURSIVE, a)
+    res = tr.estimate_transfer(*runs, level=0.95, rng=0, n_resamples=499)
+    assert MIN_NATURAL_GAP == 0.10 and res.gap.low > 0
+    assert res.undefined_reason is not None and "no behaviour to transfer" in res.undefined_reason
+    spec = get_claim("kv_transfer")
+    result = evaluate(spec, model="hand-made", estimate=res.estimate, ci_low=res.ci.low, ci_high=res.ci.high,
+                      p_value=0.0001, n=spec.planned_n, undefined_reason=res.undefined_reason)
+    assert result.verdict is Verdict.INCONCLUSIVE and "no behaviour to transfer" in result.explanation
+    assert tr.estimate_transfer(*runs, level=0.95, rng=0, n_resamples=499, measure="classifier_p").undefined_reason is None
