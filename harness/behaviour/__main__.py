@@ -124,7 +124,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from harness.behaviour.report import write_validation
+    from harness.behaviour.validation_report import write_validation
 
     write_validation(Path(args.out), Path(args.fixtures))
     return 0
