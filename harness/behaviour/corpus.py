@@ -8,9 +8,9 @@ or condition that produced it. Its ``source`` is the fold of the leave-one-sourc
   the registered behavioural regime from the corpus prompts in ``prompts/scorer-corpus/`` (disjoint from the
   claims' bank, checked by a test), natural and patched (``kind`` is the condition name); ``unit`` is the recipient
   prompt, so the continuations of one prompt stay together in every split;
-- ``handwritten_a`` / ``handwritten_b``: texts written for the corpus by two writers who never saw each other's
+- ``handwritten_a`` … ``handwritten_d``: texts written for the corpus by four writers who never saw each other's
   texts, each in six styles of their own, each recursive text with a topic-matched non-recursive twin
-  (:data:`HANDWRITTEN_PATHS`; ``kind`` is the style, ``unit`` the twin pair). Two writers, because the embedded
+  (:data:`HANDWRITTEN_PATHS`; ``kind`` is the style, ``unit`` the twin pair). Several writers, because the embedded
   models' continuations contain no recursive text (both passes agree): a fold holding out every hand-written text
   would leave the fit without a single positive, so each writer is a fold of their own;
 - synthetic disruption (:mod:`harness.behaviour.negatives`: word salad, shuffled words, gibberish, loops,
@@ -46,9 +46,8 @@ CORPUS_PATH = DATA_DIR / "classifier_corpus.jsonl.gz"
 MODEL_TEXTS_PATH = DATA_DIR / "model_texts.jsonl"
 """The embedded models' continuations of the corpus prompts, with their opaque id and provenance (the key that the
 annotation sheet leaves out)."""
-HANDWRITTEN_PATHS: dict[str, Path] = {
-    "handwritten_a": DATA_DIR / "handwritten_a.jsonl", "handwritten_b": DATA_DIR / "handwritten_b.jsonl",
-}
+HANDWRITTEN_PATHS: dict[str, Path] = {name: DATA_DIR / f"{name}.jsonl" for name in (
+    "handwritten_a", "handwritten_b", "handwritten_c", "handwritten_d")}
 """The hand-written texts by source (writer): ``id``, ``style``, ``intended`` (what the writer meant; not a label),
 ``twin``, ``text``."""
 ANNOTATION_DIR = DATA_DIR / "annotation"

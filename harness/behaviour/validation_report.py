@@ -32,7 +32,8 @@ def validation_record(fixtures: Path) -> dict[str, Any]:
         "corpus_sha256": corpus_sha256(CORPUS_PATH),
         "targets": TARGETS,
         "leave_one_source_out": leave_one_source_out(read_corpus(CORPUS_PATH)),
-        "fixture_sets": {path.stem: score_fixture_set(read_texts(path)) for path in sorted(fixtures.glob("*.jsonl"))},
+        "fixture_sets": {str(path.relative_to(fixtures).with_suffix("")): score_fixture_set(read_texts(path))
+                         for path in sorted(fixtures.rglob("*.jsonl"))},
     }
 
 
@@ -94,11 +95,19 @@ def validation_markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+READING_FILE = "reading.md"
+"""A hand-written reading of the numbers kept beside them (what the score can and cannot carry, what informed what);
+appended to the generated README when present."""
+
+
 def write_validation(out_dir: Path, fixtures: Path) -> dict[str, Any]:
-    """Compute the record and write ``validation.json`` and ``README.md`` under ``out_dir``; returns the record."""
+    """Compute the record and write ``validation.json`` and ``README.md`` under ``out_dir`` (the generated tables,
+    then :data:`READING_FILE` when it exists); returns the record."""
     record = validation_record(fixtures)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "validation.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    (out_dir / "README.md").write_text(validation_markdown(record), encoding="utf-8")
-    print(validation_markdown(record))
+    reading = out_dir / READING_FILE
+    text = validation_markdown(record) + (f"\n{reading.read_text(encoding='utf-8')}" if reading.is_file() else "")
+    (out_dir / "README.md").write_text(text, encoding="utf-8")
+    print(text)
     return record

@@ -87,7 +87,7 @@ def test_recall_at_fpr_known_values() -> None:
     assert recall_at_fpr([0.1, 0.9], [1, 0], 0.0) == 0.0
 
 
-def _item(n: int, label: str, kind: str, source: str = "handwritten") -> CorpusItem:
+def _item(n: int, label: str, kind: str, source: str = "handwritten_a") -> CorpusItem:
     return CorpusItem(f"i{n}", f"text {n}", label, source, kind, f"u{n}")
 
 
