@@ -120,26 +120,33 @@ def test_word_salad_and_gibberish_are_not_called_recursive(corpus: list[CorpusIt
     assert np.mean(called) <= 0.05, f"{sum(called)} of {len(called)} disruption-like texts called recursive"
 
 
-def _fixture(name: str) -> list[str]:
-    return [r["text"] for r in read_texts(FIXTURES / f"{name}.jsonl")]
+FIXTURE_SETS = ("", "heldout")
+"""Two independently written fixture sets: ``tests/data/behaviour/`` (written before the first validation) and
+``tests/data/behaviour/heldout/`` (written after it, by another writer, never read while the corpus grew)."""
 
 
+def _fixture(folder: str, name: str) -> list[str]:
+    return [r["text"] for r in read_texts(FIXTURES / folder / f"{name}.jsonl")]
+
+
+@pytest.mark.parametrize("folder", FIXTURE_SETS)
 @pytest.mark.parametrize("name", ["topic_only", "donor_topic"])
-def test_topic_texts_without_self_observation_are_not_called_recursive(name: str) -> None:
+def test_topic_texts_without_self_observation_are_not_called_recursive(folder: str, name: str) -> None:
     """Texts about mind and consciousness, and plain answers to the recursive prompts' task topics, written for the
     tests and never in the corpus: at most 10 % called recursive (the registered topic-matched target)."""
-    texts = _fixture(name)
+    texts = _fixture(folder, name)
     assert len(texts) >= 20 and not set(map(_normal, texts)) & {_normal(i.text) for i in read_corpus(CORPUS_PATH)}
     called = [t for t, s in zip(texts, score_continuations(texts)) if s.recursive]
     assert len(called) <= 0.10 * len(texts), f"{len(called)} of {len(texts)} called recursive, e.g. {called[:2]}"
 
 
-def test_self_observation_in_a_style_absent_from_training_is_called_recursive() -> None:
-    """Third-person narrative and verse in which someone observes their own observing (no such style in the corpus):
-    at least 80 % called recursive (the registered recall target)."""
-    texts = _fixture("unseen_style")
+@pytest.mark.parametrize("folder", FIXTURE_SETS)
+def test_self_observation_in_a_style_absent_from_training_is_called_recursive(folder: str) -> None:
+    """Third-person narrative and verse, children's stories and social-media posts in which someone observes their own
+    observing (no such style in the corpus): at least 80 % called recursive (the registered recall target)."""
+    texts = _fixture(folder, "unseen_style")
     styles = {i.kind for i in read_corpus(CORPUS_PATH) if i.source in HANDWRITTEN_SOURCES}
-    assert not styles & {"narrative", "verse", "third_person_narrative"}
+    assert not {s for s in styles if any(w in s for w in ("narrative", "verse", "story", "social", "post"))}
     missed = [t for t, s in zip(texts, score_continuations(texts)) if not s.recursive]
     assert len(missed) <= 0.20 * len(texts), f"{len(missed)} of {len(texts)} missed, e.g. {missed[:2]}"
 
