@@ -87,7 +87,8 @@ def _sheet(args: argparse.Namespace) -> int:
 def _corpus(args: argparse.Namespace) -> int:
     from harness.behaviour.annotation import adjudicated_labels, kappa_with_ci
     from harness.behaviour.corpus import (
-        CORPUS_PATH, annotation_files, assemble_corpus, handwritten_texts, model_texts, sheet_sources, write_corpus,
+        CORPUS_PATH, annotation_files, assemble_corpus, claim_scored_texts, handwritten_texts, model_texts,
+        sheet_sources, write_corpus,
     )
 
     generated, handwritten = model_texts(), handwritten_texts()
@@ -104,7 +105,9 @@ def _corpus(args: argparse.Namespace) -> int:
                                               for label in ("recursive", "not_recursive", "borderline")}
                                        for name in sorted(set(source.values()))}
     passes = {"a": {i: a.label for i, a in first.items()}, "b": {i: b.label for i, b in second.items()}}
-    sha = write_corpus(assemble_corpus(generated, handwritten, labels, passes), CORPUS_PATH)
+    scored = claim_scored_texts()
+    agreement["model_texts_left_out_as_claim_scored"] = sum(r["text"].strip() in scored for r in generated)
+    sha = write_corpus(assemble_corpus(generated, handwritten, labels, passes, exclude=scored), CORPUS_PATH)
     report = Path(args.report_dir) / "agreement.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(agreement, indent=1) + "\n", encoding="utf-8")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from harness.behaviour.negatives import SYNTHETIC_KINDS, synthetic_items
 
 __all__ = [
     "ANNOTATION_DIR", "CORPUS_PATH", "DISRUPTION_KINDS", "HANDWRITTEN_PATHS", "HANDWRITTEN_SOURCES",
-    "MODEL_TEXTS_PATH", "SOURCES", "CorpusItem", "annotation_files", "assemble_corpus", "corpus_sha256",
+    "MODEL_TEXTS_PATH", "SOURCES", "CorpusItem", "annotation_files", "assemble_corpus", "claim_scored_texts", "corpus_sha256",
     "handwritten_texts", "model_texts", "read_corpus", "read_texts", "sheet_sources", "write_corpus",
 ]
 
@@ -50,6 +50,8 @@ HANDWRITTEN_PATHS: dict[str, Path] = {name: DATA_DIR / f"{name}.jsonl" for name 
     "handwritten_a", "handwritten_b", "handwritten_c", "handwritten_d")}
 """The hand-written texts by source (writer): ``id``, ``style``, ``intended`` (what the writer meant; not a label),
 ``twin``, ``text``."""
+REPORTS_DIR = Path(__file__).resolve().parents[2] / "reports"
+"""The committed runs whose scored continuations are kept out of the corpus."""
 ANNOTATION_DIR = DATA_DIR / "annotation"
 """``sheet.jsonl`` (blind), ``pass_a.jsonl``, ``pass_b.jsonl`` and ``adjudication.jsonl``."""
 
@@ -123,12 +125,24 @@ def annotation_files(directory: Path = ANNOTATION_DIR) -> tuple[dict[str, Annota
     return first, second, adjudication
 
 
+def claim_scored_texts(reports: Path = REPORTS_DIR) -> set[str]:
+    """Every continuation a claim scored in a committed run (``reports/*/samples.jsonl``), stripped."""
+    out: set[str] = set()
+    for path in sorted(reports.glob("*/samples.jsonl")):
+        out |= {str(row.get("text", "")).strip() for row in read_texts(path)}
+    return out - {""}
+
+
 def assemble_corpus(generated: Sequence[Mapping[str, str]], handwritten: Sequence[Mapping[str, str]],
-                    labels: Mapping[str, str], passes: Mapping[str, Mapping[str, str]]) -> list[CorpusItem]:
+                    labels: Mapping[str, str], passes: Mapping[str, Mapping[str, str]],
+                    exclude: Collection[str] = ()) -> list[CorpusItem]:
     """The corpus from the read texts and their adjudicated ``labels`` (sheet id → label; ``passes``: pass id →
     sheet id → label), plus the synthetic negatives of every source built from its recursive-labelled texts.
-    Raises KeyError naming a text without a label."""
+    A model text whose stripped text is in ``exclude`` (the continuations claims scored, :func:`claim_scored_texts`:
+    a small model gives some generic outputs, e.g. a bare number, to prompts of both banks) is left out, so no text
+    a claim scores is training data. Raises KeyError naming a text without a label."""
     items: list[CorpusItem] = []
+    generated = [row for row in generated if row["text"].strip() not in exclude]
 
     def labelled(sheet_id: str) -> tuple[str, dict[str, str]]:
         if sheet_id not in labels:
