@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from harness.foundation.behavioural_regime import MIN_NATURAL_GAP
 from harness.registry import BEHAVIOUR_DECODING, CLAIMS, MULTIPLICITY_FAMILIES, ClaimSpec, changes_of
 from harness.report.numbers import fmt
 from harness.report.summary import decoding_regimes, model_order, provenance_of, weights_hash
@@ -80,10 +81,15 @@ def decoding_paragraph(records: Sequence[dict[str, Any]]) -> str:
         text += f"The records name {'; '.join(recorded)}. "
     scores = sorted({s.behaviour_score for s in behavioural if s.behaviour_score})
     return text + (f"Continuations (generated tokens only, never the prompt) were scored with `{', '.join(scores)}`: "
-                   "P(recursive | text) from the frozen classifier on the offline MiniLM embedding and text measures "
-                   "(harness.behaviour.classifier, validated on held-out texts in reports/scorer-validation/), set to 0 "
-                   "for empty and degenerate outputs (distinct-2 < 0.5 or a repeated stretch over half the words); the "
-                   "embedding margin and lexicon scores are reported beside it and never decide."
+                   "P(recursive | text) from the frozen classifier (version 2, harness.behaviour.classifier) on the "
+                   "offline MiniLM embeddings of the text and of its sentences, a self-observation lexicon and text "
+                   "measures, trained on texts labelled by their content against a written rubric (two blind passes, "
+                   "adjudicated; docs/METHODS.md §6) of which none is a claim's prompt or a continuation a claim "
+                   "scores, validated leave-one-source-out in reports/scorer-validation/ (where the registered targets "
+                   "it missed are named), set to 0 for empty and degenerate outputs (distinct-2 < 0.5 or a repeated "
+                   "stretch over half the words); the embedding margin and lexicon scores are reported beside it and "
+                   "never decide. A transfer ratio is defined only where the natural donor − recipient gap's 95% CI "
+                   f"lies beyond the registered minimum {MIN_NATURAL_GAP:g}."
                    f" The default regime of the registry is {BEHAVIOUR_DECODING.describe()}.")
 
 
