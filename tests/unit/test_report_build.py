@@ -183,3 +183,23 @@ def test_rebuild_and_compare_run_without_torch(report: Path, tmp_path: Path) -> 
                           check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "cli" / "claims.md").read_bytes() == (report / "claims.md").read_bytes()
+
+
+def test_examples_show_each_continuation_with_its_score_and_the_prompts_it_came_from() -> None:
+    """A reader can audit a high score at a glance: the score in the heading, the recipient's and the donor's prompt
+    (clipped) under the text; a record without prompts (older runs) still renders."""
+    from harness.report.examples import PROMPT_CHARS, record_examples
+
+    sample = {"pair": "p1", "recipient": "base-1", "donor": "rec-1", "sample": 0, "text": "I watch the watching.",
+              "n_tokens": 6, "empty": False, "degenerate": False, "score": 0.93}
+    rec = {"claim": "kv_transfer", "model": "m", "details": {
+        "samples": {"kv_main": [sample]}, "conditions": {"kv_main": {"condition": {"recipient": "baseline"}}},
+        "prompts": {"base-1": "Explain how kettles boil water.", "rec-1": "Notice the noticing " * 40}}}
+    lines = record_examples(rec)
+    text = "\n".join(lines)
+    assert "pair p1, 6 tokens, score 0.930" in text
+    assert "> recipient prompt `base-1`: Explain how kettles boil water." in text
+    donor = next(line for line in lines if line.startswith("> donor prompt `rec-1`: "))
+    assert donor.endswith("…") and len(donor.split(": ", 1)[1]) == PROMPT_CHARS
+    del rec["details"]["prompts"]
+    assert not any(line.startswith(">") for line in record_examples(rec))
