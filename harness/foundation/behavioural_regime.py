@@ -32,7 +32,7 @@ reached). The other scores are reported beside it but never decide."""
 
 MIN_NATURAL_GAP = 0.10
 """Registered 2026-12-07 (issue 22), before any claim ran on the content-labelled score: a transfer T of the
-registered score is defined only when the 95 % CI of the natural donor − recipient gap lies wholly beyond 0.10
+registered score is defined only when the CI of the natural donor − recipient gap (at the claim's CI level) lies wholly beyond 0.10
 (score units: P(recursive) points) on one side of 0. A tenth of the score's range is the smallest gap at which
 "the donor's own continuations are recursive and the recipient's are not" can be said of the model at all; below
 it T would be a ratio over a noise-sized denominator, and every transfer claim on the model is INCONCLUSIVE with that

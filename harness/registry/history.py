@@ -134,7 +134,8 @@ CONTENT_SCORE = ("the registered behaviour score is classifier version 2: labels
                  "(reports/scorer-validation) (issue 22)")
 """The issue-22 change of 2026-12-07: it moves every number that the registered score decides."""
 
-MINIMUM_GAP = ("T is undefined, and the verdict INCONCLUSIVE, unless the natural donor − recipient gap's 95% CI lies "
+MINIMUM_GAP = ("T is undefined, and the verdict INCONCLUSIVE, unless the natural donor − recipient gap's CI (at the "
+               "claim's CI level) lies "
                "beyond the registered minimum 0.10 (harness.foundation.behavioural_regime.MIN_NATURAL_GAP): a model "
                "whose natural recursive continuations are not recursive by the score has nothing to transfer "
                "(issue 22)")

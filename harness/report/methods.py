@@ -88,7 +88,7 @@ def decoding_paragraph(records: Sequence[dict[str, Any]]) -> str:
                    "scores, validated leave-one-source-out in reports/scorer-validation/ (where the registered targets "
                    "it missed are named), set to 0 for empty and degenerate outputs (distinct-2 < 0.5 or a repeated "
                    "stretch over half the words); the embedding margin and lexicon scores are reported beside it and "
-                   "never decide. A transfer ratio is defined only where the natural donor − recipient gap's 95% CI "
+                   "never decide. A transfer ratio is defined only where the natural donor − recipient gap's CI "
                    f"lies beyond the registered minimum {MIN_NATURAL_GAP:g}."
                    f" The default regime of the registry is {BEHAVIOUR_DECODING.describe()}.")
 
