@@ -87,8 +87,14 @@ def _sheet(args: argparse.Namespace) -> int:
 def _corpus(args: argparse.Namespace) -> int:
     from harness.behaviour.annotation import adjudicated_labels, kappa_with_ci
     from harness.behaviour.corpus import (
-        CORPUS_PATH, annotation_files, assemble_corpus, claim_scored_texts, handwritten_texts, model_texts,
-        sheet_sources, write_corpus,
+        CORPUS_PATH,
+        annotation_files,
+        assemble_corpus,
+        claim_scored_texts,
+        handwritten_texts,
+        model_texts,
+        sheet_sources,
+        write_corpus,
     )
 
     generated, handwritten = model_texts(), handwritten_texts()

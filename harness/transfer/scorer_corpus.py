@@ -36,7 +36,13 @@ CORPUS_BANK_DIR = DEFAULT_BANK_DIR / "scorer-corpus"
 def corpus_conditions() -> tuple:
     """The conditions whose continuations enter the corpus (see the module docstring)."""
     from harness.transfer import (
-        CROSS_BASELINE, KV_MAIN, NATURAL_BASELINE, NATURAL_RECURSIVE, RANDOM_NORM_MATCHED, V_PATCH_LATE, kv_alpha,
+        CROSS_BASELINE,
+        KV_MAIN,
+        NATURAL_BASELINE,
+        NATURAL_RECURSIVE,
+        RANDOM_NORM_MATCHED,
+        V_PATCH_LATE,
+        kv_alpha,
     )
 
     return (NATURAL_RECURSIVE, NATURAL_BASELINE, KV_MAIN, kv_alpha(0.5), V_PATCH_LATE, RANDOM_NORM_MATCHED,

@@ -16,9 +16,18 @@ from harness.behaviour import BEHAVIOUR_SCORE, THRESHOLD, score_continuations
 from harness.behaviour.annotation import adjudicated_labels
 from harness.behaviour.classifier import ARTEFACT_PATH, fit_recipe, load_classifier
 from harness.behaviour.corpus import (
-    CORPUS_PATH, HANDWRITTEN_SOURCES, SOURCES, CorpusItem, annotation_files, assemble_corpus, claim_scored_texts,
+    CORPUS_PATH,
+    HANDWRITTEN_SOURCES,
+    SOURCES,
+    CorpusItem,
+    annotation_files,
+    assemble_corpus,
+    claim_scored_texts,
     corpus_sha256,
-    handwritten_texts, model_texts, read_corpus, read_texts,
+    handwritten_texts,
+    model_texts,
+    read_corpus,
+    read_texts,
 )
 from harness.behaviour.features import FEATURE_NAMES
 from harness.behaviour.negatives import synthetic_items, token_gibberish, word_salad

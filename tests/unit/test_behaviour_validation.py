@@ -3,17 +3,23 @@ rate, the per-fold record and its targets) and the annotation tools (blind sheet
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import mannwhitneyu
 
-import json
-from pathlib import Path
-
 from harness.behaviour.annotation import (
-    Annotation, AnnotationError, adjudicated_labels, blind_sheet, kappa_with_ci, opaque_id, read_pass,
+    Annotation,
+    AnnotationError,
+    adjudicated_labels,
+    blind_sheet,
+    kappa_with_ci,
+    opaque_id,
+    read_pass,
 )
 from harness.behaviour.corpus import CorpusItem
 from harness.behaviour.validation import TARGETS, auroc, bootstrap_auroc_ci, fold_record, rate_with_ci, recall_at_fpr
