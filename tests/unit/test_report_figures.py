@@ -245,3 +245,29 @@ def test_records_without_figure_data_give_no_figure_and_no_crash(tmp_path: Path)
     assert list(tmp_path.iterdir()) == []
     recs.append(_record("kv_transfer", "m2", None))
     assert write_figures(recs, tmp_path) == {"kv_transfer": ["forest-kv_transfer.png"]}
+
+
+def test_forest_draws_an_undefined_estimate_hollow_and_says_so() -> None:
+    """A record whose estimate is undefined (its explanation says so) is drawn with a hollow marker and a dotted CI,
+    its note ends in "(undefined)" and the foot explains it; a defined one stays filled and solid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from harness.report.figures.forest import estimate_undefined, forest
+
+    base = {"claim": "kv_transfer", "verdict": "INCONCLUSIVE", "estimate": 1.05, "ci_low": 0.43, "ci_high": 2.5,
+            "n": 84, "planned_n": 187, "details": {}}
+    undefined = base | {"model": "toy-llama", "explanation": "INCONCLUSIVE: transfer_ratio = 1.05; estimate undefined: "
+                                                             "the natural gap reaches below the minimum"}
+    defined = base | {"model": "toy-gemma3", "explanation": "INCONCLUSIVE: n = 84 < planned 187"}
+    assert estimate_undefined(undefined) and not estimate_undefined(defined)
+    fig = Figure()
+    forest(fig, [undefined, defined], "kv_transfer")
+    ax = fig.axes[0]
+    faces = [line.get_markerfacecolor() for line in ax.lines if line.get_marker() not in (None, "None", "")]
+    assert "white" in faces and any(f != "white" for f in faces)
+    notes = [t.get_text() for t in ax.texts]
+    assert sum(n.endswith("(undefined)") for n in notes) == 1
+    assert "estimate undefined" in fig._supxlabel.get_text()

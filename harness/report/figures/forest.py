@@ -57,6 +57,12 @@ def _verdict(rec: dict[str, Any]) -> str:
     return str(rec.get("verdict") or "")
 
 
+def estimate_undefined(rec: dict[str, Any]) -> bool:
+    """Whether the record's estimate is undefined (e.g. T over a natural gap under the registered minimum): its
+    explanation says "estimate undefined" (harness.claim.verdicts). Such a point is drawn hollow with a dotted CI."""
+    return "estimate undefined" in str(rec.get("explanation") or "")
+
+
 def _step_rows(rec: dict[str, Any], head: str) -> list[Row]:
     details = rec.get("details") or {}
     cis, ests = details.get("step_cis") or [], details.get("step_estimates") or []
@@ -131,10 +137,13 @@ def forest(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
     ys = list(range(len(rows)))[::-1]
     for y, row in zip(ys, rows):
         color, marker = VERDICT_STYLE.get(_verdict(row.record), (GREY, "s"))
+        undefined = estimate_undefined(row.record)
         if math.isfinite(row.low) and math.isfinite(row.high):
-            ax.hlines(y, row.low, row.high, color=color, linewidth=1.6)
-        ax.plot([row.estimate], [y], marker=marker, color=color, markersize=6, linestyle="none")
-        ax.text(1.02, y, row.note, transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=7)
+            ax.hlines(y, row.low, row.high, color=color, linewidth=1.6, linestyles="dotted" if undefined else "solid")
+        ax.plot([row.estimate], [y], marker=marker, color=color, markersize=6, linestyle="none",
+                markerfacecolor="white" if undefined else color)
+        note = f"{row.note} (undefined)" if undefined and row.note else row.note
+        ax.text(1.02, y, note, transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=7)
     ax.margins(x=0.08)
     ax.autoscale_view()
     bound_text = _draw_bound(ax, spec)
@@ -143,6 +152,9 @@ def forest(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
     level = f"{spec.ci_level:.0%} CI" if spec.ci_level is not None else "95% CI"
     ax.set_xlabel(f"{EFFECT_AXIS.get(spec.effect_type, spec.effect_type.replace('_', ' '))}, with {level}")
     ax.set_title(f"{spec.title} — {claim}, models by size\n{rule_text(spec)}", loc="left")
+    if any(estimate_undefined(r.record) for r in rows):
+        bound_text = "\n".join(t for t in (bound_text, "hollow, dotted: estimate undefined (the record says why), "
+                                                        "drawn for reference only") if t)
     if bound_text:
         fig.supxlabel(bound_text, fontsize=6.5, color=GREY)
 
