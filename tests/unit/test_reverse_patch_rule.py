@@ -26,7 +26,8 @@ def _claim(recorded: list) -> ClaimContext:
     lm = SimpleNamespace(name="hand-made", provenance={"source": "none"},
                          layers=SimpleNamespace(early=0, late=1, patch_layers=(1,)))
     settings = RunSettings(seed=0, n_cap=None, window=16, report_dir=None, device="cpu", dtype=None)
-    return ClaimContext(SPEC, lm, SimpleNamespace(content_hash="x"), settings,  # type: ignore[arg-type]
+    bank = SimpleNamespace(content_hash="x", get=lambda prompt_id: SimpleNamespace(text=f"prompt {prompt_id}"))
+    return ClaimContext(SPEC, lm, bank, settings,  # type: ignore[arg-type]
                         MeasurementStore(mode="off"), lambda k, v: recorded.append((k, v)))
 
 
