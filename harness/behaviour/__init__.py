@@ -29,6 +29,7 @@ from harness.behaviour.degeneration import (
     Degeneration,
     degeneration,
     distinct_n,
+    gated,
     repeat_share,
 )
 from harness.behaviour.embedding import EmbeddingScore, EmbeddingUnavailableError, embedding_scores
@@ -89,12 +90,12 @@ def score_continuations(continuations: Sequence[str], embedding: bool = True) ->
     for text, emb, p in zip(continuations, embedded, probabilities):
         deg = degeneration(text)
         lex = lexicon_rate(text)
-        gated = 0.0 if deg.degenerate or deg.n_words == 0 else float(p)
+        gated_p = gated(p, deg)
         out.append(
             BehaviourScore(
                 classifier_p=float(p),
-                classifier_gated=gated,
-                recursive=gated >= THRESHOLD,
+                classifier_gated=gated_p,
+                recursive=gated_p >= THRESHOLD,
                 lexicon_raw=lex,
                 lexicon_gated=0.0 if deg.degenerate else lex,
                 embedding_raw=emb.score,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from harness.behaviour.text import words
 
-__all__ = ["DISTINCT2_MIN", "REPEAT_SHARE_MAX", "Degeneration", "degeneration", "distinct_n", "repeat_share"]
+__all__ = ["DISTINCT2_MIN", "REPEAT_SHARE_MAX", "Degeneration", "degeneration", "distinct_n", "gated", "repeat_share"]
 
 DISTINCT2_MIN: float = 0.5
 """Outputs with distinct-2 below this are degenerate."""
@@ -90,3 +90,8 @@ def degeneration(text: str) -> Degeneration:
         repeat_share=share,
         degenerate=d2 < DISTINCT2_MIN or share > REPEAT_SHARE_MAX,
     )
+
+
+def gated(probability: float, deg: Degeneration) -> float:
+    """The registered gate: ``probability`` for a text with words that is not degenerate, else 0."""
+    return 0.0 if deg.degenerate or deg.n_words == 0 else float(probability)

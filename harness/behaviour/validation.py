@@ -105,10 +105,9 @@ def recall_at_fpr(scores: Sequence[float], labels: Sequence[int], fpr_max: float
 
 def gated_probabilities(probabilities: Sequence[float], texts: Sequence[str]) -> np.ndarray:
     """The registered gate of :func:`harness.behaviour.score_continuations`: p, or 0 for an empty or degenerate text."""
-    from harness.behaviour.degeneration import degeneration
+    from harness.behaviour.degeneration import degeneration, gated
 
-    gates = [not (d.degenerate or d.n_words == 0) for d in map(degeneration, texts)]
-    return np.where(gates, np.asarray(probabilities, dtype=np.float64), 0.0)
+    return np.asarray([gated(p, degeneration(t)) for p, t in zip(probabilities, texts)], dtype=np.float64)
 
 
 def _rate(decided: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
