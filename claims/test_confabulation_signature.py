@@ -4,10 +4,12 @@ confabulation-inducing prompts at equal token length and word frequency.
 Method: the bank's grounded/confabulation pairs (each confabulation prompt names its grounded counterpart). For
 every prompt, R_V = PR(V late) / PR(V early) over the last W content tokens of one clean prefill (eigenvalue PR,
 uncentred; the measurement store shared with rv_contraction), its content-token count under the model's tokenizer
-and its mean word Zipf frequency (wordfreq). Effect: g_adj, the confabulation − grounded R_V difference at equal
-length and frequency (OLS intercept over pair differences) in pooled within-group SD units; 90% BCa bootstrap CI
-resampling pairs; two-sided t of β = 0 (:mod:`harness.exchange.confabulation`). Decision rule and planned n: the
-registry entry (PASS: the difference is significant; FAIL: TOST equivalence within ±0.5).
+and its mean word Zipf frequency (wordfreq). Effect (version 2): g, the paired confabulation − grounded R_V
+difference as designed, in pooled within-group SD units; 90% BCa bootstrap CI resampling pairs; two-sided paired t
+(:func:`harness.exchange.confabulation.paired_contrast`). Beside it: the mean length and frequency differences the
+invented entities bring, and g_adj at equal length and frequency (a sensitivity analysis that adjusts away part of
+the manipulation). Decision rule and planned n: the registry entry (PASS: the difference is significant; FAIL: TOST
+equivalence within ±0.5).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from harness.exchange.confabulation import (
     adjusted_contrast,
     adjusted_hedges_g,
     mean_word_zipf,
+    paired_contrast,
     residual_hedges_g,
 )
 from harness.geometry.prompt_geometry import measure_rv
@@ -77,25 +80,39 @@ def test_confabulation_signature(claim: ClaimContext) -> None:
         "frequency_source": "wordfreq English word Zipf frequency (log10 per billion words), mean over words",
     }
     try:
-        c = adjusted_contrast(rv_c, rv_g, cov_c, cov_g, level=claim.spec.ci_level or 0.90, seed=claim.seed)
+        c = paired_contrast(rv_c, rv_g, level=claim.spec.ci_level or 0.90, seed=claim.seed)
     except DegenerateDesignError as exc:
         claim.conclude(claim.evaluate(estimate=None, n=len(pairs), undefined_reason=str(exc),
                                       details=run_details(claim, **details)))
         return
-    secondary = {
-        what: adjusted_hedges_g(values(confab, what), values(grounded, what), cov_c, cov_g)
-        for what in ("pr_late", "pr_early")
-    }
     details |= {
-        "adjusted_difference_rv": c.difference.beta, "adjusted_difference_se": c.difference.se,
-        "adjusted_difference_df": c.difference.df,
-        "slopes": {"rv_per_token": c.difference.slope_tokens, "rv_per_zipf": c.difference.slope_zipf},
-        "adjusted_hedges_g_other_statistics": secondary,
-        "unadjusted_paired_difference_rv": float(np.mean(rv_c - rv_g)),
+        "paired_difference_rv": c.mean_difference,
         "unadjusted_paired_dz": paired_dz(rv_c, rv_g),
-        "residual_hedges_g_pooled_no_group_term": residual_hedges_g(rv_c, rv_g, cov_c, cov_g),
         "mean_rv": {"grounded": float(rv_g.mean()), "confabulation": float(rv_c.mean())},
+        "manipulation_side_effects": {
+            "mean_delta_tokens": float(np.mean(cov_c.tokens - cov_g.tokens)),
+            "mean_delta_word_zipf": float(np.mean(cov_c.zipf - cov_g.zipf)),
+        },
     }
+    try:
+        adjusted = adjusted_contrast(rv_c, rv_g, cov_c, cov_g, level=claim.spec.ci_level or 0.90, seed=claim.seed)
+        details |= {
+            "sensitivity_adjusted_hedges_g": {
+                "estimate": adjusted.estimate, "ci_low": adjusted.ci.low, "ci_high": adjusted.ci.high,
+                "p_value": adjusted.p_value, "adjusted_difference_rv": adjusted.difference.beta,
+                "slopes": {"rv_per_token": adjusted.difference.slope_tokens,
+                           "rv_per_zipf": adjusted.difference.slope_zipf},
+                "reads": "the difference extrapolated to equal length and frequency; adjusts away part of the "
+                         "manipulation (invented names are what add tokens and lower frequency)",
+            },
+            "adjusted_hedges_g_other_statistics": {
+                what: adjusted_hedges_g(values(confab, what), values(grounded, what), cov_c, cov_g)
+                for what in ("pr_late", "pr_early")
+            },
+            "residual_hedges_g_pooled_no_group_term": residual_hedges_g(rv_c, rv_g, cov_c, cov_g),
+        }
+    except DegenerateDesignError as exc:
+        details["sensitivity_adjusted_hedges_g"] = {"undefined": str(exc)}
     result = claim.evaluate(estimate=c.estimate, ci_low=c.ci.low, ci_high=c.ci.high, p_value=c.p_value,
                             n=c.n_pairs, details=run_details(claim, **details))
     claim.conclude(result)

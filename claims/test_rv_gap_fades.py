@@ -12,9 +12,14 @@ non-special positions held then, V from the run's own prefill and a teacher-forc
 (``harness.geometry.replay``). Step 0: the prompt's last W tokens. Step 40: generated tokens g_24…g_39 only.
 Per pair, d(s) = R_V(A, s) − R_V(B, s). A pair is used when both continuations reach step 40 (stated in the
 details with the pairs left out: an EOS before step 40 ends a continuation).
-Estimate: S = |mean d(0)| − |mean d(40)|, in R_V units (> 0: the gap shrank). 95 % BCa CI resampling pairs.
-p: paired permutation test swapping each pair's d(0) and d(40) (exchangeable when the gap does not change),
-one-sided S > 0. Rule and planned n: the registry entry.
+Estimate: S = |mean d(0)| − |mean d(40)|, in R_V units (> 0: the gap shrank), 95 % BCa CI resampling pairs;
+defined when the step-0 gap lies in the registered direction (recursive lower R_V, as rv_contraction claims: the
+95 % t-interval of mean d(0) below 0), since with no gap at step 0 there is nothing to fade.
+p (version 3): exact sign-flip permutation test of the paired change e = d(40) − d(0), one-sided mean e > 0 (the
+negative gap moves up toward 0). Swapping a pair's d(0) and d(40) flips its e, so the test is exchangeable when the
+gap does not change. (Version 2 permuted S itself, which under swaps is confined to ±|m₀ + m₄₀| and gave p = 1
+whenever the two gaps had opposite signs.) A gap that overshoots past 0 to a larger positive gap has S < 0: the CI
+decides that case. Rule and planned n: the registry entry.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import pytest
 from harness.claim.context import ClaimContext
 from harness.claim.steps import behaviour_details, run_conditions
 from harness.geometry.replay import decode_step_rv, replay_capture_gap, replay_runs
-from harness.stats import bootstrap_ci, permutation_test_paired
+from harness.stats import bootstrap_ci, permutation_test_paired, t_interval
 from harness.transfer import NATURAL_BASELINE, NATURAL_RECURSIVE
 
 pytestmark = pytest.mark.claim("rv_gap_fades_in_generation")
@@ -36,6 +41,23 @@ FIRST_STEP, LAST_STEP = 0, 40
 def gap_shrinkage(at_first: np.ndarray, at_last: np.ndarray, axis: int = -1) -> np.ndarray:
     """S = |mean d(first)| − |mean d(last)| along ``axis`` (R_V units; vectorised for the permutation test)."""
     return np.abs(np.mean(at_first, axis=axis)) - np.abs(np.mean(at_last, axis=axis))
+
+
+def gap_fade_numbers(first: np.ndarray, last: np.ndarray, *, level: float,
+                     seed: int) -> tuple[float | None, float | None, float | None, float | None, str | None]:
+    """(S, CI low, CI high, p, undefined reason) of the registered rule from per-pair gaps d(0) = ``first`` and
+    d(40) = ``last`` (R_V units; module docstring). Undefined with fewer than 3 pairs or no step-0 gap below 0."""
+    if first.size < 3:
+        return None, None, None, None, f"only {first.size} pair(s) have both continuations reaching step {LAST_STEP}; need 3"
+    low0, high0 = t_interval(first, 0.95)
+    estimate = float(gap_shrinkage(first, last))
+    ci = bootstrap_ci(lambda a, b: float(gap_shrinkage(a, b)), first, last, paired=True, level=level, rng=seed)
+    p = permutation_test_paired(last, first, alternative="greater", rng=seed).p_value
+    if not high0 < 0.0:
+        return estimate, ci.low, ci.high, p, (
+            f"no step-0 gap in the registered direction (recursive lower R_V): mean d(0) = {first.mean():.3g}, 95% "
+            f"t-interval [{low0:.3g}, {high0:.3g}] does not lie below 0, so there is no gap to fade")
+    return estimate, ci.low, ci.high, p, None
 
 
 def test_rv_gap_fades_in_generation(claim: ClaimContext) -> None:
@@ -49,16 +71,8 @@ def test_rv_gap_fades_in_generation(claim: ClaimContext) -> None:
            - decode_step_rv(lm, rep_base, step=step, window=window) for step in (FIRST_STEP, LAST_STEP)}
     keep = np.isfinite(gap[FIRST_STEP]) & np.isfinite(gap[LAST_STEP])
     first, last = gap[FIRST_STEP][keep], gap[LAST_STEP][keep]
-    estimate = ci_low = ci_high = p = undefined = None
-    if keep.sum() >= 3:
-        estimate = float(gap_shrinkage(first, last))
-        ci = bootstrap_ci(lambda a, b: float(gap_shrinkage(a, b)), first, last, paired=True,
-                          level=claim.spec.ci_level, rng=claim.seed)
-        ci_low, ci_high = ci.low, ci.high
-        p = permutation_test_paired(first, last, alternative="greater", statistic=gap_shrinkage,
-                                    rng=claim.seed).p_value
-    else:
-        undefined = f"only {int(keep.sum())} pair(s) have both continuations reaching step {LAST_STEP}; need 3"
+    estimate, ci_low, ci_high, p, undefined = gap_fade_numbers(first, last, level=claim.spec.ci_level or 0.95,
+                                                               seed=claim.seed)
     result = claim.evaluate(
         estimate=estimate, ci_low=ci_low, ci_high=ci_high, p_value=p, n=int(keep.sum()), undefined_reason=undefined,
         details=behaviour_details(

@@ -5,9 +5,10 @@ the recursive lexicon of DESIGN §4.7a (``harness.behaviour.lexicon``, the docum
 patterns) matches in the donor prompt's normalised text (``harness.behaviour.lexicon.self_referential_positions``).
 Only prompt positions 0…n−2 are held in the cache a patch edits, so a match on the last prompt token is not
 patchable (in a pair of unequal lengths, the registered unmatched variant, only positions 0…min(n, m)−2 are).
-Pairs: the first planned-n exact-length pairs (``harness.claim.steps.claim_pairs``: the unmatched variant on a bank
-with too few), in the pre-registered pair order, whose donor has at least one patchable self-referential
-position (a donor without one has nothing to patch; the number of qualifying pairs is reported). Method: K and V of the recursive donor A at those positions only, over the
+Pairs (version 5): every exact-length pair of the bank whose donor has at least one patchable self-referential
+position (``harness.claim.steps.claim_pairs`` with ``every``; the unmatched variant on a bank with too few; a donor
+without one has nothing to patch; the number of qualifying pairs is reported). Version 4 took only the first planned
+n (5) of them. Method: K and V of the recursive donor A at those positions only, over the
 second-half layers (α = 1), into the baseline recipient B's cache; registered decoding regime. T (DESIGN
 §4.8, registered behaviour score (degeneration-gated classifier P(recursive), docs/METHODS.md §6)) with a 95 % BCa CI over pairs. Rule and planned n: the registry.
 """
@@ -43,7 +44,7 @@ def test_self_ref_token_patch(claim: ClaimContext) -> None:
         positions[pair.id] = _patchable(lm, pair)
         return bool(positions[pair.id])
 
-    selection = claim_pairs(claim, keep=has_positions)
+    selection = claim_pairs(claim, keep=has_positions, every=True)
     pairs = selection.pairs
     qualified = sum(1 for found in positions.values() if found)
     patch = kv_condition("kv_self_ref_tokens", pair_positions={p.id: positions[p.id] for p in pairs})

@@ -81,18 +81,20 @@ def run_details(claim: ClaimContext, **extra: Any) -> dict[str, Any]:
 
 def claim_pairs(
     claim: ClaimContext, roles: Sequence[PairRole] = (PairRole.RECURSIVE, PairRole.BASELINE),
-    keep: Callable[[TransferPair], bool] = lambda p: True,
+    keep: Callable[[TransferPair], bool] = lambda p: True, every: bool = False,
 ) -> PairSelection:
     """The claim's prompt pairs and their design (:func:`harness.prompts.pairing.choose_pairs`): the first
     :func:`planned_count` exact-length pairs having every role and satisfying ``keep`` when the bank has that
     many, else the first :func:`planned_count` of the registered unmatched variant (nearest token length,
-    shared-prefix patch). :func:`run_conditions` runs conditions on it and carries it into the record.
+    shared-prefix patch). With ``every``, all qualifying pairs (capped by ``--n`` only): for a claim whose planned n
+    is a floor rather than a cap. :func:`run_conditions` runs conditions on it and carries it into the record.
 
     Skips, with the reason, when the bank lacks a group the claim needs, or when fewer than 2 pairs qualify
     even in the variant (nothing can be bootstrapped over pairs).
     """
     require_groups(claim)
-    selection = choose_pairs(claim.lm, claim.bank, planned_count(claim), roles=roles, keep=keep)
+    wanted = (claim.settings.n_cap or len(claim.bank.prompts)) if every else planned_count(claim)
+    selection = choose_pairs(claim.lm, claim.bank, wanted, roles=roles, keep=keep)
     if len(selection.pairs) < 2:
         needs = ", ".join(r.value for r in roles)
         pytest.skip(
@@ -217,7 +219,8 @@ def _sample_rows(run: ConditionRun, score_name: str | None) -> list[dict[str, An
 def transfer_result(
     claim: ClaimContext, runs: Mapping[str, ConditionRun], patched: Condition, recipient: Condition,
     donor: Condition, *, p_value: float | None = None, p_note: str | None = None,
-    contrasts: Mapping[str, Condition] | None = None, **extra: Any,
+    contrasts: Mapping[str, Condition] | None = None, reported_contrasts: Mapping[str, Condition] | None = None,
+    **extra: Any,
 ) -> ClaimResult:
     """The :class:`ClaimResult` of a transfer-ratio claim: T of ``patched`` relative to the natural
     ``recipient`` and ``donor`` runs, CI at the claim's level (BCa over pairs, the claim's seed), the claim's rule.
@@ -226,21 +229,24 @@ def transfer_result(
     each contrast is C_X = T(patched) − T(X) = (mean s(X) − mean s(patched)) / (mean s(recipient) − mean s(donor))
     in gap units (:func:`harness.transfer.transfer_difference`, the claim's CI level, seed derived from the claim's
     and the contrast's name); C_X > 0 means ``patched`` moved the recipient toward the donor further than X did.
-    Each contrast's estimate, CI and the T of X go to ``details["contrasts"]``.
+    Each contrast's estimate, CI and the T of X go to ``details["contrasts"]``; ``reported_contrasts`` are computed
+    the same way and reported there too, but never reach the rule.
     """
     level = claim.spec.ci_level or 0.95
     t = estimate_transfer(runs[patched.name], runs[recipient.name], runs[donor.name], level=level, rng=claim.seed)
-    contrast_cis, described = None, {}
-    if contrasts:
-        contrast_cis = {}
-        for name, other in contrasts.items():
+    contrast_cis: dict[str, tuple[float, float]] | None = {} if contrasts else None
+    described: dict[str, Any] = {}
+    if contrasts or reported_contrasts:
+        for name, other in {**(contrasts or {}), **(reported_contrasts or {})}.items():
             c = transfer_difference(runs[patched.name], runs[other.name], runs[recipient.name], runs[donor.name],
                                     level=level, rng=derive_seed(claim.seed, "contrast", name))
             t_other = estimate_transfer(runs[other.name], runs[recipient.name], runs[donor.name], level=level,
                                rng=derive_seed(claim.seed, "contrast_T", name))
-            contrast_cis[name] = (c.low, c.high)
+            if contrasts and name in contrasts and contrast_cis is not None:
+                contrast_cis[name] = (c.low, c.high)
             described[name] = {"condition": other.name, "estimate": c.estimate, "ci_low": c.low, "ci_high": c.high,
-                               "ci_level": c.level, "T_of_condition": t_other.describe()}
+                               "ci_level": c.level, "T_of_condition": t_other.describe(),
+                               "deciding": bool(contrasts and name in contrasts)}
     return claim.evaluate(
         estimate=t.estimate, ci_low=t.ci.low, ci_high=t.ci.high, p_value=p_value, n=t.n,
         undefined_reason=t.undefined_reason, contrast_cis=contrast_cis,

@@ -74,6 +74,10 @@ class ClaimResult:
     explanation: str
     p_adjusted: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    inconclusive_reason: str | None = None
+    """Why an INCONCLUSIVE is one (None otherwise): "undefined" (the estimate is not defined; estimate and CI are
+    then None and the would-be numbers sit in ``details["undefined_estimate"]``), "underpowered" (n below the
+    planned n: the rule alone is in the explanation) or "data" (the rule itself is undecided at n ≥ planned)."""
 
     @property
     def passed(self) -> bool:
@@ -87,7 +91,7 @@ class ClaimResult:
             "estimate": self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high, "ci_level": self.ci_level,
             "p_value": self.p_value, "p_adjusted": self.p_adjusted, "n": self.n, "planned_n": self.planned_n,
             "alpha_test": self.alpha_test, "rule": self.rule, "verdict": self.verdict,
-            "explanation": self.explanation, "details": self.details,
+            "explanation": self.explanation, "inconclusive_reason": self.inconclusive_reason, "details": self.details,
         }
         return to_builtin(record, nonfinite="null")
 
@@ -293,18 +297,26 @@ def evaluate(
     deciding = next((t for t in (_Tri.FALSE, _Tri.UNKNOWN) if t in states), _Tri.TRUE)
     rule_verdict = decided.get(deciding, Verdict.PASS)
     why = [w for t, w in judged if t is deciding]
-    rest = [f"{w} ({t.value})" for t, w in judged if t is not deciding]
-    if rest:  # the other criteria too, each with its state, so the line says the whole rule's standing
-        why.append("also " + ", ".join(rest))
+    rest = [f"{t.value}: {w}" for t, w in judged if t is not deciding]
+    if rest:  # the other criteria too, each with its state first, so no state reads as the verdict's
+        why.append("other criteria: " + "; ".join(rest))
 
     head = f"{spec.effect_type} = {_fmt(estimate)}"
+    extra: dict[str, Any] = {}
+    reason: str | None = None
     if undefined_reason:
-        verdict, text = Verdict.INCONCLUSIVE, f"estimate undefined: {undefined_reason}"
+        verdict, text, reason = Verdict.INCONCLUSIVE, f"estimate undefined: {undefined_reason}", "undefined"
+        head = f"{spec.effect_type} undefined"
+        extra["undefined_estimate"] = {"estimate": _float_or_none(estimate), "ci_low": _float_or_none(ci_low),
+                                       "ci_high": _float_or_none(ci_high)}
+        estimate = ci_low = ci_high = None
     elif n < spec.planned_n:
-        verdict = Verdict.INCONCLUSIVE
-        text = f"n = {n} < planned {spec.planned_n} {spec.n_unit} (rule alone: {rule_verdict.value}; {'; '.join(why)})"
+        verdict, reason = Verdict.INCONCLUSIVE, "underpowered"
+        text = (f"underpowered: n = {n} < planned {spec.planned_n} {spec.n_unit} (what the rule alone would say: "
+                f"{rule_verdict.value}; {'; '.join(why)})")
     else:
         verdict, text = rule_verdict, "; ".join(why)
+        reason = "data" if verdict is Verdict.INCONCLUSIVE else None
 
     return ClaimResult(
         claim=spec.id, version=spec.version, model=model,
@@ -312,8 +324,9 @@ def evaluate(
         ci_level=spec.ci_level, p_value=_float_or_none(p_value), n=int(n), planned_n=spec.planned_n,
         alpha_test=spec.alpha_test, rule=spec.rule_summary(), verdict=verdict,
         explanation=f"{verdict.value}: {head}; {text}",
-        details=dict(details or {}) | ({"step_cis": [list(s) for s in step_cis]} if step_cis else {})
+        details=dict(details or {}) | extra | ({"step_cis": [list(s) for s in step_cis]} if step_cis else {})
         | ({"contrast_cis": {k: list(v) for k, v in contrast_cis.items()}} if contrast_cis else {}),
+        inconclusive_reason=reason,
     )
 
 

@@ -35,8 +35,9 @@ from harness.stats import ConfidenceInterval, bootstrap_ci, hedges_g
 from harness.stats.effect_sizes import hedges_correction, pooled_sd
 
 __all__ = [
-    "AdjustedContrast", "AdjustedDifference", "DegenerateDesignError", "PairCovariates", "adjusted_contrast", "adjusted_difference",
-    "adjusted_hedges_g", "mean_word_zipf", "residual_hedges_g", "residualize",
+    "AdjustedContrast", "AdjustedDifference", "DegenerateDesignError", "PairCovariates", "PairedContrast",
+    "adjusted_contrast", "adjusted_difference", "adjusted_hedges_g", "mean_word_zipf", "paired_contrast",
+    "residual_hedges_g", "residualize",
 ]
 
 FREQUENCY_LANGUAGE = "en"
@@ -91,18 +92,23 @@ def _difference_design(confab: PairCovariates, grounded: PairCovariates) -> NDAr
     return np.column_stack([np.ones(n), confab.tokens - grounded.tokens, confab.zipf - grounded.zipf])
 
 
-def _check_pairs(y_confab: ArrayLike, y_grounded: ArrayLike, confab: PairCovariates,
-                 grounded: PairCovariates) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _check_values(y_confab: ArrayLike, y_grounded: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     yc, yg = np.asarray(y_confab, dtype=np.float64), np.asarray(y_grounded, dtype=np.float64)
-    n = yc.size
-    if yc.ndim != 1 or yg.shape != yc.shape or confab.tokens.size != n or grounded.tokens.size != n:
-        raise ValueError(f"confabulation contrast: need one value and one covariate row per pair on each side, got "
-                         f"{yc.shape}, {yg.shape}, {confab.tokens.shape}, {grounded.tokens.shape}")
+    if yc.ndim != 1 or yg.shape != yc.shape:
+        raise ValueError(f"confabulation contrast: need one value per pair on each side, got {yc.shape}, {yg.shape}")
     if not (np.isfinite(yc).all() and np.isfinite(yg).all()):
         raise ValueError("confabulation contrast: the statistic must be finite for every prompt")
-    if n < 4:
-        raise DegenerateDesignError(f"confabulation contrast: {n} pairs; the adjusted difference needs at least 4 "
-                                    "(three coefficients and one residual degree of freedom)")
+    if yc.size < 4:
+        raise DegenerateDesignError(f"confabulation contrast: {yc.size} pairs; the contrast needs at least 4")
+    return yc, yg
+
+
+def _check_pairs(y_confab: ArrayLike, y_grounded: ArrayLike, confab: PairCovariates,
+                 grounded: PairCovariates) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    yc, yg = _check_values(y_confab, y_grounded)
+    if confab.tokens.size != yc.size or grounded.tokens.size != yc.size:
+        raise ValueError(f"confabulation contrast: need one covariate row per pair on each side, got "
+                         f"{confab.tokens.shape}, {grounded.tokens.shape} for {yc.size} pairs")
     return yc, yg
 
 
@@ -205,6 +211,40 @@ def adjusted_contrast(y_confab: ArrayLike, y_grounded: ArrayLike, confab: PairCo
     ci = bootstrap_ci(statistic, yc, yg, confab.tokens, grounded.tokens, confab.zipf, grounded.zipf, paired=True,
                       level=level, n_resamples=n_resamples, rng=seed)
     return AdjustedContrast(estimate, ci, d.p_value, d, yc.size)
+
+
+@dataclass(frozen=True)
+class PairedContrast:
+    """The registered decision numbers (claim version 2): ``estimate`` = g = J(2n − 2) · mean Δy / s_w, the
+    confabulation − grounded difference as designed in pooled within-group SD units; its BCa ``ci`` (pairs
+    resampled); ``p_value``, two-sided paired t (n − 1 df); ``mean_difference`` in units of y."""
+
+    estimate: float
+    ci: ConfidenceInterval
+    p_value: float
+    mean_difference: float
+    n_pairs: int
+
+
+def paired_contrast(y_confab: ArrayLike, y_grounded: ArrayLike, *, level: float, seed: int,
+                    n_resamples: int = 9999) -> PairedContrast:
+    """g of the paired confabulation − grounded difference with its BCa CI at ``level`` (pairs resampled,
+    ``seed``) and the two-sided paired-t p.
+
+    Raises:
+        DegenerateDesignError: fewer than 4 pairs, or y constant within both groups (s_w = 0).
+    """
+    yc, yg = _check_values(y_confab, y_grounded)
+    estimate = _standardize(float(np.mean(yc - yg)), yc, yg)
+
+    def statistic(yc_: NDArray, yg_: NDArray) -> float:
+        sw = pooled_sd(yc_, yg_)
+        return math.nan if sw == 0.0 else hedges_correction(2 * yc_.size - 2) * float(np.mean(yc_ - yg_)) / sw
+
+    ci = bootstrap_ci(statistic, yc, yg, paired=True, level=level, n_resamples=n_resamples, rng=seed)
+    diff = yc - yg
+    p = float(sps.ttest_rel(yc, yg).pvalue) if np.ptp(diff) > 0 else (0.0 if diff[0] != 0 else 1.0)
+    return PairedContrast(estimate, ci, p, float(diff.mean()), yc.size)
 
 
 def residualize(y: ArrayLike, covariates: ArrayLike) -> NDArray[np.float64]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.foundation.behavioural_regime import BEHAVIOUR_DECODING, BEHAVIOUR_SCORE
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES
-from harness.registry.pilot import ORDER_ABLATION_D_SD, pilot_sd
+from harness.registry.pilot import pilot_sd
 from harness.registry.power_plans import (
     POWER,
     RANK_TEST_INFLATION,
@@ -48,7 +48,7 @@ T_WORDS = ("transfer T (docs/METHODS.md §7) of the registered behaviour score (
            "classifier trained on content labels, degeneration-gated; docs/METHODS.md §6), defined when the natural "
            "gap's CI lies beyond the registered minimum 0.10")
 """What the transfer T is, for estimator text."""
-PILOT_WORDS = "pilot SD, harness.registry.pilot"
+PILOT_WORDS = "pilot SD on prompts/pilot, harness.registry.data/pilot.json"
 """Where a planned n's per-pair SD comes from, for plan assumptions (the committed run named in the pilot module)."""
 RECBASE = ("recursive", "baseline")
 """The prompt groups most claims require."""
@@ -67,7 +67,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompts per group", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="v_patch_null", version=4, title="V-patch null", headline=True, **BEHAVIOURAL,
+        id="v_patch_null", version=5, title="V-patch null", headline=True, **BEHAVIOURAL,
         statement="Patching V (v_proj output) at the late layer, persistently during decoding, does not "
                   "transfer recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = baseline recipient with the recursive donor's V patched at the late layer "
@@ -78,7 +78,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="kv_transfer", version=4, title="KV transfer (second half)", headline=True, **BEHAVIOURAL,
+        id="kv_transfer", version=5, title="KV transfer (second half)", headline=True, **BEHAVIOURAL,
         statement="Patching the recursive donor's K and V over the second half of the layers into a "
                   "baseline recipient's cache transfers recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = KV patch, layers [L/2, L), all shared positions, α = 1. CI: 95% BCa "
@@ -90,7 +90,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="kv_transfer_specific", version=2, title="KV transfer is specific to the recursive donor", **BEHAVIOURAL,
+        id="kv_transfer_specific", version=3, title="KV transfer is specific to the recursive donor", **BEHAVIOURAL,
         statement="The second-half KV patch transfers at least half of the natural recursive − baseline gap beyond "
                   "what a non-recursive donor of the same token length transfers.",
         estimator="T_spec = (mean score(B⊕A) − mean score(B⊕C)) / (mean score(A) − mean score(B)), C = another "
@@ -103,23 +103,23 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.50), P_BELOW),
         ci_level=0.95, significance_level=0.01, family="kv_transfer",
-        power=paired_plan(1.0, 0.50, pilot_sd("kv_transfer"), 0.95, "T_spec", "kv_transfer",
-                          sd_source="kv_transfer's pilot SD of T, assumed for T_spec, which no run has measured "
-                                    f"({PILOT_WORDS})"),
+        power=paired_plan(1.0, 0.50, pilot_sd("kv_transfer_specific"), 0.95, "T_spec", "kv_transfer",
+                          sd_source=PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
         notes="the rule (at least half the natural gap beyond a same-length non-recursive donor) was fixed on "
               "2026-12-05, before any T_spec was computed",
     ),
     ClaimSpec(
-        id="alpha_monotone", version=4, title="α dose-response", headline=True, delta=0.10, **BEHAVIOURAL,
+        id="alpha_monotone", version=5, title="α dose-response", headline=True, delta=0.10, **BEHAVIOURAL,
         statement="Recursive behaviour rises monotonically with the mixing weight α ∈ {0, .25, .5, .75, 1} "
                   "of the second-half KV patch.",
-        estimator=f"estimate T(1) − T(0), the difference of the {T_WORDS} at α = 1 and at α = 0 (no CI); "
-                  "p: Page's L over pairs (blocks) × α (ordered increasing) on the per-pair behaviour scores; "
-                  "adjacent steps T(α_k+1) − T(α_k) each get a 95% BCa bootstrap CI over pairs.",
+        estimator=f"adjacent steps ΔT_k = T(α_k+1) − T(α_k) of the {T_WORDS}, each with a 95% BCa bootstrap CI "
+                  "over pairs; the reported estimate is the weakest step (the one whose CI lower bound is lowest, "
+                  "which the steps criterion tests) with its CI; T(1) − T(0) and every step in the details. "
+                  "p: Page's L over pairs (blocks) × α (ordered increasing) on the per-pair behaviour scores.",
         effect_type="transfer_difference", kind=Kind.TREND,
         criteria=(P_BELOW, steps_at_least(-0.10)),
-        ci_level=None, significance_level=0.01, family="alpha_monotone",
+        ci_level=0.95, significance_level=0.01, family="alpha_monotone",
         power=PowerPlan(
             assumptions="Page's L approximated by a one-sample t on each pair's linear α contrast with "
                         "standardized mean 0.8 (n inflated by π/3 for a rank test); steps: true step +0.25 "
@@ -135,7 +135,7 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="single_layer_fails", version=4, title="Single-layer KV patch fails", headline=True, **BEHAVIOURAL,
+        id="single_layer_fails", version=5, title="Single-layer KV patch fails", headline=True, **BEHAVIOURAL,
         statement="Patching only the late layer's K and V does not transfer recursive behaviour.",
         estimator=f"{T_WORDS}, B⊕A = KV patch at the late layer only, all shared positions, α = 1. "
                   "CI: 95% BCa bootstrap over pairs.",
@@ -150,14 +150,17 @@ HEADLINE_CLAIMS: tuple[ClaimSpec, ...] = (
 
 GEOMETRY_CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
-        id="rv_gap_fades_in_generation", version=2, title="R_V gap fades in generation", **BEHAVIOURAL,
+        id="rv_gap_fades_in_generation", version=3, title="R_V gap fades in generation", **BEHAVIOURAL,
         statement="The recursive − baseline R_V gap present over the prompt's last tokens (decode step 0) shrinks "
                   "once the window holds generated tokens only (decode step 40).",
         estimator="per exact-length pair, d(s) = R_V(recursive, s) − R_V(baseline, s), R_V at decode step s over "
                   "the last 16 non-special positions held then (step 0: the prompt's last 16 tokens; step 40: "
                   "generated tokens g_24…g_39), natural continuations; S = |mean d(0)| − |mean d(40)| (R_V "
-                  "units) over pairs whose two continuations reach step 40. CI: 95% BCa over pairs. p: paired "
-                  "permutation test swapping d(0) and d(40) within pairs, one-sided (S > 0).",
+                  "units) over pairs whose two continuations reach step 40, defined when the step-0 gap lies in the "
+                  "registered direction (recursive lower R_V: the 95% t-interval of mean d(0) below 0). CI: 95% BCa "
+                  "over pairs. p: exact sign-flip permutation test of the paired change d(40) − d(0) (swapping d(0) "
+                  "and d(40) within a pair flips it, so it is exchangeable when the gap does not change), one-sided "
+                  "(the gap moves up toward 0).",
         effect_type="rv_gap_shrinkage", kind=Kind.SUPERIORITY,
         criteria=(ci(">", 0.0), P_BELOW),
         ci_level=0.95, significance_level=0.01, family="geometry",
@@ -237,42 +240,47 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="recursive prompts", required_groups=("recursive",),
     ),
     ClaimSpec(
-        id="reverse_patch_necessity", version=4, title="Reverse patch removes recursion", **BEHAVIOURAL,
+        id="reverse_patch_necessity", version=5, title="Reverse patch removes recursion", **BEHAVIOURAL,
         statement="Patching a baseline donor's K and V (second half of layers) into a recursive recipient "
-                  "removes at least half of its recursive behaviour, and more than a recursive donor of the same "
-                  "token length or random KV does.",
+                  "removes at least half of its recursive behaviour, and more than the cache of a recursive donor of "
+                  "the same token length does (a fluent foreign cache that disrupts the recipient alike).",
         estimator="reverse transfer T_rev = (mean score(A⊕B) − mean score(A)) / (mean score(B) − mean score(A)) "
                   "with A recursive recipient, B baseline donor. CI: 95% BCa over pairs. p: paired Wilcoxon, "
                   "score(A⊕B) < score(A), one-sided. Contrasts C_X = (mean score(A⊕X) − mean score(A⊕B)) / "
                   "(mean score(A) − mean score(B)) = T_rev(B) − T_rev(X) for X = A' (another recursive prompt of "
-                  "A's token length as donor: recursive_donor) and X = R (Gaussian K/V with the baseline donor's "
-                  "norm per layer, KV head and position: random_kv), each a 95% BCa paired bootstrap over pairs "
-                  "(clustered by prompt where a prompt recurs), numerator and gap resampled together.",
+                  "A's token length as donor: recursive_donor, the disruption-matched control), a 95% BCa paired "
+                  "bootstrap over pairs (clustered by prompt where a prompt recurs), numerator and gap resampled "
+                  "together. Details, never deciding: the same for X = R (Gaussian K/V with the baseline donor's norm "
+                  "per layer, KV head and position, whose gibberish the score puts near 0) and each condition's "
+                  "first-step disruption.",
         effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
-        criteria=(ci(">=", 0.50), P_BELOW, contrasts_above(0.0, ("recursive_donor", "random_kv"))),
+        criteria=(ci(">=", 0.50), P_BELOW, contrasts_above(0.0, ("recursive_donor",))),
         ci_level=0.95, significance_level=0.01, family="behaviour",
         power=PowerPlan(
             assumptions=f"true T_rev = 0.9, per-pair SD {pilot_sd('reverse_patch_necessity'):g} ({PILOT_WORDS}); "
-                        "paired score difference d_z = 0.8 (rank-test n inflated by π/3); each contrast's true "
-                        "value 0.6 (a foreign recursive or random cache removes 0.3 of the gap) with per-pair SD "
-                        "0.68 (√2 × the T_rev pilot SD, assumed), both contrast CIs jointly at power 0.8",
+                        "paired score difference d_z = 0.8 (rank-test n inflated by π/3); the contrast's true "
+                        "value 0.6 (a foreign recursive cache removes 0.3 of the gap) with per-pair SD "
+                        f"{pilot_sd('reverse_contrast'):g} ({PILOT_WORDS}), at power 0.8",
             parts=(
                 *paired_plan(0.9, 0.5, pilot_sd("reverse_patch_necessity"), 0.95, "T_rev", "behaviour").parts,
-                part("each contrast 95% CI above 0", "one-sample-t", 0.6 / 0.68, alpha_ci(0.95), POWER ** 0.5),
+                part("contrast 95% CI above 0", "one-sample-t", 0.6 / pilot_sd("reverse_contrast"), alpha_ci(0.95), POWER),
             ),
         ),
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     *(
         ClaimSpec(
-            id=f"control_{name}_null", version=4, title=f"{label} control ≈ no transfer", **BEHAVIOURAL,
+            id=f"control_{name}_null", version=5, title=f"{label} control transfers no behaviour", **BEHAVIOURAL,
             statement=f"The {label.lower()} control patch (docs/METHODS.md §4), a null that carries none of the "
-                      "recursive donor's content, transfers no recursive behaviour.",
+                      "recursive donor's content, transfers no recursive behaviour: T stays below +0.10 (a control "
+                      "that lowers the score is not a transfer).",
             estimator=f"{T_WORDS}, B⊕A = second-half KV patch with {how}; normalized by the same pair's natural "
-                      "recursive − baseline gap. CI: 90% BCa bootstrap over pairs (= TOST at α = 0.05).",
-            effect_type="transfer_ratio", kind=Kind.EQUIVALENCE,
-            criteria=(ci_within(-0.10, 0.10),),
-            ci_level=0.90, significance_level=0.05, family=None, power=equivalence_plan(0.10, pilot_sd(f"control_{name}_null"), 0.90, PILOT_WORDS),
+                      "recursive − baseline gap. CI: 90% BCa bootstrap over pairs; its upper bound is a one-sided "
+                      "95% bound (non-superiority at α = 0.05).",
+            effect_type="transfer_ratio", kind=Kind.NON_SUPERIORITY,
+            criteria=(ci("<", 0.10),),
+            ci_level=0.90, significance_level=None, family=None,
+            power=paired_plan(0.0, 0.10, pilot_sd(f"control_{name}_null"), 0.90, "T", sd_source=PILOT_WORDS),
             n_unit="prompt pairs", required_groups=RECBASE,
         )
         for name, label, how in (
@@ -281,7 +289,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         )
     ),
     ClaimSpec(
-        id="kv_order_ablation", version=2, title="Transfer does not depend on position order", **BEHAVIOURAL,
+        id="kv_order_ablation", version=3, title="Transfer does not depend on position order", **BEHAVIOURAL,
         statement="The donor's cache transfers about as much whatever the order of its positions: permuting the "
                   "donor's K/V positions (K and V jointly, keys re-rotated) changes T by less than 0.20.",
         estimator=f"D = T(main) − T(order-ablated), each a {T_WORDS}; order-ablated = the second-half KV patch with "
@@ -292,13 +300,12 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         effect_type="transfer_difference", kind=Kind.EQUIVALENCE,
         criteria=(ci_within(-0.20, 0.20),),
         ci_level=0.90, significance_level=0.05, family=None,
-        power=equivalence_plan(0.20, ORDER_ABLATION_D_SD, 0.90,
-                               "assumed from the pilot SDs of both T's, harness.registry.pilot.ORDER_ABLATION_D_SD"),
+        power=equivalence_plan(0.20, pilot_sd("kv_order_ablation"), 0.90, PILOT_WORDS),
         n_unit="prompt pairs", required_groups=RECBASE,
         notes="replaces control_shuffled_null (v2), which treated an order ablation as a null",
     ),
     ClaimSpec(
-        id="layer_quarter_localisation", version=4, title="Layer-quarter localisation", **BEHAVIOURAL,
+        id="layer_quarter_localisation", version=5, title="Layer-quarter localisation", **BEHAVIOURAL,
         statement="The transfer is carried by the later layers: the best late quarter (Q3 or Q4) transfers "
                   "more than the best early quarter (Q1 or Q2).",
         estimator=f"D = max(T_Q3, T_Q4) − max(T_Q1, T_Q2), each T a {T_WORDS} for a KV patch of that layer quarter; "
@@ -309,7 +316,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="token_quarter_localisation", version=4, title="Token-quarter localisation", **BEHAVIOURAL,
+        id="token_quarter_localisation", version=5, title="Token-quarter localisation", **BEHAVIOURAL,
         statement="Patching the last 25 % of prompt positions transfers more than patching the first 25 %.",
         estimator=f"D = T(last 25 %) − T(first 25 %), second-half layers, each a {T_WORDS}. CI: 95% BCa over pairs. "
                   "p: paired Wilcoxon on per-pair scores, last > first, one-sided.",
@@ -331,7 +338,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="recursive prompts", required_groups=("recursive",), requires_levels=True,
     ),
     ClaimSpec(
-        id="donor_level_transfer_trend", version=4, title="Transfer grows with donor level", **BEHAVIOURAL,
+        id="donor_level_transfer_trend", version=5, title="Transfer grows with donor level", **BEHAVIOURAL,
         statement="KV transfer onto the same baselines grows with the donor's recursion level L1…L5.",
         estimator="per baseline recipient (block), the behaviour score after a second-half KV patch from a "
                   "donor of each level L1…L5; estimate = mean within-block Spearman ρ(level, score), CI 95% "
@@ -352,7 +359,7 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="baseline recipients", required_groups=RECBASE, requires_levels=True,
     ),
     ClaimSpec(
-        id="peak_zone_vs_half", version=4, title="Peak zone vs second half", **BEHAVIOURAL,
+        id="peak_zone_vs_half", version=5, title="Peak zone vs second half", **BEHAVIOURAL,
         statement="A KV patch of the peak zone alone (late layer ± 2) transfers less than the full second half.",
         estimator=f"D = T(second half) − T(late ± 2 layers), each a {T_WORDS}. CI: 95% BCa over pairs.",
         effect_type="transfer_difference", kind=Kind.SUPERIORITY,
@@ -361,11 +368,12 @@ BEHAVIOUR_CLAIMS: tuple[ClaimSpec, ...] = (
         n_unit="prompt pairs", required_groups=RECBASE,
     ),
     ClaimSpec(
-        id="self_ref_token_patch", version=4, title="Self-referential tokens carry transfer", **BEHAVIOURAL,
+        id="self_ref_token_patch", version=5, title="Self-referential tokens carry transfer", **BEHAVIOURAL,
         statement="Patching only the positions of self-referential tokens (second-half layers) transfers at "
                   "least half of the natural gap.",
         estimator=f"{T_WORDS}, B⊕A = KV patch restricted to positions whose donor token is self-referential "
-                  "(the lexicon of docs/METHODS.md §6 applied to the donor prompt). CI: 95% BCa over pairs.",
+                  "(the lexicon of docs/METHODS.md §6 applied to the donor prompt), over every pair of the bank whose "
+                  "donor has such a position (planned n is a floor, not a cap). CI: 95% BCa over pairs.",
         effect_type="transfer_ratio", kind=Kind.SUPERIORITY,
         criteria=(ci(">=", 0.50),),
         ci_level=0.95, significance_level=None, family=None, power=paired_plan(0.8, 0.5, pilot_sd("self_ref_token_patch"), 0.95, "T", sd_source=PILOT_WORDS),

@@ -181,44 +181,39 @@ PROJECTOR_CLAIMS: tuple[ClaimSpec, ...] = (
 #   shift under half of that is what this claim calls "no difference".
 # - CI 90%: the two one-sided tests of TOST at α = 0.05 (as v_patch_null); "differ" is decided by the p criterion
 #   (two-sided t, α_test of the 'exchange' family, 0.01 / m), which is stricter than the 90% CI excluding 0.
-# - planned n: per-pair SD of the adjusted difference assumed equal to s_w, i.e. a within-pair correlation of the
-#   (covariate-adjusted) statistic of 0.5 (pair members share the question's frame but not its entity; no pilot
-#   exists). CONFAB_DESIGN_INFLATION is the variance factor of the OLS intercept, n · [(XᵀX)⁻¹]₀₀ with X = [1, Δtokens,
-#   Δzipf] of the bank's 20 pairs (4.06, computed from the SmolLM2 tokenizer shipped in harness/data and wordfreq,
-#   no model run): controlling for the covariates extrapolates each pair difference to Δtokens = Δzipf = 0, because
-#   the invented names make every confabulation prompt longer and rarer-worded than its counterpart.
-# - assumed true effect for the "differ" part: g_adj = 0.8 (Cohen's "large"), the smallest signature a cache-level
+# - planned n: per-pair SD of the paired difference assumed equal to s_w, i.e. a within-pair correlation of 0.5 (pair
+#   members share the question's frame but not its entity; no pilot exists). Version 1 estimated the difference at
+#   Δtokens = Δzipf = 0 (an OLS intercept, variance factor 4.06 on this bank), which extrapolated every pair to no
+#   invented entity and so adjusted away the manipulation; version 2 estimates the paired difference as designed.
+# - assumed true effect for the "differ" part: g = 0.8 (Cohen's "large"), the smallest signature a cache-level
 #   confabulation detector could use on single prompts.
-CONFAB_DESIGN_INFLATION = 4.06
-"""Variance factor of the adjusted difference (OLS intercept over pair differences) vs a plain paired mean."""
 CONFAB_MARGIN = 0.5
 """Equivalence band ±0.5 g_adj (pooled within-group SD units of the statistic)."""
 
 CONFABULATION_CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
-        id="confabulation_signature", version=1, title="Confabulation signature in the V cache",
-        statement="R_V of the prompt's V cache differs between grounded-fact prompts and matched "
-                  "confabulation-inducing prompts at equal token length and word frequency.",
-        estimator="g_adj = J(2n − 2) · β / s_w over the bank's grounded/confabulation pairs (harness.exchange."
-                  "confabulation): β = intercept of the OLS of ΔR_V (confabulation − grounded, per pair) on Δ content "
-                  "tokens (the model's tokenizer) and Δ mean word Zipf frequency (wordfreq, English), i.e. the "
-                  "difference at equal length and frequency; s_w = pooled within-group SD of R_V over prompts. R_V = "
-                  "PR(V at the late layer) / PR(V at the early layer) over the last W = 16 content tokens, eigenvalue "
-                  "PR, uncentred. CI: 90% BCa bootstrap resampling pairs. p: two-sided t-test of β = 0, n − 3 df. "
-                  "Details: the same for PR(late) and PR(early) alone, the unadjusted paired difference, and Hedges g "
-                  "of residuals after a pooled regression without a group term.",
-        effect_type="adjusted_hedges_g", kind=Kind.SUPERIORITY,
+        id="confabulation_signature", version=2, title="Confabulation signature in the V cache",
+        statement="R_V of the prompt's V cache differs between grounded-fact prompts and their confabulation-"
+                  "inducing rewrites (the same question about an invented entity).",
+        estimator="g = J(2n − 2) · mean ΔR_V / s_w over the bank's grounded/confabulation pairs (harness.exchange."
+                  "confabulation.paired_contrast): ΔR_V = R_V(confabulation) − R_V(grounded) per pair, the "
+                  "manipulation as designed; s_w = pooled within-group SD of R_V over prompts. R_V = PR(V at the late "
+                  "layer) / PR(V at the early layer) over the last W = 16 content tokens, eigenvalue PR, uncentred. "
+                  "CI: 90% BCa bootstrap resampling pairs. p: two-sided paired t-test, n − 1 df. Reported beside, "
+                  "never deciding: the mean Δ content tokens and Δ mean word Zipf frequency that the invented entities "
+                  "bring, and g_adj, the difference extrapolated to Δtokens = Δzipf = 0 by OLS over pairs (a "
+                  "sensitivity analysis: it adjusts away part of the manipulation itself).",
+        effect_type="hedges_g", kind=Kind.SUPERIORITY,
         criteria=(ci_differs(-CONFAB_MARGIN, CONFAB_MARGIN), P_BELOW),
         ci_level=0.90, significance_level=0.01, family="exchange",
         power=PowerPlan(
-            assumptions=f"per-pair SD of the adjusted difference = s_w (within-pair correlation 0.5); intercept "
-                        f"variance factor {CONFAB_DESIGN_INFLATION:g} from the bank's covariate differences; FAIL part "
-                        f"at true g_adj = 0 (both TOST bounds, joint power ≥ {POWER:g}); PASS part at true g_adj = 0.8",
+            assumptions=f"per-pair SD of the paired difference = s_w (within-pair correlation 0.5); FAIL part at "
+                        f"true g = 0 (both TOST bounds, joint power ≥ {POWER:g}); PASS part at true g = 0.8",
             parts=(
                 part(f"90% CI inside ±{CONFAB_MARGIN:g}", "one-sample-t", CONFAB_MARGIN, alpha_ci(0.90),
-                     1.0 - (1.0 - POWER) / 2.0, CONFAB_DESIGN_INFLATION),
+                     1.0 - (1.0 - POWER) / 2.0),
                 part("two-sided t p < alpha_test", "one-sample-t", 0.8,
-                     MULTIPLICITY_FAMILIES["exchange"].alpha_per_test / 2.0, POWER, CONFAB_DESIGN_INFLATION),
+                     MULTIPLICITY_FAMILIES["exchange"].alpha_per_test / 2.0, POWER),
             ),
         ),
         n_unit="prompt pairs", required_groups=("grounded", "confabulation"),

@@ -156,11 +156,63 @@ GAP_RATIO_CLAIMS = (
 )
 """Those of them whose estimate is a transfer ratio in units of the natural gap (they take the minimum-gap rule)."""
 
-VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
+_UP_TO_ISSUE_22: dict[str, tuple[VersionChange, ...]] = {
     **_UP_TO_ISSUE_10,
     **{claim: _then(_UP_TO_ISSUE_10.get(claim, ()), CONTENT_SCORE, *((MINIMUM_GAP,) if claim in GAP_RATIO_CLAIMS else ()),
                     date="2026-12-07")
        for claim in SCORE_DECIDED_CLAIMS},
+}
+"""The version changes up to issue 22."""
+
+NEW_PILOT = ("planned n re-solved from a pilot on the registered score (classifier v2) over pilot prompts disjoint "
+             "from the bank and the scorer corpus (prompts/pilot/, harness/registry/data/pilot.json), with the "
+             "per-pair SD of a ratio's influence values (what its bootstrap CI's width reflects) instead of the SDs "
+             "of the previous score's run on the bank itself (issue 23)")
+"""The issue-23 pilot of 2026-12-07: it can move the planned n, and with it the verdict, of every piloted claim."""
+
+REVERSE_DISRUPTION_MATCHED = (
+    "the random-KV contrast left the rule: norm-matched Gaussian K/V makes gibberish that the score puts at "
+    "0.000–0.005, below any fluent continuation, so A⊕B could never beat it and the claim could never PASS; the "
+    "disruption-matched control is the same-length recursive donor A' (a fluent foreign cache of equal length, its "
+    "first-step disruption reported beside), and A⊕random stays in the details (issue 23)")
+ONE_SIDED_NULL = (
+    "the null statement is one-sided ('transfers no recursive behaviour'), so the rule is non-superiority: the "
+    "90% CI's upper bound below +0.10 (a 95% one-sided bound); the two-sided ±0.10 equivalence counted a control "
+    "whose gibberish scores below the baseline recipient against the null (issue 23)")
+EXCHANGEABLE_GAP_TEST = (
+    "p is now an exact sign-flip test of the paired change d(40) − d(0) toward zero from the registered direction "
+    "(recursive lower R_V): swapping d(0) and d(40) within a pair flips its sign, so the test is exchangeable under "
+    "the null; the previous swap statistic |mean d(0)| − |mean d(40)| was confined to ±|m₀ + m₄₀| and gave p = 1 "
+    "whenever the two gaps had opposite signs. S is undefined (INCONCLUSIVE) unless the step-0 gap's CI lies below "
+    "0: with no gap at step 0 there is nothing to fade (issue 23)")
+MANIPULATION_AS_DESIGNED = (
+    "the estimate is the paired difference as designed (Hedges g of the confabulation − grounded R_V difference, "
+    "pooled within-group SD), with the length and word-frequency differences the invented entities bring reported "
+    "beside and the covariate-adjusted g_adj kept as a sensitivity analysis: adjusting for them extrapolated each "
+    "pair to zero Δtokens and Δfrequency, which removes the manipulation itself (Gemma 3: d_z 0.89 → g_adj 0.19) "
+    "(issue 23)")
+ALL_QUALIFYING_PAIRS = (
+    "every pair whose donor has a patchable self-referential position is used (v4 took the first planned n = 5 of "
+    "52 qualifying pairs and bootstrapped 5 pairs) (issue 23)")
+
+_ISSUE_23: dict[str, tuple[str, ...]] = {
+    "reverse_patch_necessity": (REVERSE_DISRUPTION_MATCHED, NEW_PILOT),
+    "control_random_null": (ONE_SIDED_NULL, NEW_PILOT),
+    "control_cross_baseline_null": (ONE_SIDED_NULL, NEW_PILOT),
+    "rv_gap_fades_in_generation": (EXCHANGEABLE_GAP_TEST,),
+    "confabulation_signature": (MANIPULATION_AS_DESIGNED,),
+    "self_ref_token_patch": (ALL_QUALIFYING_PAIRS, NEW_PILOT),
+    **{claim: (NEW_PILOT,) for claim in (
+        "v_patch_null", "kv_transfer", "kv_transfer_specific", "alpha_monotone", "single_layer_fails",
+        "kv_order_ablation", "layer_quarter_localisation", "token_quarter_localisation", "peak_zone_vs_half",
+        "donor_level_transfer_trend",
+    )},
+}
+"""The issue-23 changes by claim: rules that could not come out both ways, and the new pilot."""
+
+VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
+    **_UP_TO_ISSUE_22,
+    **{claim: _then(_UP_TO_ISSUE_22.get(claim, ()), *reasons, date="2026-12-07") for claim, reasons in _ISSUE_23.items()},
 }
 """Every version change by claim id, oldest first."""
 

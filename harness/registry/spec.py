@@ -72,8 +72,10 @@ class ClaimSpec:
         elif self.family is not None:
             raise ValueError(f"claim {self.id}: family {self.family!r} given but the rule has no p condition")
         needs_ci = any(c.kind in CI_KINDS for c in self.criteria)
-        if needs_ci != (self.ci_level is not None):
-            raise ValueError(f"claim {self.id}: ci_level must be set exactly when the rule uses a CI")
+        may_have_ci = needs_ci or any(c.kind == "steps_at_least" for c in self.criteria)
+        if (needs_ci and self.ci_level is None) or (self.ci_level is not None and not may_have_ci):
+            raise ValueError(f"claim {self.id}: ci_level must be set when the rule uses a main CI, and only then or "
+                             "for a steps rule that reports its weakest step's CI")
         if any(c.kind == "steps_at_least" for c in self.criteria) and self.delta is None:
             raise ValueError(f"claim {self.id}: a steps_at_least condition needs delta")
         if self.primary.kind == "contrasts_above":

@@ -14,7 +14,7 @@ from typing import Any
 from harness.registry import CLAIMS
 from harness.report.annotate import engine_check_value, is_engine_check
 from harness.report.markdown import effect_heading, matrix_cell
-from harness.report.numbers import fmt, fmt_ci
+from harness.report.numbers import estimate_text, fmt, fmt_ci
 from harness.report.summary import claim_order, model_order, run_summary
 from harness.report.tables import tex_escape, tex_table
 from harness.report.training_dynamics import dynamics_latex_tables
@@ -50,7 +50,7 @@ def claim_table(claim: str, recs: Sequence[dict[str, Any]]) -> str:
     the statistic and the rule."""
     spec = CLAIMS.get(claim)
     level = next((r.get("ci_level") for r in recs if r.get("ci_level")), None)
-    rows = [[r["model"], fmt(r.get("estimate")), fmt_ci(r.get("ci_low"), r.get("ci_high")),
+    rows = [[r["model"], estimate_text(r), fmt_ci(r.get("ci_low"), r.get("ci_high")),
              f"{fmt(r.get('n'))} ({fmt(r.get('planned_n'))})", fmt(r.get("p_value")), fmt(r.get("p_adjusted")),
              r["verdict"]] for r in recs]
     symbol = spec.effect.symbol if spec else "estimate"

@@ -11,7 +11,7 @@ from typing import Any
 from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES
 from harness.registry.effects import EFFECT_TYPES
 from harness.report.annotate import engine_check_value, is_engine_check
-from harness.report.numbers import MISSING, estimate_with_ci, fmt, fmt_ci
+from harness.report.numbers import MISSING, estimate_text, estimate_with_ci, fmt, fmt_ci
 from harness.report.status import status_line
 from harness.report.summary import claim_order, model_order, provenance_of, run_summary, weights_hash
 from harness.report.sweeps import cross_model_depth, layer_sweep_table
@@ -34,9 +34,15 @@ def matrix_cell(rec: dict[str, Any] | None) -> str:
     """One matrix cell: ``PASS 0.720 [0.610, 0.800]``; the verdict alone when there is no estimate."""
     if rec is None:
         return "not run"
-    if rec["verdict"] not in DECIDED or rec.get("estimate") is None:
-        return rec["verdict"]
-    return f"{rec['verdict']} {estimate_with_ci(rec)}"
+    verdict, reason = rec["verdict"], rec.get("inconclusive_reason")
+    if verdict not in DECIDED:
+        return verdict
+    if reason == "undefined":
+        return f"{verdict} {estimate_with_ci(rec)}"
+    tag = f" (underpowered: needs n = {rec.get('planned_n')})" if reason == "underpowered" else ""
+    if rec.get("estimate") is None:
+        return verdict + tag
+    return f"{verdict}{tag} {estimate_with_ci(rec)}"
 
 
 def effect_heading(claim: str, recs: Sequence[dict[str, Any]]) -> str:
@@ -125,7 +131,7 @@ def claim_section(claim: str, recs: Sequence[dict[str, Any]], figure_files: Sequ
                     "texts are shown above."), ""]
     level = next((r.get("ci_level") for r in recs if r.get("ci_level")), None)
     ci_head = f"{level:.0%} CI" if level else "CI"
-    rows = [[r["model"], fmt(r.get("estimate")), fmt_ci(r.get("ci_low"), r.get("ci_high")),
+    rows = [[r["model"], estimate_text(r), fmt_ci(r.get("ci_low"), r.get("ci_high")),
              f"{fmt(r.get('n'))} ({fmt(r.get('planned_n'))})", fmt(r.get("p_value")), fmt(r.get("p_adjusted")),
              _verdict_cell(r["verdict"]), _short_explanation(r)] for r in recs]
     out += [md_table(["model", f"estimate ({effect_symbol(claim)})", ci_head, "n (planned)", "p", "p adj.", "verdict",

@@ -52,8 +52,18 @@ def _nonfinite(x: Any) -> bool:
     return isinstance(x, float) and not math.isfinite(x)
 
 
+UNDEFINED = "undefined"
+"""How an undefined estimate reads in md and tex (claims.json and claims.csv hold null)."""
+
+
+def estimate_text(rec: dict[str, Any]) -> str:
+    """A record's estimate, or ``undefined`` when the claim's estimate is undefined (``inconclusive_reason``)."""
+    return UNDEFINED if rec.get("inconclusive_reason") == "undefined" else fmt(rec.get("estimate"))
+
+
 def estimate_with_ci(rec: dict[str, Any]) -> str:
-    """A record's estimate and its CI in one cell: ``0.720 [0.610, 0.800]`` (the CI left out when there is none)."""
+    """A record's estimate and its CI in one cell: ``0.720 [0.610, 0.800]`` (the CI left out when there is none;
+    ``undefined`` for an undefined estimate)."""
     ci = fmt_ci(rec.get("ci_low"), rec.get("ci_high"))
-    est = fmt(rec.get("estimate"))
-    return est if ci == MISSING else f"{est} {ci}"
+    est = estimate_text(rec)
+    return est if ci == MISSING or est == UNDEFINED else f"{est} {ci}"

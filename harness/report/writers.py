@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.report.annotate import EFFECT_FIELDS
 
-CSV_COLUMNS = ("claim", "version", "model", "verdict", *EFFECT_FIELDS, "estimate", "ci_low", "ci_high", "ci_level",
+CSV_COLUMNS = ("claim", "version", "model", "verdict", "inconclusive_reason", *EFFECT_FIELDS, "estimate", "ci_low", "ci_high", "ci_level",
                "n", "planned_n", "p_value", "p_adjusted", "alpha_test", "family", "rule", "explanation", "test")
 """The columns of claims.csv (full-precision numbers; the effect columns say which statistic ``estimate`` is)."""
 

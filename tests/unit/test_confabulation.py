@@ -121,8 +121,10 @@ def test_unidentified_designs_and_bad_input_raise_one_line_errors():
     same = PairCovariates.of(cg.tokens + 2.0, cg.zipf - 0.1)  # constant differences: collinear with the intercept
     with pytest.raises(DegenerateDesignError, match="collinear"):
         adjusted_difference(yc, yg, same, cg)
-    with pytest.raises(ValueError, match="one value and one covariate row"):
+    with pytest.raises(ValueError, match="one value per pair"):
         adjusted_difference(yc[:-1], yg, cc, cg)
+    with pytest.raises(ValueError, match="one covariate row per pair"):
+        adjusted_difference(yc[:-1], yg[:-1], cc, cg)
     with pytest.raises(ValueError, match="finite"):
         adjusted_difference(np.where(np.arange(10) == 0, np.nan, yc), yg, cc, cg)
     with pytest.raises(DegenerateDesignError, match="constant"):
@@ -232,3 +234,26 @@ def test_the_forest_figure_draws_zero_and_the_equivalence_band_of_a_ci_differs_r
         assert {0.0, -0.5, 0.5} <= xs
     finally:
         plt.close(fig)
+
+
+def test_paired_contrast_is_the_manipulation_as_designed_and_comes_out_both_ways():
+    """Version 2's estimate: g = J · mean(confab − grounded) / s_w with a BCa CI and the paired t p. A shift of the
+    confabulation side PASSes the rule's "differ" part, no shift lands inside the ±0.5 band (FAIL), whatever the
+    covariates: the manipulation is not adjusted away."""
+    from scipy import stats as sps
+
+    from harness.exchange.confabulation import paired_contrast
+    from harness.stats.effect_sizes import hedges_correction, pooled_sd
+
+    rng = np.random.default_rng(3)
+    grounded = rng.normal(1.0, 0.1, 40)
+    shifted = grounded + 0.12 + rng.normal(0.0, 0.02, 40)
+    c = paired_contrast(shifted, grounded, level=0.90, seed=1)
+    expected = hedges_correction(78) * float(np.mean(shifted - grounded)) / pooled_sd(shifted, grounded)
+    assert c.estimate == pytest.approx(expected) and c.ci.low <= c.estimate <= c.ci.high
+    assert c.p_value == pytest.approx(sps.ttest_rel(shifted, grounded).pvalue) and c.ci.low > 0.5
+    same = grounded + rng.normal(0.0, 0.01, 40)
+    null = paired_contrast(same, grounded, level=0.90, seed=1)
+    assert -0.5 < null.ci.low and null.ci.high < 0.5
+    with pytest.raises(DegenerateDesignError, match="at least 4"):
+        paired_contrast(shifted[:3], grounded[:3], level=0.90, seed=1)

@@ -35,7 +35,7 @@ def test_fail_when_ci_lies_on_the_wrong_side():
 def test_p_not_below_alpha_test_alone_is_inconclusive_not_fail():
     r = _rv(p_value=0.002)  # CI clears -1, p below 0.01 but not below α/m = 0.00125: undecided, not a failure
     assert r.verdict is Verdict.INCONCLUSIVE and "0.002 ≥ 0.00125" in r.explanation
-    assert "not contradicted" in r.explanation and "lies below -1 (met)" in r.explanation
+    assert "not contradicted" in r.explanation and "other criteria: met: 95% CI [-2, -1.2] lies below -1" in r.explanation
 
 
 def test_rv_survives_long_control_straddling_ci_with_p_above_alpha_is_inconclusive():
@@ -72,7 +72,8 @@ def test_inconclusive_when_ci_straddles_threshold():
 def test_inconclusive_when_n_below_planned_even_if_rule_passes():
     r = _rv(n=N - 1)
     assert r.verdict is Verdict.INCONCLUSIVE
-    assert f"n = {N - 1} < planned {N}" in r.explanation and "rule alone: PASS" in r.explanation
+    assert f"underpowered: n = {N - 1} < planned {N}" in r.explanation and "rule alone would say: PASS" in r.explanation
+    assert r.inconclusive_reason == "underpowered"
 
 
 def test_inconclusive_when_estimate_undefined():

@@ -295,5 +295,5 @@ def test_contrasts_on_hand_worked_cases_and_missing_contrasts_are_refused():
     assert at_zero.verdict is Verdict.FAIL and "recursive_donor 95% CI [-0.4, 0]" in at_zero.explanation
     nan = evaluate(spec, **ok, contrast_cis={"recursive_donor": (math.nan, 0.5), "random_kv": (0.2, 0.9)})
     assert nan.verdict is Verdict.INCONCLUSIVE
-    with pytest.raises(ValueError, match="random_kv"):
-        evaluate(spec, **ok, contrast_cis={"recursive_donor": (0.1, 0.5)})
+    with pytest.raises(ValueError, match="recursive_donor"):
+        evaluate(spec, **ok, contrast_cis={"random_kv": (0.1, 0.5)})

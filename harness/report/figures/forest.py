@@ -59,7 +59,8 @@ def _verdict(rec: dict[str, Any]) -> str:
 
 def estimate_undefined(rec: dict[str, Any]) -> bool:
     """Whether the record's estimate is undefined (e.g. T over a natural gap under the registered minimum): its
-    explanation says "estimate undefined" (harness.claim.verdicts). Such a point is drawn hollow with a dotted CI."""
+    explanation says "estimate undefined" (harness.claim.verdicts). Such a point is drawn hollow with a dotted CI at
+    the would-be numbers the record keeps in ``details["undefined_estimate"]``."""
     return "estimate undefined" in str(rec.get("explanation") or "")
 
 
@@ -83,9 +84,12 @@ def forest_rows(spec: ClaimSpec, recs: list[dict[str, Any]]) -> list[Row]:
         head = f"{rec['model']}\n{model_size(rec['model'], recs).label()}"
         if spec.primary.kind == "steps_at_least":
             rows += _step_rows(rec, head)
-        elif finite(rec.get("estimate")):
-            note = "   ".join(t for t in (n_text(rec), _verdict(rec)) if t)
-            rows.append(Row(head, float(rec["estimate"]), _f(rec.get("ci_low")), _f(rec.get("ci_high")), rec, note))
+        else:
+            numbers = (rec.get("details") or {}).get("undefined_estimate") or rec if estimate_undefined(rec) else rec
+            if finite(numbers.get("estimate")):
+                note = "   ".join(t for t in (n_text(rec), _verdict(rec)) if t)
+                rows.append(Row(head, float(numbers["estimate"]), _f(numbers.get("ci_low")), _f(numbers.get("ci_high")),
+                                rec, note))
     return rows
 
 
