@@ -50,7 +50,8 @@ def records() -> list[dict]:
         out += [
             _record("rv_contraction", model, estimate=-1.5, ci_low=-2.0, ci_high=-1.2, p_value=3.2e-6, n=84),
             _record("kv_transfer", model, {"samples": samples, "conditions": conditions, "decoding": "greedy"},
-                    estimate=t, ci_low=t - 0.11, ci_high=t + 0.08, p_value=1.18e-5, n=190),
+                    estimate=t, ci_low=t - 0.11, ci_high=t + 0.08, p_value=1.18e-5,
+                    n=get_claim("kv_transfer").planned_n),
             _record("alpha_monotone", model, estimate=0.658, p_value=0.0113, step_cis=[(-0.05, 0.2)] * 4, n=20),
             _record("cache_shapes_match_config", model, estimate=0, n=8),
             _record("rope_rerotation", model, estimate=4.45e-5, n=8),
@@ -122,7 +123,8 @@ def test_examples_md_shows_only_non_empty_continuations_with_the_empty_count(rep
 
 def test_csv_and_json_name_the_statistic_of_every_estimate(report: Path) -> None:
     header, *rows = (report / "claims.csv").read_text().splitlines()
-    assert header.startswith("claim,version,model,verdict,effect_type,effect_label,effect_units,effect_direction,")
+    assert header.startswith("claim,version,model,verdict,inconclusive_reason,effect_type,effect_label,effect_units,"
+                             "effect_direction,")
     payload = json.loads((report / "claims.json").read_text())
     effects = {r["claim"]: (r["effect_type"], r["effect_direction"]) for r in payload["records"]}
     assert effects["rv_contraction"] == ("hedges_g", "less")
