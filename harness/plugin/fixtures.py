@@ -1,11 +1,13 @@
 """The suite's fixtures: ``run_settings`` (run-wide options), ``lm`` (the model under test, session scope, one
-per ``--model``), ``prompt_bank``, ``measurement_store`` (raw measurements on disk, ``--claims-cache``) and
-``claim`` (a :class:`~harness.claim.context.ClaimContext` for the test's ``@pytest.mark.claim``)."""
+per ``--model``), ``null_twin_model`` (its random-weight twin for ``--null-twin``, built on first use),
+``prompt_bank``, ``measurement_store`` (raw measurements on disk, ``--claims-cache``) and ``claim`` (a
+:class:`~harness.claim.context.ClaimContext` for the test's ``@pytest.mark.claim``)."""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,7 @@ def run_settings(pytestconfig: pytest.Config) -> RunSettings:
         device=pytestconfig.getoption("device"),
         dtype=pytestconfig.getoption("dtype"),
         batch_size=pytestconfig.getoption("batch_size"),
+        null_twin=pytestconfig.getoption("null_twin"),
     )
 
 
@@ -54,6 +57,46 @@ def lm(request: pytest.FixtureRequest, run_settings: RunSettings) -> Iterator[Lo
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+@pytest.fixture(scope="session")
+def null_twin_model(lm: LoadedModel, run_settings: RunSettings) -> Iterator[Callable[[], LoadedModel]]:
+    """The model's random-weight twin (``--null-twin``, :func:`harness.claim.null_twin.build_null_twin`), as a
+    callable that builds it on first call and returns the same twin after: one per model and run, freed before the
+    model is."""
+    from harness.claim.null_twin import build_null_twin
+
+    built: list[LoadedModel] = []
+
+    def twin() -> LoadedModel:
+        if not built:
+            built.append(build_null_twin(lm, run_settings.seed))
+        return built[0]
+
+    yield twin
+    if built:
+        built.clear()
+        gc.collect()
+
+
+def rerun_of(request: pytest.FixtureRequest) -> Callable[[ClaimContext], None]:
+    """A call of the requesting test's function with a given context as ``claim`` and the test's own values for its
+    other arguments (read when called, in the call phase, so every fixture is set up)."""
+    function = request.node.obj
+    parameters = inspect.signature(function).parameters
+
+    def rerun(context: ClaimContext) -> None:
+        values, kwargs = request.node.funcargs, {}
+        for name, parameter in parameters.items():
+            if name == "claim":
+                kwargs[name] = context
+            elif name in values:
+                kwargs[name] = values[name]
+            elif parameter.default is inspect.Parameter.empty:
+                kwargs[name] = request.getfixturevalue(name)
+        function(**kwargs)
+
+    return rerun
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +143,7 @@ def claim(
     measurement_store: MeasurementStore,
     record_property,  # type: ignore[no-untyped-def]
     bank_fits: set[tuple[int, str]],
+    null_twin_model: Callable[[], LoadedModel],
 ) -> ClaimContext:
     """The context of the claim named by the test's ``@pytest.mark.claim(<id>)`` on the model under test."""
     from harness.registry import get_claim
@@ -111,5 +155,5 @@ def claim(
     _check_bank_fits(prompt_bank, lm, bank_fits)
     return ClaimContext(
         spec=get_claim(claim_id), lm=lm, bank=prompt_bank, settings=run_settings, store=measurement_store,
-        record_property=record_property,
+        record_property=record_property, rerun=rerun_of(request), twin_model=null_twin_model,
     )

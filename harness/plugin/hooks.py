@@ -140,6 +140,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--window", type=int, default=DEFAULT_WINDOW, help=f"V window W in content tokens (default {DEFAULT_WINDOW})"
     )
+    group.addoption(
+        "--null-twin", dest="null_twin", nargs="?", const="passing", default=None, metavar="passing|all",
+        help="re-run each claim that PASSes (passing, what a bare --null-twin means) or every claim with a verdict "
+             "(all) on a random-weight copy of the model, and report the twin's verdict beside it (off by default: "
+             "it costs a second run of each such claim)",
+    )
 
 
 def selected_models(config: pytest.Config) -> list[str]:
@@ -214,6 +220,20 @@ def write_past_capture(config: pytest.Config, line: str) -> None:
         sys.stderr.flush()
 
 
+def check_null_twin_option(value: str | None) -> None:
+    """``--null-twin``: absent, ``passing`` or ``all``.
+
+    Raises:
+        pytest.UsageError: one line naming the value and the choices (``--null-twin`` takes the next word as its
+            value, so a path right after it lands here).
+    """
+    from harness.claim.null_twin import NULL_TWIN_MODES
+
+    if value is not None and value not in NULL_TWIN_MODES:
+        raise pytest.UsageError(f"--null-twin: invalid value {value!r} (passing or all; put a bare --null-twin after "
+                                "the paths, or write --null-twin=passing)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: GPU replication tier (CUDA and local weights)")
     config.addinivalue_line("markers", "slow: loads an embedded pretrained model on CPU")
@@ -226,6 +246,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--limit (--n) must be at least 2")
     if config.getoption("window") < 2:
         raise pytest.UsageError("--window must be at least 2")
+    check_null_twin_option(config.getoption("null_twin"))
     if getattr(config, "workerinput", None) is None:  # the controller checks once; workers start after it
         check_device_option(config.getoption("device"), per_worker=per_worker)
         prepare_report_dir(config.getoption("report_dir"))

@@ -20,6 +20,7 @@ from harness.report.latex import claims_latex
 from harness.report.markdown import claims_markdown
 from harness.report.methods import methods_markdown
 from harness.report.samples import split_samples, write_samples
+from harness.report.twin import add_twin_fields
 from harness.report.writers import write_csv, write_json
 
 
@@ -32,7 +33,7 @@ def write_report(records: Sequence[dict[str, Any]], header: dict[str, Any], out_
     # matplotlib: imported when a report is written
     from harness.report.figures import write_figures, write_run_figures
 
-    full = annotate(list(records))
+    full = add_twin_fields(annotate(list(records)))
     slim, sample_rows = split_samples(full)
 
     def write(staging: Path) -> None:

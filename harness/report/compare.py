@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.report.annotate import annotate
 from harness.report.samples import merge_samples, read_samples
+from harness.report.twin import add_twin_fields
 
 NOT_COMPARED = frozenset({"timings", "model_provenance", "run", "rule", "explanation", "durations_s", "effect_label",
                           "effect_units"})
@@ -30,10 +31,12 @@ NOT_COMPARED = frozenset({"timings", "model_provenance", "run", "rule", "explana
 def load_records(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """The records of a run (a report directory or its claims.json) by (claim id, model name), with the
     continuations of samples.jsonl (when the run has one) back under ``details["samples"]`` and the registry's effect
-    fields filled in where a record predates them (:func:`harness.report.annotate.annotate`)."""
+    fields filled in where a record predates them (:func:`harness.report.annotate.annotate`), as are the twin fields
+    (:func:`harness.report.twin.add_twin_fields`)."""
     file = path / "claims.json" if path.is_dir() else path
     data = json.loads(file.read_text(encoding="utf-8"))
     records = annotate(merge_samples(data["records"], read_samples(file.parent / "samples.jsonl")))
+    records = add_twin_fields(records)
     return {(r["claim"], r["model"]): r for r in records}
 
 

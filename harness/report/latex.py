@@ -18,6 +18,7 @@ from harness.report.numbers import estimate_text, fmt, fmt_ci
 from harness.report.summary import claim_order, model_order, run_summary
 from harness.report.tables import tex_escape, tex_table
 from harness.report.training_dynamics import dynamics_latex_tables
+from harness.report.twin import matrix_note, twin_table_tex
 
 PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage[T1]{fontenc}
@@ -41,7 +42,8 @@ def matrix_table(records: Sequence[dict[str, Any]]) -> str:
     rows = [[claim, effect_heading(claim, [r for r in records if r["claim"] == claim]),
              *(matrix_cell(by_key.get((claim, m))) for m in models)] for claim in claim_order(records)]
     return tex_table(["claim", "effect", *models], rows, align="ll" + "l" * len(models),
-                     caption="Verdict, estimate and CI (at each claim's registered level) per claim and model.",
+                     caption=("Verdict, estimate and CI (at each claim's registered level) per claim and model. "
+                              + matrix_note(records)).strip(),
                      label="tab:matrix")
 
 
@@ -89,6 +91,7 @@ def claims_latex(records: Sequence[dict[str, Any]], run: dict[str, Any]) -> str:
             out += [claim_table(claim, [r for r in claims if r["claim"] == claim])]
             if i % FLOATS_PER_PAGE == FLOATS_PER_PAGE - 1:
                 out += [r"\clearpage", ""]
+        out += twin_table_tex(claims)
     dynamics = dynamics_latex_tables(records)
     if dynamics:
         out += [r"\clearpage", "", *dynamics, r"\clearpage", ""]

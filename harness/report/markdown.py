@@ -17,6 +17,7 @@ from harness.report.summary import claim_order, model_order, provenance_of, run_
 from harness.report.sweeps import cross_model_depth, layer_sweep_table
 from harness.report.tables import md_table
 from harness.report.training_dynamics import training_dynamics_section
+from harness.report.twin import matrix_note, twin_table_md, verdict_mark
 
 SYNTHETIC_BANNER = ("> **Synthetic data.** Every number below comes from fabricated inputs that exercise the report "
                     "plumbing. It is not a measurement of any model and not a scientific result.")
@@ -31,7 +32,8 @@ def effect_symbol(claim: str) -> str:
 
 
 def matrix_cell(rec: dict[str, Any] | None) -> str:
-    """One matrix cell: ``PASS 0.720 [0.610, 0.800]``; the verdict alone when there is no estimate."""
+    """One matrix cell: ``PASS 0.720 [0.610, 0.800]``; the verdict alone when there is no estimate; ``PASS†`` when
+    the random-weight twin also PASSes (:mod:`harness.report.twin`)."""
     if rec is None:
         return "not run"
     verdict, reason = rec["verdict"], rec.get("inconclusive_reason")
@@ -39,7 +41,7 @@ def matrix_cell(rec: dict[str, Any] | None) -> str:
         return verdict
     if reason == "undefined":
         return f"{verdict} {estimate_with_ci(rec)}"
-    tag = f" (underpowered: needs n = {rec.get('planned_n')})" if reason == "underpowered" else ""
+    tag = verdict_mark(rec) + (f" (underpowered: needs n = {rec.get('planned_n')})" if reason == "underpowered" else "")
     if rec.get("estimate") is None:
         return verdict + tag
     return f"{verdict}{tag} {estimate_with_ci(rec)}"
@@ -81,6 +83,7 @@ def claims_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any], figu
                 ("Each cell: verdict, estimate [CI at the claim's registered level] of the statistic in the effect "
                 f"column ({effect_legend(claims)}). Units and the expected direction are in each claim's section and "
                 "in the effect_* columns of claims.csv. Engine checks are reported apart and not counted here."), ""]
+        out += [note, ""] if (note := matrix_note(claims)) else []
         out += training_dynamics_section(records, [f for f in run_figures if f.startswith("training_dynamics")])
         out += ["## Claims", ""]
         for claim in claim_order(claims):
@@ -136,6 +139,7 @@ def claim_section(claim: str, recs: Sequence[dict[str, Any]], figure_files: Sequ
              _verdict_cell(r["verdict"]), _short_explanation(r)] for r in recs]
     out += [md_table(["model", f"estimate ({effect_symbol(claim)})", ci_head, "n (planned)", "p", "p adj.", "verdict",
                       "explanation"], rows), ""]
+    out += twin_table_md(recs)
     out += contrast_table(recs)
     out += layer_sweep_table(recs)
     out += [f"![{name}]({name})" for name in figure_files]

@@ -10,6 +10,7 @@ from typing import Any
 from harness.registry import CLAIMS
 from harness.report.annotate import VERDICTS, is_engine_check
 from harness.report.status import status_line
+from harness.report.twin import summary_sentence
 
 
 def model_order(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -104,6 +105,7 @@ def run_summary(records: Sequence[dict[str, Any]], run: dict[str, Any], bold: bo
     if status:
         text += f" Status: {status_line(status, bold=bold)}."
     text += f" Claim verdicts (claim × model): {verdict_counts(claims)}."
+    text += summary_sentence(claims)
     if checks:
         ok = sum(r["verdict"] == "PASS" for r in checks)
         text += f" Engine checks: {ok} of {len(checks)} hold."

@@ -29,7 +29,7 @@ _TEX_MATH = {
 }
 _TEX_TEXT = {
     "–": "--", "—": "---", "…": r"\ldots{}", "‘": "`", "’": "'", "“": "``", "”": "''", "é": r"\'e", "ö": r'\"o',
-    "ü": r'\"u', "ä": r'\"a', "\u00a0": "~", "⟂": r"$\perp$",
+    "ü": r'\"u', "ä": r'\"a', "\u00a0": "~", "⟂": r"$\perp$", "†": r"\dag{}",
 }
 _MATH_RUN = re.compile("(" + "|".join(sorted(map(re.escape, _TEX_MATH), key=len, reverse=True)) + ")+")
 

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.annotate import EFFECT_FIELDS
+from harness.report.twin import TWIN_FIELDS
 
 CSV_COLUMNS = ("claim", "version", "model", "verdict", "inconclusive_reason", *EFFECT_FIELDS, "estimate", "ci_low", "ci_high", "ci_level",
-               "n", "planned_n", "p_value", "p_adjusted", "alpha_test", "family", "rule", "explanation", "test")
-"""The columns of claims.csv (full-precision numbers; the effect columns say which statistic ``estimate`` is)."""
+               "n", "planned_n", "p_value", "p_adjusted", "alpha_test", "family", "rule", "explanation", "test",
+               *TWIN_FIELDS)
+"""The columns of claims.csv (full-precision numbers; the effect columns say which statistic ``estimate`` is; the
+twin columns are the random-weight twin's, empty without ``--null-twin``: :mod:`harness.report.twin`)."""
 
 
 def write_csv(records: Sequence[dict[str, Any]], path: Path) -> None:
