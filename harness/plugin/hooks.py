@@ -296,8 +296,10 @@ def listing_lines(what: str) -> list[str]:
         lines += [f"alias {alias}: {', '.join(names)}" for alias, names in MODEL_ALIASES.items()]
         return lines + ["also: hf:<org/name>[@revision] (local Hugging Face cache), path:<dir> (save_pretrained)"]
     from harness.registry import CLAIMS
+    from harness.registry.reachability import reachability_words
 
     return [f"{spec.id:30s} v{spec.version} {spec.family or '(no p)':14s} n={spec.planned_n:<4d} {spec.rule_summary()}"
+            + (f"  [{reachability_words(spec)}]" if reachability_words(spec) else "")
             for spec in CLAIMS.values()]
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.foundation.behavioural_regime import MIN_NATURAL_GAP
+from harness.registry.reachability import reachability_words
 from harness.registry import BEHAVIOUR_DECODING, CLAIMS, MULTIPLICITY_FAMILIES, ClaimSpec, changes_of
 from harness.report.numbers import fmt
 from harness.report.summary import decoding_regimes, model_order, provenance_of, weights_hash
@@ -99,8 +100,10 @@ def _power_words(spec: ClaimSpec) -> str:
         return f"Coverage: {plan.coverage_n} {spec.n_unit} ({plan.assumptions})."
     parts = "; ".join(f"{p.what}: n = {p.n} ({p.design}, standardized effect {fmt(p.effect)}, one-sided α "
                       f"{p.alpha:.3g}, power {p.power:.3g})" for p in plan.parts)
+    reach = reachability_words(spec)
     return (f"Planned n = {spec.planned_n} {spec.n_unit}, the largest n over the rule's parts, each solved for its "
-            f"power under the stated assumptions ({plan.assumptions}): {parts}.")
+            f"power under the stated assumptions ({plan.assumptions}): {parts}."
+            + (f" **{reach[0].upper() + reach[1:]}**: on it this claim is INCONCLUSIVE whatever the data." if reach else ""))
 
 
 def _family_words(spec: ClaimSpec) -> str:

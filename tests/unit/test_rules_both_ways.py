@@ -201,3 +201,20 @@ def test_a_fail_explanation_never_ends_in_an_undecided_state() -> None:
     r = evaluate(spec, model="synthetic", estimate=0.0, ci_low=-0.3, ci_high=0.3, p_value=0.49, n=spec.planned_n)
     assert r.verdict is Verdict.FAIL
     assert not r.explanation.rstrip().endswith("(undecided)") and "other criteria: undecided: p = 0.49" in r.explanation
+
+
+def test_shipped_bank_units_are_the_banks_own_counts() -> None:
+    """The reachability marks (harness.registry.reachability) read counts that the shipped bank really holds."""
+    from harness.prompts import load_bank
+    from harness.registry.reachability import SHIPPED_BANK_UNITS, shipped_capacity, underpowered_on_shipped_bank
+
+    bank = load_bank()
+    assert len(bank.pairs("recursive_baseline")) == SHIPPED_BANK_UNITS["prompt pairs"]
+    assert len(bank.group("recursive")) == len(bank.group("baseline")) == SHIPPED_BANK_UNITS["prompts per group"]
+    assert len(bank.group("recursive")) == SHIPPED_BANK_UNITS["recursive prompts"]
+    assert len(bank.group("baseline")) == SHIPPED_BANK_UNITS["baseline recipients"]
+    assert shipped_capacity(CLAIMS["confabulation_signature"]) == len(bank.pairs("grounded_confabulation"))
+    for name, group in (("long_control", "long_control"), ("repetition", "repetitive"),
+                        ("about_recursion", "about_recursion")):
+        assert shipped_capacity(CLAIMS[f"rv_survives_{name}"]) == len(bank.group(group))
+    assert not underpowered_on_shipped_bank(CLAIMS["rv_contraction"])
