@@ -36,8 +36,9 @@ def test_engine_checks_are_exactly_the_deterministic_invariants() -> None:
 def test_alpha_monotone_label_agrees_with_the_estimate_its_test_computes() -> None:
     spec = CLAIMS["alpha_monotone"]
     code = (REPO / "claims" / "test_alpha_monotone.py").read_text()
-    assert "estimate=per_alpha[-1].estimate - per_alpha[0].estimate" in code  # T(1) − T(0)
-    assert spec.effect_type == "transfer_difference" and spec.estimator.startswith("estimate T(1) − T(0)")
+    # version 5: the weakest adjacent step ΔT with its CI, the statistic the steps criterion tests (issue 23)
+    assert "estimate=steps[weakest].estimate, ci_low=steps[weakest].low, ci_high=steps[weakest].high" in code
+    assert spec.effect_type == "transfer_difference" and "the reported estimate is the weakest step" in spec.estimator
 
 
 def test_registry_text_cites_methods_sections_that_exist() -> None:
