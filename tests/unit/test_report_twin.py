@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.report.build import write_report
 from harness.report.latex import claims_latex
+from harness.registry import get_claim
 from harness.report.markdown import claims_markdown, matrix_cell
 from harness.report.twin import DAGGER_NOTE, TWIN_FIELDS, add_twin_fields, summary_sentence
 
@@ -32,7 +33,7 @@ def _records(twin_small: dict | None, twin_large: dict | None) -> list[dict[str,
     for model, entry in (("m-small", twin_small), ("m-large", twin_large)):
         details = {"null_twin": entry} if entry is not None else {}
         out.append(_record("kv_transfer", model, details, estimate=0.95, ci_low=0.85, ci_high=0.99, p_value=1e-6,
-                           n=190))
+                           n=get_claim("kv_transfer").planned_n))
     return out
 
 
