@@ -119,7 +119,7 @@ def test_kv_transfer(lm, record_property):
     }
     finish(record_property, "kv_transfer", lm, {"transfer_by_range": quarters, "examples": examples},
            estimate=ci.estimate, ci_low=ci.low, ci_high=ci.high,
-           p_value=hs.wilcoxon_paired(patched, b, "greater").p_value, n=200)
+           p_value=hs.wilcoxon_paired(patched, b, "greater").p_value, n=get_claim("kv_transfer").planned_n)
 
 
 @pytest.mark.claim("alpha_monotone")
@@ -134,7 +134,8 @@ def test_alpha_monotone(lm, record_property):
     curve = {"alpha": alphas.tolist(), "estimate": means.tolist(), "ci_low": (means - 1.96 * sem).tolist(),
              "ci_high": (means + 1.96 * sem).tolist(), "effect_label": "transfer T (synthetic)"}
     finish(record_property, "alpha_monotone", lm, {"alpha_curve": curve}, estimate=float(means[-1] - means[0]),
-           p_value=hs.page_trend(scores).p_value, step_cis=[(s.low, s.high) for s in steps], n=160)
+           p_value=hs.page_trend(scores).p_value, step_cis=[(s.low, s.high) for s in steps],
+           n=get_claim("alpha_monotone").planned_n)
 
 
 @pytest.mark.claim("v_patch_null")
@@ -246,7 +247,7 @@ def test_serial_and_xdist_runs_give_identical_reports(inner_env: pytest.Pytester
         assert (tmp_path / "n2" / png).stat().st_size > 5000
         assert f"]({png})" in md
     csv_lines = (tmp_path / "n0" / "claims.csv").read_text().splitlines()
-    assert len(csv_lines) == 13 and csv_lines[0].startswith("claim,version,model,verdict,effect_type")
+    assert len(csv_lines) == 13 and csv_lines[0].startswith("claim,version,model,verdict,inconclusive_reason,effect_type")
 
 
 def test_worker_crash_still_gives_an_error_row(inner_env: pytest.Pytester, tmp_path: Path):
