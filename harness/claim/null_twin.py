@@ -13,8 +13,9 @@ are the trained model's.
 
 The twin's outcome goes into the main record, before it is recorded, as ``details["null_twin"]``
 (:func:`twin_entry`). Nothing the twin does (a skip, a failure, an exception) changes the main verdict: it becomes
-the twin's verdict text instead. Deterministic engine checks get no twin: they are invariants that must hold on any
-weights, so a twin tells nothing about them.
+the twin's verdict text instead. Engine checks (deterministic invariants) get a twin like every claim: they must hold
+on any weights, so their twin is expected to PASS too (the dagger then says, correctly, that the PASS is not about
+training), and a twin that does not PASS points at an engine path that depends on the weights.
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ def build_null_twin(lm: LoadedModel, run_seed: int) -> LoadedModel:
 
 
 def twin_due(mode: str | None, spec: ClaimSpec, result: ClaimResult) -> bool:
-    """Whether ``result`` gets a twin under ``--null-twin mode``: never without the option or for an engine check;
-    under ``passing`` only a PASS; under ``all`` any verdict."""
-    if mode is None or spec.is_engine_check:
+    """Whether ``result`` gets a twin under ``--null-twin mode``: never without the option; under ``passing`` only a
+    PASS; under ``all`` any verdict (``spec`` is kept for claim-specific exceptions; none is registered)."""
+    if mode is None:
         return False
     return mode == "all" or result.verdict is Verdict.PASS
 

@@ -17,7 +17,7 @@ from harness.report.summary import claim_order, model_order, provenance_of, run_
 from harness.report.sweeps import cross_model_depth, layer_sweep_table
 from harness.report.tables import md_table
 from harness.report.training_dynamics import training_dynamics_section
-from harness.report.twin import matrix_note, twin_table_md, verdict_mark
+from harness.report.twin import matrix_note, twin_of, twin_table_md, verdict_mark
 
 SYNTHETIC_BANNER = ("> **Synthetic data.** Every number below comes from fabricated inputs that exercise the report "
                     "plumbing. It is not a measurement of any model and not a scientific result.")
@@ -150,16 +150,21 @@ def claim_section(claim: str, recs: Sequence[dict[str, Any]], figure_files: Sequ
 
 def engine_checks(records: Sequence[dict[str, Any]]) -> list[str]:
     """The deterministic engine invariants: one table, a row per check × model (not claim verdicts)."""
+    twinned = any(twin_of(r) is not None for r in records)
     rows = []
     for r in records:
         spec = CLAIMS[r["claim"]]
+        twin = twin_of(r)
         rows.append([f"`{r['claim']}`", spec.title, r["model"], fmt(engine_check_value(r)), spec.effect.units,
-                     spec.expected, fmt(r.get("n")), _verdict_cell(r["verdict"])])
+                     spec.expected, fmt(r.get("n")), _verdict_cell(r["verdict"]),
+                     *([f"{twin.get('verdict')} {fmt(twin.get('estimate'))}" if twin else MISSING] if twinned else [])])
     return ["## Engine checks", "",
             ("Deterministic invariants of the KV-cache engine (no sampling error, so no CI or p): each must hold for the "
             "claims above to mean anything. They are reported here and not counted among the claim verdicts; n is the "
-            "number of prompts checked."), "",
-            md_table(["check", "what", "model", "value", "units", "tolerance", "n", "verdict"], rows), ""]
+            "number of prompts checked." + (" The random-weight twin (--null-twin) must hold them too: they are about "
+                                            "the engine, not about training." if twinned else "")), "",
+            md_table(["check", "what", "model", "value", "units", "tolerance", "n", "verdict",
+                      *(["twin verdict, value"] if twinned else [])], rows), ""]
 
 
 def notes() -> list[str]:
