@@ -110,13 +110,15 @@ def sampling_seed(run_seed: int, pair_id: str, sample_index: int) -> int:
 
 
 def eos_ids(lm: LoadedModel) -> frozenset[int]:
-    """EOS ids that end a row: the model's generation config's, else the tokenizer's."""
+    """EOS ids that end a row: the model's generation config's, else the tokenizer's; an id outside the output
+    vocabulary (a config default that does not match the tokenizer) is one the model can never emit, and is left out."""
     configured = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
     if configured is None:
         configured = lm.tokenizer.eos_token_id
     if configured is None:
         return frozenset()
-    return frozenset([configured] if isinstance(configured, int) else configured)
+    vocabulary = lm.model.get_output_embeddings().weight.shape[0]
+    return frozenset(i for i in ([configured] if isinstance(configured, int) else configured) if 0 <= i < vocabulary)
 
 
 def _batches(items: Sequence[GenerationRequest], size: int) -> Iterator[Sequence[GenerationRequest]]:

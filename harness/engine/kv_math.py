@@ -27,7 +27,7 @@ def shuffle_permutation(n: int, seed: int) -> tuple[int, ...]:
             return tuple(int(i) for i in perm)
 
 
-def rotate_keys(keys: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
+def rotate_keys(keys: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor, *, interleaved: bool = False) -> torch.Tensor:
     """Move post-RoPE keys by ``delta`` positions: rotary rotation by angle ``delta · inv_freq`` (float32).
 
     ``keys`` is ``[..., S, head_dim]``, ``delta`` ``[S]`` (target − source position), ``inv_freq``
@@ -39,6 +39,9 @@ def rotate_keys(keys: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor)
     less than ``head_dim``, only the leading ``rotary_dim`` features turn and the rest pass through unchanged, as in
     transformers' ``apply_rotary_pos_emb`` (``k[..., :rotary_dim]`` rotated, ``k[..., rotary_dim:]`` kept).
 
+    ``interleaved``: the pairing of Cohere-style rotary (GPT-J's ``rotate_every_two``): dimension ``2i`` rotates with
+    ``2i + 1`` (:func:`harness.engine.kvcache.rope_interleaved` tells which pairing a model uses).
+
     Raises:
         ValueError: ``inv_freq`` covers more features than ``head_dim`` (2·len(inv_freq) > head_dim).
     """
@@ -47,9 +50,15 @@ def rotate_keys(keys: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor)
         raise ValueError(f"rotary frequencies cover {rotary_dim} features but keys have head_dim {keys.shape[-1]}")
     if rotary_dim < keys.shape[-1]:
         k = keys.float()
-        turned = rotate_keys(k[..., :rotary_dim], delta, inv_freq)
+        turned = rotate_keys(k[..., :rotary_dim], delta, inv_freq, interleaved=interleaved)
         return torch.cat([turned, k[..., rotary_dim:]], dim=-1)
     angles = delta.to(torch.float32)[:, None] * inv_freq.to(torch.float32)[None, :]
+    if interleaved:
+        cos = angles.cos().repeat_interleave(2, dim=-1).to(keys.device)
+        sin = angles.sin().repeat_interleave(2, dim=-1).to(keys.device)
+        k = keys.float()
+        rotated_pairs = torch.stack([-k[..., 1::2], k[..., 0::2]], dim=-1).flatten(-2)
+        return k * cos + rotated_pairs * sin
     cos = torch.cat([angles.cos(), angles.cos()], dim=-1).to(keys.device)
     sin = torch.cat([angles.sin(), angles.sin()], dim=-1).to(keys.device)
     k = keys.float()

@@ -37,6 +37,7 @@ import copy
 import functools
 import hashlib
 import inspect
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
@@ -75,7 +76,9 @@ __all__ = [
     "patched_prefix",
     "prefill",
     "replace_layer",
+    "rope_interleaved",
     "rope_inv_freq",
+    "set_rope_interleaved",
     "shift_positions",
     "teacher_force",
 ]
@@ -91,7 +94,8 @@ class Prefill:
 
     ``lengths[b]`` is the number of tokens of row ``b`` in the cache; ``attention_mask`` is
     ``[batch, padded_length]`` (1 = real token) on the model's input device. ``rope_inv_freq[i]`` is
-    layer ``i``'s rotary inverse frequencies (float32, CPU), used to move keys between positions.
+    layer ``i``'s rotary inverse frequencies (float32, CPU), used to move keys between positions, with the pairing
+    ``rope_interleaved`` (:func:`rope_interleaved`).
     ``position_offset``: token ``p`` of a row sits at logical (rotary) position ``position_offset + p``.
     Treat it as read-only: every function of this module returns new caches.
     """
@@ -101,6 +105,7 @@ class Prefill:
     attention_mask: torch.Tensor
     rope_inv_freq: tuple[torch.Tensor, ...] = ()
     position_offset: int = 0
+    rope_interleaved: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -145,6 +150,42 @@ def rope_inv_freq(model: torch.nn.Module) -> tuple[torch.Tensor, ...]:
         return rotary.inv_freq
 
     return tuple(lookup(t).detach().to("cpu", torch.float32) for t in layer_types)
+
+
+_INTERLEAVED: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
+
+
+def rope_interleaved(model: torch.nn.Module) -> bool:
+    """Whether the model's rotary embedding pairs dimension ``2i`` with ``2i + 1`` (Cohere) rather than ``i`` with
+    ``i + rotary_dim/2`` (transformers' ``rotate_half``, every row of the architecture table), read off the cosines
+    its ``rotary_emb`` module gives for position 1 (interleaved: each cosine repeated twice in a row). A module that
+    cannot be called with ``(x, position_ids)`` counts as half-split. Some models (Helium) pair dimensions inside
+    their attention, not in ``rotary_emb``; an inferred layout's load-time probe tries both pairings on real keys and
+    records the one that holds (:func:`set_rope_interleaved`, :mod:`harness.models.layout_proof`). Memoised per model.
+    """
+    if model in _INTERLEAVED:
+        return _INTERLEAVED[model]
+    rotary = next((m for name, m in model.named_modules() if name.endswith("rotary_emb")), None)
+    interleaved = False
+    if rotary is not None:
+        buffer = next(iter(rotary.buffers()), None)
+        device = buffer.device if buffer is not None else torch.device("cpu")
+        try:
+            with torch.no_grad():
+                cos, _ = rotary(torch.zeros(1, 1, 1, device=device), torch.ones(1, 1, dtype=torch.long, device=device))
+        except (TypeError, ValueError, RuntimeError):
+            cos = None
+        if isinstance(cos, torch.Tensor) and cos.shape[-1] >= 4:
+            cos = cos.reshape(-1, cos.shape[-1]).float()[0]
+            half = cos.shape[-1] // 2
+            interleaved = not torch.equal(cos[:half], cos[half:]) and torch.equal(cos[0::2], cos[1::2])
+    _INTERLEAVED[model] = interleaved
+    return interleaved
+
+
+def set_rope_interleaved(model: torch.nn.Module, interleaved: bool) -> None:
+    """Record the rotary pairing a probe proved for ``model`` (what :func:`rope_interleaved` returns from now on)."""
+    _INTERLEAVED[model] = interleaved
 
 
 def _layers(cache: DynamicCache) -> list:
@@ -262,6 +303,7 @@ def prefill(
         attention_mask=batch.attention_mask,
         rope_inv_freq=rope_inv_freq(model),
         position_offset=position_offset,
+        rope_interleaved=rope_interleaved(model),
     )
     _check_equal_lengths(result)
     return result
@@ -283,6 +325,7 @@ def clone(prefill_: Prefill) -> Prefill:
         attention_mask=prefill_.attention_mask.clone(),
         rope_inv_freq=prefill_.rope_inv_freq,
         position_offset=prefill_.position_offset,
+        rope_interleaved=prefill_.rope_interleaved,
     )
 
 
@@ -419,7 +462,8 @@ def patch_kv(
                     donor_part = norm_matched_gaussian(donor_part, derive_seed(control.seed, keys[b], layer, name))
                 elif name == "keys" and any(p != s for p, s in ok):
                     delta = torch.tensor([p - s for p, s in ok])
-                    donor_part = rotate_keys(donor_part, delta, out.rope_inv_freq[layer])
+                    donor_part = rotate_keys(donor_part, delta, out.rope_inv_freq[layer],
+                                             interleaved=out.rope_interleaved)
                 idx = tgt.to(store.device)
                 store[b][:, idx] = _mix(store[b][:, idx], donor_part, spec.alpha)
         for name in names:
@@ -526,7 +570,8 @@ def shift_positions(prefill_: Prefill, delta: int) -> Prefill:
     for layer, entry in enumerate(_layers(out.cache)):
         keys = entry.keys
         steps = torch.full((keys.shape[-2],), delta, dtype=torch.long)
-        entry.keys = rotate_keys(keys, steps, prefill_.rope_inv_freq[layer]).to(keys.dtype)
+        entry.keys = rotate_keys(keys, steps, prefill_.rope_inv_freq[layer],
+                                 interleaved=prefill_.rope_interleaved).to(keys.dtype)
     return replace(out, position_offset=prefill_.position_offset + delta)
 
 
@@ -547,6 +592,7 @@ class KVSnapshot:
     attention_mask: torch.Tensor
     rope_inv_freq: tuple[torch.Tensor, ...]
     position_offset: int
+    rope_interleaved: bool = False
 
 
 def export_kv(prefill_: Prefill) -> KVSnapshot:
@@ -561,6 +607,7 @@ def export_kv(prefill_: Prefill) -> KVSnapshot:
         attention_mask=prefill_.attention_mask.clone(),
         rope_inv_freq=prefill_.rope_inv_freq,
         position_offset=prefill_.position_offset,
+        rope_interleaved=prefill_.rope_interleaved,
     )
 
 
@@ -596,6 +643,7 @@ def inject_kv(model: torch.nn.Module, snapshot: KVSnapshot) -> Prefill:
         attention_mask=snapshot.attention_mask.clone(),
         rope_inv_freq=snapshot.rope_inv_freq,
         position_offset=snapshot.position_offset,
+        rope_interleaved=snapshot.rope_interleaved,
     )
     _check_equal_lengths(result)
     return result

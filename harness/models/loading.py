@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.models.architectures import ArchitectureLayout, layout_for_model, module_path, value_columns
+from harness.models.architectures import ArchitectureLayout, layout_for_model, module_path, row_for_config, value_columns
 from harness.models.directory_identity import directory_fingerprint
 from harness.models.errors import (
     GPUUnavailableError,
@@ -143,7 +143,7 @@ def _load_pretrained(
     common: dict[str, Any] = dict(
         dtype=dtype, attn_implementation=spec.attn_implementation, trust_remote_code=False, use_safetensors=True
     )
-    if spec.source == "gguf-package":
+    if spec.source in ("gguf-package", "gguf-file"):
         directory, sha = converted_copy(spec)
         location, provenance["gguf_sha256"] = str(directory), sha
     elif spec.source == "path":
@@ -163,7 +163,7 @@ def _load_pretrained(
         tokenizer = AutoTokenizer.from_pretrained(location, **_tokenizer_kwargs(common))
         model = AutoModelForCausalLM.from_pretrained(location, **common)
     except OSError as exc:
-        if spec.source == "gguf-package":
+        if spec.source in ("gguf-package", "gguf-file"):
             raise ModelUnavailableError(
                 f"{spec.name}: the converted copy {location} cannot be loaded: {first_line(exc)}; delete {location} "
                 "and it is converted again at the next load") from exc
@@ -234,8 +234,8 @@ def check_loaded(spec: ModelSpec, model: nn.Module, shape: ModelShape, layout: A
     if shape.sliding_layers and not layout.sliding_window_possible:
         problems.append(f"architecture {layout.architecture} declares no sliding windows but layers {shape.sliding_layers} slide")
     v_module = model.get_submodule(module_path(layout, 0, "v_proj"))
-    if type(v_module) is not nn.Linear:
-        problems.append(f"value projection is {type(v_module).__name__}, not a plain nn.Linear (packed weights?)")
+    if not isinstance(v_module, nn.Linear):
+        problems.append(f"value projection is {type(v_module).__name__}, not an nn.Linear")
     else:
         try:
             cols = value_columns(layout, shape.n_heads, shape.n_kv_heads, shape.head_dim)
@@ -249,6 +249,48 @@ def check_loaded(spec: ModelSpec, model: nn.Module, shape: ModelShape, layout: A
         problems.append(f"attention implementation {attn!r}, requested {spec.attn_implementation!r}")
     if problems:
         raise ModelConfigMismatchError(f"{spec.name}: loaded model contradicts its architecture facts: " + "; ".join(problems))
+
+
+def needs_inferred_layout(spec: ModelSpec) -> bool:
+    """Whether loading ``spec`` will infer and prove its layout: a ``path:`` or ``hf:`` model whose config (read
+    without weights) has a model_type without a row, and every ``gguf:`` file (its config exists only once the file
+    is converted). False for registry models and for a config that cannot be read (loading reports that)."""
+    if spec.source == "gguf-file":
+        return True
+    if spec.source not in ("path", "hf"):
+        return False
+    from transformers import AutoConfig
+
+    kwargs: dict[str, Any] = dict(trust_remote_code=False)
+    if spec.source == "hf":
+        kwargs.update(revision=spec.revision, local_files_only=True, cache_dir=hub_cache_dir())
+    try:
+        config = AutoConfig.from_pretrained(spec.location, **kwargs)
+    except (OSError, ValueError, KeyError):
+        return False
+    return row_for_config(config) is None
+
+
+def _layout(model: nn.Module, tokenizer: Any, shape: ModelShape, *, prove_row: bool) -> tuple[ArchitectureLayout, dict[str, Any]]:
+    """The model's architecture row (checked against its module tree), or for a model_type without a row the layout
+    inferred from its module tree, proven by the engine invariants on a probe, with its provenance record. With
+    ``prove_row`` (``gguf:`` files, whose weights went through a dequantizing converter) a row is proven too.
+
+    Raises:
+        UnknownArchitectureError: a row's module is missing; :class:`~harness.models.layout_inference.LayoutInferenceError`
+            or :class:`~harness.models.layout_proof.LayoutProofError` (one line each) for a layout that cannot be used.
+    """
+    from harness.models.layout_inference import InferredLayouts, infer_layouts
+    from harness.models.layout_proof import prove_layout
+
+    if row_for_config(model.config) is not None:
+        row = layout_for_model(model)
+        if not prove_row:
+            return row, {}
+        proof = prove_layout(model, tokenizer, shape, InferredLayouts((row,), f"the {row.architecture} row"))
+        return row, {**proof.provenance(), "layout": f"row {row.architecture} (proven at load)"}
+    proof = prove_layout(model, tokenizer, shape, infer_layouts(model))
+    return proof.layout, proof.provenance()
 
 
 def load_model(
@@ -284,10 +326,10 @@ def load_model(
     model, tokenizer, provenance = loader(spec, torch_dtype, resolved_device, args)
     model.eval()
     model.requires_grad_(False)
-    layout = layout_for_model(model)
+    shape = read_shape(model.config)
+    layout, layout_record = _layout(model, tokenizer, shape, prove_row=spec.source == "gguf-file")
     if not spec.architecture:
         spec = replace(spec, architecture=layout.architecture, attn_implementation=spec.attn_implementation)
-    shape = read_shape(model.config)
     check_loaded(spec, model, shape, layout)
     layers = default_layer_choice(shape.n_layers)
     layers = LayerChoice(*layer_choice(
@@ -310,6 +352,7 @@ def load_model(
         load_seconds=round(time.perf_counter() - started, 3),
         **checkpoint_provenance(name),  # a checkpoint's revision or directory and training step, for the report
     )
+    provenance.update(layout_record)
     if args.applied():
         provenance["model_args"] = args.applied()
     return LoadedModel(name, spec, model, tokenizer, layout, shape, layers, input_device, provenance)

@@ -5,6 +5,8 @@ Sources (``ModelSpec.source``):
   for the converted-copy cache.
 - ``hf``: a Hub id read **only** from the local Hugging Face cache; ``hf:<org/name>[@revision]`` names any such model.
 - ``path``: a local directory (``path:<dir>``).
+- ``gguf-file``: any local GGUF file (``gguf:<file>``) whose architecture transformers can dequantize, converted
+  once to the same cache of converted copies as the packages' files.
 - ``toy``: a tiny random-weight model built from a config with a fixed seed and SmolLM2's tokenizer, so
   every code path runs in CI without weights.
 """
@@ -17,7 +19,7 @@ from typing import Any, Literal
 from harness.models.errors import UnknownModelError
 from harness.models.revisions import parse_hf_reference
 
-Source = Literal["gguf-package", "hf", "path", "toy"]
+Source = Literal["gguf-package", "gguf-file", "hf", "path", "toy"]
 Tier = Literal["cpu", "gpu", "any"]
 
 
@@ -198,7 +200,7 @@ MODEL_ALIASES: dict[str, tuple[str, ...]] = {
 a ``random-*`` model (random weights) must be named on its own, so its verdicts never land in a paper table."""
 
 def resolve_spec(name: str) -> ModelSpec:
-    """Return the spec for a registry name, ``hf:<org/name>[@rev]`` or ``path:<dir>``.
+    """Return the spec for a registry name, ``hf:<org/name>[@rev]``, ``path:<dir>`` or ``gguf:<file>``.
 
     Raises:
         UnknownModelError: the name matches none of these; the message lists the registry names.
@@ -211,7 +213,9 @@ def resolve_spec(name: str) -> ModelSpec:
         return ModelSpec(name, "hf", hf[0], architecture="", tier="any", revision=hf[1])
     if name.startswith("path:") and len(name) > 5:
         return ModelSpec(name, "path", name[5:], architecture="", tier="any")
+    if name.startswith("gguf:") and len(name) > 5:
+        return ModelSpec(name, "gguf-file", name[5:], architecture="", tier="any")
     raise UnknownModelError(
         f"unknown model {name!r}. Known names: {', '.join(sorted(MODEL_REGISTRY))}; "
-        "or hf:<org/name>[@revision] for a model in the local Hugging Face cache, or path:<dir>"
+        "or hf:<org/name>[@revision] for a model in the local Hugging Face cache, path:<dir>, or gguf:<file>"
     )

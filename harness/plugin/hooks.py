@@ -258,6 +258,12 @@ def pytest_configure(config: pytest.Config) -> None:
             load_bank(bank_path)
         except PromptBankError as exc:
             raise pytest.UsageError(f"--prompt-bank: {exc}") from None
+    if getattr(config, "workerinput", None) is None:  # last: the other usage errors come before any model loads
+        from harness.plugin.layout_check import prove_inferred_layouts
+
+        for line in prove_inferred_layouts(models, device=config.getoption("device"), dtype=config.getoption("dtype"),
+                                           model_args=config.stash[MODEL_ARGS_KEY]):
+            progress.emit(line)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

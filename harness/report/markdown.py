@@ -198,7 +198,8 @@ def run_details(run: dict[str, Any]) -> list[str]:
         rows = []
         for name in models:
             prov = provenance_of(run, name)
-            rows.append([name, prov.get("family") or MISSING, prov.get("source") or MISSING,
+            family = (prov.get("family") or MISSING) + (f" ({prov['layout']})" if prov.get("layout") else "")
+            rows.append([name, family, prov.get("source") or MISSING,
                          prov.get("location") or prov.get("revision") or MISSING,
                          f"`{weights_hash(prov)}`" if weights_hash(prov) else MISSING,
                          prov.get("dtype") or MISSING, prov.get("device") or MISSING,

@@ -42,8 +42,20 @@ def models_paragraphs(records: Sequence[dict[str, Any]], run: dict[str, Any]) ->
             f"{prov.get('source') or 'an unrecorded source'}" + (f" ({where})" if where else "")
             + (f", weights sha256 `{sha}`" if sha else ", weights hash unrecorded")
             + f", in {prov.get('dtype') or 'an unrecorded dtype'} on {prov.get('device') or 'an unrecorded device'}"
-            + (f" with {prov['attn_implementation']} attention" if prov.get("attn_implementation") else "") + ".")
+            + (f" with {prov['attn_implementation']} attention" if prov.get("attn_implementation") else "") + "."
+            + layout_sentence(prov))
     return out
+
+
+def layout_sentence(prov: dict[str, Any]) -> str:
+    """For a model whose layout was proven at load (an inferred layout, or a ``gguf:`` file's row): what was found
+    and the invariants that proved it; empty otherwise."""
+    proof = prov.get("layout_proof") or {}
+    if not prov.get("layout"):
+        return ""
+    checks = "; ".join(proof.get("checks") or []) or "no checks recorded"
+    return (f" Its layout is {prov['layout']}: {proof.get('found') or 'unrecorded'}, V as "
+            f"{proof.get('value_layout') or 'unrecorded'} (checks passed on the load-time probe: {checks}).")
 
 
 def bank_paragraph(records: Sequence[dict[str, Any]], run: dict[str, Any]) -> str:

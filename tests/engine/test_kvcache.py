@@ -258,7 +258,8 @@ def test_moving_a_key_by_delta_positions_equals_computing_it_there(engine_lm: Lo
     start, _ = kvcache.held_range(state, 0)
     source, target = 9 - start, 12 - start
     assert source >= 0
-    moved = rotate_keys(keys[:, :, source : source + 1], torch.tensor([3]), state.rope_inv_freq[0])
+    moved = rotate_keys(keys[:, :, source : source + 1], torch.tensor([3]), state.rope_inv_freq[0],
+                        interleaved=state.rope_interleaved)
     torch.testing.assert_close(moved, keys[:, :, target : target + 1].float(), rtol=1e-4, atol=1e-4)
     assert (keys[:, :, source].float() - keys[:, :, target].float()).abs().max().item() > 1e-2
 
