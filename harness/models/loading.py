@@ -103,6 +103,33 @@ def placement_kwargs(device: str, args: ModelArgs, gpu_total_bytes: Sequence[int
             "max_memory": max_memory_budget(gpu_total_bytes, args.max_memory_bytes)}
 
 
+def quantization_kwargs(args: ModelArgs, device: str, dtype: torch.dtype) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments for ``quantization=`` of ``--model-args`` on a resolved ``device``: a
+    bitsandbytes config (``int8``: LLM.int8 weights; ``nf4``: 4-bit NormalFloat weights with double quantization),
+    computing in ``dtype`` so activations and the KV cache keep the model's dtype; empty without ``quantization=``.
+
+    Raises:
+        ModelArgsError: ``quantization=`` on a device that is not CUDA (one line).
+        ModelUnavailableError: bitsandbytes is not installed (one line with the install command).
+    """
+    if args.quantization is None:
+        return {}
+    if not device.startswith("cuda"):
+        raise ModelArgsError(f"--model-args quantization={args.quantization} needs a CUDA GPU (bitsandbytes quantizes "
+                             f"weights on the GPU); this run's device is {device}")
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelUnavailableError(f"--model-args quantization={args.quantization} needs bitsandbytes: "
+                                    "pip install 'kvclaims[quantization]' (or pip install bitsandbytes)")
+    from transformers import BitsAndBytesConfig
+
+    if args.quantization == "int8":
+        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
+    return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                      bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)}
+
+
 TOY_TOKENIZER_DIR = Path(__file__).resolve().parent.parent / "data" / "tokenizers" / "smollm2"
 """SmolLM2's tokenizer, shipped with the package (see its NOTICE.md); shared by the toy models."""
 
@@ -159,6 +186,7 @@ def _load_pretrained(
     if device.startswith("cuda"):
         totals = [torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count())]
         common.update(placement_kwargs(device, args, totals))
+    common.update(quantization_kwargs(args, device, dtype))
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **_tokenizer_kwargs(common))
         model = AutoModelForCausalLM.from_pretrained(location, **common)
@@ -319,11 +347,18 @@ def load_model(
     if args.attn_implementation is not None:
         spec = replace(spec, attn_implementation=args.attn_implementation)
     resolved_device = resolve_device(device, spec)
+    if args.quantization is not None and not resolved_device.startswith("cuda"):
+        quantization_kwargs(args, resolved_device, torch.float32)  # one line: quantization needs CUDA
     dtype_name = resolve_dtype(spec.dtype, resolved_device, dtype, args)
     torch_dtype = parse_dtype(dtype_name)
     started = time.perf_counter()
     loader = _load_toy if spec.source == "toy" else _load_pretrained
     model, tokenizer, provenance = loader(spec, torch_dtype, resolved_device, args)
+    if args.chat_template:
+        from harness.models.chat_prompts import chat_prompt_tokenizer
+
+        tokenizer, template_record = chat_prompt_tokenizer(tokenizer, name)
+        provenance.update(template_record)
     model.eval()
     model.requires_grad_(False)
     shape = read_shape(model.config)

@@ -11,7 +11,13 @@ early=4,late=27,patch=16-31"`` is parsed by :func:`parse_model_args` into a :cla
 - ``attn_implementation``: ``eager``, ``sdpa``, ``flash_attention_2`` (claims that read attention weights need eager);
 - ``early``, ``late``: 0-based layer indices replacing the model's registered early/late layers;
 - ``patch``: the KV patch layer set, comma-separated indices or inclusive ranges (``patch=16-31`` or
-  ``patch=20,22,24-26``; a comma-separated token without ``=`` continues the previous key's value).
+  ``patch=20,22,24-26``; a comma-separated token without ``=`` continues the previous key's value);
+- ``quantization``: ``int8`` or ``nf4`` weights through bitsandbytes (the route to a 70B model on one GPU); CUDA and
+  pretrained weights only. Activations, the KV cache and every measurement stay in the model's dtype (bf16 on CUDA)
+  or float32;
+- ``chat_template``: ``true`` wraps each prompt in the tokenizer's chat template as one user turn with the assistant's
+  turn opened (:mod:`harness.models.chat_prompts`); every position a claim refers to is then a position of the
+  templated tokens. Default ``false``: raw text, as registered.
 
 :func:`resolve_dtype` is the dtype rule: an explicit dtype wins; otherwise every model on CUDA (every tier, ``hf:`` and
 ``path:`` included) loads in bfloat16, and on CPU in its registry dtype (float32 for the CPU tier).
@@ -40,9 +46,13 @@ ATTN_IMPLEMENTATIONS: tuple[str, ...] = ("eager", "sdpa", "flash_attention_2")
 """``attn_implementation=`` values (transformers' names)."""
 
 MODEL_ARG_KEYS: tuple[str, ...] = (
-    "dtype", "revision", "device_map", "max_memory", "attn_implementation", "early", "late", "patch",
+    "dtype", "revision", "device_map", "max_memory", "attn_implementation", "early", "late", "patch", "quantization",
+    "chat_template",
 )
 """Every key ``--model-args`` accepts, in the order the usage error lists them."""
+
+QUANTIZATIONS: tuple[str, ...] = ("int8", "nf4")
+"""``quantization=`` values: bitsandbytes 8-bit (LLM.int8) or 4-bit NormalFloat weights."""
 
 _MEMORY = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]i?B|B)?$", re.IGNORECASE)
 _UNIT_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -66,6 +76,8 @@ class ModelArgs:
         attn_implementation: transformers attention implementation.
         early, late: 0-based layer indices for R_V's early and late layers.
         patch: 0-based layer indices of the KV patch set, ascending and distinct.
+        quantization: ``int8`` or ``nf4`` (bitsandbytes weights), or None for unquantized weights.
+        chat_template: True to wrap prompts in the tokenizer's chat template; None or False for raw text.
     """
 
     dtype: str | None = None
@@ -76,6 +88,8 @@ class ModelArgs:
     early: int | None = None
     late: int | None = None
     patch: tuple[int, ...] | None = None
+    quantization: str | None = None
+    chat_template: bool | None = None
 
     def applied(self) -> dict[str, Any]:
         """The given keys as JSON builtins (for provenance and cache keys); empty when nothing was given."""
@@ -147,6 +161,13 @@ def _choice(key: str, text: str, choices: tuple[str, ...]) -> str:
     return text
 
 
+def _boolean(key: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ModelArgsError(f"invalid {key}={text!r} (true or false)")
+    return value == "true"
+
+
 def _revision(text: str) -> str:
     if not _REVISION.match(text):
         raise ModelArgsError(f"invalid revision={text!r} (a branch, tag, commit or checkpoint name)")
@@ -196,8 +217,12 @@ def parse_model_args(text: str | None) -> ModelArgs:
         "early": lambda v: _layer_index("early", v),
         "late": lambda v: _layer_index("late", v),
         "patch": parse_layer_set,
+        "quantization": lambda v: _choice("quantization", v, QUANTIZATIONS),
+        "chat_template": lambda v: _boolean("chat_template", v),
     }
     parsed = {key: parsers[key](value) for key, value in values.items()}
+    if parsed.get("chat_template") is False:
+        parsed.pop("chat_template")  # the default: keep the keys (and cache keys) of a raw-text run what they were
     if "max_memory" in parsed:
         parsed["max_memory_bytes"] = parsed.pop("max_memory")
     return ModelArgs(**parsed)
@@ -230,14 +255,17 @@ def check_args_for_model(args: ModelArgs, name: str, source: str, n_layers: int 
         n_layers: its layer count when known before loading (registry facts), else None (checked after loading).
 
     Raises:
-        ModelArgsError: ``revision=`` for a non-``hf`` model, ``device_map=``/``max_memory=`` for a toy model (built
-            on one device), or a layer index outside ``0..n_layers-1``.
+        ModelArgsError: ``revision=`` for a non-``hf`` model, ``device_map=``/``max_memory=``/``quantization=`` for a
+            toy model (built on one device from its config), or a layer index outside ``0..n_layers-1``.
     """
     if args.revision is not None and source != "hf":
         raise ModelArgsError(f"--model-args revision= applies to hf models only; {name} is a {source} model")
     if source == "toy" and (args.device_map is not None or args.max_memory_bytes is not None):
         raise ModelArgsError(f"--model-args device_map=/max_memory= need pretrained weights; {name} is a toy model "
                              "built on one device")
+    if source == "toy" and args.quantization is not None:
+        raise ModelArgsError(f"--model-args quantization= needs pretrained weights; {name} is a toy model built from "
+                             "its config")
     if n_layers is not None:
         layer_choice(args, n_layers, name, early=0, late=0, patch=(0,))
 

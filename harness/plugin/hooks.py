@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from harness.geometry.metrics import DEFAULT_WINDOW
-from harness.models import DEFAULT_MODEL, MODEL_ALIASES, UnknownModelError, check_series, resolve_spec
-from harness.models.loading import placement_kwargs
+from harness.models import DEFAULT_MODEL, MODEL_ALIASES, ModelUnavailableError, UnknownModelError, check_series, resolve_spec
+from harness.models.loading import placement_kwargs, quantization_kwargs
 from harness.models.model_args import (
     DTYPE_ALIASES,
     MODEL_ARG_KEYS,
@@ -185,11 +185,26 @@ def configure_model_args(config: pytest.Config, models: list[str]) -> ModelArgs:
         for name in models:
             spec = resolve_spec(name)
             check_args_for_model(args, name, spec.source, spec.expected.n_layers if spec.expected else None)
-    except ModelArgsError as exc:
+        if args.quantization is not None:
+            check_quantization_device(args, config.getoption("device"))
+    except (ModelArgsError, ModelUnavailableError) as exc:
         message = str(exc)
         raise pytest.UsageError(message if message.startswith("--") else f"--model-args: {message}") from None
     config.stash[MODEL_ARGS_KEY] = args
     return args
+
+
+def check_quantization_device(args: ModelArgs, device_option: str) -> None:
+    """``quantization=`` needs CUDA and bitsandbytes: checked at start against ``--device`` (``auto`` means CUDA when
+    this machine has it).
+
+    Raises:
+        ModelArgsError, ModelUnavailableError: one line (see :func:`harness.models.loading.quantization_kwargs`).
+    """
+    import torch
+
+    device = device_option if device_option != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    quantization_kwargs(args, device, torch.bfloat16)
 
 
 def prepare_report_dir(option: str | None) -> None:

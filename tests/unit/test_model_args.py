@@ -8,13 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.models import MODEL_REGISTRY, load_model, resolve_spec
-from harness.models.loading import placement_kwargs
+from harness.models.errors import ModelUnavailableError
+from harness.models.loading import placement_kwargs, quantization_kwargs
 from harness.models.model_args import (
     ATTN_IMPLEMENTATIONS,
     CUDA_DEFAULT_DTYPE,
     DEVICE_MAP_STRATEGIES,
     DTYPE_ALIASES,
     MODEL_ARG_KEYS,
+    QUANTIZATIONS,
     ModelArgs,
     ModelArgsError,
     check_args_for_model,
@@ -54,6 +56,8 @@ def test_full_string_parses() -> None:
     ("max_memory=lots", "invalid memory size 'lots'"),
     ("max_memory=0GiB", "invalid memory size '0GiB'"),
     ("revision=a b", "invalid revision='a b'"),
+    ("quantization=int4", "invalid quantization='int4' (choose from int8, nf4)"),
+    ("chat_template=yes", "invalid chat_template='yes' (true or false)"),
 ])
 def test_bad_input_is_one_line_naming_the_problem(text: str, message: str) -> None:
     with pytest.raises(ModelArgsError) as info:
@@ -77,6 +81,8 @@ MODEL_ARGS = st.builds(
     early=st.none() | st.integers(0, 200),
     late=st.none() | st.integers(0, 200),
     patch=st.none() | st.lists(st.integers(0, 200), min_size=1, max_size=8, unique=True).map(lambda v: tuple(sorted(v))),
+    quantization=st.none() | st.sampled_from(QUANTIZATIONS),
+    chat_template=st.none() | st.just(True),
 )
 
 
@@ -200,3 +206,36 @@ def test_toy_load_applies_the_args_and_records_them() -> None:
     assert plain.provenance["devices"] == ["cpu"]
     with pytest.raises(ModelArgsError, match="revision= applies to hf models only"):
         load_model("toy-llama", device="cpu", model_args=ModelArgs(revision="main"))
+
+
+def test_quantization_and_chat_template_parse_and_false_is_the_default() -> None:
+    args = parse_model_args("quantization=nf4,chat_template=TRUE")
+    assert (args.quantization, args.chat_template) == ("nf4", True)
+    assert args.applied() == {"quantization": "nf4", "chat_template": True}
+    assert parse_model_args("chat_template=false") == ModelArgs()  # raw text: the keys of a default run unchanged
+
+
+def test_quantization_needs_cuda_pretrained_weights_and_bitsandbytes() -> None:
+    args = ModelArgs(quantization="int8")
+    with pytest.raises(ModelArgsError) as err:
+        quantization_kwargs(args, "cpu", torch.float32)
+    assert str(err.value) == ("--model-args quantization=int8 needs a CUDA GPU (bitsandbytes quantizes weights on the "
+                              "GPU); this run's device is cpu")
+    with pytest.raises(ModelArgsError, match="quantization= needs pretrained weights; toy-llama is a toy model"):
+        check_args_for_model(args, "toy-llama", "toy", None)
+    with pytest.raises(ModelArgsError, match="needs a CUDA GPU"):  # load_model refuses before loading anything
+        load_model("path:/nonexistent/model", device="cpu", model_args=ModelArgs(quantization="nf4"))
+    assert quantization_kwargs(ModelArgs(), "cpu", torch.float32) == {}
+
+
+def test_quantization_configs_on_cuda() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        with pytest.raises(ModelUnavailableError, match="needs bitsandbytes: pip install 'kvclaims\\[quantization\\]'"):
+            quantization_kwargs(ModelArgs(quantization="nf4"), "cuda", torch.bfloat16)
+        return
+    int8 = quantization_kwargs(ModelArgs(quantization="int8"), "cuda", torch.bfloat16)["quantization_config"]
+    nf4 = quantization_kwargs(ModelArgs(quantization="nf4"), "cuda:0", torch.bfloat16)["quantization_config"]
+    assert int8.load_in_8bit and not int8.load_in_4bit
+    assert nf4.load_in_4bit and nf4.bnb_4bit_quant_type == "nf4" and nf4.bnb_4bit_compute_dtype == torch.bfloat16
