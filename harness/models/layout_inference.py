@@ -64,14 +64,21 @@ def _layer_lists(model: nn.Module, n_layers: int) -> list[tuple[str, nn.ModuleLi
 
 
 def _attention_name(layer: nn.Module) -> str | None:
-    """The child of a decoder layer that holds self-attention: a conventional name first, else a child whose name
-    contains 'attn' or 'attention' and that has q/k/v and output projections (not ``post_attention_layernorm``)."""
+    """The (dotted) name of a decoder layer's self-attention module: a child with a conventional name first, else
+    the shallowest module (child or grandchild, DBRX's ``norm_attn_norm.attn``) whose own name is conventional or
+    contains 'attn'/'attention' and that has q/k/v and output projections (so ``post_attention_layernorm`` is not it)."""
     children = dict(layer.named_children())
     for name in ATTENTION_NAMES:
-        if name in children:
+        if name in children and _projections(children[name]) is not None:
             return name
-    return next((name for name, child in children.items()
-                 if ("attn" in name.lower() or "attention" in name.lower()) and _projections(child) is not None), None)
+    candidates = [
+        (name.count("."), name) for name, module in layer.named_modules()
+        if name and name.count(".") <= 1 and _projections(module) is not None
+        and (name.rsplit(".", 1)[-1] in ATTENTION_NAMES or "attn" in name.lower() or "attention" in name.lower())
+    ]
+    if candidates:
+        return min(candidates)[1]
+    return next((name for name in ATTENTION_NAMES if name in children), None)
 
 
 def _projections(attn: nn.Module) -> tuple[tuple[str, str, str, str], str] | None:
@@ -87,6 +94,14 @@ def _projections(attn: nn.Module) -> tuple[tuple[str, str, str, str], str] | Non
     if fused is not None:
         return (fused, fused, fused, output), "fused"
     return None
+
+
+def _has_submodule(module: nn.Module, name: str) -> bool:
+    try:
+        module.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
 
 
 def _config(model: nn.Module) -> Any:
@@ -124,12 +139,12 @@ def infer_layouts(model: nn.Module) -> InferredLayouts:
     layers_path, layers = lists[0]
     attn_name = _attention_name(layers[0])
     assert attn_name is not None
-    without = [i for i, layer in enumerate(layers) if not isinstance(getattr(layer, attn_name, None), nn.Module)]
+    without = [i for i, layer in enumerate(layers) if not _has_submodule(layer, attn_name)]
     if without:
         raise LayoutInferenceError(
             f"{where}: layers {without[:5]} of {layers_path} have no `{attn_name}` (a hybrid stack; the cache "
             "engine needs attention in every layer)")
-    attn = getattr(layers[0], attn_name)
+    attn = layers[0].get_submodule(attn_name)
     found_projections = _projections(attn)
     attn_path = f"{layers_path}.0.{attn_name}"
     if found_projections is None:

@@ -14,14 +14,16 @@ device, for two probe texts:
 4. **α endpoints**: α = 0 leaves the recipient's cache, α = 1 over every layer and position gives the donor's.
 5. **batched ≡ single**: first-step logits of each row in a left-padded batch equal its single-row logits
    (max |Δ logit| within :func:`logit_tolerance`).
-6. **key re-rotation**: a layer-0 key computed at position s and rotated by Δ equals the key of the same token
-   computed at s + Δ (within :func:`key_tolerance`).
+6. **key re-rotation**: the probe's cache encoded at positions 0… and moved by Δ (every key re-rotated) holds the
+   keys of the same tokens encoded at positions Δ…, in every layer (within :func:`key_tolerance`), with the rotary
+   pairing read off the model or, failing that, the other one.
 
 A failure raises :class:`LayoutProofError`: one line naming the layout found and the invariant that failed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +47,8 @@ PROBE_TEXTS = (
     "Observe the observer who is noticing this sentence being read, and notice what notices the noticing itself.",
 )
 """The two probe texts (recipient, donor); cut to equal token counts. Any two different texts would do."""
-MIN_PROBE_TOKENS = 14
-"""Tokens each probe row needs (the re-rotation check moves a token by 3 positions inside the first 13)."""
+MIN_PROBE_TOKENS = 8
+"""Tokens each probe row needs (the batched check drops 3 from one row and keeps at least 4)."""
 
 
 class LayoutProofError(UnknownArchitectureError):
@@ -83,9 +85,11 @@ def logit_tolerance(dtype: torch.dtype, scale: float) -> float:
 
 
 def key_tolerance(dtype: torch.dtype, scale: float) -> float:
-    """Largest |Δ| accepted between a re-rotated key and the key computed there: 1e-4 in float32, 2⁻⁶ of the
-    key scale in bf16 / fp16 (the stored key is rounded to 8 mantissa bits either way)."""
-    return 1e-4 if dtype == torch.float32 else max(1e-4, scale * 2.0**-6)
+    """Largest |Δ| accepted between a re-rotated key and the key encoded there (``scale``: the largest |key| of the
+    layer): 1e-4 of the scale (at least 1e-4) in float32, 2⁻⁵ of it in bf16 / fp16 (a few units in the last of their
+    8 or 11 mantissa bits, accumulated over the layers). A key rotated by the wrong angle, or rotated where the layer
+    has no rotary, is off by a sizeable fraction of the scale."""
+    return max(1e-4, scale * 1e-4) if dtype == torch.float32 else max(1e-4, scale * 2.0**-5)
 
 
 def _rows(tokenizer: Any) -> tuple[list[int], list[int]]:
@@ -200,29 +204,36 @@ class _Probe:
         return None
 
     def check_rerotation(self) -> str | None:
-        """Layer-0 keys depend only on (token, position): token rec[9] at position 9 moved by 3 must be its key at
-        12. The pairing :func:`~harness.engine.kvcache.rope_interleaved` reads off ``rotary_emb`` is tried first; if
-        only the other pairing holds, it is recorded for this model (:func:`~harness.engine.kvcache.set_rope_interleaved`)."""
-        tokens = self.rec[:12] + [self.rec[9]]  # token rec[9] at positions 9 and 12
+        """Rotary attention depends on relative positions only, so the cache of the probe encoded at positions 0…
+        and moved by Δ = 3 (every stored key re-rotated, :func:`~harness.engine.kvcache.shift_positions`) must hold
+        the keys of the same tokens encoded at positions 3…, in every layer (a layer without rotary, such as a NoPE
+        layer, fails). The pairing :func:`~harness.engine.kvcache.rope_interleaved` reads off ``rotary_emb`` is
+        tried first; if only the other pairing holds it is recorded for this model
+        (:func:`~harness.engine.kvcache.set_rope_interleaved`)."""
+        delta = 3
+        tokens = self.rec[:-1]
         state = self.prefill(tokens)
-        keys, _ = kvcache.layer_kv(state, 0)
-        start, _ = kvcache.held_range(state, 0)
-        source, target = 9 - start, 12 - start
-        there = keys[:, :, target:target + 1].float()
-        tolerance = key_tolerance(self.dtype, there.abs().max().item())
-        gaps = {}
+        there = kvcache.prefill(self.model, [tokens], pad_id=self.pad, position_offset=delta)
+        worst: dict[bool, tuple[float, int, float]] = {}
         for interleaved in (state.rope_interleaved, not state.rope_interleaved):
-            moved = rotate_keys(keys[:, :, source:source + 1], torch.tensor([3]), state.rope_inv_freq[0],
-                                interleaved=interleaved)
-            gaps[interleaved] = (moved.to(there.device) - there).abs().max().item()
-            if gaps[interleaved] <= tolerance:
+            moved = kvcache.shift_positions(dataclasses.replace(state, rope_interleaved=interleaved), delta)
+            worst[interleaved] = (0.0, -1, 0.0)
+            for layer in range(kvcache.num_layers(state)):
+                target = kvcache.layer_kv(there, layer)[0].float()
+                tolerance = key_tolerance(self.dtype, target.abs().max().item())
+                gap = (kvcache.layer_kv(moved, layer)[0].float() - target).abs().max().item()
+                if not gap <= tolerance:
+                    worst[interleaved] = (gap, layer, tolerance)
+                    break
+            else:
                 if interleaved != state.rope_interleaved:
                     kvcache.set_rope_interleaved(self.model, interleaved)
                 self.rotary_pairing = "interleaved" if interleaved else "half-split"
                 return None
-        return (f"a layer-0 key rotated by 3 positions differs from the key computed there by "
-                f"{min(gaps.values()):.3g} with either rotary pairing (> {tolerance:.3g}; rotary frequencies that "
-                "depend on the position or the length, or a layer without rotary?)")
+        gap, layer, tolerance = worst[state.rope_interleaved]
+        return (f"keys re-rotated by {delta} positions differ from the keys encoded there by {gap:.3g} at layer {layer} "
+                f"(> {tolerance:.3g}) with either rotary pairing (a layer without rotary, or frequencies that depend on "
+                "the position or the length?)")
 
 
 def _guarded(check: Callable[[], str | None]) -> str | None:

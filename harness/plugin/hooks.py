@@ -93,7 +93,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=None,
         help=f"model name(s), comma-separated or repeated (default {DEFAULT_MODEL}); registry names, "
-        "'embedded', 'gpu', hf:<org/name>[@revision] or path:<dir>",
+        "'embedded', 'gpu', hf:<org/name>[@revision], path:<dir> or gguf:<file>",
     )
     group.addoption("--device", default="auto", type=device_choice,
                     help="where models run: auto (default), cpu, cuda (spread over the visible GPUs as needed) or "
@@ -315,7 +315,9 @@ def listing_lines(what: str) -> list[str]:
         lines = [f"{name:22s} {spec.tier:4s} {spec.dtype:9s} {spec.source:13s} {spec.location}"
                  for name, spec in MODEL_REGISTRY.items()]
         lines += [f"alias {alias}: {', '.join(names)}" for alias, names in MODEL_ALIASES.items()]
-        return lines + ["also: hf:<org/name>[@revision] (local Hugging Face cache), path:<dir> (save_pretrained)"]
+        return lines + ["also: hf:<org/name>[@revision] (local Hugging Face cache), path:<dir> (save_pretrained), "
+                        "gguf:<file> (any GGUF transformers can dequantize); a model_type without a row gets its layout "
+                        "inferred and proven at load"]
     from harness.registry import CLAIMS
     from harness.registry.reachability import reachability_words
 

@@ -111,6 +111,12 @@ def test_a_long_sliding_window_is_accepted(tmp_path: Path) -> None:
     assert load_model(f"path:{directory}", device="cpu").layout.inferred
 
 
+def test_a_layer_without_rotary_is_refused_naming_it(tmp_path: Path) -> None:
+    """SmolLM3 leaves rotary out of every fourth layer (NoPE): re-rotating that layer's keys would be wrong."""
+    message = _load_refusal({**COMMON, "model_type": "smollm3", "pad_token_id": 0}, tmp_path)
+    assert "key re-rotation failed" in message and "at layer 3" in message and "either rotary pairing" in message
+
+
 def test_a_wrong_fused_column_order_is_refused_by_the_probe(tmp_path: Path) -> None:
     """Persimmon's fused projection is per head; offered only the [q | k | v] block reading, the probe refuses."""
     lm = load_model(f"path:{save_tiny_config(tiny_config({**COMMON, **INFERRED_FAMILIES['persimmon']}), tmp_path / 'p')}",
