@@ -33,7 +33,6 @@ from torch import nn
 
 from harness.engine import kvcache
 from harness.engine.hooks import TraceDict
-from harness.engine.kv_math import rotate_keys
 from harness.engine.patch_specs import KVPatchSpec
 from harness.engine.tokens import encode, pad_id
 from harness.models.architectures import ArchitectureLayout, UnknownArchitectureError, module_path, select_columns, value_columns
