@@ -60,10 +60,11 @@ def context_length(config: Any) -> int | None:
 
 
 def read_shape(config: Any) -> ModelShape:
-    """Head layout from a (text) config; ``head_dim`` falls back to hidden_size // num_attention_heads."""
+    """Head layout from a (text) config; KV heads from ``num_key_value_heads`` (or Falcon's ``num_kv_heads`` on
+    transformers 4.x), else one per query head; ``head_dim`` falls back to hidden_size // num_attention_heads."""
     n_layers = config.num_hidden_layers
     n_heads = config.num_attention_heads
-    n_kv = getattr(config, "num_key_value_heads", None) or n_heads
+    n_kv = getattr(config, "num_key_value_heads", None) or getattr(config, "num_kv_heads", None) or n_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
     window = getattr(config, "sliding_window", None)
     layer_types = getattr(config, "layer_types", None)

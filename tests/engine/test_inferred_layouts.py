@@ -50,6 +50,11 @@ def test_no_inferred_family_has_a_row() -> None:
 
 @pytest.fixture(scope="module", params=sorted(INFERRED_FAMILIES))
 def inferred_lm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    import transformers
+
+    if request.param == "falcon" and int(transformers.__version__.split(".")[0]) < 5:
+        pytest.skip("transformers 4.x Falcon caches K and V broadcast to every query head, not per KV head as its "
+                    "config says; the probe refuses it (captured V ≠ cached V)")
     directory = save_tiny_config(tiny_config({**COMMON, **INFERRED_FAMILIES[request.param]}),
                                  tmp_path_factory.mktemp(f"tiny-{request.param}"))
     assert needs_inferred_layout(resolve_spec(f"path:{directory}"))
