@@ -10,6 +10,10 @@ V columns are a tuple of column indices of the value-projection module's output,
 major, then ``head_dim``): ``select_columns(output, columns)`` reshaped to ``[..., n_kv_heads, head_dim]`` is
 exactly what the KV cache stores as values for those tokens (for rows with ``value_is_projection_output``).
 
+A model_type without a row is not refused for that alone: its layout is inferred from its module tree
+(:mod:`harness.models.layout_inference`) and proven by the engine invariants at load (:mod:`harness.models.layout_proof`).
+Rows stay for the families whose facts a probe cannot see (sliding windows, soft-capping), and win over inference.
+
 A new row needs: the ``model_type`` values, ``layers_path``, ``attn_name``, ``proj_names``, the
 ``value_layout`` of the value projection, and the sliding-window / eager-attention facts; then the architecture
 acceptance test (``tests/engine/test_model_architectures.py``) must pass on a tiny random model of it.
