@@ -53,10 +53,15 @@ def null_twin_seed(run_seed: int, model: str) -> int:
 
 
 def build_null_twin(lm: LoadedModel, run_seed: int) -> LoadedModel:
-    """The twin of ``lm``: :func:`~harness.models.random_weights.random_weight_copy` with :func:`null_twin_seed`."""
+    """The twin of ``lm``: :func:`~harness.models.random_weights.random_weight_copy` with :func:`null_twin_seed`, with
+    the rotary pairing proven on ``lm`` (an inferred layout's, :mod:`harness.engine.layout_proof`): the same
+    architecture pairs its dimensions the same way whatever its weights."""
+    from harness.engine.kvcache import rope_interleaved, set_rope_interleaved
     from harness.models.random_weights import random_weight_copy
 
-    return random_weight_copy(lm, null_twin_seed(run_seed, lm.name))
+    twin = random_weight_copy(lm, null_twin_seed(run_seed, lm.name))
+    set_rope_interleaved(twin.model, rope_interleaved(lm.model))
+    return twin
 
 
 def twin_due(mode: str | None, spec: ClaimSpec, result: ClaimResult) -> bool:

@@ -9,5 +9,6 @@
 - :mod:`harness.engine.prefill_reuse`: reuse of identical prefills within a process;
 - :mod:`harness.engine.interventions`: V- and residual-stream patching;
 - :mod:`harness.engine.attention`: attention entropy of captured attention probabilities;
-- :mod:`harness.engine.generation`: the decode loop; :mod:`harness.engine.generation_records`: its records.
+- :mod:`harness.engine.generation`: the decode loop; :mod:`harness.engine.generation_records`: its records;
+- :mod:`harness.engine.layout_proof`: the load-time proof of an inferred layout (registered with the loader).
 """

@@ -161,7 +161,7 @@ def rope_interleaved(model: torch.nn.Module) -> bool:
     its ``rotary_emb`` module gives for position 1 (interleaved: each cosine repeated twice in a row). A module that
     cannot be called with ``(x, position_ids)`` counts as half-split. Some models (Helium) pair dimensions inside
     their attention, not in ``rotary_emb``; an inferred layout's load-time probe tries both pairings on real keys and
-    records the one that holds (:func:`set_rope_interleaved`, :mod:`harness.models.layout_proof`). Memoised per model.
+    records the one that holds (:func:`set_rope_interleaved`, :mod:`harness.engine.layout_proof`). Memoised per model.
     """
     if model in _INTERLEAVED:
         return _INTERLEAVED[model]

@@ -11,7 +11,7 @@ major, then ``head_dim``): ``select_columns(output, columns)`` reshaped to ``[..
 exactly what the KV cache stores as values for those tokens (for rows with ``value_is_projection_output``).
 
 A model_type without a row is not refused for that alone: its layout is inferred from its module tree
-(:mod:`harness.models.layout_inference`) and proven by the engine invariants at load (:mod:`harness.models.layout_proof`).
+(:mod:`harness.models.layout_inference`) and proven by the engine invariants at load (:mod:`harness.engine.layout_proof`).
 Rows stay for the families whose facts a probe cannot see (sliding windows, soft-capping), and win over inference.
 
 A new row needs: the ``model_type`` values, ``layers_path``, ``attn_name``, ``proj_names``, the
@@ -56,7 +56,7 @@ class ArchitectureLayout:
             reshaped (no value norm between them). An architecture with a ``v_norm`` must set False.
         inferred: the layout was read off the module tree of a model whose ``model_type`` has no row
             (:mod:`harness.models.layout_inference`) and proven on a probe at load
-            (:mod:`harness.models.layout_proof`); ``architecture`` is then the model_type.
+            (:mod:`harness.engine.layout_proof`); ``architecture`` is then the model_type.
     """
 
     architecture: str
@@ -135,7 +135,7 @@ def layout_for_config(config: Any) -> ArchitectureLayout:
 
 def row_for_config(config: Any) -> ArchitectureLayout | None:
     """The architecture row of ``config.model_type``, or None when it has none (its layout is then inferred from
-    the module tree and proven at load: :mod:`harness.models.layout_inference`, :mod:`harness.models.layout_proof`)."""
+    the module tree and proven at load: :mod:`harness.models.layout_inference`, :mod:`harness.engine.layout_proof`)."""
     try:
         return layout_for_config(config)
     except UnknownArchitectureError:

@@ -5,7 +5,7 @@ A decoder-only ``*ForCausalLM`` built by transformers keeps its decoder layers i
 children of that module (separate, or one fused q/k/v projection). This module finds those pieces by their
 conventional names and reads heads, KV heads and head_dim from the config. What it finds is a *candidate*: where a
 fused projection could hold V in more than one column order (``[q | k | v]`` blocks, or grouped per KV head) every
-order is a candidate, and :mod:`harness.models.layout_proof` keeps the one the engine invariants prove at load.
+order is a candidate, and :mod:`harness.engine.layout_proof` keeps the one the engine invariants prove at load.
 
 Refused here, before any probe, with one line naming what was found and why (:class:`LayoutInferenceError`):
 
@@ -20,15 +20,17 @@ Refused here, before any probe, with one line naming what was found and why (:cl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from harness.models.architectures import ArchitectureLayout, UnknownArchitectureError, ValueLayout
-from harness.models.loaded import read_shape
+from harness.models.loaded import ModelShape, read_shape
 
-__all__ = ["InferredLayouts", "LayoutInferenceError", "LONGEST_UNPROVEN_WINDOW", "infer_layouts"]
+__all__ = ["InferredLayouts", "LayoutInferenceError", "LayoutProver", "LONGEST_UNPROVEN_WINDOW", "infer_layouts",
+           "register_layout_prover", "registered_layout_prover"]
 
 ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")
 """Child names of a decoder layer that hold self-attention, in order of preference."""
@@ -55,6 +57,32 @@ class InferredLayouts:
 
     candidates: tuple[ArchitectureLayout, ...]
     found: str
+
+
+LayoutProver = Callable[[nn.Module, Any, ModelShape, InferredLayouts], tuple[ArchitectureLayout, dict[str, Any]]]
+"""Proves one of the candidates on the loaded model (model, tokenizer, shape, candidates) and returns it with its
+provenance record, or raises an :class:`UnknownArchitectureError` subclass naming the invariant that failed."""
+
+_PROVER: list[LayoutProver] = []
+
+
+def register_layout_prover(prover: LayoutProver) -> None:
+    """Make ``prover`` the one :func:`harness.models.loading.load_model` uses (``harness.engine.layout_proof``
+    registers itself when imported: the engine imports this room, so this room cannot import it)."""
+    _PROVER[:] = [prover]
+
+
+def registered_layout_prover(model_type: str) -> LayoutProver:
+    """The registered prover.
+
+    Raises:
+        LayoutInferenceError: none is registered (one line saying which import registers it).
+    """
+    if not _PROVER:
+        raise LayoutInferenceError(
+            f"model_type {model_type!r} has no row, and its inferred layout must be proven by the engine before use: "
+            "import harness.engine.layout_proof (the pytest plugin does) before load_model")
+    return _PROVER[0]
 
 
 def _layer_lists(model: nn.Module, n_layers: int) -> list[tuple[str, nn.ModuleList]]:

@@ -306,19 +306,18 @@ def _layout(model: nn.Module, tokenizer: Any, shape: ModelShape, *, prove_row: b
 
     Raises:
         UnknownArchitectureError: a row's module is missing; :class:`~harness.models.layout_inference.LayoutInferenceError`
-            or :class:`~harness.models.layout_proof.LayoutProofError` (one line each) for a layout that cannot be used.
+            or :class:`~harness.engine.layout_proof.LayoutProofError` (one line each) for a layout that cannot be used.
     """
-    from harness.models.layout_inference import InferredLayouts, infer_layouts
-    from harness.models.layout_proof import prove_layout
+    from harness.models.layout_inference import InferredLayouts, infer_layouts, registered_layout_prover
 
-    if row_for_config(model.config) is not None:
-        row = layout_for_model(model)
-        if not prove_row:
-            return row, {}
-        proof = prove_layout(model, tokenizer, shape, InferredLayouts((row,), f"the {row.architecture} row"))
-        return row, {**proof.provenance(), "layout": f"row {row.architecture} (proven at load)"}
-    proof = prove_layout(model, tokenizer, shape, infer_layouts(model))
-    return proof.layout, proof.provenance()
+    row = layout_for_model(model) if row_for_config(model.config) is not None else None
+    if row is not None and not prove_row:
+        return row, {}
+    prove = registered_layout_prover(str(getattr(model.config, "model_type", None)))
+    if row is not None:
+        _, record = prove(model, tokenizer, shape, InferredLayouts((row,), f"the {row.architecture} row"))
+        return row, {**record, "layout": f"row {row.architecture} (proven at load)"}
+    return prove(model, tokenizer, shape, infer_layouts(model))
 
 
 def load_model(

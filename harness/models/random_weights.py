@@ -31,9 +31,6 @@ def random_weight_copy(lm: LoadedModel, seed: int) -> LoadedModel:
             )
     model.eval()
     model.requires_grad_(False)
-    from harness.engine.kvcache import rope_interleaved, set_rope_interleaved
-
-    set_rope_interleaved(model, rope_interleaved(lm.model))  # a pairing proven on the trained model holds here too
     provenance = {**lm.provenance, "model": f"{lm.name}:random-weights:{seed}",
                   "weights": f"random, from_config after torch.manual_seed({seed}) on {device}"}
     return dataclasses.replace(lm, model=model, provenance=provenance)

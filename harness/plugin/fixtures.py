@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import harness.engine.layout_proof  # noqa: F401 - registers the engine's layout prover with the loader
 from harness.claim.context import ClaimContext, RunSettings
 from harness.models import GPUUnavailableError, LoadedModel, ModelUnavailableError, load_model
 from harness.models.model_args import ModelArgsError

@@ -1,7 +1,7 @@
 """At start: every model whose layout must be inferred is loaded once and its layout proven before any claim runs.
 
 A model without a row in the architecture table gets its layout from its module tree, proven by the engine
-invariants on a load-time probe (:mod:`harness.models.layout_proof`). Were that proof left to the first claim that
+invariants on a load-time probe (:mod:`harness.engine.layout_proof`). Were that proof left to the first claim that
 loads the model, a refusal would surface inside every claim test as an ERROR. Instead the controller (or the single
 process of a serial run) loads each such model at start with the run's device, dtype and ``--model-args``, and a
 refusal ends the run as a usage error (exit 4) with one line naming what was found and which invariant failed. The
@@ -14,6 +14,7 @@ import gc
 
 import pytest
 
+import harness.engine.layout_proof  # noqa: F401 - registers the engine's layout prover with the loader
 from harness.models import GPUUnavailableError, ModelArgs, ModelUnavailableError, resolve_spec
 from harness.models.architectures import UnknownArchitectureError
 from harness.models.model_args import ModelArgsError

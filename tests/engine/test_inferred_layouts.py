@@ -20,7 +20,7 @@ from harness.engine.kv_math import rotate_keys
 from harness.models import LoadedModel, load_model
 from harness.models.architectures import ARCHITECTURES, UnknownArchitectureError
 from harness.models.layout_inference import InferredLayouts, LayoutInferenceError, infer_layouts
-from harness.models.layout_proof import LayoutProofError, prove_layout
+from harness.engine.layout_proof import LayoutProofError, prove_layout
 from harness.models.loading import needs_inferred_layout
 from harness.models.registry import resolve_spec
 from tests.engine import test_model_architectures as family_tests
@@ -228,3 +228,12 @@ def test_rotations_compose_and_keep_each_pairs_length(interleaved: bool) -> None
     torch.testing.assert_close(pairs(once).norm(dim=-1), pairs(keys).norm(dim=-1), rtol=1e-5, atol=1e-5)
     other = rotate_keys(keys, a, inv_freq, interleaved=not interleaved)
     assert (other - rotate_keys(keys, a, inv_freq, interleaved=interleaved)).abs().max() > 1e-2
+
+
+def test_without_the_engine_s_prover_an_inferred_layout_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                                               tmp_path: Path) -> None:
+    from harness.models import layout_inference
+
+    monkeypatch.setattr(layout_inference, "_PROVER", [])
+    message = _load_refusal({**COMMON, **INFERRED_FAMILIES["granite"]}, tmp_path)
+    assert "import harness.engine.layout_proof" in message

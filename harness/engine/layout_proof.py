@@ -1,5 +1,11 @@
 """The proof of an inferred layout at load: the engine invariants on a short probe, before any claim runs.
 
+The proof needs the engine (caches, patches, decoding), which imports the models room, so the models room cannot
+import it: :func:`harness.models.loading.load_model` calls the prover this module registers when it is imported
+(:func:`harness.models.layout_inference.register_layout_prover`). The pytest plugin imports it; a script that loads a
+model without a row through ``load_model`` imports ``harness.engine.layout_proof`` first (the loader says so in one
+line otherwise).
+
 A layout read off a module tree (:mod:`harness.models.layout_inference`) is a guess about where V lives. Every
 measurement of the suite rests on it, so it is accepted only when the invariants that the family acceptance tests
 (``tests/engine/test_model_architectures.py``) assert for every row also hold on this model, in this dtype, on this
@@ -36,10 +42,11 @@ from harness.engine.hooks import TraceDict
 from harness.engine.patch_specs import KVPatchSpec
 from harness.engine.tokens import encode, pad_id
 from harness.models.architectures import ArchitectureLayout, UnknownArchitectureError, module_path, select_columns, value_columns
-from harness.models.layout_inference import InferredLayouts
+from harness.models.layout_inference import InferredLayouts, register_layout_prover
 from harness.models.loaded import ModelShape
 
-__all__ = ["LayoutProof", "LayoutProofError", "PROBE_TEXTS", "key_tolerance", "logit_tolerance", "prove_layout"]
+__all__ = ["LayoutProof", "LayoutProofError", "PROBE_TEXTS", "key_tolerance", "logit_tolerance", "prove_layout",
+           "proven_layout"]
 
 PROBE_TEXTS = (
     "The river bends twice before it reaches the old mill, where the water slows and turns green under the trees.",
@@ -279,3 +286,13 @@ def prove_layout(model: nn.Module, tokenizer: Any, shape: ModelShape, inferred: 
             checks.append(name)
     checks[-1] = f"key re-rotation ({probe.rotary_pairing} rotary pairs)"
     return LayoutProof(layout, inferred.found, tuple(checks), tuple(r.split(":")[0] for r in rejected))
+
+
+def proven_layout(model: nn.Module, tokenizer: Any, shape: ModelShape,
+                  inferred: InferredLayouts) -> tuple[ArchitectureLayout, dict[str, Any]]:
+    """The registered prover: the layout :func:`prove_layout` accepts and its provenance record."""
+    proof = prove_layout(model, tokenizer, shape, inferred)
+    return proof.layout, proof.provenance()
+
+
+register_layout_prover(proven_layout)
