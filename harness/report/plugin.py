@@ -30,6 +30,7 @@ from harness.report.provenance import git_info, run_header, run_id, utc_now
 from harness.report.rows import RowCollector, apply_multiplicity
 from harness.report.status import SessionStatus, session_status
 from harness.report.writers import terminal_table
+from harness.runtime.termination import TerminatedBySignal, handle_sigterm_as_interrupt, restore_sigterm
 
 PLUGIN_NAME = "claims-report"
 WORKER_INFO_KEY = "claims_report_worker"
@@ -40,9 +41,14 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the marker; on the controller, start the collector. (A worker's GPU set is pinned by the harness's
     plugin, :func:`harness.plugin.hooks.pin_gpus`.)"""
     config.addinivalue_line("markers", MARKER_LINE)
+    handle_sigterm_as_interrupt()  # a scheduler's SIGTERM ends the run like Ctrl-C: with a report, marked
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None and not config.pluginmanager.has_plugin(PLUGIN_NAME):
         config.pluginmanager.register(ClaimsReport(config), PLUGIN_NAME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    restore_sigterm()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -97,6 +103,16 @@ def _worker_facts() -> dict[str, Any]:
     return facts
 
 
+def error_rows(records: list[dict[str, Any]]) -> list[str]:
+    """``<claim> [<model>]: <first line of the explanation>`` for every ERROR row of a run."""
+    out = []
+    for record in records:
+        if record.get("verdict") == "ERROR":
+            lines = str(record.get("explanation") or "no explanation").splitlines() or ["no explanation"]
+            out.append(f"{record.get('claim')} [{record.get('model')}]: {lines[0][:160]}")
+    return out
+
+
 class ClaimsReport:
     """Controller-side collector and writer (registered only where there is no ``workerinput``)."""
 
@@ -114,6 +130,7 @@ class ClaimsReport:
         self.stop_reason: str | None = None
         self.status: SessionStatus | None = None
         self.verdicts_exit_note: str | None = None
+        self.interrupt_signal: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
@@ -135,9 +152,12 @@ class ClaimsReport:
                 self.collector.expect(identity, nodeid)
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
-        """Ctrl-C, or a deliberate stop raised as a KeyboardInterrupt subclass (pytest-xdist's ``-x``)."""
+        """Ctrl-C, SIGTERM (:class:`~harness.runtime.termination.TerminatedBySignal`), or a deliberate stop raised
+        as a KeyboardInterrupt subclass (pytest-xdist's ``-x``)."""
         self.keyboard_interrupt = True
-        if type(excinfo.value) is not KeyboardInterrupt and str(excinfo.value):
+        if isinstance(excinfo.value, TerminatedBySignal):
+            self.interrupt_signal = str(excinfo.value)
+        elif type(excinfo.value) is not KeyboardInterrupt and str(excinfo.value):
             self.stop_reason = f"{type(excinfo.value).__name__}: {excinfo.value}"
 
     @pytest.hookimpl(optionalhook=True)
@@ -166,7 +186,7 @@ class ClaimsReport:
         status = session_status(exitstatus, keyboard_interrupt=self.keyboard_interrupt,
                                 shouldstop=session.shouldstop, shouldfail=session.shouldfail,
                                 selected=len(self.collector.rows()), not_run=len(self.collector.not_run()),
-                                stop_reason=self.stop_reason)
+                                stop_reason=self.stop_reason, signal=self.interrupt_signal)
         why = ("the session was interrupted before this test ran" if status.interrupted else
                f"the session stopped before this test ran ({status.stopped})" if status.stopped else
                "the session ended before this test reported")
@@ -189,7 +209,15 @@ class ClaimsReport:
             with open(summary, "a", encoding="utf-8") as fh:
                 fh.write((out / "claims.md").read_text(encoding="utf-8") + "\n")
         self.report_dir = out
-        if self.config.getoption("verdicts_exit", default=None) == "report" and status.complete:
+        errors = error_rows(self.records)
+        if errors:
+            # an ERROR is not a verdict: the run fails under every --verdicts-exit mode
+            self.verdicts_exit_note = (f"{len(errors)} claim test(s) ended in ERROR, which is not a verdict, so the run "
+                                       f"fails under every --verdicts-exit mode: {'; '.join(errors[:3])}"
+                                       + (f"; … and {len(errors) - 3} more" if len(errors) > 3 else ""))
+            if int(session.exitstatus) == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        elif self.config.getoption("verdicts_exit", default=None) == "report" and status.complete:
             # the run's product is the report: FAIL / INCONCLUSIVE verdicts are results, not a broken install
             self.verdicts_exit_note = f"--verdicts-exit report: exit 0 (pytest's own status: {status.exit_status_name})"
             session.exitstatus = pytest.ExitCode.OK

@@ -23,6 +23,7 @@ class SessionStatus:
     stopped: str | None
     selected: int
     not_run: int
+    signal: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -44,9 +45,12 @@ class SessionStatus:
 
     def to_json(self) -> dict[str, Any]:
         """The ``run.status`` object of claims.json."""
-        return {"complete": self.complete, "label": self.label, "exit_status": self.exit_status,
-                "exit_status_name": self.exit_status_name, "interrupted": self.interrupted, "stopped": self.stopped,
-                "selected_claim_tests": self.selected, "not_run": self.not_run}
+        out = {"complete": self.complete, "label": self.label, "exit_status": self.exit_status,
+               "exit_status_name": self.exit_status_name, "interrupted": self.interrupted, "stopped": self.stopped,
+               "selected_claim_tests": self.selected, "not_run": self.not_run}
+        if self.signal:
+            out["signal"] = self.signal
+        return out
 
 
 def status_line(status: dict[str, Any], bold: bool = True) -> str:
@@ -56,7 +60,8 @@ def status_line(status: dict[str, Any], bold: bool = True) -> str:
     if status.get("complete"):
         return f"complete: all {selected} selected claim tests reported ({code})"
     label = f"**{status.get('label')}**" if bold else str(status.get("label"))
-    why = "KeyboardInterrupt" if status.get("interrupted") else (status.get("stopped") or "claim tests never reported")
+    interrupted_by = status.get("signal") or "KeyboardInterrupt"
+    why = interrupted_by if status.get("interrupted") else (status.get("stopped") or "claim tests never reported")
     return f"{label} ({why}; {code}): {selected - not_run} of {selected} selected claim tests reported, {not_run} NOT RUN"
 
 
@@ -68,14 +73,15 @@ def _reason(flag: Any) -> str | None:
 
 def session_status(
     exitstatus: int, *, keyboard_interrupt: bool, shouldstop: Any, shouldfail: Any, selected: int, not_run: int,
-    stop_reason: str | None = None,
+    stop_reason: str | None = None, signal: str | None = None,
 ) -> SessionStatus:
     """The status of a finished session.
 
     ``shouldstop``/``shouldfail`` are as pytest's ``Session`` holds them (False or a reason string);
     ``keyboard_interrupt``: ``pytest_keyboard_interrupt`` was called; ``stop_reason``: the message of an
     interrupt that is a deliberate stop, not Ctrl-C (pytest-xdist ends ``-x`` by raising its ``Interrupted``,
-    a KeyboardInterrupt, "stopping after 1 failures"). A stop is STOPPED; Ctrl-C is INTERRUPTED.
+    a KeyboardInterrupt, "stopping after 1 failures"). A stop is STOPPED; Ctrl-C is INTERRUPTED, and so is a SIGTERM
+    (``signal``: its name, recorded in the status).
     """
     try:
         name = pytest.ExitCode(int(exitstatus)).name
@@ -84,4 +90,4 @@ def session_status(
     stopped = _reason(shouldstop) or _reason(shouldfail) or stop_reason
     interrupted = stopped is None and (keyboard_interrupt or int(exitstatus) == pytest.ExitCode.INTERRUPTED)
     return SessionStatus(exit_status=int(exitstatus), exit_status_name=name, interrupted=interrupted,
-                         stopped=stopped, selected=selected, not_run=not_run)
+                         stopped=stopped, selected=selected, not_run=not_run, signal=signal if interrupted else None)

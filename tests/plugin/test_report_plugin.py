@@ -350,3 +350,60 @@ def test_verdicts_exit_report_exits_zero_once_a_complete_report_is_written(inner
     report.stdout.fnmatch_lines(["report: *", "--verdicts-exit report: exit 0 (pytest's own status: TESTS_FAILED)"])
     stopped, payload = _run(inner_env, tmp_path / "stopped", "-x", "--verdicts-exit", "report")
     assert not payload["run"]["status"]["complete"] and stopped.ret != pytest.ExitCode.OK
+
+
+@pytest.mark.parametrize("mode", ["strict", "report"])
+def test_an_error_is_not_a_verdict_and_fails_the_run_in_every_mode(inner_env: pytest.Pytester, tmp_path: Path,
+                                                                   mode: str):
+    """Issue 28: a claim test that ends in ERROR (here: weights missing at setup) makes the run exit non-zero even
+    under ``--verdicts-exit report``, and the terminal says which and why."""
+    _setup(inner_env)
+    result, payload = _run(inner_env, tmp_path / mode, "-k", "geometry_transfers or kv_transfer", "--verdicts-exit", mode)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert payload["run"]["status"]["complete"] and any(r["verdict"] == "ERROR" for r in payload["records"])
+    result.stdout.fnmatch_lines(["2 claim test(s) ended in ERROR, which is not a verdict, so the run fails under every "
+                                 "--verdicts-exit mode: geometry_transfers [[]synthetic-demo[]]: *synthetic setup failure*"])
+
+
+SLOW_TESTS = INNER_TESTS + '''
+
+@pytest.mark.claim("rope_rerotation")
+def test_rope_rerotation(lm, tmp_path_factory):
+    import os, time
+    marker = os.environ["SIGTERM_MARKER"]
+    open(marker, "a").write(lm + "\\n")  # the run is under way: the outer test may send its signal now
+    time.sleep(60)
+'''
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_sigterm_writes_the_report_marked_interrupted_by_the_signal(inner_env: pytest.Pytester, tmp_path: Path,
+                                                                      workers: str):
+    """Issue 28: a scheduler's SIGTERM mid-run ends the run like Ctrl-C: a report marked INTERRUPTED (SIGTERM) with
+    the claims that reported kept and the rest NOT RUN; exit status 2 (pytest's INTERRUPTED)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _setup(inner_env, SLOW_TESTS)
+    marker = tmp_path / "started"
+    out = tmp_path / "report"
+    env = {**os.environ, "SIGTERM_MARKER": str(marker), "MPLBACKEND": "Agg"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--report-dir", str(out), "-n", workers,
+         "-k", "rv_contraction or rope_rerotation"],
+        cwd=inner_env.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert marker.exists(), process.communicate()[0][-3000:]
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output[-3000:]
+    payload = json.loads((out / "claims.json").read_text())
+    status = payload["run"]["status"]
+    assert status["label"] == "INTERRUPTED" and status["signal"] == "SIGTERM" and not status["complete"], status
+    verdicts = {(r["claim"], r["model"]): r["verdict"] for r in payload["records"]}
+    assert "NOT RUN" in verdicts.values(), verdicts
+    assert "Run status: **INTERRUPTED** (SIGTERM;" in (out / "claims.md").read_text()
