@@ -34,16 +34,37 @@ class ReportDirError(ValueError):
     """``--report-dir`` is a file, or a directory (or its nearest existing parent) that cannot be written."""
 
 
+class ReportWriteError(RuntimeError):
+    """The report could not be written (a full disk, a file system that refuses writes); one line naming the
+    directory, the file and the system's reason. The directory still holds what it held before."""
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``: itself, or one in its chain (PIL raises an AttributeError while cleaning up after
+    the ``OSError: [Errno 28]`` of a full disk)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK | os.X_OK)
 
 
 def check_report_dir(path: Path, writable: Callable[[Path], bool] = _writable) -> None:
-    """Refuse a report directory the run could not write into.
+    """Refuse a report directory the run could not write into, by asking and then by doing: a file is written into
+    it (or, for a directory still to be created, into its nearest existing parent) and removed; nothing is created
+    (``/proc`` passes a permission check as root, then refuses the file).
 
     Raises:
         ReportDirError: ``path`` is a file or not writable; for a directory still to be created, its nearest
-            existing parent is not a directory or not writable.
+            existing parent is not a directory or not writable; or a file cannot be written there (one line with
+            the system's reason).
     """
     if path.exists() and not path.is_dir():
         raise ReportDirError(f"{path} is a file, not a directory")
@@ -55,6 +76,14 @@ def check_report_dir(path: Path, writable: Callable[[Path], bool] = _writable) -
     if not writable(existing):
         where = "" if existing == path else f" (its parent {existing} is not writable, so it cannot be created)"
         raise ReportDirError(f"{path} is not writable{where}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".claims-write-probe-", dir=existing)
+        os.write(fd, b"probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        where = "" if existing == path else f" (a file cannot be written into its parent {existing})"
+        raise ReportDirError(f"{path} cannot be written{where}: {exc.strerror or exc}") from None
 
 
 def suite_report_files(directory: Path) -> list[Path]:
@@ -112,7 +141,23 @@ def write_staged(directory: Path, write: Callable[[Path], None]) -> list[Path]:
     into place with ``os.replace`` (figures first, then :data:`LAST_FILES` in order); so if ``write`` raises, or
     the process dies before the moves, ``directory`` still holds exactly what it held before. Staging
     directories left by an earlier killed write are removed first. Returns the paths now in ``directory``.
+
+    Raises:
+        ReportWriteError: an OSError (a full disk, say) anywhere in the write, as one line; the staging directory
+            is removed and ``directory`` keeps its previous report.
     """
+    try:
+        return _write_staged(directory, write)
+    except Exception as exc:  # noqa: BLE001 - only an OSError in the chain is translated; anything else re-raises
+        error = _os_error_in(exc)
+        if error is None:
+            raise
+        where = f" ({Path(error.filename).name})" if getattr(error, "filename", None) else ""
+        raise ReportWriteError(f"the report could not be written into {directory}{where}: "
+                               f"{error.strerror or error}; the directory holds what it held before") from exc
+
+
+def _write_staged(directory: Path, write: Callable[[Path], None]) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     for stale in stale_staging_dirs(directory):
         shutil.rmtree(stale, ignore_errors=True)

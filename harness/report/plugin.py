@@ -18,6 +18,7 @@ import pytest
 from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed, Verdict
 from harness.registry import CLAIMS
 from harness.report.build import write_report
+from harness.report.files import ReportWriteError
 from harness.report.identity import (
     CLAIM_ID_PROPERTY,
     CLAIM_MODEL_PROPERTY,
@@ -131,6 +132,7 @@ class ClaimsReport:
         self.status: SessionStatus | None = None
         self.verdicts_exit_note: str | None = None
         self.interrupt_signal: str | None = None
+        self.write_error: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
@@ -203,7 +205,13 @@ class ClaimsReport:
         header["status"] = status.to_json()
         option = self.config.getoption("report_dir", default=None)
         out = Path(option) if option else root / "reports" / run_id(self.started, git.get("short"))
-        write_report(self.records, header, out)
+        try:
+            write_report(self.records, header, out)
+        except ReportWriteError as exc:
+            self.write_error = str(exc)
+            if int(session.exitstatus) == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as fh:
@@ -223,6 +231,9 @@ class ClaimsReport:
             session.exitstatus = pytest.ExitCode.OK
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.write_error:
+            terminalreporter.write_line(f"kvclaims: {self.write_error}", red=True, bold=True)
+            return
         if not self.records:
             return
         complete = self.status is None or self.status.complete

@@ -12,6 +12,7 @@ from harness.plugin.hooks import prepare_report_dir
 from harness.report.files import (
     STAGING_PREFIX,
     ReportDirError,
+    ReportWriteError,
     check_report_dir,
     clear_stale_report,
     stale_staging_dirs,
@@ -86,7 +87,7 @@ def test_a_write_failing_midway_leaves_the_previous_report_untouched(tmp_path: P
         (staging / "claims.json").write_text('{"run": {"run_id": ')  # half of it
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ReportWriteError, match="disk full"):
         write_staged(out, write)
     assert {p.name: p.read_text() for p in out.iterdir()} == old  # no staging dir left, no half file
     assert json.loads((out / "claims.json").read_text()) == {"run": {}, "records": []}
@@ -146,3 +147,35 @@ def test_session_status_words() -> None:
     stopped = session_status(1, keyboard_interrupt=False, shouldstop=False, shouldfail="stopping after 1 failures",
                              selected=4, not_run=2)
     assert stopped.label == "STOPPED" and stopped.to_json()["stopped"] == "stopping after 1 failures"
+
+
+def test_a_pseudo_file_system_that_refuses_files_is_refused_at_start() -> None:
+    """Issue 28: /proc passes the permission check as root, then refuses any file; the probe writes one."""
+    with pytest.raises(ReportDirError) as err:
+        check_report_dir(Path("/proc/kvclaims-report"))
+    assert "\n" not in str(err.value) and "/proc/kvclaims-report" in str(err.value)
+    assert not Path("/proc/kvclaims-report").exists()
+
+
+def test_a_full_disk_while_writing_is_one_line_and_keeps_the_previous_report(tmp_path: Path) -> None:
+    """Issue 28: ENOSPC inside a figure writer, followed by the writer's own AttributeError while cleaning up (what
+    PIL does), is one line naming the directory, the file and the reason; the previous report stays whole."""
+    import errno
+
+    out = tmp_path / "report"
+    old = _old_report(out)
+
+    def write(staging: Path) -> None:
+        (staging / "claims.md").write_text("# new report\n")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", str(staging / "forest-kv_transfer.png"))
+        except OSError:
+            raise AttributeError("'NoneType' object has no attribute 'close'")  # noqa: B904 - as PIL chains it
+
+    with pytest.raises(ReportWriteError) as err:
+        write_staged(out, write)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message == (f"the report could not be written into {out} (forest-kv_transfer.png): No space left on device; "
+                       "the directory holds what it held before")
+    assert {p.name: p.read_text() for p in out.iterdir()} == old
