@@ -39,6 +39,7 @@ from harness.engine.patch_specs import ActivationPatchSpec, ActivationSite, KVPa
 from harness.engine.prefill_reuse import reused_prefill
 from harness.engine.tokens import pad_id
 from harness.foundation.decoding import DecodingMode, DecodingRegime
+from harness.foundation.nonfinite import NonFiniteError
 from harness.foundation.seeds import derive_seed
 from harness.models import LoadedModel
 from harness.models.architectures import select_columns
@@ -102,6 +103,11 @@ class GenerationRequest:
             raise ValueError(f"request {self.pair_id!r}: the recipient needs at least 2 tokens, got {len(self.recipient_ids)}")
         if self.sample_index < 0:
             raise ValueError(f"request {self.pair_id!r}: sample_index must be >= 0")
+
+
+class NonFiniteLogitsError(NonFiniteError):
+    """A decode step's logits are not finite (fp16 overflow, a broken weight reached by this input): the condition
+    stops there, one line naming model, condition, step and pairs, and the claims that need it are INCONCLUSIVE."""
 
 
 def sampling_seed(run_seed: int, pair_id: str, sample_index: int) -> int:
@@ -245,6 +251,11 @@ def _generate_batch(
         for step_index in range(decoding.max_new_tokens):
             step = state.step(lm.model, tokens, attentions=bool(capture.entropy_layers))
             logits = step.logits.to("cpu")
+            if not bool(torch.isfinite(logits).all()):
+                rows = [batch[b].pair_id for b in range(size) if not bool(torch.isfinite(logits[b]).all())]
+                raise NonFiniteLogitsError(
+                    f"{lm.name} {condition}: the logits are not finite at decode step {step_index} (pairs "
+                    f"{', '.join(rows[:3])}{' …' if len(rows) > 3 else ''}); nothing is decoded from them")
             if first_logits is None and keep_first_logits:
                 first_logits = logits.clone()
             for layer in capture.entropy_layers:

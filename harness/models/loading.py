@@ -34,6 +34,7 @@ from harness.models.errors import (
     ModelUnavailableError,
     first_line,
 )
+from harness.models.finite_probe import check_finite
 from harness.models.gguf import converted_copy
 from harness.models.loaded import LayerChoice, LoadedModel, ModelShape, default_layer_choice, read_shape
 from harness.models.model_args import ModelArgs, ModelArgsError, check_args_for_model, layer_choice, resolve_dtype
@@ -335,7 +336,9 @@ def load_model(
             (``model_args``) and so in :attr:`LoadedModel.identity`.
 
     Raises:
-        UnknownModelError, GPUUnavailableError, ModelUnavailableError, ModelConfigMismatchError, ModelArgsError.
+        UnknownModelError, GPUUnavailableError, ModelUnavailableError (its subclass
+        :class:`~harness.models.finite_probe.NonFiniteModelError` for activations that are not finite on a probe
+        forward), ModelConfigMismatchError, ModelArgsError, UnknownArchitectureError.
     """
     args = model_args or ModelArgs()
     spec = resolve_spec(name)
@@ -360,6 +363,7 @@ def load_model(
         provenance.update(template_record)
     model.eval()
     model.requires_grad_(False)
+    check_finite(model, tokenizer, name)
     shape = read_shape(model.config)
     layout, layout_record = _layout(model, tokenizer, shape, prove_row=spec.source == "gguf-file")
     if not spec.architecture:

@@ -1,11 +1,14 @@
-"""At start: every model whose layout must be inferred is loaded once and its layout proven before any claim runs.
+"""At start: every model whose layout must be inferred, and every local checkpoint, is loaded once before any claim.
 
 A model without a row in the architecture table gets its layout from its module tree, proven by the engine
-invariants on a load-time probe (:mod:`harness.engine.layout_proof`). Were that proof left to the first claim that
-loads the model, a refusal would surface inside every claim test as an ERROR. Instead the controller (or the single
-process of a serial run) loads each such model at start with the run's device, dtype and ``--model-args``, and a
-refusal ends the run as a usage error (exit 4) with one line naming what was found and which invariant failed. The
-loaded copy is released; each worker loads the model again, and its load runs the same probe.
+invariants on a load-time probe (:mod:`harness.engine.layout_proof`); every load runs a forward pass that refuses
+activations that are not finite (:mod:`harness.models.finite_probe`). Were those checks left to the first claim
+that loads the model, a refusal would surface inside every claim test as an ERROR. Instead the controller (or the
+single process of a serial run) loads each such model at start with the run's device, dtype and ``--model-args``:
+models without a row, and the local checkpoints a training run writes and breaks (``path:``, ``gguf:``). A refusal
+ends the run as a usage error (exit 4) with one line. The loaded copy is released; each worker loads the model
+again, and its load runs the same checks (a registry or ``hf:`` model whose activations are not finite, e.g. fp16
+overflow on a GPU, is refused there: one line in each of its claim tests, and the run fails).
 """
 
 from __future__ import annotations
@@ -17,35 +20,43 @@ import pytest
 import harness.engine.layout_proof  # noqa: F401 - registers the engine's layout prover with the loader
 from harness.models import GPUUnavailableError, ModelArgs, ModelUnavailableError, resolve_spec
 from harness.models.architectures import UnknownArchitectureError
+from harness.models.finite_probe import NonFiniteModelError
 from harness.models.model_args import ModelArgsError
 
-__all__ = ["prove_inferred_layouts"]
+__all__ = ["LOCAL_CHECKPOINTS", "prove_inferred_layouts"]
+
+LOCAL_CHECKPOINTS = ("path", "gguf-file")
+"""Sources loaded at start whatever their layout: local checkpoints, where broken weights come from."""
 
 
 def prove_inferred_layouts(models: list[str], *, device: str, dtype: str | None, model_args: ModelArgs | None) -> list[str]:
-    """Load each of ``models`` that needs an inferred layout and prove it; return the one-line records of those
-    proven (``<model>: layout inferred (proven at load): <what was found>``).
+    """Load each of ``models`` that needs an inferred layout or is a local checkpoint, proving its layout and its
+    finite activations; return one line for each inferred or proven layout
+    (``<model>: layout inferred (proven at load): <what was found>``).
 
     A model that cannot be loaded for another reason (weights missing, no GPU) is left to the ``lm`` fixture,
     which reports it as it always has.
 
     Raises:
-        pytest.UsageError: ``--model <name>: <the refusal>`` for a layout that cannot be inferred or proven.
+        pytest.UsageError: ``--model <name>: <the refusal>`` for a layout that cannot be inferred or proven, or
+            activations that are not finite.
     """
     from harness.models.loading import load_model, needs_inferred_layout
 
     proven: list[str] = []
     for name in models:
-        if not needs_inferred_layout(resolve_spec(name)):
+        spec = resolve_spec(name)
+        if not (needs_inferred_layout(spec) or spec.source in LOCAL_CHECKPOINTS):
             continue
         try:
             loaded = load_model(name, device=device, dtype=dtype, model_args=model_args)
-        except UnknownArchitectureError as exc:
+        except (UnknownArchitectureError, NonFiniteModelError) as exc:
             raise pytest.UsageError(f"--model {name}: {exc}") from None
         except (ModelUnavailableError, GPUUnavailableError, ModelArgsError):
             continue
-        found = loaded.provenance.get("layout_proof", {}).get("found", loaded.layout.architecture)
-        proven.append(f"{name}: layout {loaded.provenance.get('layout')}: {found}")
+        if loaded.provenance.get("layout"):
+            found = loaded.provenance.get("layout_proof", {}).get("found", loaded.layout.architecture)
+            proven.append(f"{name}: layout {loaded.provenance.get('layout')}: {found}")
         del loaded
         gc.collect()
     return proven

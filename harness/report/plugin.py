@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness.claim.verdicts import PROPERTY_NAME, ClaimNotPassed, Verdict
+from harness.foundation.nonfinite import NonFiniteError
 from harness.registry import CLAIMS
 from harness.report.build import write_report
 from harness.report.files import ReportWriteError
@@ -28,7 +29,7 @@ from harness.report.identity import (
     model_from_callspec,
 )
 from harness.report.provenance import git_info, run_header, run_id, utc_now
-from harness.report.rows import RowCollector, apply_multiplicity
+from harness.report.rows import NON_FINITE_PROPERTY, RowCollector, apply_multiplicity
 from harness.report.status import SessionStatus, session_status
 from harness.report.writers import terminal_table
 from harness.runtime.termination import TerminatedBySignal, handle_sigterm_as_interrupt, restore_sigterm
@@ -60,6 +61,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.excinfo is not None and call.excinfo.errisinstance(ClaimNotPassed):
         report.longrepr = str(call.excinfo.value)
         report.sections = [(name, text) for name, text in report.sections if not name.startswith("Captured ")]
+    elif call.excinfo is not None and call.excinfo.errisinstance(NonFiniteError):
+        # numbers that stopped being finite are a fact about the data: an INCONCLUSIVE row, one line, no traceback
+        report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
+        report.user_properties.append((NON_FINITE_PROPERTY, str(call.excinfo.value)))
     return report
 
 

@@ -5,7 +5,8 @@ Rules (controller side, any ``-n``):
 - call phase with a ``claim_result`` property → that record (whatever the test outcome: a FAIL or
   INCONCLUSIVE verdict fails the test but still makes its row);
 - setup failed → ERROR row with the first error line; setup or call skipped → SKIPPED row with the reason;
-- call failed or passed without a ``claim_result`` → ERROR row ("no result recorded");
+- call failed or passed without a ``claim_result`` → ERROR row ("no result recorded"), except a call that stopped on
+  numbers that are not finite (:class:`harness.foundation.nonfinite.NonFiniteError`) → INCONCLUSIVE row by data;
 - teardown failed → an ERROR row if the test made none, else a ``teardown_error`` note in ``details``;
 - a second row for the same claim × model from a different test → ERROR (one test per claim × model);
 - a selected claim test (:meth:`RowCollector.expect`) that never reported → NOT RUN row (the session was
@@ -17,6 +18,7 @@ family's full registry size m (claims that did not run count as p = 1).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -67,8 +69,13 @@ def skip_reason(longrepr: Any) -> str:
     return str(longrepr)
 
 
+NON_FINITE_PROPERTY = "kvclaims_non_finite"
+"""User property of a claim test whose measurement stopped on numbers that are not finite
+(:class:`harness.foundation.nonfinite.NonFiniteError`): its one-line message; the row is INCONCLUSIVE by data."""
+
+
 def placeholder(identity: Identity, verdict: Verdict, explanation: str) -> ClaimResult:
-    """A SKIPPED or ERROR result carrying the registry's rule text but no numbers."""
+    """A SKIPPED, ERROR or (numbers not finite) INCONCLUSIVE result carrying the registry's rule text but no numbers."""
     spec = CLAIMS.get(identity.claim)
     return ClaimResult(
         claim=identity.claim, version=spec.version if spec else 0, model=identity.model,
@@ -111,9 +118,14 @@ class RowCollector:
         when, outcome = report.when, report.outcome
         duration = float(getattr(report, "duration", 0.0) or 0.0)  # seconds for this phase
 
+        non_finite = next((value for name, value in props if name == NON_FINITE_PROPERTY), None)
         if record is not None and when == "call":
             result = ClaimResult.from_record(record)
             identity = Identity(result.claim, result.model)
+            self._put(identity, Row(result, nodeid, worker), nodeid)
+        elif non_finite is not None and when == "call":
+            result = dataclasses.replace(placeholder(identity, Verdict.INCONCLUSIVE, f"numbers not finite: {non_finite}"),
+                                         inconclusive_reason="data")
             self._put(identity, Row(result, nodeid, worker), nodeid)
         elif when == "setup" and outcome == "failed":
             self._put(identity, Row(placeholder(identity, Verdict.ERROR, f"setup error: "

@@ -407,3 +407,30 @@ def test_sigterm_writes_the_report_marked_interrupted_by_the_signal(inner_env: p
     verdicts = {(r["claim"], r["model"]): r["verdict"] for r in payload["records"]}
     assert "NOT RUN" in verdicts.values(), verdicts
     assert "Run status: **INTERRUPTED** (SIGTERM;" in (out / "claims.md").read_text()
+
+
+NON_FINITE_TESTS = '''
+import pytest
+
+from harness.foundation.nonfinite import NonFiniteError
+
+
+@pytest.mark.claim("kv_transfer")
+def test_kv_transfer(lm):
+    raise NonFiniteError(f"{lm} kv_main: the logits are not finite at decode step 3 (pairs p1); nothing is decoded")
+'''
+
+
+def test_a_condition_that_ran_into_non_finite_numbers_is_inconclusive_by_data(inner_env: pytest.Pytester,
+                                                                               tmp_path: Path):
+    """Issue 28: a claim whose measurement stopped on non-finite numbers is INCONCLUSIVE (by data) with that one line,
+    not an ERROR and not a number computed from NaN."""
+    _setup(inner_env, NON_FINITE_TESTS)
+    result, payload = _run(inner_env, tmp_path / "nan", "--verdicts-exit", "report")
+    rows = {r["model"]: r for r in payload["records"]}
+    assert {r["verdict"] for r in rows.values()} == {"INCONCLUSIVE"}
+    row = rows["synthetic-demo"]
+    assert row["inconclusive_reason"] == "data" and row["estimate"] is None
+    assert row["explanation"] == ("INCONCLUSIVE: numbers not finite: synthetic-demo kv_main: the logits are not finite "
+                                  "at decode step 3 (pairs p1); nothing is decoded")
+    assert result.ret == pytest.ExitCode.OK and "Traceback" not in result.stdout.str()
