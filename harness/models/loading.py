@@ -280,6 +280,35 @@ def check_loaded(spec: ModelSpec, model: nn.Module, shape: ModelShape, layout: A
         raise ModelConfigMismatchError(f"{spec.name}: loaded model contradicts its architecture facts: " + "; ".join(problems))
 
 
+def tokenizer_and_context(spec: ModelSpec) -> tuple[Any, int | None]:
+    """A model's tokenizer and context length (``max_position_embeddings``), read without its weights: the toy
+    tokenizer and config for toy models, the converted copy for GGUF sources (converted now if it is not cached yet),
+    the directory or the local HF cache otherwise. For checks before any model loads (a user bank's prompt lengths).
+
+    Raises:
+        ModelUnavailableError: the tokenizer or config cannot be read (one line).
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    from harness.models.loaded import context_length
+
+    if spec.source == "toy":
+        assert spec.toy_config is not None
+        return (AutoTokenizer.from_pretrained(str(TOY_TOKENIZER_DIR), trust_remote_code=False),
+                spec.toy_config.get("max_position_embeddings"))
+    kwargs: dict[str, Any] = dict(trust_remote_code=False)
+    if spec.source in ("gguf-package", "gguf-file"):
+        location = str(converted_copy(spec)[0])
+    else:
+        location = spec.location
+        if spec.source == "hf":
+            kwargs.update(revision=spec.revision, local_files_only=True, cache_dir=hub_cache_dir())
+    try:
+        return AutoTokenizer.from_pretrained(location, **kwargs), context_length(AutoConfig.from_pretrained(location, **kwargs))
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"{spec.name}: its tokenizer or config cannot be read: {first_line(exc)}") from exc
+
+
 def needs_inferred_layout(spec: ModelSpec) -> bool:
     """Whether loading ``spec`` will infer and prove its layout: a ``path:`` or ``hf:`` model whose config (read
     without weights) has a model_type without a row, and every ``gguf:`` file (its config exists only once the file

@@ -207,6 +207,27 @@ def check_quantization_device(args: ModelArgs, device_option: str) -> None:
     quantization_kwargs(args, device, torch.bfloat16)
 
 
+def check_bank_against_models(bank: Any, models: list[str]) -> None:
+    """A user bank's prompts against every selected model's context length, before any claim runs (tokenizers and
+    configs only; a model whose tokenizer cannot be read here is left to its load).
+
+    Raises:
+        pytest.UsageError: ``--prompt-bank: <file>: prompt <id>: <n> tokens exceed the context of <model> …``.
+    """
+    from harness.models.loading import tokenizer_and_context
+    from harness.prompts import PromptBankError, check_max_tokens
+
+    for name in models:
+        try:
+            tokenizer, context = tokenizer_and_context(resolve_spec(name))
+        except ModelUnavailableError:
+            continue
+        try:
+            check_max_tokens(bank, tokenizer, context, name)
+        except PromptBankError as exc:
+            raise pytest.UsageError(f"--prompt-bank: {exc}") from None
+
+
 def prepare_report_dir(option: str | None) -> None:
     """Check ``--report-dir`` at start and remove an earlier run's report files from it (only the suite's own).
 
@@ -270,9 +291,11 @@ def pytest_configure(config: pytest.Config) -> None:
         from harness.prompts import PromptBankError, load_bank
 
         try:
-            load_bank(bank_path)
+            bank = load_bank(bank_path)
         except PromptBankError as exc:
             raise pytest.UsageError(f"--prompt-bank: {exc}") from None
+        if getattr(config, "workerinput", None) is None:
+            check_bank_against_models(bank, models)
     if getattr(config, "workerinput", None) is None:  # last: the other usage errors come before any model loads
         from harness.plugin.layout_check import prove_inferred_layouts
 

@@ -43,7 +43,9 @@ def test_context_length_reads_the_config(toy_llama: LoadedModel) -> None:
     assert context_length(toy_llama.model.config) == 1024
 
 
-def test_claim_with_a_prompt_past_the_context_fails_in_one_line(pytester: pytest.Pytester) -> None:
+def test_a_prompt_past_the_context_is_a_usage_error_before_any_claim(pytester: pytest.Pytester) -> None:
+    """Issue 28: a user bank is checked against every selected model's context at start (tokenizer and config only),
+    so the run ends as a usage error (exit 4) in one line before any claim runs, not as an ERROR in each claim."""
     pytester.makeconftest(
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "pytest_plugins = ['harness.plugin', 'fixtures.models']\n"
@@ -58,5 +60,8 @@ def test_claim_with_a_prompt_past_the_context_fails_in_one_line(pytester: pytest
         "--model", "toy-llama", "--prompt-bank", str(_bank(pytester.path, LONG_TEXT)), "-p", "no:cacheprovider",
         "-W", "ignore::pytest.PytestUnknownMarkWarning",
     )
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*prompt 'b-long': * tokens exceed the context of toy-llama (max_position_embeddings = 1024)*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and "passed" not in result.stdout.str()
+    assert "prompt 'b-long': " in errors[0] and "tokens exceed the context of toy-llama (max_position_embeddings = 1024)" \
+        in errors[0] and errors[0].startswith("ERROR: --prompt-bank: ")
