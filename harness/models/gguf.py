@@ -134,7 +134,12 @@ def converted_copy(spec: ModelSpec) -> tuple[Path, str]:
                 return target, sha
             _set_converted_copy_aside(target, problem)
         _remove_stale_staging(target)
-        _convert_gguf(gguf_path, target)
+        try:
+            _convert_gguf(gguf_path, target)
+        except OSError as exc:
+            raise ModelUnavailableError(
+                f"{spec.name}: converting {gguf_path.name} into {target} failed: {exc.strerror or exc}; nothing "
+                "half-written was kept (free space, or point KVCLAIMS_CACHE at another disk)") from exc
     return target, sha
 
 

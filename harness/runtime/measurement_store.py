@@ -305,6 +305,15 @@ class MeasurementStore:
 
     @staticmethod
     def _write(target: Path, key: str, value: Any) -> None:
+        try:
+            MeasurementStore._write_entry(target, key, value)
+        except OSError as exc:
+            raise StoreWriteError(f"the measurement store cannot write {target}: {exc.strerror or exc}; its finished "
+                                  "entries are intact (free space, or point KVCLAIMS_CACHE at another disk, and re-run: "
+                                  "only what is missing is computed)") from exc
+
+    @staticmethod
+    def _write_entry(target: Path, key: str, value: Any) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         envelope = {"format": ENTRY_FORMAT, "key": key, "sha256": value_sha256(value), "value": value}
         with FileLock(str(target) + ".lock"):
@@ -318,6 +327,11 @@ class MeasurementStore:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+
+
+class StoreWriteError(RuntimeError):
+    """An entry could not be written (a full disk, say); one line naming the entry and the reason. Nothing
+    half-written is left: the temporary file is removed and earlier entries are untouched."""
 
 
 _HELD_LOCKS: set[Path] = set()

@@ -434,3 +434,35 @@ def test_a_condition_that_ran_into_non_finite_numbers_is_inconclusive_by_data(in
     assert row["explanation"] == ("INCONCLUSIVE: numbers not finite: synthetic-demo kv_main: the logits are not finite "
                                   "at decode step 3 (pairs p1); nothing is decoded")
     assert result.ret == pytest.ExitCode.OK and "Traceback" not in result.stdout.str()
+
+
+FULL_DISK_CONFTEST = INNER_CONFTEST + '''
+
+def pytest_configure(config):
+    import errno
+    import harness.report.figures as figures
+
+    def full_disk(records, out_dir):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "forest-kv_transfer.png"))
+
+    figures.write_figures = full_disk
+'''
+
+
+def test_a_full_disk_while_writing_the_report_is_one_line_and_keeps_the_previous_one(inner_env: pytest.Pytester,
+                                                                                      tmp_path: Path):
+    """Issue 28 (a patched writer standing in for a full file system): one line naming the directory, the file and
+    the reason, exit non-zero even under --verdicts-exit report, no traceback, the previous report intact."""
+    _setup(inner_env)
+    out = tmp_path / "report"
+    _run(inner_env, out, "-k", "kv_transfer", "--verdicts-exit", "report")
+    before = (out / "claims.json").read_text()
+    inner_env.makeconftest(FULL_DISK_CONFTEST)
+    result = inner_env.runpytest_subprocess("-p", "no:cacheprovider", "--report-dir", str(out), "-k", "kv_transfer",
+                                            "--verdicts-exit", "report")
+    assert result.ret != pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([f"kvclaims: the report could not be written into {out} (forest-kv_transfer.png): "
+                                 "No space left on device; the directory holds what it held before"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert (out / "claims.json").read_text() == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".claims-staging-")]
