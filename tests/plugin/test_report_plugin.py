@@ -458,8 +458,8 @@ def test_a_full_disk_while_writing_the_report_is_one_line_and_keeps_the_previous
     _run(inner_env, out, "-k", "kv_transfer", "--verdicts-exit", "report")
     before = (out / "claims.json").read_text()
     inner_env.makeconftest(FULL_DISK_CONFTEST)
-    result = inner_env.runpytest_subprocess("-p", "no:cacheprovider", "--report-dir", str(out), "-k", "kv_transfer",
-                                            "--verdicts-exit", "report")
+    result = inner_env.runpytest_subprocess("-p", "no:cacheprovider", f"--report-dir={out}", "-k", "kv_transfer",
+                                            "--verdicts-exit", "report")  # one word: an existing path moves rootdir
     assert result.ret != pytest.ExitCode.OK
     result.stdout.fnmatch_lines([f"kvclaims: the report could not be written into {out} (forest-kv_transfer.png): "
                                  "No space left on device; the directory holds what it held before"])
