@@ -466,3 +466,36 @@ def test_a_full_disk_while_writing_the_report_is_one_line_and_keeps_the_previous
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert (out / "claims.json").read_text() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".claims-staging-")]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 1 MiB tmpfs mounted under ``tmp_path`` (root only, where the platform allows mounts), else a skip."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
+                          text=True, check=False) if os.geteuid() == 0 else None
+    if done is None or done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount privileges); the patched-writer test covers it")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_really_full_file_system_is_one_line_and_leaves_nothing_half_written(inner_env: pytest.Pytester,
+                                                                                small_tmpfs: Path):
+    """Issue 28 on a real full file system: a 1 MiB tmpfs filled to its last few KiB takes the start-time probe
+    but not the report (figures are larger): one line, exit non-zero, no staging directory, no partial file."""
+    _setup(inner_env)
+    (small_tmpfs / "filler").write_bytes(b"\0" * (1024 - 32) * 1024)  # leave 32 KiB: the probe fits, the report not
+    out = small_tmpfs / "report"
+    result = inner_env.runpytest_subprocess("-p", "no:cacheprovider", f"--report-dir={out}", "-k", "kv_transfer",
+                                            "--verdicts-exit", "report")
+    assert result.ret != pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([f"kvclaims: the report could not be written into {out}*No space left on device; "
+                                 "the directory holds what it held before"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not out.exists() or not [p for p in out.iterdir() if p.name != "filler"]
