@@ -5,6 +5,7 @@
   per key across processes, and the code fingerprint that keys it;
 - :mod:`harness.runtime.compute_lock`: the compute-once lock (``fcntl.flock`` per key);
 - :mod:`harness.runtime.progress`: progress lines a user can see;
+- :mod:`harness.runtime.termination`: SIGTERM handled like Ctrl-C (a preempted run writes its report);
 - :mod:`harness.runtime.cpu_threads`, :mod:`harness.runtime.gpu_assignment`, :mod:`harness.runtime.worker_policy`:
   threads and GPUs per xdist worker;
 - :mod:`harness.runtime.xdist_scheduling`: one xdist work unit per model.
