@@ -297,9 +297,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if getattr(config, "workerinput", None) is None:
             check_bank_against_models(bank, models)
     if getattr(config, "workerinput", None) is None:  # last: the other usage errors come before any model loads
-        from harness.plugin.layout_check import prove_inferred_layouts
+        from harness.plugin.layout_check import check_models_at_start
 
-        for line in prove_inferred_layouts(models, device=config.getoption("device"), dtype=config.getoption("dtype"),
+        for line in check_models_at_start(models, device=config.getoption("device"), dtype=config.getoption("dtype"),
                                            model_args=config.stash[MODEL_ARGS_KEY]):
             progress.emit(line)
 

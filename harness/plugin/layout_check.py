@@ -23,13 +23,13 @@ from harness.models.architectures import UnknownArchitectureError
 from harness.models.finite_probe import NonFiniteModelError
 from harness.models.model_args import ModelArgsError
 
-__all__ = ["LOCAL_CHECKPOINTS", "prove_inferred_layouts"]
+__all__ = ["LOCAL_CHECKPOINTS", "check_models_at_start"]
 
 LOCAL_CHECKPOINTS = ("path", "gguf-file")
 """Sources loaded at start whatever their layout: local checkpoints, where broken weights come from."""
 
 
-def prove_inferred_layouts(models: list[str], *, device: str, dtype: str | None, model_args: ModelArgs | None) -> list[str]:
+def check_models_at_start(models: list[str], *, device: str, dtype: str | None, model_args: ModelArgs | None) -> list[str]:
     """Load each of ``models`` that needs an inferred layout or is a local checkpoint, proving its layout and its
     finite activations; return one line for each inferred or proven layout
     (``<model>: layout inferred (proven at load): <what was found>``).
