@@ -53,6 +53,11 @@ STATIC_LENGTH_BUCKET = 64
 compiled decode step is reused across batches whose prompt lengths differ (the unused slots are masked)."""
 
 
+CPU_COMPILE_BACKEND: str | None = None
+"""Off CUDA the decode step is not compiled (it does not pay); a test sets this to ``"eager"`` (dynamo traces the
+step and runs it uncompiled) to check on CPU that the fast path's step is traceable and gives the same tokens."""
+
+
 class DecodePath(str, Enum):
     """The run-wide decode path (``--decode-path``)."""
 
@@ -146,7 +151,8 @@ def plan_decode(
     if not (static_cache_supported() and fits):
         return DecodePlan(path, attention)
     on_cuda = next(model.parameters()).device.type == "cuda"
-    return DecodePlan(path, attention, static_cache_length=length, compiled=on_cuda and not hooked)
+    compiled = not hooked and (on_cuda or CPU_COMPILE_BACKEND is not None)
+    return DecodePlan(path, attention, static_cache_length=length, compiled=compiled)
 
 
 def _configs(model: torch.nn.Module) -> list[Any]:
@@ -181,9 +187,12 @@ def attention_implementation(model: torch.nn.Module, name: str) -> Iterator[None
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Callable[..., Any]] = weakref.WeakKeyDictionary()
 
 
-def compiled_forward(model: torch.nn.Module, *, backend: str = "inductor") -> Callable[..., Any]:
-    """``model.forward`` compiled once per model (``mode="reduce-overhead"``: CUDA graphs with the inductor backend;
-    ``backend="eager"`` only traces, which the CPU tests use to check the step is traceable and unchanged)."""
+def compiled_forward(model: torch.nn.Module) -> Callable[..., Any]:
+    """``model.forward`` compiled once per model: on CUDA with inductor and ``mode="reduce-overhead"`` (CUDA graphs),
+    elsewhere with :data:`CPU_COMPILE_BACKEND`. Shapes are static (``dynamic=False``); a new batch size or bucketed
+    cache length compiles a new graph."""
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    backend = "inductor" if on_cuda else (CPU_COMPILE_BACKEND or "inductor")
     compiled = _COMPILED.get(model)
     if compiled is None:
         options: dict[str, Any] = {"mode": "reduce-overhead"} if backend == "inductor" else {}
