@@ -23,6 +23,7 @@ plan it ran with (:meth:`DecodePlan.as_record`).
 from __future__ import annotations
 
 import contextlib
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     "STATIC_LENGTH_BUCKET",
     "attention_implementation",
     "compiled_forward",
+    "mark_uncompilable",
     "plan_decode",
     "resolve_decode_path",
     "static_cache_supported",
@@ -53,7 +55,7 @@ STATIC_LENGTH_BUCKET = 64
 compiled decode step is reused across batches whose prompt lengths differ (the unused slots are masked)."""
 
 
-CPU_COMPILE_BACKEND: str | None = None
+CPU_COMPILE_BACKEND: str | Callable[..., Any] | None = None
 """Off CUDA the decode step is not compiled (it does not pay); a test sets this to ``"eager"`` (dynamo traces the
 step and runs it uncompiled) to check on CPU that the fast path's step is traceable and gives the same tokens."""
 
@@ -151,7 +153,7 @@ def plan_decode(
     if not (static_cache_supported() and fits):
         return DecodePlan(path, attention)
     on_cuda = next(model.parameters()).device.type == "cuda"
-    compiled = not hooked and (on_cuda or CPU_COMPILE_BACKEND is not None)
+    compiled = not hooked and (on_cuda or CPU_COMPILE_BACKEND is not None) and model not in _UNCOMPILABLE
     return DecodePlan(path, attention, static_cache_length=length, compiled=compiled)
 
 
@@ -185,17 +187,29 @@ def attention_implementation(model: torch.nn.Module, name: str) -> Iterator[None
 
 
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Callable[..., Any]] = weakref.WeakKeyDictionary()
+_UNCOMPILABLE: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
 
 
 def compiled_forward(model: torch.nn.Module) -> Callable[..., Any]:
     """``model.forward`` compiled once per model: on CUDA with inductor and ``mode="reduce-overhead"`` (CUDA graphs),
-    elsewhere with :data:`CPU_COMPILE_BACKEND`. Shapes are static (``dynamic=False``); a new batch size or bucketed
-    cache length compiles a new graph."""
+    elsewhere with :data:`CPU_COMPILE_BACKEND`. Shapes are dynamo's default (a dimension that changes between calls,
+    the batch size or the bucketed cache length, becomes symbolic after one recompile; CUDA graphs are recorded per
+    concrete shape)."""
     on_cuda = next(model.parameters()).device.type == "cuda"
     backend = "inductor" if on_cuda else (CPU_COMPILE_BACKEND or "inductor")
     compiled = _COMPILED.get(model)
     if compiled is None:
         options: dict[str, Any] = {"mode": "reduce-overhead"} if backend == "inductor" else {}
-        compiled = torch.compile(model.forward, backend=backend, dynamic=False, **options)
+        compiled = torch.compile(model.forward, backend=backend, **options)
         _COMPILED[model] = compiled
     return compiled
+
+
+def mark_uncompilable(model: torch.nn.Module, error: BaseException) -> None:
+    """Stop compiling ``model``'s decode step for the rest of the process after ``error`` (a compiler failure): the
+    step is run uncompiled instead (same numbers; a warning says why, once)."""
+    if model not in _UNCOMPILABLE:
+        _UNCOMPILABLE.add(model)
+        _COMPILED.pop(model, None)
+        warnings.warn(f"the compiled decode step failed ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}); "
+                      "this model decodes uncompiled from here on (same numbers, slower)", RuntimeWarning, stacklevel=2)

@@ -342,7 +342,7 @@ def _decode_batch(
                 v_captures={layer: torch.stack([s[b] for s in kept[:steps]]) for layer, kept in hooks.captured.items()},
                 attention_entropy={layer: torch.stack([s[b] for s in kept[:steps]]) for layer, kept in entropy.items()},
                 first_logits=first_logits[b] if first_logits is not None else None,
-                decode_plan=plan.as_record(),
+                decode_plan={**plan.as_record(), "compiled": state.compiled},
             )
         )
     return records

@@ -743,6 +743,27 @@ class DecodeState:
         values = _layers(self._cache)[layer].values[:, :, self._filled - 1, :]
         return values.reshape(values.shape[0], -1)
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the steps so far ran the compiled forward it was given (False after a compiler failure)."""
+        return self._forward is not None
+
+    def _run(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Any:
+        """One forward: the compiled one when given; a compiler failure (raised while tracing or compiling, before
+        anything runs) falls back to the plain forward for this and every later step of this model."""
+        if self._forward is None:
+            return model(**inputs)
+        try:
+            return self._forward(**inputs)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure; out of memory is re-raised
+            if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+                raise
+            from harness.engine.decode_path import mark_uncompilable
+
+            mark_uncompilable(model, exc)
+            self._forward = None
+            return model(**inputs)
+
     def step(self, model: torch.nn.Module, tokens: torch.Tensor, *, attentions: bool = False) -> StepOutput:
         """Feed ``tokens`` (shape ``[batch]``) and return the next-token logits ``[batch, vocab]`` (float32, a
         tensor of its own).
@@ -759,15 +780,11 @@ class DecodeState:
             self._mask[:, self._filled] = 1
         else:
             self._mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], dim=1)
+        inputs = dict(input_ids=tokens.to(device)[:, None], attention_mask=self._mask,
+                      position_ids=self._positions[:, None], **cache_argument(model, self._cache), use_cache=True,
+                      output_attentions=attentions)
         with torch.no_grad():
-            out = (self._forward or model)(
-                input_ids=tokens.to(device)[:, None],
-                attention_mask=self._mask,
-                position_ids=self._positions[:, None],
-                **cache_argument(model, self._cache),
-                use_cache=True,
-                output_attentions=attentions,
-            )
+            out = self._run(model, inputs)
         self._positions = self._positions + 1
         self._filled += 1
         self.steps += 1

@@ -119,6 +119,23 @@ def test_the_compiled_decode_step_traces_and_gives_the_eager_tokens(toy_llama: L
     _assert_parity(reference, quick)
 
 
+@pytest.mark.skipif(not static_cache_supported(), reason="this transformers' static cache has no write index")
+def test_a_compiler_failure_falls_back_to_the_plain_step_with_a_warning(toy_llama: LoadedModel,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_backend(graph, example_inputs):  # noqa: ANN001 - torch.compile's backend signature
+        raise RuntimeError("no kernel for this shape")
+
+    monkeypatch.setattr(decode_path, "CPU_COMPILE_BACKEND", failing_backend)
+    monkeypatch.setattr(decode_path, "_COMPILED", type(decode_path._COMPILED)())
+    monkeypatch.setattr(decode_path, "_UNCOMPILABLE", type(decode_path._UNCOMPILABLE)())
+    with pytest.warns(RuntimeWarning, match="the compiled decode step failed"):
+        reference, quick = _run_both(toy_llama, toy_llama.with_decode_path("fast"), None, CaptureSpec())
+    assert quick[0].decode_plan["compiled"] is False and quick[0].decode_plan["static_cache"] is True
+    _assert_parity(reference, quick)
+    later = generate(toy_llama.with_decode_path("fast"), pair_requests(toy_llama, 1), decoding=DecodingRegime.greedy(2))
+    assert later[0].decode_plan["compiled"] is False  # not tried again for this model
+
+
 def test_the_plan_follows_its_rules(toy_llama: LoadedModel) -> None:
     model = toy_llama.model
     base = dict(needs_attention_weights=False, needs_eager_attention=False, hooked=False, total_length=40,
