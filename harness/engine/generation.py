@@ -234,21 +234,6 @@ def _generate_batch(
     condition: str,
     run_seed: int,
     keep_first_logits: bool,
-) -> list[GenerationRecord]:
-    plan = _plan(lm, batch, patch, decoding, capture)
-    with attention_implementation(lm.model, plan.attention):
-        return _decode_batch(lm, batch, patch, decoding, capture, condition, run_seed, keep_first_logits, plan)
-
-
-def _decode_batch(
-    lm: LoadedModel,
-    batch: Sequence[GenerationRequest],
-    patch: KVPatchSpec | ActivationPatchSpec | None,
-    decoding: DecodingRegime,
-    capture: CaptureSpec,
-    condition: str,
-    run_seed: int,
-    keep_first_logits: bool,
     plan: DecodePlan,
 ) -> list[GenerationRecord]:
     pad = pad_id(lm.tokenizer)
@@ -371,5 +356,8 @@ def generate(
     _validate(lm, requests, patch, capture)
     records: list[GenerationRecord] = []
     for batch in _batches(requests, batch_size):
-        records.extend(_generate_batch(lm, batch, patch, decoding, capture, condition, run_seed, keep_first_logits))
+        plan = _plan(lm, batch, patch, decoding, capture)
+        with attention_implementation(lm.model, plan.attention):
+            records.extend(_generate_batch(lm, batch, patch, decoding, capture, condition, run_seed, keep_first_logits,
+                                           plan))
     return records
