@@ -49,6 +49,7 @@ class RunSettings:
             (:func:`harness.transfer.runner.auto_batch_size`).
         null_twin: ``--null-twin``: ``"passing"`` (re-run each PASS on the model's random-weight twin), ``"all"``
             (each cell with a verdict) or None (off; :mod:`harness.claim.null_twin`).
+        decode_path: ``--decode-path`` (``auto``, ``eager`` or ``fast``; :mod:`harness.engine.decode_path`).
     """
 
     seed: int
@@ -59,6 +60,7 @@ class RunSettings:
     dtype: str | None
     batch_size: int | str = "auto"
     null_twin: str | None = None
+    decode_path: str = "auto"
 
 
 @dataclass(frozen=True)

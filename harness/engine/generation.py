@@ -32,6 +32,7 @@ import torch
 
 from harness.engine import kvcache
 from harness.engine.attention import attention_entropy
+from harness.engine.decode_path import DecodePath, DecodePlan, attention_implementation, compiled_forward, plan_decode
 from harness.engine.generation_records import GenerationRecord
 from harness.engine.hooks import TraceDict
 from harness.engine.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
@@ -210,6 +211,20 @@ def _prefill(lm: LoadedModel, batch: Sequence[GenerationRequest], patch, pad: in
     return prefilled, [{} for _ in batch], None
 
 
+def _plan(lm: LoadedModel, batch: Sequence[GenerationRequest], patch, decoding: DecodingRegime,
+          capture: CaptureSpec) -> DecodePlan:
+    """The batch's decode plan on the model's decode path (:func:`harness.engine.decode_path.plan_decode`)."""
+    hooked = isinstance(patch, ActivationPatchSpec) or (
+        bool(capture.v_layers) and not lm.layout.value_is_projection_output)
+    shape = lm.shape
+    windows = tuple(shape.sliding_window if kind == "sliding_attention" else None for kind in shape.layer_types)
+    return plan_decode(
+        lm.model, DecodePath(lm.decode_path), needs_attention_weights=bool(capture.entropy_layers),
+        needs_eager_attention=lm.layout.needs_eager_attention, hooked=hooked,
+        total_length=max(len(r.recipient_ids) for r in batch) - 1 + decoding.max_new_tokens, sliding_windows=windows,
+    )
+
+
 def _generate_batch(
     lm: LoadedModel,
     batch: Sequence[GenerationRequest],
@@ -219,6 +234,7 @@ def _generate_batch(
     condition: str,
     run_seed: int,
     keep_first_logits: bool,
+    plan: DecodePlan,
 ) -> list[GenerationRecord]:
     pad = pad_id(lm.tokenizer)
     size = len(batch)
@@ -231,19 +247,23 @@ def _generate_batch(
     seen = torch.zeros((size, vocab), dtype=torch.bool)
     for b, r in enumerate(batch):
         seen[b, list(r.recipient_ids)] = True
+    values_from_cache = plan.static_cache and patcher is None and lm.layout.value_is_projection_output
     hooks = _StepHooks(
         patcher,
         site_path(lm, patch.site, patch.layer) if patcher is not None else None,
-        {lm.path(layer, "v_proj"): layer for layer in capture.v_layers},
+        {} if values_from_cache else {lm.path(layer, "v_proj"): layer for layer in capture.v_layers},
         lm.v_columns,
         capture.capture_point,
+    )
+    state = kvcache.DecodeState(
+        prefilled, static_cache_length=plan.static_cache_length, model=lm.model,
+        forward=compiled_forward(lm.model) if plan.compiled and not hooks.paths() else None,
     )
     generated: list[list[int]] = [[] for _ in batch]
     gaps: list[list[float]] = [[] for _ in batch]
     entropy: dict[int, list[torch.Tensor]] = {layer: [] for layer in capture.entropy_layers}
     finished = [False] * size
     first_logits = None
-    state = kvcache.DecodeState(prefilled)
     first_positions = state.next_positions
     tokens = torch.tensor([r.recipient_ids[-1] for r in batch], dtype=torch.long)
     with TraceDict(lm.model, hooks.paths(), retain_output=False, edit_output=hooks):
@@ -260,6 +280,9 @@ def _generate_batch(
                 first_logits = logits.clone()
             for layer in capture.entropy_layers:
                 entropy[layer].append(attention_entropy(step.attentions[layer][:, :, -1, :]).to("cpu"))
+            if values_from_cache:
+                for layer in capture.v_layers:
+                    hooks.captured.setdefault(layer, []).append(state.last_values(layer).to("cpu", torch.float32))
             scores = _penalise(logits, seen, decoding.repetition_penalty)
             if step_index < decoding.min_new_tokens and eos_columns:
                 scores = scores.clone()
@@ -304,6 +327,7 @@ def _generate_batch(
                 v_captures={layer: torch.stack([s[b] for s in kept[:steps]]) for layer, kept in hooks.captured.items()},
                 attention_entropy={layer: torch.stack([s[b] for s in kept[:steps]]) for layer, kept in entropy.items()},
                 first_logits=first_logits[b] if first_logits is not None else None,
+                decode_plan={**plan.as_record(), "compiled": state.compiled},
             )
         )
     return records
@@ -332,5 +356,8 @@ def generate(
     _validate(lm, requests, patch, capture)
     records: list[GenerationRecord] = []
     for batch in _batches(requests, batch_size):
-        records.extend(_generate_batch(lm, batch, patch, decoding, capture, condition, run_seed, keep_first_logits))
+        plan = _plan(lm, batch, patch, decoding, capture)
+        with attention_implementation(lm.model, plan.attention):
+            records.extend(_generate_batch(lm, batch, patch, decoding, capture, condition, run_seed, keep_first_logits,
+                                           plan))
     return records

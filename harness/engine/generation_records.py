@@ -45,6 +45,8 @@ class GenerationRecord:
         attention_entropy: ``{layer: [steps, n_heads]}`` entropy in nats of each query head's attention
             distribution at each step (sliding layers: over their window only).
         first_logits: raw next-token logits of the first decode step (float32), when requested.
+        decode_plan: how the batch ran (:meth:`harness.engine.decode_path.DecodePlan.as_record`: path, attention,
+            static cache, compiled step).
     """
 
     pair_id: str
@@ -65,6 +67,7 @@ class GenerationRecord:
     v_captures: dict[int, torch.Tensor] = field(default_factory=dict)
     attention_entropy: dict[int, torch.Tensor] = field(default_factory=dict)
     first_logits: torch.Tensor | None = None
+    decode_plan: dict[str, Any] | None = None
 
     def min_gap(self, upto: int | None = None) -> float:
         """Smallest top-2 gap among the first ``upto`` generated tokens (all when None); inf if none."""

@@ -38,7 +38,7 @@ import functools
 import hashlib
 import inspect
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
@@ -687,18 +687,39 @@ class StepOutput(NamedTuple):
 class DecodeState:
     """Continues decoding from a prefilled cache, one token per row per step.
 
-    Owns a private clone of the prefill (the input is never touched). Step ``t`` feeds one token per
+    Owns a private copy of the prefill (the input is never touched). Step ``t`` feeds one token per
     row at logical position ``position_offset + lengths[b] + t`` with a full-length attention mask; the first step of
     a recipient prefilled with tokens ``0 … n−2`` therefore feeds ``b_{n−1}`` at position ``n−1``.
+
+    With ``static_cache_length`` > 0 (the fast path, :mod:`harness.engine.decode_path`) the copy is a preallocated
+    ``StaticCache`` of that many positions filled with the prefill's keys and values; the attention mask keeps that
+    length from the first step (unfilled slots 0), so every step has the same shapes and a compiled ``forward``
+    (given as ``forward``) is reused. The prefill must hold every position in every layer (no eviction) and leave
+    room for the steps.
     """
 
-    def __init__(self, prefill_: Prefill) -> None:
+    def __init__(self, prefill_: Prefill, *, static_cache_length: int = 0, model: torch.nn.Module | None = None,
+                 forward: Callable[..., Any] | None = None) -> None:
         _check_equal_lengths(prefill_)
-        self._state = clone(prefill_)
-        self._mask = self._state.attention_mask
+        self._forward = forward
+        self._filled = prefill_.padded_length
         self._positions = torch.tensor(
-            [n + prefill_.position_offset for n in prefill_.lengths], dtype=torch.long, device=self._mask.device
+            [n + prefill_.position_offset for n in prefill_.lengths], dtype=torch.long,
+            device=prefill_.attention_mask.device,
         )
+        if static_cache_length:
+            if model is None:
+                raise CacheError("a static-cache DecodeState needs the model (its config shapes the cache)")
+            self._cache = static_copy(prefill_, model, static_cache_length)
+            self._mask = torch.zeros((prefill_.batch_size, static_cache_length), dtype=prefill_.attention_mask.dtype,
+                                     device=prefill_.attention_mask.device)
+            self._mask[:, : self._filled] = prefill_.attention_mask
+            self._state = None
+        else:
+            self._state = clone(prefill_)
+            self._cache = self._state.cache
+            self._mask = self._state.attention_mask
+        self._batch = prefill_.batch_size
         self.steps = 0
 
     @property
@@ -709,38 +730,91 @@ class DecodeState:
     @property
     def cache_length(self) -> int:
         """Current total length of every layer (padded coordinates); checked equal across layers."""
+        if self._state is None:
+            return self._filled
         lengths = set(layer_lengths(self._state))
         if len(lengths) != 1:
             raise CacheError(f"cache layers disagree on their length during decoding: {sorted(lengths)}")
         return lengths.pop()
 
+    def last_values(self, layer: int) -> torch.Tensor:
+        """The values the last step wrote into ``layer``'s cache, ``[batch, n_kv_heads · head_dim]`` (KV heads in
+        order): the fed token's V, read without a hook."""
+        values = _layers(self._cache)[layer].values[:, :, self._filled - 1, :]
+        return values.reshape(values.shape[0], -1)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the steps so far ran the compiled forward it was given (False after a compiler failure)."""
+        return self._forward is not None
+
+    def _run(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Any:
+        """One forward: the compiled one when given; a compiler failure (raised while tracing or compiling, before
+        anything runs) falls back to the plain forward for this and every later step of this model."""
+        if self._forward is None:
+            return model(**inputs)
+        try:
+            return self._forward(**inputs)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure; out of memory is re-raised
+            if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+                raise
+            from harness.engine.decode_path import mark_uncompilable
+
+            mark_uncompilable(model, exc)
+            self._forward = None
+            return model(**inputs)
+
     def step(self, model: torch.nn.Module, tokens: torch.Tensor, *, attentions: bool = False) -> StepOutput:
-        """Feed ``tokens`` (shape ``[batch]``) and return the next-token logits ``[batch, vocab]`` (float32).
+        """Feed ``tokens`` (shape ``[batch]``) and return the next-token logits ``[batch, vocab]`` (float32, a
+        tensor of its own).
 
         With ``attentions=True`` also returns the eager attention probabilities of this step, one
         ``[batch, n_heads, 1, kv]`` tensor per layer (query heads; ``kv`` = what the layer attends to).
         """
-        if tokens.shape != (self._state.batch_size,):
-            raise CacheError(f"expected one token per row ({self._state.batch_size}), got shape {tuple(tokens.shape)}")
+        if tokens.shape != (self._batch,):
+            raise CacheError(f"expected one token per row ({self._batch}), got shape {tuple(tokens.shape)}")
         device = self._mask.device
-        self._mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], dim=1)
+        if self._state is None:
+            if self._filled >= self._mask.shape[1]:
+                raise CacheError(f"the static cache is full ({self._mask.shape[1]} positions)")
+            self._mask[:, self._filled] = 1
+        else:
+            self._mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], dim=1)
+        inputs = dict(input_ids=tokens.to(device)[:, None], attention_mask=self._mask,
+                      position_ids=self._positions[:, None], **cache_argument(model, self._cache), use_cache=True,
+                      output_attentions=attentions)
         with torch.no_grad():
-            out = model(
-                input_ids=tokens.to(device)[:, None],
-                attention_mask=self._mask,
-                position_ids=self._positions[:, None],
-                **cache_argument(model, self._state.cache),
-                use_cache=True,
-                output_attentions=attentions,
-            )
+            out = self._run(model, inputs)
         self._positions = self._positions + 1
+        self._filled += 1
         self.steps += 1
         probs = None
         if attentions:
             probs = tuple(out.attentions)
             if any(p is None for p in probs):
                 raise CacheError("the model returned no attention weights; load it with attn_implementation='eager'")
-        return StepOutput(out.logits[:, -1, :].float(), probs)
+        return StepOutput(out.logits[:, -1, :].to(torch.float32, copy=True), probs)
+
+
+def static_copy(prefill_: Prefill, model: torch.nn.Module, length: int) -> Any:
+    """A ``StaticCache`` of ``length`` positions holding the prefill's keys and values (each layer on its own
+    layer's device and dtype), its write index just past them.
+
+    Raises:
+        CacheError: a layer no longer holds every position (sliding eviction) or ``length`` leaves no room.
+    """
+    from transformers import StaticCache
+
+    if length <= prefill_.padded_length:
+        raise CacheError(f"a static cache of {length} positions cannot hold a {prefill_.padded_length}-position prefill"
+                         " and decode after it")
+    static = StaticCache(config=model.config, max_cache_len=length)
+    for index, (source, target) in enumerate(zip(_layers(prefill_.cache), static.layers)):
+        if source.keys.shape[-2] != prefill_.padded_length:
+            raise CacheError(f"layer {index} holds {source.keys.shape[-2]} of {prefill_.padded_length} positions "
+                             "(sliding window); a static cache needs them all")
+        target.update(source.keys.clone(), source.values.clone())
+    return static
 
 
 def next_token_logits(model: torch.nn.Module, state: Prefill, token: int) -> torch.Tensor:

@@ -6,6 +6,7 @@ windows); ``LayerChoice`` the pre-registered early/late/patch layers (DESIGN §3
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,16 @@ class LoadedModel:
     layers: LayerChoice
     input_device: torch.device
     provenance: dict[str, Any]
+    decode_path: str = "eager"
+    """How generation runs (``--decode-path``, :mod:`harness.engine.decode_path`): ``eager`` (the reference) or
+    ``fast`` (SDPA, static cache, compiled step where allowed). Set with :meth:`with_decode_path`."""
+
+    def with_decode_path(self, path: str) -> LoadedModel:
+        """The same model generating on ``path`` (``eager`` or ``fast``), recorded in its provenance and, when not
+        eager, in its :attr:`identity` (the fast path's continuations are cached apart from the reference's)."""
+        if path not in ("eager", "fast"):
+            raise ValueError(f"unknown decode path {path!r}; expected eager or fast")
+        return dataclasses.replace(self, decode_path=path, provenance={**self.provenance, "decode_path": path})
 
     def path(self, layer: int, role: str) -> str:
         """Dotted module path of ``role`` at ``layer`` (see ``harness.models.architectures.module_path``)."""
@@ -122,6 +133,8 @@ class LoadedModel:
             identity["weights_files"] = self.provenance["weights_files"]
         if self.spec.toy_config is not None:
             identity["toy_config"] = self.spec.toy_config
+        if self.decode_path != "eager":
+            identity["decode_path"] = self.decode_path
         return identity
 
     @property

@@ -15,6 +15,7 @@ import pytest
 
 import harness.engine.layout_proof  # noqa: F401 - registers the engine's layout prover with the loader
 from harness.claim.context import ClaimContext, RunSettings
+from harness.engine.decode_path import resolve_decode_path
 from harness.models import GPUUnavailableError, LoadedModel, ModelUnavailableError, load_model
 from harness.models.model_args import ModelArgsError
 from harness.plugin.hooks import MODEL_ARGS_KEY
@@ -37,6 +38,7 @@ def run_settings(pytestconfig: pytest.Config) -> RunSettings:
         dtype=pytestconfig.getoption("dtype"),
         batch_size=pytestconfig.getoption("batch_size"),
         null_twin=pytestconfig.getoption("null_twin"),
+        decode_path=pytestconfig.getoption("decode_path"),
     )
 
 
@@ -51,6 +53,7 @@ def lm(request: pytest.FixtureRequest, run_settings: RunSettings) -> Iterator[Lo
         pytest.skip(str(exc))
     except (ModelUnavailableError, ModelArgsError) as exc:
         pytest.fail(str(exc), pytrace=False)
+    loaded = loaded.with_decode_path(resolve_decode_path(run_settings.decode_path, loaded.input_device).value)
     yield loaded
     del loaded
     gc.collect()

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from harness.engine.decode_path import DECODE_PATH_CHOICES
 from harness.geometry.metrics import DEFAULT_WINDOW
 from harness.models import DEFAULT_MODEL, MODEL_ALIASES, ModelUnavailableError, UnknownModelError, check_series, resolve_spec
 from harness.models.loading import placement_kwargs, quantization_kwargs
@@ -116,6 +117,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--batch-size", dest="batch_size", default="auto", type=batch_size_choice,
                     help="continuations per generation batch: a positive int, or auto (default: 32 on CPU, sized from "
                          "free memory on CUDA); a batch that runs out of memory is halved and retried")
+    group.addoption("--decode-path", dest="decode_path", default="auto", choices=DECODE_PATH_CHOICES,
+                    help="how continuations are decoded: eager (the reference: the model's attention, a growing cache), "
+                         "fast (SDPA, a preallocated static cache, a compiled step on CUDA; same tokens, logits within "
+                         "1e-4 in fp32; conditions that read attention weights stay eager) or auto (default: fast on "
+                         "CUDA, eager elsewhere)")
     group.addoption("--limit", "--n", dest="n_cap", type=int, default=None,
                     help="cap on prompts (or pairs) per condition (--n: the old name, kept as an alias)")
     group.addoption("--list-models", dest="list_models", action="store_true",

@@ -203,7 +203,8 @@ def run_details(run: dict[str, Any]) -> list[str]:
                          prov.get("location") or prov.get("revision") or MISSING,
                          f"`{weights_hash(prov)}`" if weights_hash(prov) else MISSING,
                          prov.get("dtype") or MISSING, prov.get("device") or MISSING,
-                         prov.get("attn_implementation") or MISSING])
+                         (prov.get("attn_implementation") or MISSING)
+                         + ("; fast decode path" if prov.get("decode_path") == "fast" else "")])
         lines += [md_table(["model", "family", "source", "location / revision", "weights sha256", "dtype", "device",
                             "attention"], rows), ""]
     packages = sorted((k, v or "not installed") for k, v in (run.get("packages") or {}).items())

@@ -42,7 +42,10 @@ def models_paragraphs(records: Sequence[dict[str, Any]], run: dict[str, Any]) ->
             f"{prov.get('source') or 'an unrecorded source'}" + (f" ({where})" if where else "")
             + (f", weights sha256 `{sha}`" if sha else ", weights hash unrecorded")
             + f", in {prov.get('dtype') or 'an unrecorded dtype'} on {prov.get('device') or 'an unrecorded device'}"
-            + (f" with {prov['attn_implementation']} attention" if prov.get("attn_implementation") else "") + "."
+            + (f" with {prov['attn_implementation']} attention" if prov.get("attn_implementation") else "")
+            + (", decoding on the fast path (SDPA attention and a static cache where a condition reads no attention "
+               "weights; same tokens as the eager path, first-step logits within 1e-4 in float32)"
+               if prov.get("decode_path") == "fast" else "") + "."
             + layout_sentence(prov))
     return out
 

@@ -105,7 +105,7 @@ def run_header(
         "invocation_args": list(config.invocation_params.args),
         "seed": _option(config, "seed"),
         "options": {name: _option(config, name) for name in ("model", "device", "dtype", "model_args", "gpus_per_worker", "prompt_bank",
-                                                         "n_cap", "window", "claims_cache")},
+                                                         "n_cap", "window", "claims_cache", "decode_path")},
         "prompt_bank_sha256": bank,
         "prompt_bank": prompt_bank_summary(config, bank),
         "models": {name: (provs[0] if len(provs) == 1 else provs) for name, provs in models.items()},

@@ -80,6 +80,7 @@ def _stored(records_: Sequence[GenerationRecord], recipient_id: str, donor_id: s
         "first_position": first.first_position,
         "not_applicable": {str(k): list(v) for k, v in first.not_applicable.items()},
         "intervention_counts": first.intervention_counts,
+        "decode": first.decode_plan,
         "samples": [
             {
                 "sample_index": r.sample_index,
