@@ -25,7 +25,12 @@ SPECIALS = "_%&#${}~^\\"
     ("T(α_k+1) − T(α_k) ≥ −0.10", r"T($\alpha$\_k+1) $-$ T($\alpha$\_k) $\geq$ $-$0.10"),
     ("ρ̄ < ρ → B⊕A", r"$\bar{\rho}$ \textless{} $\rho$ $\rightarrow$ B$\oplus$A"),
     ("max |Δ logit| — 3 × 2 …", r"max \textbar{}$\Delta$ logit\textbar{} --- 3 $\times$ 2 \ldots{}"),
-    ("[-0.3, -1e-05] gemma3-270m 2026-12-05 -p", r"[$-$0.3, $-$1e-05] gemma3-270m 2026-12-05 -p"),
+    ("[-0.3, -1e-05] gemma3-270m 2026-12-05 -p", r"[$-$0.3, $-1\times 10^{-5}$] gemma3-270m 2026-12-05 -p"),
+    ("9.79e-05 [8.21e-05, 1.20e+04] ff6ce983e1-2", r"$9.79\times 10^{-5}$ [$8.21\times 10^{-5}$, $1.20\times 10^{4}$] "
+                                                   "ff6ce983e1-2"),
+    ("R_V of PR_V and R_Vx, ρ_partial", r"$R_V$ of PR\_V and R\_Vx, $\rho_{\mathrm{partial}}$"),
+    ("KL̄ KL(a ‖ b) METHODS.md §4 ⌈f·L⌉ ñ", r"$\overline{\mathrm{KL}}$ KL(a $\|$ b) METHODS.md \S{}4 "
+                                          r"$\lceil$f$\cdot$L$\rceil$ n"),
 ])
 def test_tex_escape(text: str, tex: str) -> None:
     assert tex_escape(text) == tex
@@ -52,6 +57,17 @@ def test_the_document_is_ascii_booktabs_and_escaped() -> None:
     assert _unescaped(re.sub(r"(?<!\\)&", "", tex)) == []  # & only as column separators
     assert "PASS 0.950 [0.840, 1.03]" in tex and "$\\Delta$T" in tex
     assert tex.count("{") - tex.count("\\{") == tex.count("}") - tex.count("\\}")
+
+
+def test_registry_text_needs_no_question_mark() -> None:
+    """Every text of the registry that claims.tex prints (title, statement, estimate, rule) typesets: no character
+    falls back to ``?``."""
+    from harness.registry import CLAIMS
+
+    for spec in CLAIMS.values():
+        for text in (spec.title, spec.statement, spec.effect.label, spec.effect.units, spec.effect.symbol,
+                     spec.rule_summary(), spec.expected):
+            assert tex_escape(text).count("?") == str(text).count("?"), (spec.id, text)
 
 
 def test_tex_table_escapes_headers_and_cells() -> None:
