@@ -106,7 +106,9 @@ def tex_escape(text: Any) -> str:
             i = number.end()
             continue
         ch = s[i]
-        if ch == "-" and s[i + 1:i + 2].isdigit() and (i == 0 or not (s[i - 1].isalnum() or s[i - 1] in "-.")):
+        if ch == "-" and s[i + 1:i + 2] == "-":
+            out.append("-{}")  # --verdicts-exit: two hyphens, not an en dash
+        elif ch == "-" and s[i + 1:i + 2].isdigit() and (i == 0 or not (s[i - 1].isalnum() or s[i - 1] in "-.")):
             out.append("$-$")  # a negative number: a minus sign, not a hyphen
         elif ch in _TEX_SPECIAL:
             out.append(_TEX_SPECIAL[ch])
