@@ -6,7 +6,8 @@ Every table is a ``table`` float with a short caption in words (a claim's title,
 (``tab:matrix``, ``tab:claim:<id>``, ``tab:engine``) and its detail (claim id and version, statement, estimate, rule)
 in a note under the table, so a paper can paste the tables it needs. The verdict matrix is on page 1 with the run
 summary. All text is escaped by :func:`harness.report.tables.tex_escape` (math for R_V, ρ_partial, KL̄; § and ‖
-typeset; e-notation as powers of ten), and the document compiles with pdflatex from TeX Live's base, recommended
+typeset; e-notation as powers of ten; Times via mathptmx, so the PDF holds outline fonts, not bitmaps), and the
+document compiles with pdflatex from TeX Live's base, recommended
 and fonts-recommended packages without a missing character or an overfull box
 (tests/unit/test_report_latex_compile.py).
 """
@@ -27,6 +28,7 @@ from harness.report.twin import matrix_note, twin_table_tex
 
 PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage[T1]{fontenc}
+\usepackage{mathptmx}
 \usepackage[margin=1.8cm,landscape]{geometry}
 \usepackage{booktabs}
 \usepackage{amssymb}
