@@ -2,8 +2,14 @@
 claims × models verdict matrix, one table per claim (a row per model), one training-dynamics table per revision
 series the run holds, and the engine checks.
 
-Every table is a ``table`` float with a caption and a label (``tab:matrix``, ``tab:claim:<id>``, ``tab:engine``) so
-a paper can paste the tables it needs; all text is escaped by :func:`harness.report.tables.tex_escape`.
+Every table is a ``table`` float with a short caption in words (a claim's title, never its id), a label
+(``tab:matrix``, ``tab:claim:<id>``, ``tab:engine``) and its detail (claim id and version, statement, estimate, rule)
+in a note under the table, so a paper can paste the tables it needs. The verdict matrix is on page 1 with the run
+summary. All text is escaped by :func:`harness.report.tables.tex_escape` (math for R_V, ρ_partial, KL̄; § and ‖
+typeset; e-notation as powers of ten; Times via mathptmx, so the PDF holds outline fonts, not bitmaps), and the
+document compiles with pdflatex from TeX Live's base, recommended
+and fonts-recommended packages without a missing character or an overfull box
+(tests/unit/test_report_latex_compile.py).
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ from harness.report.twin import matrix_note, twin_table_tex
 
 PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage[T1]{fontenc}
-\usepackage[margin=2cm,landscape]{geometry}
+\usepackage{mathptmx}
+\usepackage[margin=1.8cm,landscape]{geometry}
 \usepackage{booktabs}
 \usepackage{amssymb}
+\usepackage{array}
+\usepackage{tabularx}
+\newcolumntype{L}{>{\raggedright\arraybackslash}X}
 \begin{document}
 """
 FLOATS_PER_PAGE = 4
@@ -41,10 +51,11 @@ def matrix_table(records: Sequence[dict[str, Any]]) -> str:
     by_key = {(r["claim"], r["model"]): r for r in records}
     rows = [[claim, effect_heading(claim, [r for r in records if r["claim"] == claim]),
              *(matrix_cell(by_key.get((claim, m))) for m in models)] for claim in claim_order(records)]
-    return tex_table(["claim", "effect", *models], rows, align="ll" + "l" * len(models),
-                     caption=("Verdict, estimate and CI (at each claim's registered level) per claim and model. "
-                              + matrix_note(records)).strip(),
-                     label="tab:matrix")
+    note = ("Each cell: the verdict, the estimate and its CI at the claim's registered level (the effect column "
+            "names the estimate and the level). " + matrix_note(records)).strip()
+    return tex_table(["claim", "effect", *models], rows, align="ll" + "L" * len(models),
+                     caption="Verdicts per claim and model", label="tab:matrix", note=note, size="footnotesize",
+                     placement="!htb", width=r"\linewidth")
 
 
 def claim_table(claim: str, recs: Sequence[dict[str, Any]]) -> str:
@@ -57,12 +68,13 @@ def claim_table(claim: str, recs: Sequence[dict[str, Any]]) -> str:
              r["verdict"]] for r in recs]
     symbol = spec.effect.symbol if spec else "estimate"
     if spec is not None:
-        caption = (f"{spec.title} ({claim}, v{recs[0].get('version')}). {spec.statement} Estimate: {spec.effect.label} "
-                   f"({spec.effect.units}). Rule: {spec.rule_summary()}.")
+        caption = spec.title
+        note = (f"Claim {claim}, version {recs[0].get('version')}. {spec.statement} Estimate: {spec.effect.label} "
+                f"({spec.effect.units}). Rule: {spec.rule_summary()}.")
     else:
-        caption = f"{claim}. Rule: {recs[0].get('rule')}."
+        caption, note = f"Claim {claim}", f"Rule: {recs[0].get('rule')}."
     return tex_table(["model", f"estimate ({symbol})", f"{level:.0%} CI" if level else "CI", "n (planned)", "p",
-                      "p adj.", "verdict"], rows, align="lrlrrrl", caption=caption, label=_label(claim))
+                      "p adj.", "verdict"], rows, align="lrlrrrl", caption=caption, label=_label(claim), note=note)
 
 
 def engine_table(records: Sequence[dict[str, Any]]) -> str:
@@ -73,8 +85,8 @@ def engine_table(records: Sequence[dict[str, Any]]) -> str:
         rows.append([r["claim"], r["model"], fmt(engine_check_value(r)), spec.expected, fmt(r.get("n")),
                      r["verdict"]])
     return tex_table(["check", "model", "value", "tolerance", "n (prompts)", "verdict"], rows, align="llrlrl",
-                     caption="Engine checks: deterministic invariants of the KV-cache engine, not claim verdicts.",
-                     label="tab:engine")
+                     caption="Engine checks", label="tab:engine",
+                     note="Deterministic invariants of the KV-cache engine, not claim verdicts.")
 
 
 def claims_latex(records: Sequence[dict[str, Any]], run: dict[str, Any]) -> str:

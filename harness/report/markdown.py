@@ -12,7 +12,7 @@ from harness.registry import CLAIMS, MULTIPLICITY_FAMILIES
 from harness.registry.effects import EFFECT_TYPES
 from harness.report.annotate import engine_check_value, is_engine_check
 from harness.report.numbers import MISSING, estimate_text, estimate_with_ci, fmt, fmt_ci
-from harness.report.status import status_line
+from harness.report.status import run_status, status_line
 from harness.report.summary import claim_order, model_order, provenance_of, run_summary, weights_hash
 from harness.report.sweeps import cross_model_depth, layer_sweep_table
 from harness.report.tables import md_table
@@ -96,7 +96,7 @@ def claims_markdown(records: Sequence[dict[str, Any]], run: dict[str, Any], figu
     if not_run:
         out += ["## Registered claims without a row in this run", "",
                 "Not collected or deselected: " + ", ".join(f"`{c}`" for c in not_run) + ".", ""]
-    out += notes() + run_details(run)
+    out += notes() + run_details(run, records)
     return "\n".join(out)
 
 
@@ -183,10 +183,11 @@ def notes() -> list[str]:
             "of this run: methods.md; example continuations: examples.md; every continuation: samples.jsonl."), ""]
 
 
-def run_details(run: dict[str, Any]) -> list[str]:
-    """Run facts (status, date, command, seed, device, bank, models) and package versions, as Markdown lines."""
+def run_details(run: dict[str, Any], records: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """Run facts (status, date, command, seed, device, bank, models) and package versions, as Markdown lines
+    (``records``: the run's, for the status words of :func:`harness.report.status.run_status`)."""
     git = run.get("git") or {}
-    status = run.get("status") or {}
+    status = run_status(run, records)
     lines = ["## Run details", ""]
     lines += [f"- Run status: {status_line(status)}"] if status else []
     lines += [(f"- Date (UTC): {run.get('date_utc')}; commit `{git.get('sha') or 'no git'}`"

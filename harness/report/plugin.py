@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,10 @@ class ClaimsReport:
         git = self.git
         header = run_header(config=self.config, records=self.records, started=self.started, finished=utc_now(),
                             git=git, workers=dict(sorted(self.workers.items())))
+        errors = error_rows(self.records)
+        if not errors and status.complete and self.config.getoption("verdicts_exit", default=None) == "report":
+            status = replace(status, verdicts_exit="report")  # the run exits 0: its status says so
+            self.status = status
         header["status"] = status.to_json()
         option = self.config.getoption("report_dir", default=None)
         out = Path(option) if option else root / "reports" / run_id(self.started, git.get("short"))
@@ -222,7 +227,6 @@ class ClaimsReport:
             with open(summary, "a", encoding="utf-8") as fh:
                 fh.write((out / "claims.md").read_text(encoding="utf-8") + "\n")
         self.report_dir = out
-        errors = error_rows(self.records)
         if errors:
             # an ERROR is not a verdict: the run fails under every --verdicts-exit mode
             self.verdicts_exit_note = (f"{len(errors)} claim test(s) ended in ERROR, which is not a verdict, so the run "
@@ -230,7 +234,7 @@ class ClaimsReport:
                                        + (f"; … and {len(errors) - 3} more" if len(errors) > 3 else ""))
             if int(session.exitstatus) == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        elif self.config.getoption("verdicts_exit", default=None) == "report" and status.complete:
+        elif status.verdicts_exit == "report":
             # the run's product is the report: FAIL / INCONCLUSIVE verdicts are results, not a broken install
             self.verdicts_exit_note = f"--verdicts-exit report: exit 0 (pytest's own status: {status.exit_status_name})"
             session.exitstatus = pytest.ExitCode.OK

@@ -7,6 +7,7 @@ terminal summary, so a partial report is never read as a complete one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,9 @@ class SessionStatus:
     selected: int
     not_run: int
     signal: str | None = None
+    verdicts_exit: str | None = None
+    """``"report"`` when ``--verdicts-exit report`` turned pytest's status into exit 0 (a complete report, no ERROR
+    row): FAIL and INCONCLUSIVE verdicts are then results, not test failures."""
 
     @property
     def complete(self) -> bool:
@@ -50,12 +54,17 @@ class SessionStatus:
                "selected_claim_tests": self.selected, "not_run": self.not_run}
         if self.signal:
             out["signal"] = self.signal
+        if self.verdicts_exit:
+            out["verdicts_exit"] = self.verdicts_exit
         return out
 
 
 def status_line(status: dict[str, Any], bold: bool = True) -> str:
-    """The ``run.status`` object of claims.json in words (the label in Markdown bold unless complete)."""
+    """The ``run.status`` object of claims.json in words (the label in Markdown bold unless complete); a run that
+    exited 0 under ``--verdicts-exit report`` says so instead of pytest's own TESTS_FAILED."""
     code = f"exit status {status.get('exit_status')} {status.get('exit_status_name')}"
+    if status.get("verdicts_exit") == "report":
+        code = "exit status 0 under --verdicts-exit report: FAIL and INCONCLUSIVE verdicts are results, not failures"
     selected, not_run = status.get("selected_claim_tests") or 0, status.get("not_run") or 0
     if status.get("complete"):
         return f"complete: all {selected} selected claim tests reported ({code})"
@@ -63,6 +72,29 @@ def status_line(status: dict[str, Any], bold: bool = True) -> str:
     interrupted_by = status.get("signal") or "KeyboardInterrupt"
     why = interrupted_by if status.get("interrupted") else (status.get("stopped") or "claim tests never reported")
     return f"{label} ({why}; {code}): {selected - not_run} of {selected} selected claim tests reported, {not_run} NOT RUN"
+
+
+def _verdicts_exit_option(args: Sequence[Any]) -> str | None:
+    """The value of ``--verdicts-exit`` in a recorded command line (``--verdicts-exit report`` or ``=report``)."""
+    args = [str(a) for a in args]
+    for i, arg in enumerate(args):
+        if arg.startswith("--verdicts-exit="):
+            return arg.partition("=")[2]
+        if arg == "--verdicts-exit" and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def run_status(run: dict[str, Any], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run's ``status`` object as the report prints it. A report written before the status recorded
+    ``verdicts_exit`` gets it from the recorded command line: ``--verdicts-exit report``, a complete run and no
+    ERROR row is a run that exited 0 (what the plugin did)."""
+    status = dict(run.get("status") or {})
+    if (status and "verdicts_exit" not in status and status.get("complete")
+            and _verdicts_exit_option(run.get("invocation_args") or []) == "report"
+            and not any(r.get("verdict") == "ERROR" for r in records)):
+        status["verdicts_exit"] = "report"
+    return status
 
 
 def _reason(flag: Any) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.registry import CLAIMS
 from harness.report.annotate import VERDICTS, is_engine_check
-from harness.report.status import status_line
+from harness.report.status import run_status, status_line
 from harness.report.twin import summary_sentence
 
 
@@ -92,7 +92,7 @@ def run_summary(records: Sequence[dict[str, Any]], run: dict[str, Any], bold: bo
     models = model_order(records)
     claims = [r for r in records if not is_engine_check(r)]
     checks = [r for r in records if is_engine_check(r)]
-    status = run.get("status") or {}
+    status = run_status(run, records)
     n_claims = len({r["claim"] for r in claims})
     text = (f"Run `{run.get('run_id')}` ({run.get('date_utc') or 'date unrecorded'}, {commit}) evaluated "
             f"{n_claims} of {sum(not s.is_engine_check for s in CLAIMS.values())} registered claims on "

@@ -100,10 +100,10 @@ def dynamics_latex_tables(records: Sequence[dict[str, Any]]) -> list[str]:
     for series in run_series(records)[0]:
         headers, rows = dynamics_rows(records, series)
         label = "tab:dynamics:" + "".join(ch if ch.isalnum() else "-" for ch in series.name)
-        caption = (f"Training dynamics of {series.name}: each claim's estimate [CI at its registered level] and "
-                   f"verdict letter (P PASS, F FAIL, I INCONCLUSIVE, S SKIPPED, E ERROR, N NOT RUN) per checkpoint, "
-                   f"by training step.")
-        out.append(tex_table(headers, rows, align="l" * len(headers), caption=caption, label=label))
+        note = ("Each claim's estimate [CI at its registered level] and verdict letter (P PASS, F FAIL, "
+                "I INCONCLUSIVE, S SKIPPED, E ERROR, N NOT RUN) per checkpoint, by training step.")
+        out.append(tex_table(headers, rows, align="l" * len(headers), caption=f"Training dynamics of {series.name}",
+                             label=label, note=note))
     return out
 
 

@@ -109,7 +109,7 @@ def twin_table_tex(records: Sequence[dict[str, Any]]) -> list[str]:
     rows = _rows(records, with_claim=True)
     if not rows:
         return []
-    caption = ("Random-weight twin (--null-twin): each claim re-run on a random-weight copy of the model (same "
-               "architecture, tokenizer, prompts, seeds and rule). " + matrix_note(records))
+    note = ("Each claim re-run on a random-weight copy of the model (--null-twin; same architecture, tokenizer, "
+            "prompts, seeds and rule). " + matrix_note(records))
     return [tex_table(["claim", *TWIN_HEADERS[:-1]], [row[:-1] for row in rows], align="lllllr",
-                      caption=caption.strip(), label="tab:null-twin"), ""]
+                      caption="Random-weight twin", label="tab:null-twin", note=note.strip()), ""]

@@ -348,6 +348,12 @@ def test_verdicts_exit_report_exits_zero_once_a_complete_report_is_written(inner
     assert report.ret == pytest.ExitCode.OK
     assert any(r["verdict"] == "FAIL" for r in payload["records"]) and payload["run"]["status"]["complete"]
     report.stdout.fnmatch_lines(["report: *", "--verdicts-exit report: exit 0 (pytest's own status: TESTS_FAILED)"])
+    # the summary (claims.md, claims.tex, the terminal) says exit 0 under the mode, not pytest's TESTS_FAILED
+    assert payload["run"]["status"]["verdicts_exit"] == "report"
+    summary = next(p for p in (tmp_path / "report" / "claims.md").read_text(encoding="utf-8").split("\n\n")
+                   if p.startswith("Run "))
+    assert "exit status 0 under --verdicts-exit report" in summary and "TESTS_FAILED" not in summary
+    assert "TESTS_FAILED" not in (tmp_path / "report" / "claims.tex").read_text(encoding="utf-8")
     stopped, payload = _run(inner_env, tmp_path / "stopped", "-x", "--verdicts-exit", "report")
     assert not payload["run"]["status"]["complete"] and stopped.ret != pytest.ExitCode.OK
 
@@ -361,6 +367,7 @@ def test_an_error_is_not_a_verdict_and_fails_the_run_in_every_mode(inner_env: py
     result, payload = _run(inner_env, tmp_path / mode, "-k", "geometry_transfers or kv_transfer", "--verdicts-exit", mode)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert payload["run"]["status"]["complete"] and any(r["verdict"] == "ERROR" for r in payload["records"])
+    assert "verdicts_exit" not in payload["run"]["status"]  # the run did not exit 0: its status says TESTS_FAILED
     result.stdout.fnmatch_lines(["2 claim test(s) ended in ERROR, which is not a verdict, so the run fails under every "
                                  "--verdicts-exit mode: geometry_transfers [[]synthetic-demo[]]: *synthetic setup failure*"])
 

@@ -91,12 +91,12 @@ def _forest_size(recs: Records, claim: str) -> tuple[float, float]:
 FIGURES: dict[str, FigureKind] = {
     "rv_by_group": FigureKind(_rv_groups, rv_by_group, lambda recs, _: (max(3.4 * len(recs), 4.5), 3.6)),
     "rv_paired": FigureKind(_rv_pairs, rv_paired, lambda recs, _: (7.0, 3.3 * len(recs) + 0.5)),
-    "layer_sweep": FigureKind(_with("layer_sweep"), layer_sweep, lambda recs, _: (6.5, 4.0)),
-    "alpha_dose_response": FigureKind(_alpha, alpha_dose_response, lambda recs, _: (6.5, 4.0)),
+    "layer_sweep": FigureKind(_with("layer_sweep"), layer_sweep, lambda recs, _: (6.5, 4.6)),
+    "alpha_dose_response": FigureKind(_alpha, alpha_dose_response, lambda recs, _: (6.5, 4.6)),
     "transfer_by_layer_range": FigureKind(_with("transfer_by_range"), transfer_by_layer_range,
                                           lambda recs, _: (max(4.2 * len(recs), 5.0), 3.8)),
     "partial_fidelity": FigureKind(_with("fidelity_curves"), partial_fidelity,
-                                   lambda recs, _: (7.5, 3.2 * len(recs) + 0.6)),
+                                   lambda recs, _: (8.6, 3.2 * len(recs) + 0.7)),
     "forest": FigureKind(forest_records, forest, _forest_size),
     "training_curve": FigureKind(_with("training_curves"), training_curve, training_curve_size),
 }

@@ -16,7 +16,8 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from harness.report.figures.style import GREY, OKABE_ITO, ci_errors, n_text, num, require
+from harness.report.figures.labels import claim_title
+from harness.report.figures.style import GREY, OKABE_ITO, ci_errors, n_text, legend_below, num, require
 
 
 def _t_series(data: dict[str, Any], claim: str, model: str) -> tuple[list[float], list[float], list[float],
@@ -48,13 +49,11 @@ def _t_panel(ax: Axes, recs: list[dict[str, Any]], claim: str) -> None:
             label += "; T undefined at some α"
         ax.errorbar(x, t, yerr=ci_errors(t, lo, hi), marker="o", markersize=3.5, capsize=2.5, linewidth=1.2,
                     color=OKABE_ITO[i % len(OKABE_ITO)], label=label)
-    ax.axhline(0.0, color="black", linewidth=0.6)
-    ax.axhline(1.0, color=GREY, linewidth=0.8, linestyle="--")
-    for y, text in ((1.0, "recursive donor, unpatched"), (0.0, "baseline recipient, unpatched")):
-        ax.text(0.01, y, text, transform=ax.get_yaxis_transform(), va="bottom", ha="left", fontsize=6.5, color=GREY)
+    ax.axhline(1.0, color=GREY, linewidth=0.8, linestyle="--", label="T = 1: recursive donor, unpatched")
+    ax.axhline(0.0, color="black", linewidth=0.6, label="T = 0: baseline recipient, unpatched")
     share = f"{level:.0%} " if isinstance(level, float) and math.isfinite(level) else ""
     ax.set_ylabel(f"transfer T ({share}CI over pairs)")
-    ax.set_title(f"α dose-response ({claim}): T at each mixing weight, whiskers: {share}CI")
+    ax.set_title(f"{claim_title(claim)}: T at each mixing weight, whiskers: {share}CI")
 
 
 def _score_panel(ax: Axes, recs: list[dict[str, Any]], claim: str) -> None:
@@ -70,7 +69,7 @@ def _score_panel(ax: Axes, recs: list[dict[str, Any]], claim: str) -> None:
                     color=OKABE_ITO[i % len(OKABE_ITO)], label=f"{model} ({n})" if n else model)
         label = data.get("effect_label", label)
     ax.set_ylabel(f"{label}\n(raw score: this record holds no T per α)")
-    ax.set_title(f"α dose-response ({claim})")
+    ax.set_title(claim_title(claim))
 
 
 def alpha_dose_response(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
@@ -83,4 +82,4 @@ def alpha_dose_response(fig: Figure, recs: list[dict[str, Any]], claim: str) -> 
         _score_panel(ax, recs, claim)
     ax.set_xlabel("mixing weight α of the 2nd-half KV patch (0 = recipient's cache, 1 = donor's)")
     ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0])
-    ax.legend(loc="lower right")
+    legend_below(ax)

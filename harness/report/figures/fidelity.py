@@ -17,6 +17,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from harness.report.figures.labels import claim_title
 from harness.report.figures.style import GREY, OKABE_ITO, ci_errors, finite, n_text, num, require
 
 ENDS: tuple[tuple[str, str], ...] = (("first", "first ⌈f·L⌉ layers"), ("last", "last ⌈f·L⌉ layers"))
@@ -29,14 +30,14 @@ MEASURES: tuple[tuple[str, str], ...] = (
 
 
 def _contrast_words(data: dict[str, Any], measure: str) -> str:
-    """'last − first half at 50 %: 0.12 [0.05, 0.2]' for a panel title ('KL(first half) − KL(last half)' on the KL
-    panel: the record's contrast is on −KL), '' when the record has no contrast; > 0 = the last half carries more."""
+    """'last − first half at 50 %: 0.12 [0.05, 0.2]' for a panel title ('KL: first − last half', KL(first half) −
+    KL(last half), on the KL panel: the record's contrast is on −KL), '' when the record has no contrast; > 0 = the last half carries more."""
     c = (data.get("half_contrast") or {}).get(measure)
     if not c or not finite(c.get("estimate")):
         return ""
     lo, hi = c.get("ci_low"), c.get("ci_high")
     ci = f" [{lo:.3g}, {hi:.3g}]" if finite(lo) and finite(hi) else ""
-    words = "KL(first half) − KL(last half)" if measure == "kl" else "last − first half"
+    words = "KL: first − last half" if measure == "kl" else "last − first half"
     return f"\n{words} at 50 %: {c['estimate']:.3g}{ci}"
 
 
@@ -56,6 +57,7 @@ def _panel(ax: Axes, data: dict[str, Any], measure: str, label: str, claim: str,
                     marker="o" if end == "first" else "s", markersize=3.5, capsize=2.5, linewidth=1.2,
                     color=OKABE_ITO[i], label=words)
     ax.axhline(1.0 if measure == "agreement" else 0.0, color=GREY, linewidth=0.8, linestyle="--")
+    ax.set_ylim(0.0, 1.05 if measure == "agreement" else max(ax.get_ylim()[1], 0.05))  # both measures start at 0
     ax.set_xticks(x, [f"{v:g}" for v in x])
     ax.set_xlabel("donor layers transferred (% of the stack)")
     ax.set_ylabel(label)
@@ -77,5 +79,5 @@ def partial_fidelity(fig: Figure, recs: list[dict[str, Any]], claim: str) -> Non
             ax.set_title(f"{model}{layers} ({n}){_contrast_words(data, measure)}" if n else f"{model}{layers}")
     axes[0][0].legend(loc="best")
     share = f"{level:.0%} " if isinstance(level, float) and math.isfinite(level) else ""
-    fig.suptitle(f"Partial-layer transfer fidelity ({claim})\n0 % = receiver's own cache, 100 % = full donor "
+    fig.suptitle(f"{claim_title(claim)}\n0 % = receiver's own cache, 100 % = full donor "
                  f"cache; whiskers: {share}CI over pairs")

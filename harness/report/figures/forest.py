@@ -100,6 +100,18 @@ def _shade(ax: Axes, low: float, high: float, alpha: float) -> None:
     ax.set_xlim(left, right)
 
 
+def _show_bounds(ax: Axes, spec: ClaimSpec) -> None:
+    """Widen the x view so every bound of the primary criterion lies inside it with room on both sides (the shaded
+    PASS side is seen, not cut at the axis)."""
+    c = spec.primary
+    bounds = [c.bound] if c.bound is not None else list(c.bounds or ())
+    if not bounds:
+        return
+    left, right = ax.get_xlim()
+    pad = 0.12 * (max(right, *bounds) - min(left, *bounds))
+    ax.set_xlim(min(left, min(bounds) - pad), max(right, max(bounds) + pad))
+
+
 def _draw_bound(ax: Axes, spec: ClaimSpec) -> str:
     """Draw the primary criterion's bound (after the rows, so the view already holds the data); returns its
     explanation for the figure's foot."""
@@ -150,12 +162,13 @@ def forest(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
         ax.text(1.02, y, note, transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=7)
     ax.margins(x=0.08)
     ax.autoscale_view()
+    _show_bounds(ax, spec)
     bound_text = _draw_bound(ax, spec)
     ax.set_yticks(ys, [r.label for r in rows])
     ax.set_ylim(-0.7, len(rows) - 0.3)
     level = f"{spec.ci_level:.0%} CI" if spec.ci_level is not None else "95% CI"
     ax.set_xlabel(f"{EFFECT_AXIS.get(spec.effect_type, spec.effect_type.replace('_', ' '))}, with {level}")
-    ax.set_title(f"{spec.title} — {claim}, models by size\n{rule_text(spec)}", loc="left")
+    ax.set_title(f"{spec.title}, models by size\n{rule_text(spec)}", loc="left")
     if any(estimate_undefined(r.record) for r in rows):
         bound_text = "\n".join(t for t in (bound_text, "hollow, dotted: estimate undefined (the record says why), "
                                                         "drawn for reference only") if t)

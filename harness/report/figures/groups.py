@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from harness.report.figures.labels import condition_label, two_line
+from harness.report.figures.labels import claim_title, condition_label, two_line
 from harness.report.figures.style import GREY, LIGHT_GREY, OKABE_ITO, n_unit, num
 
 RV_AXIS = "R_V = PR(late) / PR(early)"
@@ -57,7 +57,7 @@ def rv_by_group(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
     axes = fig.subplots(1, len(recs), squeeze=False, sharey=True)[0]
     for i, (ax, rec) in enumerate(zip(axes, recs)):
         _groups_panel(ax, rec["model"], rec["details"]["rv_by_group"], first=i == 0)
-    fig.suptitle(f"R_V by prompt group ({claim}); box: median and quartiles, dots: prompts")
+    fig.suptitle(f"{claim_title(claim)}: R_V by prompt group; box: median and quartiles, dots: prompts")
 
 
 def _paired_matrix(per_pair: dict[str, Any]) -> tuple[list[str], np.ndarray]:
@@ -108,4 +108,4 @@ def rv_paired(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
         names, table = _paired_matrix(rec["details"]["rv_per_pair"])
         _slopes_panel(left, rec["model"], names, table, claim)
         _differences_panel(right, names, table, claim)
-    fig.suptitle(f"R_V of the generated tokens, paired by prompt pair ({claim})")
+    fig.suptitle(f"{claim_title(claim)}: R_V of the generated tokens, paired by prompt pair")

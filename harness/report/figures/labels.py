@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from harness.registry import CLAIMS
+
 CONDITION_LABELS: dict[str, str] = {
     "natural_baseline": "baseline, unpatched (recipient)",
     "natural_recursive": "recursive, unpatched (donor)",
@@ -80,3 +82,25 @@ def two_line(label: str) -> str:
     """``"Q1 (layers 0–6)"`` → ``"Q1\\n(layers 0–6)"``: a bracketed tail on its own line, for tick labels."""
     head, sep, tail = label.partition(" (")
     return f"{head}\n({tail}" if sep else label
+
+
+def claim_title(claim: str) -> str:
+    """A claim's title in words as figure titles show it (the registry's title; never the claim id)."""
+    spec = CLAIMS.get(claim)
+    return spec.title if spec is not None else claim.replace("_", " ")
+
+
+_SYMBOLS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?<![\w$])R_V(?![\w$])"), r"$R_V$"),
+    (re.compile(r"(?<![\w$])ρ_partial(?![\w$])"), r"$\rho_\mathrm{partial}$"),
+)
+
+
+def typeset_symbols(text: str) -> str:
+    """``text`` with the report's subscripted symbols (R_V, ρ_partial) as matplotlib mathtext, so no figure shows
+    a literal underscore; text that already holds mathtext (``$``) is left alone."""
+    if "$" in text:
+        return text
+    for pattern, math in _SYMBOLS:
+        text = pattern.sub(lambda _m, m=math: m, text)
+    return text

@@ -15,8 +15,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from harness.registry import CLAIMS
-from harness.report.figures.labels import two_line
-from harness.report.figures.style import GREY, OKABE_ITO, ci_errors, n_text, num, require
+from harness.report.figures.labels import claim_title, two_line
+from harness.report.figures.style import GREY, OKABE_ITO, ci_errors, n_text, legend_below, num, require
 
 
 def _rule_bound(claim: str) -> float | None:
@@ -36,24 +36,29 @@ def layer_sweep(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
         require(data, ("layers", "depth_fraction", "estimate"), "layer_sweep", claim, model)
         color = OKABE_ITO[i % len(OKABE_ITO)]
         x = num(data["depth_fraction"])
-        n = n_text(rec)
-        ax.plot(x, num(data["estimate"]), marker="o", markersize=2.5, color=color,
-                label=f"{model} ({n})" if n else model)
-        if "ci_low" in data and "ci_high" in data:
-            ax.fill_between(x, num(data["ci_low"]), num(data["ci_high"]), alpha=0.2, color=color, linewidth=0)
+        words = [t for t in (n_text(rec),) if t]
         fixed = data.get("fixed_layer")
         if fixed is not None and fixed in data["layers"]:
-            ax.axvline(x[data["layers"].index(fixed)], linestyle=":", color=color, linewidth=1.2)
+            words.append(f"pre-registered late layer {fixed}: star")
+        y = num(data["estimate"])
+        ax.plot(x, y, marker="o", markersize=2.5, color=color,
+                label=f"{model} ({'; '.join(words)})" if words else model)
+        if "ci_low" in data and "ci_high" in data:
+            ax.fill_between(x, num(data["ci_low"]), num(data["ci_high"]), alpha=0.2, color=color, linewidth=0)
+        if fixed is not None and fixed in data["layers"]:  # a star on each model's own line: depths may coincide
+            k = data["layers"].index(fixed)
+            ax.plot([x[k]], [y[k]], marker="*", markersize=11, color=color, markeredgecolor="black",
+                    markeredgewidth=0.6, linestyle="none", zorder=4)
         label = data.get("effect_label", label)
     ax.axhline(0.0, color="black", linewidth=0.6)
     bound = _rule_bound(claim)
     if bound is not None:
         ax.axhline(bound, color=GREY, linestyle="--", linewidth=0.9, label=f"rule bound {bound:g} (decides at the "
-                   "dotted layer only)")
+                   "starred layer only)")
     ax.set_xlabel("late layer's depth (layer index / number of layers)")
     ax.set_ylabel(label)
-    ax.set_title(f"Layer sweep ({claim}); band: 95% CI, dotted: pre-registered late layer")
-    ax.legend(loc="best")
+    ax.set_title(f"{claim_title(claim)}: layer sweep; band: 95% CI, star: each model's pre-registered late layer")
+    legend_below(ax)
 
 
 def transfer_by_layer_range(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
@@ -77,4 +82,4 @@ def transfer_by_layer_range(fig: Figure, recs: list[dict[str, Any]], claim: str)
         ax.set_title(f"{model}\n{n}" if n else model)
         ax.set_xlabel("patched layers (this model's own indices)")
     axes[0].set_ylabel("transfer T (95% CI)\n0 = baseline recipient, 1 = recursive donor")
-    fig.suptitle(f"Transfer by patched layer range ({claim})")
+    fig.suptitle(f"{claim_title(claim)}: transfer by patched layer range")

@@ -17,9 +17,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib import cycler
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from harness.registry import CLAIMS
+from harness.report.figures.labels import typeset_symbols
 
 DPI = 300
 """Resolution of the PNG files (dots per inch); the PDF twins are vector graphics."""
@@ -70,10 +73,27 @@ def save_figure(fig: Figure, out_dir: Path, stem: str) -> str:
 
     No timestamp enters either file: the PNG carries none by default and the PDF's creation date is dropped.
     """
+    typeset_figure_text(fig)
     png = f"{stem}.png"
     fig.savefig(out_dir / png, dpi=DPI, metadata={"Software": "matplotlib"})
     fig.savefig(out_dir / f"{stem}.pdf", metadata={"CreationDate": None, "Creator": "kvclaims report"})
     return png
+
+
+def typeset_figure_text(fig: Figure) -> None:
+    """Every text of ``fig`` (titles, axis labels, ticks, legends) with R_V and ρ_partial as math
+    (:func:`harness.report.figures.labels.typeset_symbols`)."""
+    for text in fig.findobj(Text):
+        words = text.get_text()
+        typeset = typeset_symbols(words)
+        if typeset != words:
+            text.set_text(typeset)
+
+
+def legend_below(ax: Axes, ncols: int = 1) -> None:
+    """The legend of ``ax`` under its x-axis label, outside the data (constrained layout makes room): a legend
+    inside the axes covers data wherever the data happen to be."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=ncols, frameon=False)
 
 
 def mark_synthetic(fig: Figure) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from harness.report.figures.style import GREY, LIGHT_GREY, OKABE_ITO, finite, num, require
+from harness.report.figures.labels import claim_title
+from harness.report.figures.style import GREY, LIGHT_GREY, OKABE_ITO, finite, legend_below, num, require
 
 __all__ = ["CURVE_LABELS", "LEVEL_LABELS", "SMOOTH", "running_mean", "training_curve", "training_curve_size"]
 
@@ -64,10 +65,10 @@ def training_curve(fig: Figure, recs: list[dict[str, Any]], claim: str) -> None:
         ax.set_title(f"{sharer} → {model}")
         ax.set_xlabel("training step")
         ax.set_ylabel("continuation loss (nats/token)")
-        ax.legend(loc="upper right")
-    fig.suptitle(f"Projector training loss per step (bold: mean of {SMOOTH} steps)")
+        legend_below(ax)
+    fig.suptitle(f"{claim_title(claim)}: projector training loss per step (bold: mean of {SMOOTH} steps)")
 
 
 def training_curve_size(recs: list[dict[str, Any]], claim: str) -> tuple[float, float]:
-    """Figure size in inches: 4.2 wide per receiver model, 3.6 high."""
-    return max(4.2 * len(recs), 5.0), 3.6
+    """Figure size in inches: 4.2 wide per receiver model, 4.4 high (the legends sit under the panels)."""
+    return max(4.2 * len(recs), 5.0), 4.4

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from harness.models.revisions import RevisionSeries
 from harness.registry import CLAIMS
+from harness.report.figures.labels import claim_title
 from harness.report.figures.style import GREY, OKABE_ITO, ci_errors, n_text, num
 from harness.report.summary import claim_order
 from harness.report.training_dynamics import claim_records, has_estimate, run_series, verdict_letter
@@ -109,7 +110,7 @@ def training_dynamics(fig: Figure, records: Sequence[dict[str, Any]]) -> None:
         ax.margins(x=0.08)
         if scale == "symlog":  # no negative steps: the axis starts just left of step 0
             ax.set_xlim(left=-0.5 * scale_args["linthresh"])
-        ax.set_title(claim)
+        ax.set_title(claim_title(claim))
         ax.set_ylabel(_effect_axis_label(claim))
         ax.set_xlabel("checkpoint (order given on --model)" if by_order else "training step")
         level = next((r.get("ci_level") for (c, _), r in by_key.items() if c == claim and r.get("ci_level")), None)
