@@ -1,10 +1,12 @@
 """The report from the command line, without loading any model:
 
     python -m harness.report rebuild RUN_DIR [--out DIR]     every report file from claims.json (+ samples.jsonl)
-    python -m harness.report compare RUN_A RUN_B [--exact]   verdict changes and estimate shifts between two runs
+    python -m harness.report compare RUN_A RUN_B [--by claim] [--fail-on verdict|estimate:5%] [--exact]
+                                                             a Markdown table of verdicts and estimates of two runs
 
-``compare`` exits 1 when a verdict changed, a (claim, model) row is in one run only or, with ``--exact``, any
-measured value differs (see :mod:`harness.report.compare`); ``rebuild`` exits 0 after writing, 2 on a usage error.
+``compare`` exits 0 when nothing that ``--fail-on`` counts differs, 1 when it does (by default: a verdict changed or
+a row is in one run only), 2 on a usage error or a missing or malformed input, in one line (see
+:mod:`harness.report.compare`); ``rebuild`` exits 0 after writing, 2 on a usage error or a missing run directory.
 """
 
 from __future__ import annotations
@@ -21,15 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     reb = sub.add_parser("rebuild", help="rebuild every report file of a run from its claims.json")
     reb.add_argument("run_dir", type=Path, help="report directory (or its claims.json)")
     reb.add_argument("--out", type=Path, default=None, help="write the files here instead of into RUN_DIR")
-    cmp = sub.add_parser("compare", help="verdict changes and estimate shifts between two runs")
-    cmp.add_argument("run_a", type=Path, help="report directory or claims.json of the first run")
-    cmp.add_argument("run_b", type=Path, help="report directory or claims.json of the second run")
-    cmp.add_argument("--exact", action="store_true", help="fail on any differing measured value, not only verdicts")
+    from harness.report.compare import add_arguments, run
+
+    add_arguments(sub.add_parser("compare", help="a Markdown table of verdicts and estimates of two runs"))
     args = parser.parse_args(argv)
     if args.command == "compare":
-        from harness.report.compare import compare
-
-        return compare(args.run_a, args.run_b, exact=args.exact)
+        return run(args)
     from harness.report.rebuild import rebuild
 
     if not args.run_dir.exists():

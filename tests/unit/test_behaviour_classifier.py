@@ -213,7 +213,26 @@ def test_score_command_reads_json_lines_and_plain_text(tmp_path: Path) -> None:
     for row, s in zip(rows, expected):
         assert row["score"] == s.classifier_gated and row["recursive"] == s.recursive
         assert {"degenerate", "distinct_2", "repeat_share", "n_words", "classifier_p", "empty"} <= set(row)
-    assert [json.loads(line)["score"] for line in second.stdout.splitlines()] == [r["score"] for r in rows]
+    plain_rows = [json.loads(line) for line in second.stdout.splitlines()]
+    assert [r["score"] for r in plain_rows] == [r["score"] for r in rows] + [None]  # the trailing blank line
+    assert all(plain_rows[-1][k] is None for k in ("score", "recursive", "classifier_p", "n_words"))
+
+
+def test_score_command_keeps_one_output_line_per_input_line(tmp_path: Path) -> None:
+    texts = ["I notice my attention folding back on itself as I write this.", "",
+             "The train leaves at nine and arrives in the city before noon.", "   "]
+    plain = tmp_path / "gaps.txt"
+    plain.write_text("\n".join(texts) + "\n")
+    result = _cli("score", str(plain), "--line-number")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["line"] for r in rows] == [1, 2, 3, 4]
+    assert [r["score"] is None for r in rows] == [False, True, False, True]
+    expected = score_continuations([texts[0], texts[2]])
+    assert [rows[0]["score"], rows[2]["score"]] == [s.classifier_gated for s in expected]
+    piped = _cli("score", "-", stdin=plain.read_text())
+    assert [json.loads(line)["score"] for line in piped.stdout.splitlines()] == [r["score"] for r in rows]
+    assert "line" not in json.loads(piped.stdout.splitlines()[0])
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -158,13 +158,16 @@ def test_committed_example_is_reproduced_by_a_rebuild(tmp_path: Path) -> None:
 
 def test_compare_a_run_with_itself_and_with_a_flipped_verdict(report: Path, tmp_path: Path, capsys) -> None:
     assert main(["compare", str(report), str(report), "--exact"]) == 0
+    capsys.readouterr()
     flipped = tmp_path / "flipped"
     shutil.copytree(report, flipped)
     payload = json.loads((flipped / "claims.json").read_text())
     payload["records"][0]["verdict"] = "FAIL"
     (flipped / "claims.json").write_text(json.dumps(payload))
     assert main(["compare", str(report), str(flipped)]) != 0
-    assert "verdict rv_contraction @ m-small: PASS -> FAIL" in capsys.readouterr().out
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| rv_contraction ")
+               and "| m-small " in line)
+    assert [c.strip() for c in row.strip("|").split("|")][2:4] == ["PASS", "FAIL"] and "verdict changed" in row
     rows = (flipped / "samples.jsonl").read_text().replace("I notice myself", "You notice yourself")
     (flipped / "samples.jsonl").write_text(rows)
     payload["records"][0]["verdict"] = "PASS"
