@@ -318,6 +318,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("lm", params, indirect=True, scope="session")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without xdist loaded (-p no:xdist) it is never called
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under ``--dist loadgroup``: one work unit per model of ``--model`` (:mod:`harness.runtime.xdist_scheduling`)."""
     if config.getvalue("dist") != "loadgroup":
