@@ -122,7 +122,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--list-models", dest="list_models", action="store_true",
                     help="print the registered models and aliases, then exit")
     group.addoption("--list-claims", dest="list_claims", action="store_true",
-                    help="print the registered claims (id, version, family, planned n, rule), then exit")
+                    help="print the registered claims, with the user claims (*.claim.yaml) under the given paths (id, "
+                         "version, family, planned n, rule), then exit")
     group.addoption("--verdicts-exit", dest="verdicts_exit", default="strict", choices=("strict", "report"),
                     help="strict (default): a claim that does not PASS fails the run (a replication check); "
                          "report: exit 0 once a complete report is written")
