@@ -32,18 +32,8 @@ from harness.registry.power_plans import (
     paired_plan,
     stated_plan,
 )
-from harness.registry.rules import (
-    P_BELOW,
-    Criterion,
-    Kind,
-    ci,
-    ci_differs,
-    ci_outside,
-    ci_within,
-    contrasts_above,
-    steps_at_least,
-    value,
-)
+from harness.registry import rules
+from harness.registry.rules import Criterion, Kind
 from harness.registry.spec import ClaimSpec
 
 __all__ = [
@@ -108,16 +98,17 @@ def parse_rule(text: str) -> Criterion:
     head, rest = (words[0], words[1:]) if words else ("", [])
     where = f"rule {text!r}"
     if head == "p_below" and not rest:
-        return P_BELOW
+        return rules.P_BELOW
     if head in ("ci", "value") and len(rest) == 2 and rest[0] in _OPS:
-        return (ci if head == "ci" else value)(rest[0], _number(rest[1], where))  # type: ignore[arg-type]
+        return (rules.ci if head == "ci" else rules.value)(rest[0], _number(rest[1], where))  # type: ignore[arg-type]
     if head in ("ci_within", "ci_outside", "ci_differs") and len(rest) == 2:
         low, high = (_number(w, where) for w in rest)
-        return {"ci_within": ci_within, "ci_outside": ci_outside, "ci_differs": ci_differs}[head](low, high)
+        interval = {"ci_within": rules.ci_within, "ci_outside": rules.ci_outside, "ci_differs": rules.ci_differs}
+        return interval[head](low, high)
     if head == "steps_at_least" and len(rest) == 1:
-        return steps_at_least(_number(rest[0], where))
+        return rules.steps_at_least(_number(rest[0], where))
     if head == "contrasts_above" and len(rest) >= 2:
-        return contrasts_above(_number(rest[0], where), tuple(rest[1:]))
+        return rules.contrasts_above(_number(rest[0], where), tuple(rest[1:]))
     raise ValueError(f"{where} is not a criterion; write one of 'ci <op> <bound>', 'value <op> <bound>', 'p_below', "
                      "'ci_within|ci_outside|ci_differs <low> <high>', 'steps_at_least <bound>', "
                      "'contrasts_above <bound> <name>...' (op: < <= > >=)")
