@@ -1,3 +1,6 @@
-"""Root conftest: registers the suite's pytest plugins (options and model fixtures, report, test fixtures)."""
+"""Root conftest: registers the suite's pytest plugins (options and model fixtures, report, test fixtures).
+
+An installed kvclaims registers the first two through its ``pytest11`` entry point as well
+(:mod:`harness.plugin.pytest_entry`); both name them by module, so each is registered once."""
 
 pytest_plugins = ["harness.plugin", "harness.report.plugin", "fixtures.models"]

@@ -21,3 +21,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 def bank() -> PromptBank:
     """The shipped default prompt bank (read-only)."""
     return load_bank()
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's ``pytester`` with the installed kvclaims entry point off in the runs it starts (``-p no:kvclaims``):
+    those runs register the suite's plugins through their own conftest, or stand in for them, and the entry point
+    (:mod:`harness.plugin.pytest_entry`) would add them to every one; tests/plugin/test_user_claims.py loads it by
+    module name where it is wanted. (pytester clears ``PYTEST_ADDOPTS`` itself, so this is set after it.)"""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:kvclaims")
+    return pytester

@@ -1,4 +1,5 @@
-"""The pytest plugin (registered by the root ``conftest.py``): :mod:`harness.plugin.hooks` (options, model
+"""The pytest plugin (registered by the root ``conftest.py``, or the ``pytest11`` entry point of an installed kvclaims,
+:mod:`harness.plugin.pytest_entry`): :mod:`harness.plugin.hooks` (options, model
 parametrization, session hooks) and :mod:`harness.plugin.fixtures` (``lm``, ``prompt_bank``, ``run_settings``,
 ``measurement_store``, ``claim``)."""
 

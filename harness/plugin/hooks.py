@@ -36,6 +36,7 @@ from harness.models.model_args import (
     parse_model_args,
     resolve_dtype,
 )
+from harness.plugin.user_claims import load_user_claims
 from harness.runtime import progress
 from harness.runtime.gpu_assignment import cuda_index
 from harness.runtime.measurement_store import CACHE_MODES
@@ -127,7 +128,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--list-models", dest="list_models", action="store_true",
                     help="print the registered models and aliases, then exit")
     group.addoption("--list-claims", dest="list_claims", action="store_true",
-                    help="print the registered claims (id, version, family, planned n, rule), then exit")
+                    help="print the registered claims, with the user claims (*.claim.yaml) under the given paths (id, "
+                         "version, family, planned n, rule), then exit")
     group.addoption("--verdicts-exit", dest="verdicts_exit", default="strict", choices=("strict", "report"),
                     help="strict (default): a claim that does not PASS fails the run (a replication check); "
                          "report: exit 0 once a complete report is written")
@@ -280,6 +282,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: GPU replication tier (CUDA and local weights)")
     config.addinivalue_line("markers", "slow: loads an embedded pretrained model on CPU")
     models = selected_models(config)  # fail fast with a usage error, before collection
+    load_user_claims(config)  # every process: workers collect and run them, the controller reports them
     per_worker = pin_gpus(config)  # first: nothing may initialise CUDA before a worker's GPU set is pinned
     configure_model_args(config, models)
     share_cpu_threads_among_workers(os.environ.get("PYTEST_XDIST_WORKER_COUNT"))
@@ -322,6 +325,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("lm", params, indirect=True, scope="session")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without xdist loaded (-p no:xdist) it is never called
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under ``--dist loadgroup``: one work unit per model of ``--model`` (:mod:`harness.runtime.xdist_scheduling`)."""
     if config.getvalue("dist") != "loadgroup":
@@ -349,9 +353,11 @@ def listing_lines(what: str) -> list[str]:
                         "inferred and proven at load"]
     from harness.registry import CLAIMS
     from harness.registry.reachability import reachability_words
+    from harness.registry.user_claims import USER_CLAIM_SOURCES
 
     return [f"{spec.id:30s} v{spec.version} {spec.family or '(no p)':14s} n={spec.planned_n:<4d} {spec.rule_summary()}"
             + (f"  [{reachability_words(spec)}]" if reachability_words(spec) else "")
+            + (f"  [user claim: {USER_CLAIM_SOURCES[spec.id]}]" if spec.id in USER_CLAIM_SOURCES else "")
             for spec in CLAIMS.values()]
 
 
@@ -360,6 +366,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """``--list-models`` / ``--list-claims``: print and exit 0 without collecting or loading anything."""
     for option, what in (("list_models", "models"), ("list_claims", "claims")):
         if config.getoption(option, default=False):
+            if what == "claims":
+                load_user_claims(config)
             for line in listing_lines(what):
                 print(line)
             return 0

@@ -36,7 +36,7 @@ from harness.registry.claims import (
     HEADLINE_CLAIMS,
 )
 from harness.registry.exchange_claims import EXCHANGE_CLAIMS
-from harness.registry.history import VERSION_HISTORY, VersionChange, changes_of
+from harness.registry.history import VERSION_HISTORY, VersionChange, changes_of, version_history_problem
 from harness.registry.multiplicity import MULTIPLICITY_FAMILIES, MultiplicityFamily
 from harness.registry.power_plans import PowerPlan
 from harness.registry.rules import (
@@ -67,10 +67,9 @@ def _build(*tables: tuple[ClaimSpec, ...]) -> dict[str, ClaimSpec]:
     if len(claims) != len(specs):
         raise ValueError("claims registry: duplicate claim ids")
     for spec in specs:
-        steps = changes_of(spec.id)
-        if spec.version != 1 + len(steps) or [c.version for c in steps] != list(range(2, spec.version + 1)):
-            raise ValueError(f"claim {spec.id}: version {spec.version} needs one harness.registry.history entry per "
-                             f"version above 1 (has versions {[c.version for c in steps]})")
+        problem = version_history_problem(spec.version, changes_of(spec.id))
+        if problem is not None:
+            raise ValueError(f"claim {spec.id}: {problem} (harness.registry.history)")
     unknown = set(VERSION_HISTORY) - set(claims)
     if unknown:
         raise ValueError(f"harness.registry.history names unregistered claims: {sorted(unknown)}")

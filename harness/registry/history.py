@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["VERSION_HISTORY", "VersionChange", "changes_of"]
+__all__ = ["VERSION_HISTORY", "VersionChange", "changes_of", "version_history_problem"]
 
 
 class VersionChange(NamedTuple):
@@ -220,3 +220,14 @@ VERSION_HISTORY: dict[str, tuple[VersionChange, ...]] = {
 def changes_of(claim_id: str) -> tuple[VersionChange, ...]:
     """The version changes of one claim (empty for a claim still at version 1)."""
     return VERSION_HISTORY.get(claim_id, ())
+
+
+def version_history_problem(version: int, changes: tuple[VersionChange, ...]) -> str | None:
+    """What is wrong with a claim at ``version`` whose change log is ``changes`` (one entry per version above 1, in
+    order), in words; None when they agree."""
+    if version < 1:
+        return f"version {version} must be at least 1"
+    if [c.version for c in changes] != list(range(2, version + 1)):
+        return (f"version {version} needs one history entry per version above 1 (has versions "
+                f"{[c.version for c in changes]})")
+    return None

@@ -16,7 +16,7 @@ from harness.stats.power import PowerPart, fisher_z_effect, part
 
 __all__ = [
     "POWER", "RANK_TEST_INFLATION", "PowerPlan", "alpha_ci", "correlation_plan", "coverage_plan", "equivalence_plan",
-    "g_plan", "paired_plan",
+    "g_plan", "paired_plan", "stated_plan",
 ]
 
 POWER = 0.8
@@ -107,3 +107,11 @@ def correlation_plan(assumed: float, threshold: float, family: str) -> PowerPlan
 def coverage_plan(n: int, what: str) -> PowerPlan:
     """An invariant's plan: no sampling error, ``n`` is the number of prompts the check covers."""
     return PowerPlan(assumptions=f"deterministic check; no sampling error. n is coverage: {what}", coverage_n=n)
+
+
+def stated_plan(n: int, reason: str) -> PowerPlan:
+    """A planned n stated without a power calculation, with the reason for it (a user claim's pilot, a design
+    constraint): the claim is INCONCLUSIVE below ``n`` like any other."""
+    if n < 2 or not reason.strip():
+        raise ValueError(f"a stated plan needs n ≥ 2 and a reason (got n = {n}, reason {reason!r})")
+    return PowerPlan(assumptions=f"planned n stated, not solved: {reason.strip()}", coverage_n=n)

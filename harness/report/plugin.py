@@ -1,6 +1,6 @@
 """The claims report plugin: controller-only collection of claim rows and the report files.
 
-Registered by the root conftest (``pytest_plugins``). Works with and without pytest-xdist and without the
+Registered by the root conftest (``pytest_plugins``) or an installed kvclaims' ``pytest11`` entry point. Works with and without pytest-xdist and without the
 harness's own options (it reads the dests ``report_dir``, ``seed``, ``model``, ``device``, ``dtype``,
 ``prompt_bank`` and ``n_cap`` with ``config.getoption(name, default=None)``). See :mod:`harness.report`
 for the contract claim tests follow and the ``details`` keys the report reads.

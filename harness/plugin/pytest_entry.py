@@ -1,0 +1,6 @@
+"""The installed pytest plugin (``pytest11`` entry point ``kvclaims`` in pyproject.toml): what the repository's root
+``conftest.py`` registers, for any directory once kvclaims is installed. Both name the plugins by module, so in the
+repository, where both run, each registers once (pytest skips a module already registered under its name).
+``-p no:kvclaims`` turns it off."""
+
+pytest_plugins = ["harness.plugin", "harness.report.plugin"]
