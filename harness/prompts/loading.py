@@ -28,7 +28,7 @@ _INSTALLED_BANK_DIR = Path(__file__).resolve().parent / "shipped"
 DEFAULT_BANK_DIR: Path = (_INSTALLED_BANK_DIR if _INSTALLED_BANK_DIR.is_dir()
                           else Path(__file__).resolve().parents[2] / "prompts")
 """The bank shipped with the suite: ``prompts/`` at the repository root, which an installed kvclaims carries as
-``harness/prompts/shipped/`` (setup.py)."""
+``harness/prompts/shipped/`` (pyproject.toml, ``[tool.setuptools] package-dir``)."""
 
 _PROMPT_FIELDS = ("id", "group", "text", "level", "pair", "tags", "system")
 _REQUIRED_FIELDS = ("id", "group", "text")
