@@ -314,8 +314,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config, "workerinput", None) is None:  # last: the other usage errors come before any model loads
         from harness.plugin.layout_check import check_models_at_start
 
+        serial = not config.getoption("numprocesses", default=None)  # no xdist workers: this process runs the claims
         for line in check_models_at_start(models, device=config.getoption("device"), dtype=config.getoption("dtype"),
-                                           model_args=config.stash[MODEL_ARGS_KEY]):
+                                           model_args=config.stash[MODEL_ARGS_KEY], keep_first=serial):
             progress.emit(line)
 
 
