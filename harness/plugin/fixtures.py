@@ -19,6 +19,7 @@ from harness.engine.decode_path import resolve_decode_path
 from harness.models import GPUUnavailableError, LoadedModel, ModelUnavailableError, load_model
 from harness.models.model_args import ModelArgsError
 from harness.plugin.hooks import MODEL_ARGS_KEY
+from harness.plugin.layout_check import take_kept
 from harness.runtime.measurement_store import MeasurementStore
 
 if TYPE_CHECKING:
@@ -46,9 +47,10 @@ def run_settings(pytestconfig: pytest.Config) -> RunSettings:
 def lm(request: pytest.FixtureRequest, run_settings: RunSettings) -> Iterator[LoadedModel]:
     """The model under test (one per parameter, session scope, one resident per process). Read-only."""
     name = request.param
+    model_args = request.config.stash.get(MODEL_ARGS_KEY, None)
     try:
-        loaded = load_model(name, device=run_settings.device, dtype=run_settings.dtype,
-                            model_args=request.config.stash.get(MODEL_ARGS_KEY, None))
+        loaded = take_kept(name, device=run_settings.device, dtype=run_settings.dtype, model_args=model_args) \
+            or load_model(name, device=run_settings.device, dtype=run_settings.dtype, model_args=model_args)
     except GPUUnavailableError as exc:
         pytest.skip(str(exc))
     except (ModelUnavailableError, ModelArgsError) as exc:

@@ -215,15 +215,17 @@ def check_quantization_device(args: ModelArgs, device_option: str) -> None:
     quantization_kwargs(args, device, torch.bfloat16)
 
 
-def check_bank_against_models(bank: Any, models: list[str]) -> None:
-    """A user bank's prompts against every selected model's context length, before any claim runs (tokenizers and
-    configs only; a model whose tokenizer cannot be read here is left to its load).
+def check_bank_against_models(bank: Any, models: list[str], window: int) -> None:
+    """A user bank's prompts against every selected model's context length and the V window (``--window``: each
+    prompt needs W + 1 content tokens), before any claim runs (tokenizers and configs only; a model whose tokenizer
+    cannot be read here is left to its load).
 
     Raises:
-        pytest.UsageError: ``--prompt-bank: <file>: prompt <id>: <n> tokens exceed the context of <model> …``.
+        pytest.UsageError: ``--prompt-bank: <file>: prompt <id>: <n> tokens exceed the context of <model> …`` or
+            ``… too short for the window: <n> content tokens < W + 1 = …``.
     """
     from harness.models.loading import tokenizer_and_context
-    from harness.prompts import PromptBankError, check_max_tokens
+    from harness.prompts import PromptBankError, check_max_tokens, check_min_tokens
 
     for name in models:
         try:
@@ -234,6 +236,10 @@ def check_bank_against_models(bank: Any, models: list[str]) -> None:
             check_max_tokens(bank, tokenizer, context, name)
         except PromptBankError as exc:
             raise pytest.UsageError(f"--prompt-bank: {exc}") from None
+        try:
+            check_min_tokens(bank, tokenizer, window)
+        except PromptBankError as exc:
+            raise pytest.UsageError(f"--prompt-bank: {exc} (tokenized for {name}; or lower --window)") from None
 
 
 def prepare_report_dir(option: str | None) -> None:
@@ -304,12 +310,13 @@ def pytest_configure(config: pytest.Config) -> None:
         except PromptBankError as exc:
             raise pytest.UsageError(f"--prompt-bank: {exc}") from None
         if getattr(config, "workerinput", None) is None:
-            check_bank_against_models(bank, models)
+            check_bank_against_models(bank, models, config.getoption("window"))
     if getattr(config, "workerinput", None) is None:  # last: the other usage errors come before any model loads
         from harness.plugin.layout_check import check_models_at_start
 
+        serial = not config.getoption("numprocesses", default=None)  # no xdist workers: this process runs the claims
         for line in check_models_at_start(models, device=config.getoption("device"), dtype=config.getoption("dtype"),
-                                           model_args=config.stash[MODEL_ARGS_KEY]):
+                                           model_args=config.stash[MODEL_ARGS_KEY], keep_first=serial):
             progress.emit(line)
 
 

@@ -6,9 +6,11 @@ activations that are not finite (:mod:`harness.models.finite_probe`). Were those
 that loads the model, a refusal would surface inside every claim test as an ERROR. Instead the controller (or the
 single process of a serial run) loads each such model at start with the run's device, dtype and ``--model-args``:
 models without a row, and the local checkpoints a training run writes and breaks (``path:``, ``gguf:``). A refusal
-ends the run as a usage error (exit 4) with one line. The loaded copy is released; each worker loads the model
-again, and its load runs the same checks (a registry or ``hf:`` model whose activations are not finite, e.g. fp16
-overflow on a GPU, is refused there: one line in each of its claim tests, and the run fails).
+ends the run as a usage error (exit 4) with one line. Under xdist the loaded copy is released and each worker loads
+the model again, its load running the same checks (a registry or ``hf:`` model whose activations are not finite, e.g.
+fp16 overflow on a GPU, is refused there: one line in each of its claim tests, and the run fails). In a serial run the
+first model's copy is kept for the ``lm`` fixture (:func:`take_kept`), so a local checkpoint is loaded once, and never
+more than one start-time copy stays resident.
 """
 
 from __future__ import annotations
@@ -18,21 +20,42 @@ import gc
 import pytest
 
 import harness.engine.layout_proof  # noqa: F401 - registers the engine's layout prover with the loader
-from harness.models import GPUUnavailableError, ModelArgs, ModelUnavailableError, resolve_spec
+from harness.models import GPUUnavailableError, LoadedModel, ModelArgs, ModelUnavailableError, resolve_spec
 from harness.models.architectures import UnknownArchitectureError
 from harness.models.finite_probe import NonFiniteModelError
 from harness.models.model_args import ModelArgsError
 
-__all__ = ["LOCAL_CHECKPOINTS", "check_models_at_start"]
+__all__ = ["LOCAL_CHECKPOINTS", "check_models_at_start", "take_kept"]
 
 LOCAL_CHECKPOINTS = ("path", "gguf-file")
 """Sources loaded at start whatever their layout: local checkpoints, where broken weights come from."""
 
 
-def check_models_at_start(models: list[str], *, device: str, dtype: str | None, model_args: ModelArgs | None) -> list[str]:
+_KEPT: dict[tuple[str, str, str | None, str], LoadedModel] = {}
+"""The start-time copy a serial run keeps for its ``lm`` fixture (at most one), by :func:`_load_key`."""
+
+
+def _load_key(name: str, device: str, dtype: str | None, model_args: ModelArgs | None) -> tuple[str, str, str | None, str]:
+    return name, device, dtype, repr(model_args)
+
+
+def take_kept(name: str, *, device: str, dtype: str | None, model_args: ModelArgs | None) -> LoadedModel | None:
+    """The copy of ``name`` loaded at start with the same device, dtype and ``--model-args``, handed over once (None
+    when there is none). Asking for another model releases a kept copy first, so the process never holds two."""
+    key = _load_key(name, device, dtype, model_args)
+    kept = _KEPT.pop(key, None)
+    if kept is None and _KEPT:
+        _KEPT.clear()
+        gc.collect()
+    return kept
+
+
+def check_models_at_start(models: list[str], *, device: str, dtype: str | None, model_args: ModelArgs | None,
+                          keep_first: bool = False) -> list[str]:
     """Load each of ``models`` that needs an inferred layout or is a local checkpoint, proving its layout and its
     finite activations; return one line for each inferred or proven layout
-    (``<model>: layout inferred (proven at load): <what was found>``).
+    (``<model>: layout inferred (proven at load): <what was found>``). With ``keep_first`` (a serial run) the copy of
+    the first model in ``sorted`` order (the order the models are parametrized in) is kept for :func:`take_kept`.
 
     A model that cannot be loaded for another reason (weights missing, no GPU) is left to the ``lm`` fixture,
     which reports it as it always has.
@@ -57,6 +80,8 @@ def check_models_at_start(models: list[str], *, device: str, dtype: str | None, 
         if loaded.provenance.get("layout"):
             found = loaded.provenance.get("layout_proof", {}).get("found", loaded.layout.architecture)
             proven.append(f"{name}: layout {loaded.provenance.get('layout')}: {found}")
+        if keep_first and name == min(models):
+            _KEPT[_load_key(name, device, dtype, model_args)] = loaded
         del loaded
         gc.collect()
     return proven

@@ -55,9 +55,22 @@ def test_models_are_parametrized_sorted_with_one_xdist_group_each(suite: pytest.
 def test_malformed_prompt_bank_names_file_and_problem(suite: pytest.Pytester, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"prompts": [{"id": "a", "group": "recursive", "text": ""}]}')
-    result = suite.runpytest_subprocess("--model", "toy-llama", "--prompt-bank", str(bad))
+    # one word: an existing path as its own argument would move pytest's rootdir away from the suite's conftest
+    result = suite.runpytest_subprocess("--model", "toy-llama", f"--prompt-bank={bad}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*--prompt-bank*{bad}*"])
+    result.stderr.fnmatch_lines([f"*--prompt-bank: {bad}: prompt 'a': empty text*"])
+
+
+def test_a_prompt_too_short_for_the_window_is_a_usage_error_at_start(suite: pytest.Pytester, tmp_path: Path) -> None:
+    """A user bank prompt with fewer than W + 1 content tokens stops the run before any claim, naming the prompt, the
+    counts and the tokenizer; a smaller --window accepts it."""
+    bank = tmp_path / "short.json"
+    bank.write_text('{"prompts": [{"id": "tiny", "group": "baseline", "text": "Water boils at one hundred degrees."}]}')
+    result = suite.runpytest_subprocess("--model", "toy-llama", f"--prompt-bank={bank}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--prompt-bank: {bank}: prompt 'tiny': too short for the window: * content tokens "
+                                 "< W + 1 = 17 (tokenized for toy-llama; or lower --window)*"])
+    assert suite.runpytest_subprocess("--model", "toy-llama", f"--prompt-bank={bank}", "--window", "4").ret == 0
 
 
 def test_toy_model_runs_through_the_fixture(suite: pytest.Pytester) -> None:

@@ -87,4 +87,4 @@ def test_the_documented_user_claim_runs_on_toy_llama_and_is_reported(outside: py
     assert [(r["model"], r["version"]) for r in rows] == [("toy-llama", 2)]
     assert rows[0]["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE") and rows[0]["n"] == 84
     assert "mid_stack_rv_contraction" in (out / "claims.md").read_text()
-    assert "Version 2 (2027-01-15)" in (out / "methods.md").read_text()
+    assert "Version 2 (2026-12-01)" in (out / "methods.md").read_text()
