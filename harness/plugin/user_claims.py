@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.claim.both_ways import both_ways_violations
 from harness.registry import ClaimSpec
-from harness.registry.user_claims import USER_CLAIM_SUFFIX, UserClaimError, register_user_claims
+from harness.registry.user_claims import USER_CLAIM_SUFFIX, UserClaim, UserClaimError, register_user_claims
 
-__all__ = ["claim_files", "load_user_claims"]
+__all__ = ["claim_files", "load_user_claims", "rule_comes_out_both_ways"]
 
 
 def _searched_dirs(args: list[str], invocation_dir: Path) -> list[tuple[Path, bool]]:
@@ -47,6 +48,16 @@ def claim_files(args: list[str], invocation_dir: Path, skip_dirs: list[str]) -> 
     return sorted(p.resolve() for p in found)
 
 
+def rule_comes_out_both_ways(claim: UserClaim, spec: ClaimSpec) -> str | None:
+    """The problem when the claim's rule does not give PASS on its ``both_ways.holds`` case, FAIL on its
+    ``contradicted`` case and INCONCLUSIVE (underpowered) one below the planned n (None when it does): a rule that
+    cannot come out both ways is refused, as the built-in registry's are by its tests."""
+    violations = both_ways_violations(spec, *claim.both_ways)
+    if not violations:
+        return None
+    return "the rule cannot come out both ways on its both_ways cases: " + "; ".join(violations)
+
+
 def load_user_claims(config: pytest.Config) -> list[ClaimSpec]:
     """Register the run's user claims (once per process; a file registered before is skipped).
 
@@ -55,6 +66,6 @@ def load_user_claims(config: pytest.Config) -> list[ClaimSpec]:
     """
     files = claim_files(list(config.args), config.invocation_params.dir, list(config.getini("norecursedirs")))
     try:
-        return register_user_claims(files)
+        return register_user_claims(files, check=rule_comes_out_both_ways)
     except UserClaimError as exc:
         raise pytest.UsageError(f"user claim {exc}") from None

@@ -14,6 +14,7 @@ the file and the problem) before the registry changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,16 @@ USER_CLAIM_SOURCES: dict[str, Path] = {}
 """The file each registered user claim came from, by claim id."""
 
 REQUIRED_KEYS = ("id", "version", "title", "statement", "estimator", "effect_type", "kind", "rule", "n_unit",
-                 "required_groups", "power")
+                 "required_groups", "power", "both_ways")
 OPTIONAL_KEYS = ("ci_level", "significance_level", "family", "history", "delta", "behavioural", "requires_levels",
                  "notes")
 POWER_PLANS = ("g", "paired", "correlation", "equivalence", "stated")
 """The ``power.plan`` forms: a power calculation (:mod:`harness.registry.power_plans`) or ``stated``."""
 _OPS = ("<", "<=", ">", ">=")
+BOTH_WAYS_CASES = ("holds", "contradicted")
+"""The two synthetic cases a user claim carries (``both_ways: {holds: …, contradicted: …}``): measurements written from
+its statement, one satisfying it and one contradicting it (:mod:`harness.claim.both_ways` checks the rule with them)."""
+CASE_FIELDS = ("estimate", "ci_low", "ci_high", "p_value", "step_cis", "contrast_cis")
 
 
 class UserClaimError(ValueError):
@@ -70,6 +75,12 @@ class UserClaim:
     path: Path
     data: dict[str, Any]
     history: tuple[VersionChange, ...]
+
+    @property
+    def both_ways(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the measurements that satisfy the statement, those that contradict it), as the file gives them."""
+        cases = self.data["both_ways"]
+        return dict(cases["holds"]), dict(cases["contradicted"])
 
     @property
     def id(self) -> str:
@@ -179,9 +190,25 @@ def read_user_claim(path: Path) -> UserClaim:
         raise UserClaimError(path, f"version {data['version']!r} must be an integer")
     try:
         history = _history(data.get("history"))
+        _check_both_ways_shape(data["both_ways"])
     except (ValueError, TypeError) as exc:
         raise UserClaimError(path, str(exc)) from None
     return UserClaim(path, data, history)
+
+
+def _check_both_ways_shape(cases: Any) -> None:
+    """``both_ways`` is ``{holds: case, contradicted: case}``, each case a mapping of :data:`CASE_FIELDS` with an
+    estimate; numbers are numbers (or null)."""
+    if not isinstance(cases, dict) or set(cases) != set(BOTH_WAYS_CASES):
+        raise ValueError("both_ways: a mapping with holds (measurements that satisfy the statement) and contradicted "
+                         "(measurements that contradict it), each of estimate, ci_low, ci_high, p_value")
+    for name, case in cases.items():
+        if not isinstance(case, dict) or "estimate" not in case or set(case) - set(CASE_FIELDS):
+            raise ValueError(f"both_ways.{name}: a mapping of {', '.join(CASE_FIELDS)} (estimate required)")
+        for field in ("estimate", "ci_low", "ci_high", "p_value"):
+            if case.get(field) is not None and (isinstance(case[field], bool)
+                                                or not isinstance(case[field], (int, float))):
+                raise ValueError(f"both_ways.{name}.{field}: {case[field]!r} is not a number")
 
 
 def build_spec(claim: UserClaim) -> ClaimSpec:
@@ -242,13 +269,16 @@ def _families(claims: list[UserClaim]) -> dict[str, MultiplicityFamily]:
     return families
 
 
-def register_user_claims(paths: list[Path]) -> list[ClaimSpec]:
+def register_user_claims(paths: list[Path],
+                         check: Callable[[UserClaim, ClaimSpec], str | None] | None = None) -> list[ClaimSpec]:
     """Read, validate and register the user claims of ``paths`` (all or nothing); a file registered before is not
-    read again. Returns the specs of the newly registered claims.
+    read again. ``check`` (the claims layer's both-ways check, :mod:`harness.claim.both_ways`) gets each claim and its
+    spec before anything is registered and returns a problem or None. Returns the specs of the newly registered
+    claims.
 
     Raises:
         UserClaimError: one line naming the file and the problem (an id the registry already has, a rule the
-            registry would reject, a version without its history, a family problem).
+            registry would reject, a version without its history, a family problem, a failed ``check``).
     """
     new = [read_user_claim(p) for p in dict.fromkeys(Path(p).resolve() for p in paths)
            if Path(p).resolve() not in USER_CLAIM_SOURCES.values()]
@@ -263,6 +293,10 @@ def register_user_claims(paths: list[Path]) -> list[ClaimSpec]:
     MULTIPLICITY_FAMILIES.update(families)  # ClaimSpec checks its family against the registry's families
     try:
         specs = [build_spec(claim) for claim in new]
+        for claim, spec in zip(new, specs):
+            problem = check(claim, spec) if check is not None else None
+            if problem is not None:
+                raise UserClaimError(claim.path, problem)
     except UserClaimError:
         MULTIPLICITY_FAMILIES.clear()
         MULTIPLICITY_FAMILIES.update(saved)

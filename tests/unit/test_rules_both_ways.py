@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.claim.both_ways import both_ways_violations as check_both_ways
 from harness.claim.verdicts import Verdict, evaluate
 from harness.registry import CLAIMS, ClaimSpec
 from harness.registry.rules import value
@@ -105,24 +106,9 @@ CASES: dict[str, tuple[Case, Case]] = {
 """claim id → (measurements satisfying its statement, measurements contradicting it)."""
 
 
-def _verdict(spec: ClaimSpec, case: Case, n: int) -> Any:
-    return evaluate(spec, model="synthetic", n=n, **case)
-
-
 def both_ways_violations(spec: ClaimSpec) -> list[str]:
-    """What is wrong with ``spec``'s rule against its cases: empty when PASS, FAIL and underpowered INCONCLUSIVE
-    come out as they must."""
-    satisfied, contradicted = CASES[spec.id]
-    out = []
-    if (r := _verdict(spec, satisfied, spec.planned_n)).verdict is not Verdict.PASS:
-        out.append(f"statement satisfied → {r.verdict.value}: {r.explanation}")
-    if (r := _verdict(spec, contradicted, spec.planned_n)).verdict is not Verdict.FAIL:
-        out.append(f"statement contradicted → {r.verdict.value}: {r.explanation}")
-    if spec.planned_n > 1:
-        r = _verdict(spec, satisfied, spec.planned_n - 1)
-        if r.verdict is not Verdict.INCONCLUSIVE or r.inconclusive_reason != "underpowered":
-            out.append(f"n below plan → {r.verdict.value} ({r.inconclusive_reason})")
-    return out
+    """:func:`harness.claim.both_ways.both_ways_violations` of ``spec`` against its cases in :data:`CASES`."""
+    return check_both_ways(spec, *CASES[spec.id])
 
 
 def test_every_registered_claim_has_both_way_cases() -> None:

@@ -97,6 +97,12 @@ BAD_FILES: dict[str, tuple[dict[str, Any], str]] = {
     "stated n without reason": (_with(power={"plan": "stated", "planned_n": 30, "reason": " "}),
                                 "a stated plan needs n ≥ 2 and a reason"),
     "not a mapping": ([], "a user claim file is a mapping"),  # type: ignore[dict-item]
+    "no both-ways cases": (_without("both_ways"), "missing both_ways"),
+    "one both-ways case": (_with(both_ways={"holds": {"estimate": -1.2}}), "both_ways: a mapping with holds"),
+    "case without estimate": (_with(both_ways={"holds": {"ci_low": -1.0}, "contradicted": {"estimate": 0.2}}),
+                              "both_ways.holds: a mapping of estimate, ci_low"),
+    "case with a word": (_with(both_ways={"holds": {"estimate": "low"}, "contradicted": {"estimate": 0.2}}),
+                         "both_ways.holds.estimate: 'low' is not a number"),
 }
 
 
@@ -134,3 +140,24 @@ def test_user_claims_naming_one_family_share_its_alpha(tmp_path: Path, registry:
     with pytest.raises(UserClaimError, match="significance_level 0.05 differs from 0.01"):
         register_user_claims([_write(tmp_path, _with(id="x_claim", family="other", significance_level=0.01), "e"),
                               fourth])
+
+
+def test_a_rule_that_cannot_come_out_both_ways_is_refused_at_registration(tmp_path: Path, registry: None) -> None:
+    """The plugin registers user claims with the both-ways check: a rule that is met whatever the data (here, a CI
+    bound no interval can miss) gives PASS on the contradicting case and is refused, in one line, with nothing
+    registered; the example's rule passes the same check."""
+    from harness.plugin.user_claims import rule_comes_out_both_ways
+
+    always = _write(tmp_path, _with(id="always_claim", rule=["ci < 1000000", "p_below"],
+                                    both_ways={"holds": {"estimate": -1.2, "ci_low": -1.7, "ci_high": -0.7,
+                                                         "p_value": 1e-6},
+                                               "contradicted": {"estimate": 0.2, "ci_low": -0.2, "ci_high": 0.6,
+                                                                "p_value": 1e-6}}))
+    with pytest.raises(UserClaimError) as info:
+        register_user_claims([always], check=rule_comes_out_both_ways)
+    message = str(info.value)
+    assert message.startswith(f"{always}: the rule cannot come out both ways on its both_ways cases: "
+                              "statement contradicted → PASS") and "\n" not in message
+    assert "always_claim" not in CLAIMS and "my_paper" not in MULTIPLICITY_FAMILIES
+    (spec,) = register_user_claims([EXAMPLE], check=rule_comes_out_both_ways)
+    assert spec.id == "mid_stack_rv_contraction"
