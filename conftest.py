@@ -1,6 +1,6 @@
 """Root conftest: registers the suite's pytest plugins (options and model fixtures, report, test fixtures).
 
-An installed kvclaims registers the first two through its ``pytest11`` entry point as well
-(:mod:`harness.plugin.pytest_entry`); both name them by module, so each is registered once."""
+An installed kvclaims registers the first three through its ``pytest11`` entry point as well
+(:mod:`harness.plugin.pytest_entry`); both name the same modules, so each is registered once."""
 
-pytest_plugins = ["harness.plugin", "harness.report.plugin", "fixtures.models"]
+pytest_plugins = ["harness.plugin.hooks", "harness.plugin.fixtures", "harness.report.plugin", "fixtures.models"]
