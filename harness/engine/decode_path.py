@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from harness.foundation.out_of_memory import is_out_of_memory
+
 __all__ = [
     "DECODE_PATH_CHOICES",
     "DecodePath",
@@ -40,7 +42,7 @@ __all__ = [
     "STATIC_LENGTH_BUCKET",
     "attention_implementation",
     "compiled_forward",
-    "mark_uncompilable",
+    "still_compiled",
     "plan_decode",
     "resolve_decode_path",
     "static_cache_supported",
@@ -191,10 +193,33 @@ _UNCOMPILABLE: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
 
 
 def compiled_forward(model: torch.nn.Module) -> Callable[..., Any]:
-    """``model.forward`` compiled once per model: on CUDA with inductor and ``mode="reduce-overhead"`` (CUDA graphs),
-    elsewhere with :data:`CPU_COMPILE_BACKEND`. Shapes are dynamo's default (a dimension that changes between calls,
-    the batch size or the bucketed cache length, becomes symbolic after one recompile; CUDA graphs are recorded per
-    concrete shape)."""
+    """``model``'s forward for the fast path's decode step: compiled once per model, on CUDA with inductor and
+    ``mode="reduce-overhead"`` (CUDA graphs), elsewhere with :data:`CPU_COMPILE_BACKEND`. Shapes are dynamo's default
+    (a dimension that changes between calls, the batch size or the bucketed cache length, becomes symbolic after one
+    recompile; CUDA graphs are recorded per concrete shape). A compiler failure (raised while tracing or compiling,
+    before anything runs) is not the run's failure: the call is repeated with the plain forward, and the model is
+    not compiled again in this process (:func:`still_compiled`; one warning). Out of memory is raised as it is."""
+
+    def forward(**inputs: Any) -> Any:
+        if model in _UNCOMPILABLE:
+            return model(**inputs)
+        try:
+            return _compiled(model)(**inputs)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure, whatever its class
+            if is_out_of_memory(exc):
+                raise
+            _mark_uncompilable(model, exc)
+            return model(**inputs)
+
+    return forward
+
+
+def still_compiled(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s decode step is still compiled (no compiler failure in this process)."""
+    return model not in _UNCOMPILABLE
+
+
+def _compiled(model: torch.nn.Module) -> Callable[..., Any]:
     on_cuda = next(model.parameters()).device.type == "cuda"
     backend = "inductor" if on_cuda else (CPU_COMPILE_BACKEND or "inductor")
     compiled = _COMPILED.get(model)
@@ -205,7 +230,7 @@ def compiled_forward(model: torch.nn.Module) -> Callable[..., Any]:
     return compiled
 
 
-def mark_uncompilable(model: torch.nn.Module, error: BaseException) -> None:
+def _mark_uncompilable(model: torch.nn.Module, error: BaseException) -> None:
     """Stop compiling ``model``'s decode step for the rest of the process after ``error`` (a compiler failure): the
     step is run uncompiled instead (same numbers; a warning says why, once)."""
     if model not in _UNCOMPILABLE:

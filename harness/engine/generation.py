@@ -32,7 +32,14 @@ import torch
 
 from harness.engine import kvcache
 from harness.engine.attention import attention_entropy
-from harness.engine.decode_path import DecodePath, DecodePlan, attention_implementation, compiled_forward, plan_decode
+from harness.engine.decode_path import (
+    DecodePath,
+    DecodePlan,
+    attention_implementation,
+    compiled_forward,
+    plan_decode,
+    still_compiled,
+)
 from harness.engine.generation_records import GenerationRecord
 from harness.engine.hooks import TraceDict
 from harness.engine.interventions import ActivationPatcher, capture_donor_activations, site_columns, site_path
@@ -327,7 +334,7 @@ def _generate_batch(
                 v_captures={layer: torch.stack([s[b] for s in kept[:steps]]) for layer, kept in hooks.captured.items()},
                 attention_entropy={layer: torch.stack([s[b] for s in kept[:steps]]) for layer, kept in entropy.items()},
                 first_logits=first_logits[b] if first_logits is not None else None,
-                decode_plan={**plan.as_record(), "compiled": state.compiled},
+                decode_plan={**plan.as_record(), "compiled": plan.compiled and still_compiled(lm.model)},
             )
         )
     return records

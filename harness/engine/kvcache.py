@@ -694,7 +694,7 @@ class DecodeState:
     With ``static_cache_length`` > 0 (the fast path, :mod:`harness.engine.decode_path`) the copy is a preallocated
     ``StaticCache`` of that many positions filled with the prefill's keys and values; the attention mask keeps that
     length from the first step (unfilled slots 0), so every step has the same shapes and a compiled ``forward``
-    (given as ``forward``) is reused. The prefill must hold every position in every layer (no eviction) and leave
+    (given as ``forward``, :func:`harness.engine.decode_path.compiled_forward`) is reused. The prefill must hold every position in every layer (no eviction) and leave
     room for the steps.
     """
 
@@ -743,27 +743,6 @@ class DecodeState:
         values = _layers(self._cache)[layer].values[:, :, self._filled - 1, :]
         return values.reshape(values.shape[0], -1)
 
-    @property
-    def compiled(self) -> bool:
-        """Whether the steps so far ran the compiled forward it was given (False after a compiler failure)."""
-        return self._forward is not None
-
-    def _run(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Any:
-        """One forward: the compiled one when given; a compiler failure (raised while tracing or compiling, before
-        anything runs) falls back to the plain forward for this and every later step of this model."""
-        if self._forward is None:
-            return model(**inputs)
-        try:
-            return self._forward(**inputs)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure; out of memory is re-raised
-            if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
-                raise
-            from harness.engine.decode_path import mark_uncompilable
-
-            mark_uncompilable(model, exc)
-            self._forward = None
-            return model(**inputs)
-
     def step(self, model: torch.nn.Module, tokens: torch.Tensor, *, attentions: bool = False) -> StepOutput:
         """Feed ``tokens`` (shape ``[batch]``) and return the next-token logits ``[batch, vocab]`` (float32, a
         tensor of its own).
@@ -784,7 +763,7 @@ class DecodeState:
                       position_ids=self._positions[:, None], **cache_argument(model, self._cache), use_cache=True,
                       output_attentions=attentions)
         with torch.no_grad():
-            out = self._run(model, inputs)
+            out = (self._forward or model)(**inputs)
         self._positions = self._positions + 1
         self._filled += 1
         self.steps += 1

@@ -17,6 +17,7 @@ from harness.behaviour import BehaviourScore, score_continuations
 from harness.engine.generation import CaptureSpec, GenerationRequest, generate
 from harness.engine.generation_records import GenerationRecord
 from harness.foundation.decoding import DecodingMode, DecodingRegime
+from harness.foundation.out_of_memory import is_out_of_memory
 from harness.foundation.serialize import decode_array, encode_array, to_builtin
 from harness.models import LoadedModel
 from harness.prompts.pairing import TransferPair
@@ -224,12 +225,6 @@ def auto_batch_size(lm: LoadedModel, pairs: Sequence[TransferPair], decoding: De
     return max(1, min(MAX_AUTO_BATCH, int(0.5 * free // per_row)))
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc).lower()
-
-
 def _generate_halving(lm: LoadedModel, requests: list[GenerationRequest], condition: Condition,
                       **kwargs: Any) -> list[GenerationRecord]:
     """:func:`generate` on ``requests``; on out-of-memory, the batch is halved (recorded in :data:`BACKOFFS`) and each
@@ -237,7 +232,7 @@ def _generate_halving(lm: LoadedModel, requests: list[GenerationRequest], condit
     try:
         return generate(lm, requests, condition=condition.name, batch_size=len(requests), **kwargs)
     except (RuntimeError, MemoryError) as exc:
-        if not _is_out_of_memory(exc) or len(requests) == 1:
+        if not is_out_of_memory(exc) or len(requests) == 1:
             raise
     import torch
 
