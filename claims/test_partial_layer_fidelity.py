@@ -25,7 +25,7 @@ from harness.exchange.partial import LayerEnd, fidelity_trend, half_contrast, me
 from harness.foundation.seeds import derive_seed
 from harness.prompts.pairing import pairing_summary
 from harness.registry.exchange_claims import PARTIAL_DECODING, PARTIAL_FRACTIONS
-from harness.transfer.runner import auto_batch_size
+from harness.transfer.runner import unit_pairs
 
 pytestmark = pytest.mark.claim("partial_layer_fidelity")
 LEVEL = 0.95
@@ -35,11 +35,10 @@ def test_partial_layer_fidelity(claim: ClaimContext) -> None:
     lm = claim.lm
     selection = claim_pairs(claim, keep=lambda p: len(p.recursive_ids) == len(p.baseline_ids))
     pairs = selection.pairs
-    size = claim.settings.batch_size
-    batch = auto_batch_size(lm, pairs, PARTIAL_DECODING) if size == "auto" else int(size)
+    batch = unit_pairs(claim.settings.batch_size, PARTIAL_DECODING)
     started = time.perf_counter()
     fid = measure_partial_fidelity(lm, pairs, decoding=PARTIAL_DECODING, fractions=PARTIAL_FRACTIONS,
-                                   batch_size=batch, run_seed=claim.settings.seed)
+                                   batch_size=batch, run_seed=claim.settings.seed, store=claim.store)
     measure_s = time.perf_counter() - started
     half = PARTIAL_FRACTIONS.index(0.5)
     kl_trend = fidelity_trend({end: -fid.kl[end] for end in LayerEnd}, level=LEVEL, rng=claim.seed)

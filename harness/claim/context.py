@@ -46,7 +46,7 @@ class RunSettings:
         device: ``--device`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``).
         dtype: ``--dtype`` override, or None for the registry's dtype.
         batch_size: ``--batch-size``, continuations per generation batch, or ``"auto"``
-            (:func:`harness.transfer.runner.auto_batch_size`).
+            (:data:`harness.transfer.runner.AUTO_BATCH_SIZE`; it fixes the work units, :func:`harness.transfer.runner.unit_pairs`).
         null_twin: ``--null-twin``: ``"passing"`` (re-run each PASS on the model's random-weight twin), ``"all"``
             (each cell with a verdict) or None (off; :mod:`harness.claim.null_twin`).
         decode_path: ``--decode-path`` (``auto``, ``eager`` or ``fast``; :mod:`harness.engine.decode_path`).

@@ -24,6 +24,7 @@ per-pair tables into the claim's statistics; all bootstraps resample pairs.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -38,8 +39,10 @@ from harness.engine.generation import GenerationRequest, generate
 from harness.engine.generation_records import GenerationRecord
 from harness.engine.patch_specs import KVPatchSpec
 from harness.foundation.decoding import DecodingRegime
+from harness.foundation.serialize import to_builtin
 from harness.models import LoadedModel
 from harness.prompts.pairing import TransferPair
+from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
 from harness.stats import ConfidenceInterval, bootstrap_ci, in_gap_units, page_trend, steps_as_bounds
 from harness.transfer.disruption import next_token_kl
 
@@ -111,11 +114,13 @@ class PartialFidelity:
 
 def measure_partial_fidelity(
     lm: LoadedModel, pairs: Sequence[TransferPair], *, decoding: DecodingRegime, fractions: Sequence[float],
-    batch_size: int = 32, run_seed: int = 0,
+    batch_size: int = 32, run_seed: int = 0, store: MeasurementStore | None = None,
 ) -> PartialFidelity:
     """Decode every pair (receiver = baseline, donor = recursive) from each distinct partial cache and compare with
     the full-cache run (see the module docstring). ``fractions`` must include 1 (the reference); each distinct layer
-    set is decoded once, in batches of ``batch_size`` pairs. Raises ValueError for pairs of unequal length."""
+    set is decoded once, in batches of ``batch_size`` pairs from the first. The per-pair numbers are one ``store``
+    entry (kind ``partial_fidelity``), keyed by the model, the pairs' token ids, the regime, the fractions, the batch
+    size, the seed and this module's code. Raises ValueError for pairs of unequal length."""
     if not pairs:
         raise ValueError("measure_partial_fidelity: no pairs")
     unequal = [p.id for p in pairs if len(p.recursive_ids) != len(p.baseline_ids)]
@@ -126,6 +131,25 @@ def measure_partial_fidelity(
         raise ValueError(f"fractions must be strictly increasing and include 1, got {fractions}")
     n_layers = lm.shape.n_layers
     layers = {end: tuple(transferred_layers(n_layers, f, end) for f in fractions) for end in LayerEnd}
+    parts = {"model": lm.identity, "pairs": [[p.id, list(p.baseline_ids), list(p.recursive_ids)] for p in pairs],
+             "decoding": to_builtin(decoding, nonfinite="keep"), "fractions": list(fractions), "batch_size": batch_size,
+             "run_seed": run_seed, "code": code_fingerprint([sys.modules[__name__]])}
+    stored = (store or MeasurementStore(mode="off")).get_or_compute(
+        "partial_fidelity", parts, lambda: _decode_partial(lm, pairs, decoding, layers, batch_size, run_seed))
+    return PartialFidelity(
+        tuple(p.id for p in pairs), fractions, n_layers, layers,
+        {end: np.asarray(stored["kl"][end.value], dtype=np.float64).reshape(len(pairs), len(fractions))
+         for end in LayerEnd},
+        {end: np.asarray(stored["agreement"][end.value], dtype=np.float64).reshape(len(pairs), len(fractions))
+         for end in LayerEnd},
+        stored["not_applicable_rows"], decoding)
+
+
+def _decode_partial(lm: LoadedModel, pairs: Sequence[TransferPair], decoding: DecodingRegime,
+                    layers: dict[LayerEnd, tuple[tuple[int, ...], ...]], batch_size: int,
+                    run_seed: int) -> dict[str, Any]:
+    """The per-pair KL and agreement of every partial cache against the full one, as builtins for the store."""
+    n_layers = lm.shape.n_layers
     requests = [GenerationRequest(p.id, p.baseline_ids, p.recursive_ids) for p in pairs]
     runs: dict[tuple[int, ...], list[GenerationRecord]] = {}
     for chosen in dict.fromkeys(s for sets in layers.values() for s in sets):
@@ -140,7 +164,8 @@ def measure_partial_fidelity(
         agreement[end] = np.asarray([[greedy_agreement(ref.generated_ids, runs[s][i].generated_ids) for s in sets]
                                      for i, ref in enumerate(full)], dtype=np.float64)
     skipped = sum(1 for records in runs.values() for r in records if r.not_applicable)
-    return PartialFidelity(tuple(p.id for p in pairs), fractions, n_layers, layers, kl, agreement, skipped, decoding)
+    return {"kl": {end.value: kl[end].tolist() for end in LayerEnd},
+            "agreement": {end.value: agreement[end].tolist() for end in LayerEnd}, "not_applicable_rows": skipped}
 
 
 # ------------------------------------------------------------------------------------------- summaries

@@ -94,12 +94,8 @@ class EntropyTable:
         return [heads[h] for heads in self.entropy[layer]]
 
 
-class _NotCached(Exception):
-    """Raised inside a cache lookup to learn that an entry is missing (computed later in one batch)."""
-
-
-def _missing() -> Any:
-    raise _NotCached
+UNIT_PROMPTS = 8
+"""Prompts per work unit: one batched prefill (:meth:`MeasurementStore.get_or_compute_units`)."""
 
 
 def _code() -> str:
@@ -120,7 +116,7 @@ def has_eager_attention(lm: LoadedModel) -> bool:
 def _compute(lm: LoadedModel, prompts: Sequence[Prompt], window: int) -> list[dict[str, Any]]:
     layers = list(range(lm.shape.n_layers))
     windows = capture.capture_v_windows(
-        lm, [(p.id, p.text) for p in prompts], layers, window=window,
+        lm, [(p.id, p.text) for p in prompts], layers, window=window, batch_size=len(prompts),
         attention_entropy_layers=layers if has_eager_attention(lm) else (),
     )
     g = lm.shape
@@ -152,25 +148,17 @@ def measure_prompts(
     """Per prompt, ``{"pr": {variant: [PR per layer]}, "head_pr": {variant: [[PR per KV head] per layer]},
     "entropy": [[nats per query head] per layer] or None}`` at every layer of the model.
 
-    Cached prompts are read back; the others are measured together in batched prefills and stored one by one.
+    Measured in work units of :data:`UNIT_PROMPTS` prompts from the first, one batched prefill each; units already
+    in ``store`` are read back.
 
     Raises:
         PromptTooShortError: a prompt has fewer than ``window + 1`` content tokens (named in the message).
     """
     store = store or MeasurementStore(mode="off")
     code = _code()
-    records: list[dict[str, Any] | None] = [None] * len(prompts)
-    missing: list[int] = []
-    for i, prompt in enumerate(prompts):
-        try:
-            records[i] = store.get_or_compute(CACHE_KIND, _parts(lm, prompt, window, code), _missing)
-        except _NotCached:
-            missing.append(i)
-    if missing:
-        computed = _compute(lm, [prompts[i] for i in missing], window)
-        for i, record in zip(missing, computed):
-            records[i] = store.get_or_compute(CACHE_KIND, _parts(lm, prompts[i], window, code), lambda r=record: r)
-    return [r for r in records if r is not None]
+    return store.get_or_compute_units(
+        CACHE_KIND, [_parts(lm, prompt, window, code) for prompt in prompts],
+        lambda indices: _compute(lm, [prompts[i] for i in indices], window), unit_size=UNIT_PROMPTS)
 
 
 def _check_layers(lm: LoadedModel, layers: Sequence[int] | None) -> tuple[int, ...]:

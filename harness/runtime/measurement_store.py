@@ -19,6 +19,16 @@ shape, names its own key and that the sha256 of the canonical JSON of ``value`` 
 ``<kind>/corrupt/<key>.<UTC time>.json`` with a :class:`CorruptCacheEntryWarning` naming both paths, and the
 value is recomputed (in ``read`` mode the file is left where it is). Modes: ``off`` (never read or write), ``read`` (read, never write), ``readwrite`` (default), ``refresh``
 (recompute and overwrite).
+
+Work units (:meth:`MeasurementStore.get_or_compute_units`): a measurement computed in batches (continuations, prefill
+captures, first-step logits) is computed in *units*, runs of ``unit_size`` consecutive items of the request counted from
+its first item, each unit in one batch, whatever is already stored and whoever asks; an item's key names its unit. A
+batched forward pass is equal to a single one only to rounding, so without fixed units the stored value of an item
+would depend on which claim (or which shard, or which order of tests) asked for it first. With them a value depends
+only on its key: a serial run, any split into shards and any executor store the same bytes under the same keys.
+
+A store that may not compute (``compute=False``: the reduce of a merged store, with no model weights at hand)
+raises :class:`MissingMeasurementError`, naming the entry, for anything absent.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, TypeVar
@@ -204,11 +214,14 @@ def measurement_key(parts: dict[str, Any]) -> str:
 class MeasurementStore:
     """JSON measurements under ``<root>/<kind>/<key>.json``."""
 
-    def __init__(self, root: Path | None = None, mode: CacheMode = "readwrite") -> None:
+    def __init__(self, root: Path | None = None, mode: CacheMode = "readwrite", *, compute: bool = True) -> None:
         if mode not in CACHE_MODES:
             raise ValueError(f"unknown cache mode {mode!r}; expected one of {', '.join(CACHE_MODES)}")
+        if not compute and mode != "read":
+            raise ValueError(f"a store that may not compute reads only (mode 'read'), not {mode!r}")
         self.root = root if root is not None else cache_root() / "measurements"
         self.mode = mode
+        self.compute = compute
 
     def path(self, kind: str, key: str) -> Path:
         """File holding the measurement ``kind``/``key``."""
@@ -239,6 +252,8 @@ class MeasurementStore:
             if found:
                 return value
         if self.mode == "read":
+            if not self.compute:
+                raise MissingMeasurementError(kind, key, target)
             return compute()
         waiting_since_ns = time.time_ns()
         lock_path = self.lock_path(kind, key)
@@ -271,6 +286,51 @@ class MeasurementStore:
                 _HELD_LOCKS.add(path)
                 stack.callback(_HELD_LOCKS.discard, path)
             yield
+
+    def get_or_compute_units(
+        self, kind: str, parts_list: Sequence[dict[str, Any]], compute: Callable[[list[int]], list[Any]], *,
+        unit_size: int,
+    ) -> list[Any]:
+        """Per item of ``parts_list``, its value, computed in work units (see the module docstring).
+
+        The items are cut into units of ``unit_size`` consecutive items from the first (the last unit may be
+        shorter). Item ``i``'s key is its parts plus ``"unit"``: the sha256 of the canonical JSON of its unit's parts
+        list. A unit with any item absent is computed whole, by one call ``compute(indices)`` (the unit's item
+        indices, ascending; it returns one JSON value per index, in order), under the compute-once locks of all its
+        items, and each item is stored as soon as the unit is done. Raises ValueError for ``unit_size`` < 1.
+        """
+        if unit_size < 1:
+            raise ValueError(f"unit_size must be at least 1, got {unit_size}")
+        values: list[Any] = [None] * len(parts_list)
+        for start in range(0, len(parts_list), unit_size):
+            indices = list(range(start, min(start + unit_size, len(parts_list))))
+            keyed = unit_parts([parts_list[i] for i in indices])
+            found = [self.lookup(kind, parts) for parts in keyed]
+            if any(f is _ABSENT for f in found):
+                with self.holding(kind, keyed):
+                    found = [self.lookup(kind, parts) for parts in keyed]
+                    if any(f is _ABSENT for f in found):
+                        computed = compute(indices)
+                        if len(computed) != len(indices):
+                            raise ValueError(f"{kind}: a unit of {len(indices)} items computed {len(computed)} values")
+                        found = [self.get_or_compute(kind, parts, lambda v=v: v) for parts, v in zip(keyed, computed)]
+            for i, value in zip(indices, found):
+                values[i] = value
+        return values
+
+    def lookup(self, kind: str, parts: dict[str, Any]) -> Any:
+        """The stored value of ``parts``, or the sentinel :data:`ABSENT` when it is not stored (nothing is computed;
+        a store that may not compute raises :class:`MissingMeasurementError` instead)."""
+        if self.mode in ("off", "refresh"):
+            return _ABSENT
+        key = measurement_key({"kind": kind, **parts})
+        target = self.path(kind, key)
+        found, value = self._read(kind, key, target) if target.exists() else (False, None)
+        if found:
+            return value
+        if not self.compute:
+            raise MissingMeasurementError(kind, key, target)
+        return _ABSENT
 
     def _read(self, kind: str, key: str, target: Path) -> tuple[bool, Any]:
         """``(True, value)`` for a sound entry; ``(False, None)`` when absent or corrupt (then moved aside)."""
@@ -327,6 +387,33 @@ class MeasurementStore:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+_ABSENT = _Absent()
+ABSENT: Any = _ABSENT
+"""What :meth:`MeasurementStore.lookup` returns for an entry that is not stored."""
+
+
+def unit_parts(parts_list: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The keys' parts of one work unit's items: each item's parts plus ``"unit"``, the sha256 of the canonical JSON
+    of the whole unit's parts list (so an item's key names every item it was computed with)."""
+    unit = value_sha256(list(parts_list))
+    return [{**parts, "unit": unit} for parts in parts_list]
+
+
+class MissingMeasurementError(LookupError):
+    """An entry a store that may not compute does not hold (the reduce of a merged store: one of the shards did
+    not compute it, or the run asks for something the shards were not run with)."""
+
+    def __init__(self, kind: str, key: str, path: Path) -> None:
+        self.kind, self.key, self.path = kind, key, path
+        super().__init__(f"the measurement store holds no {kind} entry {key[:16]}… ({path}); it can only read "
+                         "(no model weights in this run)")
 
 
 class StoreWriteError(RuntimeError):

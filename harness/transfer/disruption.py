@@ -88,28 +88,23 @@ def first_step_kl(
     """Per pair, KL(natural recipient's first next-token distribution ‖ ``condition``'s), in nats; float64
     ``[pairs]`` in pair order (see the module docstring). The patch is the one :func:`run_condition` runs
     (``condition.patch_for`` aligned to the pair); a natural condition (run twice) gives 0 for every pair.
-    Cached per pair; on a miss every pair is computed once, in batches of ``batch_size``."""
+    Cached per pair, computed in work units of ``batch_size`` pairs from the first
+    (:meth:`MeasurementStore.get_or_compute_units`), each unit's pairs sharing a patch spec in one batch."""
     store = store or MeasurementStore(mode="off")
     fingerprint = _fingerprint()
     patches = {p.id: p.aligned(condition.patch_for(lm, p.id, run_seed), condition.recipient, condition.donor)
                for p in pairs}
     parts = {p.id: pair_key_parts(lm, p, condition, patches[p.id], FIRST_STEP, run_seed, CaptureSpec(), fingerprint)
              for p in pairs}
-    fresh: dict[str, float] = {}
 
-    def compute_all() -> None:
-        jobs = [(p, patches[p.id]) for p in pairs]
-        natural = _first_logits(lm, jobs, condition, False, batch_size)
-        patched = _first_logits(lm, jobs, condition, True, batch_size)
-        fresh.update({p.id: float(next_token_kl(natural[p.id], patched[p.id])) for p in pairs})
+    def compute(indices: list[int]) -> list[float]:
+        jobs = [(pairs[i], patches[pairs[i].id]) for i in indices]
+        natural = _first_logits(lm, jobs, condition, False, len(jobs))
+        patched = _first_logits(lm, jobs, condition, True, len(jobs))
+        return [float(next_token_kl(natural[pair.id], patched[pair.id])) for pair, _ in jobs]
 
-    def value(pair_id: str) -> float:
-        if not fresh:
-            compute_all()
-        return fresh[pair_id]
-
-    return np.asarray([store.get_or_compute("first_step_kl", parts[p.id], lambda i=p.id: value(i)) for p in pairs],
-                      dtype=np.float64)
+    values = store.get_or_compute_units("first_step_kl", [parts[p.id] for p in pairs], compute, unit_size=batch_size)
+    return np.asarray(values, dtype=np.float64)
 
 
 def kl_summary(values: Sequence[float] | np.ndarray) -> dict[str, float | int | str]:

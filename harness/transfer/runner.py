@@ -21,7 +21,7 @@ from harness.foundation.out_of_memory import is_out_of_memory
 from harness.foundation.serialize import decode_array, encode_array, to_builtin
 from harness.models import LoadedModel
 from harness.prompts.pairing import TransferPair
-from harness.runtime.measurement_store import MeasurementStore, code_fingerprint
+from harness.runtime.measurement_store import ABSENT, MeasurementStore, code_fingerprint, unit_parts
 from harness.runtime.progress import ProgressMeter
 from harness.transfer.conditions import Condition, Intervention
 from harness.transfer.outcomes import ConditionRun, Continuation, PairOutcome
@@ -125,104 +125,68 @@ def _outcome(pair_id: str, condition: Condition, stored: Mapping[str, Any]) -> P
     )
 
 
-class _Missing(Exception):
-    """Raised inside a cache lookup to learn that an entry is absent (without computing it there)."""
-
-
-def _lookup(store: MeasurementStore, parts: dict[str, Any]) -> dict[str, Any] | None:
-    def absent() -> dict[str, Any]:
-        raise _Missing
-
-    try:
-        return store.get_or_compute("transfer_outcome", parts, absent)
-    except _Missing:
-        return None
-
-
-def _generate_missing(
+def _generate_units(
     lm: LoadedModel,
-    jobs: Sequence[tuple[TransferPair, Any]],
+    units: Sequence[Sequence[tuple[TransferPair, Any]]],
     condition: Condition,
     decoding: DecodingRegime,
     run_seed: int,
     capture: CaptureSpec,
-    batch_size: int,
     progress: bool,
-    on_pair_done: Callable[[str, dict[str, Any]], None] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Generate every (pair, sample) of ``jobs``; returns the storable (unscored) outcome per pair id.
-
-    ``on_pair_done(pair_id, stored)`` is called after the batch that completes a pair's last sample, so the caller
-    can persist it at once: a crash or kill then loses at most the batch in flight."""
-    by_patch: dict[str, list[tuple[TransferPair, Any]]] = defaultdict(list)
-    for pair, patch in jobs:
-        by_patch[repr(to_builtin(patch, nonfinite="keep"))].append((pair, patch))
-    batches: list[tuple[Any, list[GenerationRequest]]] = []
-    for group in by_patch.values():
-        patch = group[0][1]
-        requests = [
-            GenerationRequest(
-                pair.id,
-                pair.prompt(condition.recipient)[1],
-                pair.prompt(condition.donor)[1] if condition.donor is not None else None,
-                sample,
-            )
-            for pair, _ in group
-            for sample in range(decoding.samples_per_pair)
-        ]
-        batches.extend((patch, requests[i : i + batch_size]) for i in range(0, len(requests), batch_size))
-    expected = {pair.id: decoding.samples_per_pair for pair, _ in jobs}
-    by_id = {pair.id: pair for pair, _ in jobs}
-    per_pair: dict[str, list[GenerationRecord]] = defaultdict(list)
-    out: dict[str, dict[str, Any]] = {}
-    meter = ProgressMeter(f"{lm.name} {condition.name}", sum(len(r) for _, r in batches), "continuations")
-    for patch, requests in batches:
-        fresh = _generate_halving(lm, requests, condition, decoding=decoding, patch=patch, capture=capture,
-                                  run_seed=run_seed)
-        for r in fresh:
-            per_pair[r.pair_id].append(r)
-        for pair_id in dict.fromkeys(r.pair_id for r in fresh):
-            if len(per_pair[pair_id]) == expected[pair_id]:
-                pair = by_id[pair_id]
-                rows = sorted(per_pair.pop(pair_id), key=lambda r: r.sample_index)
-                recipient = pair.prompt(condition.recipient)[0].id
-                donor = pair.prompt(condition.donor)[0].id if condition.donor is not None else None
-                out[pair_id] = _stored(rows, recipient, donor)
-                if on_pair_done is not None:
-                    on_pair_done(pair_id, out[pair_id])
+    on_unit_done: Callable[[dict[str, dict[str, Any]]], None],
+) -> None:
+    """Generate every (pair, sample) of each work unit (its pairs sharing a patch spec in one batch, in pair order);
+    ``on_unit_done({pair id: storable (unscored) outcome})`` is called as each unit finishes, so the caller can persist
+    it at once: a crash or kill then loses at most the unit in flight."""
+    total = sum(len(unit) for unit in units) * decoding.samples_per_pair
+    meter = ProgressMeter(f"{lm.name} {condition.name}", total, "continuations")
+    for unit in units:
+        by_patch: dict[str, list[tuple[TransferPair, Any]]] = defaultdict(list)
+        for pair, patch in unit:
+            by_patch[repr(to_builtin(patch, nonfinite="keep"))].append((pair, patch))
+        per_pair: dict[str, list[GenerationRecord]] = defaultdict(list)
+        tokens = 0
+        for group in by_patch.values():
+            requests = [
+                GenerationRequest(
+                    pair.id,
+                    pair.prompt(condition.recipient)[1],
+                    pair.prompt(condition.donor)[1] if condition.donor is not None else None,
+                    sample,
+                )
+                for pair, _ in group
+                for sample in range(decoding.samples_per_pair)
+            ]
+            fresh = _generate_halving(lm, requests, condition, decoding=decoding, patch=group[0][1], capture=capture,
+                                      run_seed=run_seed)
+            for r in fresh:
+                per_pair[r.pair_id].append(r)
+            tokens += sum(len(r.generated_ids) for r in fresh)
+        done = {}
+        for pair, _ in unit:
+            rows = sorted(per_pair[pair.id], key=lambda r: r.sample_index)
+            recipient = pair.prompt(condition.recipient)[0].id
+            donor = pair.prompt(condition.donor)[0].id if condition.donor is not None else None
+            done[pair.id] = _stored(rows, recipient, donor)
+        on_unit_done(done)
         if progress:
-            meter.advance(len(requests), sum(len(r.generated_ids) for r in fresh))
-    return {pair.id: out[pair.id] for pair, _ in jobs}
+            meter.advance(len(unit) * decoding.samples_per_pair, tokens)
 
 
-CPU_BATCH_SIZE = 32
-"""Continuations per batch on CPU under ``--batch-size auto`` (the suite's fixed size before the option existed)."""
-
-MAX_AUTO_BATCH = 256
-"""Largest batch ``auto`` chooses on a GPU."""
+AUTO_BATCH_SIZE = 32
+"""Continuations per work unit under ``--batch-size auto``, on every device (the suite's fixed size before the option
+existed). Fixed rather than fitted to the free memory of the device: a unit's composition is part of its items' keys,
+so machines that pick different sizes would not share (or reproduce) each other's entries."""
 
 BACKOFFS: list[dict[str, Any]] = []
 """Every out-of-memory halving of this process: ``{"model", "condition", "from", "to"}``; claim records carry them."""
 
 
-def auto_batch_size(lm: LoadedModel, pairs: Sequence[TransferPair], decoding: DecodingRegime) -> int:
-    """``--batch-size auto``: :data:`CPU_BATCH_SIZE` off CUDA; on CUDA the rows whose KV caches (recipient and donor,
-    longest prompt + ``max_new_tokens`` positions, all layers, K and V) and float32 next-token logits fit in half the
-    device's free memory, clamped to [1, :data:`MAX_AUTO_BATCH`]. Batch size changes no number (greedy batched ≡ single,
-    tested), only speed and memory."""
-    device = lm.input_device
-    if device.type != "cuda":
-        return CPU_BATCH_SIZE
-    import torch
-
-    free, _ = torch.cuda.mem_get_info(device)
-    shape = lm.shape
-    longest = max((len(p.recursive_ids) + len(p.baseline_ids)) for p in pairs) if pairs else 1
-    element = next(lm.model.parameters()).element_size()
-    kv_per_token = 2 * shape.n_layers * shape.n_kv_heads * shape.head_dim * element
-    vocab = lm.model.get_output_embeddings().weight.shape[0]
-    per_row = kv_per_token * (longest + 2 * decoding.max_new_tokens) + 4 * vocab * 4
-    return max(1, min(MAX_AUTO_BATCH, int(0.5 * free // per_row)))
+def unit_pairs(batch_size: int | str, decoding: DecodingRegime) -> int:
+    """Pairs per work unit: ``batch_size`` continuations (``"auto"``: :data:`AUTO_BATCH_SIZE`) over the regime's samples
+    per pair, at least 1. Fixed by the option, never by the device, the shard or the executor."""
+    continuations = AUTO_BATCH_SIZE if batch_size == "auto" else int(batch_size)
+    return max(1, continuations // decoding.samples_per_pair)
 
 
 def _generate_halving(lm: LoadedModel, requests: list[GenerationRequest], condition: Condition,
@@ -270,9 +234,11 @@ def run_condition(
 ) -> ConditionRun:
     """Run ``condition`` on every pair (``decoding.samples_per_pair`` continuations each) and score them.
 
-    Pairs already in ``cache`` are read back; the rest are generated in batches of ``batch_size`` requests
-    (``"auto"``: :func:`auto_batch_size`; a batch that runs out of memory is halved and retried, :data:`BACKOFFS`;
-    a progress line per batch, :mod:`harness.runtime.progress`) and each pair is written as soon as the batch that completes it finishes (a kill loses at most one batch). Every continuation is then scored by the current scorers (new
+    The pairs are cut into work units of :func:`unit_pairs` consecutive pairs from the first
+    (:meth:`MeasurementStore.get_or_compute_units`: an outcome's key names its unit, so it is the same bytes whoever
+    asks, in whatever order). Units already in ``store`` are read back; the others are generated, each in one batch per
+    patch spec (a batch that runs out of memory is halved and retried, :data:`BACKOFFS`; a progress line per unit,
+    :mod:`harness.runtime.progress`), and written as soon as the unit finishes (a kill loses at most one unit). Every continuation is then scored by the current scorers (new
     texts in one batch). ``capture`` defaults to :func:`standard_capture`; pass ``CaptureSpec()`` for none
     (a different cache entry). Raises ValueError for duplicate pair ids or a pair
     lacking a prompt the condition needs (e.g. no other baseline of its length).
@@ -289,21 +255,24 @@ def run_condition(
     fingerprint = engine_fingerprint()
     patches = {p.id: p.aligned(condition.patch_for(lm, p.id, run_seed), condition.recipient, condition.donor)
                for p in pairs}
-    parts = {p.id: pair_key_parts(lm, p, condition, patches[p.id], decoding, run_seed, capture, fingerprint) for p in pairs}
-    found = {p.id: _lookup(store, parts[p.id]) for p in pairs}
-    missing = [(p, patches[p.id]) for p in pairs if found[p.id] is None]
+    size = unit_pairs(batch_size, decoding)
+    units = [list(range(start, min(start + size, len(pairs)))) for start in range(0, len(pairs), size)]
+    plain = [pair_key_parts(lm, p, condition, patches[p.id], decoding, run_seed, capture, fingerprint) for p in pairs]
+    keyed = [k for unit in units for k in unit_parts([plain[i] for i in unit])]
+    found = {p.id: store.lookup("transfer_outcome", keyed[i]) for i, p in enumerate(pairs)}
+    missing = [unit for unit in units if any(found[pairs[i].id] is ABSENT for i in unit)]
     if missing:
-        def persist(pair_id: str, stored: dict[str, Any]) -> None:  # written per batch: a kill loses one batch at most
-            found[pair_id] = store.get_or_compute("transfer_outcome", parts[pair_id], lambda: stored)
+        def persist(done: dict[str, dict[str, Any]]) -> None:  # written per unit: a kill loses one unit at most
+            for pair_id, stored in done.items():
+                found[pair_id] = store.get_or_compute("transfer_outcome", keyed[position[pair_id]], lambda s=stored: s)
 
-        # compute once: hold the missing pairs' locks, then generate only what no other worker stored meanwhile
-        with store.holding("transfer_outcome", [parts[p.id] for p, _ in missing]):
-            for pair, _ in missing:
-                found[pair.id] = _lookup(store, parts[pair.id])
-            missing = [(p, patch) for p, patch in missing if found[p.id] is None]
-            if missing:
-                size = auto_batch_size(lm, pairs, decoding) if batch_size == "auto" else int(batch_size)
-                _generate_missing(lm, missing, condition, decoding, run_seed, capture, size, progress, persist)
+        position = {p.id: i for i, p in enumerate(pairs)}
+        # compute once: hold the missing units' locks, then generate only the units no other worker stored meanwhile
+        with store.holding("transfer_outcome", [keyed[i] for unit in missing for i in unit]):
+            found.update({pairs[i].id: store.lookup("transfer_outcome", keyed[i]) for unit in missing for i in unit})
+            todo = [[(pairs[i], patches[pairs[i].id]) for i in unit] for unit in missing
+                    if any(found[pairs[i].id] is ABSENT for i in unit)]
+            _generate_units(lm, todo, condition, decoding, run_seed, capture, progress, persist)
     # score every new text in one batch; _outcome then reads the scores back per pair
     score_texts([s["text"] for p in pairs for s in found[p.id]["samples"]])  # type: ignore[index]
     return ConditionRun(condition, lm.name, tuple(_outcome(p.id, condition, found[p.id]) for p in pairs))  # type: ignore[arg-type]

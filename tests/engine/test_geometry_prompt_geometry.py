@@ -50,18 +50,24 @@ def test_table_matches_a_direct_capture(toy_model: LoadedModel) -> None:
     assert len(table.head_pr["eigen"][1][0]) == toy_model.shape.n_kv_heads
 
 
-def test_every_prompt_is_measured_once_and_partial_hits_measure_only_the_rest(
+def test_prompts_are_measured_in_work_units_and_stored_units_are_read_back(
     toy_llama: LoadedModel, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Units of UNIT_PROMPTS prompts from the request's first: a request that starts with stored units reads them and
+    measures only the rest; the same prompts cut into other units are other entries (measured in their own batch)."""
+    monkeypatch.setattr(geometry, "UNIT_PROMPTS", 2)
     counter = CountingCapture(monkeypatch)
     cache = MeasurementStore(tmp_path)
     first = geometry.measure_rv(toy_llama, prompts()[:2], window=WINDOW, store=cache)
     both = geometry.measure_rv(toy_llama, prompts(), window=WINDOW, store=cache)
-    again = geometry.measure_rv(toy_llama, prompts()[::-1], window=WINDOW, store=cache)
+    again = geometry.measure_rv(toy_llama, prompts(), window=WINDOW, store=cache)
     assert counter.calls == [["p0", "p1"], ["p2", "p3"]]
     assert both.select(["p0", "p1"]).pr == first.pr
-    assert again.select(["p0", "p1", "p2", "p3"]).pr == both.pr
-    assert len(list((tmp_path / geometry.CACHE_KIND).glob("*.json"))) == len(TEXTS)
+    assert again.pr == both.pr
+    reversed_ = geometry.measure_rv(toy_llama, prompts()[::-1], window=WINDOW, store=cache)
+    assert counter.calls[2:] == [["p3", "p2"], ["p1", "p0"]]
+    np.testing.assert_allclose(reversed_.select(["p0", "p1", "p2", "p3"]).r_v(1, 3), both.r_v(1, 3), rtol=1e-5)
+    assert len(list((tmp_path / geometry.CACHE_KIND).glob("*.json"))) == 2 * len(TEXTS)
 
 
 def test_cache_modes_off_and_refresh_always_measure(toy_llama: LoadedModel, tmp_path, monkeypatch) -> None:

@@ -111,5 +111,9 @@ def test_other_errors_are_not_retried(toy_llama: LoadedModel, bank, tmp_path: Pa
                              store=MeasurementStore(tmp_path / "c", "readwrite"), batch_size=2, progress=False)
 
 
-def test_auto_batch_size_on_cpu_is_the_fixed_size(toy_llama: LoadedModel, bank) -> None:
-    assert runner.auto_batch_size(toy_llama, pairing.select_pairs(toy_llama, bank, 2), SHORT) == runner.CPU_BATCH_SIZE
+def test_work_units_are_fixed_by_the_option_alone() -> None:
+    """``auto`` is one size on every device (a unit's composition is in its keys, so it must not follow free memory)."""
+    sampled = DecodingRegime.sampling(samples_per_pair=4, max_new_tokens=4, temperature=1.0)
+    assert runner.unit_pairs("auto", SHORT) == runner.AUTO_BATCH_SIZE
+    assert runner.unit_pairs("auto", sampled) == runner.AUTO_BATCH_SIZE // 4
+    assert runner.unit_pairs(2, sampled) == 1

@@ -233,9 +233,28 @@ def test_cached_outcomes_are_identical_and_skip_generation(toy_llama, pairs, tmp
     renamed = tr.kv_condition("same_experiment_other_name")  # the key is the experiment, not the label
     assert tr.run_condition(toy_llama, pairs, renamed, decoding=SHORT, run_seed=0, store=cache, capture=capture,
                             progress=False).scores().tolist() == first.scores().tolist()
-    subset = tr.run_condition(toy_llama, pairs[1:], tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache,
-                              capture=capture, progress=False)
-    assert subset.outcomes == first.outcomes[1:]  # per-pair entries: claims with other n share them
+
+
+
+def test_outcomes_are_stored_in_work_units_fixed_by_the_request(toy_llama, pairs, tmp_path, monkeypatch):
+    """Units are runs of the unit size from the request's first pair: a longer request that starts with the same
+    units reads them back; a request that cuts them elsewhere is other units (other keys), generated afresh."""
+    assert len(pairs) >= 3
+    cache = _cache(tmp_path)
+    first = tr.run_condition(toy_llama, pairs[:2], tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache,
+                             batch_size=2, progress=False)
+    calls = []
+    real = runner.generate
+    monkeypatch.setattr(runner, "generate", lambda lm, requests, **kw: calls.append([r.pair_id for r in requests])
+                        or real(lm, requests, **kw))
+    longer = tr.run_condition(toy_llama, pairs, tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache, batch_size=2,
+                              progress=False)
+    assert longer.outcomes[:2] == first.outcomes
+    assert sorted(i for call in calls for i in call) == sorted(p.id for p in pairs[2:])
+    calls.clear()
+    tr.run_condition(toy_llama, pairs[1:3], tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache, batch_size=2,
+                     progress=False)
+    assert sorted(i for call in calls for i in call) == sorted([pairs[1].id, pairs[2].id])  # both were in other units
 
 
 def test_cache_key_changes_with_what_determines_the_outcome(toy_llama, pairs, tmp_path, monkeypatch):

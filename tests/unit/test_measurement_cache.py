@@ -11,7 +11,12 @@ import pytest
 
 from harness.engine import kvcache
 from harness.geometry import prompt_geometry as geometry
-from harness.runtime.measurement_store import clear_fingerprint_cache, code_fingerprint
+from harness.runtime.measurement_store import (
+    MeasurementStore,
+    MissingMeasurementError,
+    clear_fingerprint_cache,
+    code_fingerprint,
+)
 
 BASE = '''"""Base module: the docstring."""
 
@@ -206,3 +211,35 @@ def test_entries_are_written_with_their_key_and_sha256_and_fsynced(tmp_path: Pat
     assert entry == {"format": 1, "key": key, "value": {"a": [1, 2]},
                      "sha256": hashlib.sha256(canonical_json({"a": [1, 2]}).encode()).hexdigest()}
     assert [p.name for p in (tmp_path / "k").iterdir() if p.suffix != ".lock"] == [f"{key}.json"]
+
+
+# ------------------------------------------------------------------------------------------------ work units
+
+
+def test_units_are_runs_of_the_request_and_a_unit_is_computed_whole(tmp_path: Path) -> None:
+    store = MeasurementStore(tmp_path, "readwrite")
+    calls: list[list[int]] = []
+    items = [{"item": i} for i in range(5)]
+
+    def compute(indices: list[int]) -> list[int]:
+        calls.append(indices)
+        return [items[i]["item"] * 10 for i in indices]
+
+    assert store.get_or_compute_units("k", items, compute, unit_size=2) == [0, 10, 20, 30, 40]
+    assert calls == [[0, 1], [2, 3], [4]]
+    assert store.get_or_compute_units("k", items, compute, unit_size=2) == [0, 10, 20, 30, 40]
+    assert len(calls) == 3  # all read back
+    store.get_or_compute_units("k", items[1:3], compute, unit_size=2)
+    assert calls[3:] == [[0, 1]]  # items 1 and 2 in one unit: another key than either was stored under
+
+
+def test_a_store_that_may_not_compute_names_what_it_lacks(tmp_path: Path) -> None:
+    MeasurementStore(tmp_path, "readwrite").get_or_compute_units("k", [{"a": 1}], lambda ix: [1], unit_size=1)
+    reader = MeasurementStore(tmp_path, "read", compute=False)
+    assert reader.get_or_compute_units("k", [{"a": 1}], lambda ix: [2], unit_size=1) == [1]
+    with pytest.raises(MissingMeasurementError, match=r"holds no k entry [0-9a-f]{16}…"):
+        reader.get_or_compute_units("k", [{"a": 2}], lambda ix: [2], unit_size=1)
+    with pytest.raises(MissingMeasurementError):
+        reader.get_or_compute("other", {"a": 1}, lambda: 3)
+    with pytest.raises(ValueError, match="reads only"):
+        MeasurementStore(tmp_path, "readwrite", compute=False)
