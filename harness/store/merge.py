@@ -102,7 +102,8 @@ def scan_store(store: Path) -> list[StoreEntry]:
     """Every entry of source ``store``, verified; :class:`MergeError` for a missing store, one that holds no entry
     (most likely a mistyped path) or a corrupt entry."""
     if not store.exists():
-        raise MergeError(f"{store} does not exist (give a measurement store root: the folder holding <kind>/<key>.json)")
+        raise MergeError(f"{store} does not exist (give a measurement store root: the folder holding "
+                         "<kind>/<key>.json)")
     if not store.is_dir():
         raise MergeError(f"{store} is not a directory (give a measurement store root)")
     entries = [read_entry(store, kind, key, path) for kind, key, path in entry_files(store)]
