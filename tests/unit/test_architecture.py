@@ -29,7 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "registry": ("registry",),
     "measurements": ("behaviour", "transfer", "geometry", "anatomy", "exchange"),
     "claims": ("claim",),
-    "interface": ("plugin", "report"),
+    "interface": ("plugin", "report", "store"),
 }
 """The rooms of each layer, bottom to top (docs/ARCHITECTURE.md, "Layers")."""
 
