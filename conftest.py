@@ -3,4 +3,7 @@
 An installed kvclaims registers the first three through its ``pytest11`` entry point as well
 (:mod:`harness.plugin.pytest_entry`); both name the same modules, so each is registered once."""
 
-pytest_plugins = ["harness.plugin.hooks", "harness.plugin.fixtures", "harness.report.plugin", "fixtures.models"]
+pytest_plugins = [
+    "harness.plugin.hooks", "harness.plugin.scale_out", "harness.plugin.fixtures", "harness.report.plugin",
+    "fixtures.models",
+]

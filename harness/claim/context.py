@@ -49,6 +49,8 @@ class RunSettings:
             (:data:`harness.transfer.runner.AUTO_BATCH_SIZE`; it fixes the work units, :func:`harness.transfer.runner.unit_pairs`).
         null_twin: ``--null-twin``: ``"passing"`` (re-run each PASS on the model's random-weight twin), ``"all"``
             (each cell with a verdict) or None (off; :mod:`harness.claim.null_twin`).
+        shard: ``--shard i/N``: this process measures its share of the claim tests and decides no verdict
+            (:mod:`harness.runtime.shards`); None in a whole run.
         decode_path: ``--decode-path`` (``auto``, ``eager`` or ``fast``; :mod:`harness.engine.decode_path`).
     """
 
@@ -59,6 +61,7 @@ class RunSettings:
     device: str
     dtype: str | None
     batch_size: int | str = "auto"
+    shard: str | None = None
     null_twin: str | None = None
     decode_path: str = "auto"
 
@@ -115,6 +118,11 @@ class ClaimContext:
         if self.is_twin:
             record_claim(self.record_property, result)
             return
+        if self.settings.shard is not None:
+            import pytest
+
+            pytest.skip(f"shard {self.settings.shard}: measured into this shard's store; the verdict is the reduce's "
+                        "(--claims-cache read on the merged store)")
         mode = self.settings.null_twin
         if mode is not None and twin_due(mode, self.spec, result):
             seed = null_twin_seed(self.settings.seed, self.lm.name)

@@ -19,7 +19,9 @@ from harness.engine.decode_path import resolve_decode_path
 from harness.models import GPUUnavailableError, LoadedModel, ModelUnavailableError, load_model
 from harness.models.model_args import ModelArgsError
 from harness.plugin.hooks import MODEL_ARGS_KEY
+from harness.models.manifest import MANIFEST_KIND, ManifestError, is_skeleton, manifest_parts, model_manifest, skeleton_model
 from harness.plugin.layout_check import take_kept
+from harness.plugin.scale_out import manifest_for, shard_of, store_for
 from harness.runtime.measurement_store import MeasurementStore
 
 if TYPE_CHECKING:
@@ -40,14 +42,27 @@ def run_settings(pytestconfig: pytest.Config) -> RunSettings:
         batch_size=pytestconfig.getoption("batch_size"),
         null_twin=pytestconfig.getoption("null_twin"),
         decode_path=pytestconfig.getoption("decode_path"),
+        shard=str(shard_of(pytestconfig)) if shard_of(pytestconfig) is not None else None,
     )
 
 
 @pytest.fixture(scope="session")
-def lm(request: pytest.FixtureRequest, run_settings: RunSettings) -> Iterator[LoadedModel]:
-    """The model under test (one per parameter, session scope, one resident per process). Read-only."""
+def lm(request: pytest.FixtureRequest, run_settings: RunSettings,
+       measurement_store: MeasurementStore) -> Iterator[LoadedModel]:
+    """The model under test (one per parameter, session scope, one resident per process). Read-only.
+
+    In a reduce (``--claims-cache read`` on a store holding the model's manifest) it is the manifest's weightless
+    skeleton (:mod:`harness.plugin.scale_out`); a run that writes the store writes the loaded model's manifest."""
     name = request.param
     model_args = request.config.stash.get(MODEL_ARGS_KEY, None)
+    manifest = manifest_for(request.config, name, model_args)
+    if manifest is not None:
+        try:
+            skeleton = skeleton_model(manifest)
+        except ManifestError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield skeleton
+        return
     try:
         loaded = take_kept(name, device=run_settings.device, dtype=run_settings.dtype, model_args=model_args) \
             or load_model(name, device=run_settings.device, dtype=run_settings.dtype, model_args=model_args)
@@ -56,6 +71,10 @@ def lm(request: pytest.FixtureRequest, run_settings: RunSettings) -> Iterator[Lo
     except (ModelUnavailableError, ModelArgsError) as exc:
         pytest.fail(str(exc), pytrace=False)
     loaded = loaded.with_decode_path(resolve_decode_path(run_settings.decode_path, loaded.input_device).value)
+    if measurement_store.mode in ("readwrite", "refresh"):
+        measurement_store.put(MANIFEST_KIND, manifest_parts(name, device=run_settings.device, dtype=run_settings.dtype,
+                                                            model_args=model_args, decode_path=run_settings.decode_path),
+                              model_manifest(loaded))
     yield loaded
     del loaded
     gc.collect()
@@ -115,8 +134,9 @@ def prompt_bank(pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def measurement_store(pytestconfig: pytest.Config) -> MeasurementStore:
-    """The on-disk measurement store of raw per-item measurements (mode from ``--claims-cache``)."""
-    return MeasurementStore(mode=pytestconfig.getoption("claims_cache"))
+    """The on-disk measurement store of raw per-item measurements (root from ``--store``, mode from
+    ``--claims-cache``)."""
+    return store_for(pytestconfig)
 
 
 @pytest.fixture(scope="session")
@@ -159,7 +179,8 @@ def claim(
     if claim_id is None:
         pytest.fail(f"{request.node.nodeid}: the claim fixture needs @pytest.mark.claim(<claim id>)", pytrace=False)
     _check_bank_fits(prompt_bank, lm, bank_fits)
+    store = measurement_store.reading_only() if is_skeleton(lm) else measurement_store
     return ClaimContext(
-        spec=get_claim(claim_id), lm=lm, bank=prompt_bank, settings=run_settings, store=measurement_store,
+        spec=get_claim(claim_id), lm=lm, bank=prompt_bank, settings=run_settings, store=store,
         record_property=record_property, rerun=rerun_of(request), twin_model=null_twin_model,
     )

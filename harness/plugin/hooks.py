@@ -310,14 +310,23 @@ def pytest_configure(config: pytest.Config) -> None:
         except PromptBankError as exc:
             raise pytest.UsageError(f"--prompt-bank: {exc}") from None
         if getattr(config, "workerinput", None) is None:
-            check_bank_against_models(bank, models, config.getoption("window"))
+            check_bank_against_models(bank, weighted_models(config, models), config.getoption("window"))
     if getattr(config, "workerinput", None) is None:  # last: the other usage errors come before any model loads
         from harness.plugin.layout_check import check_models_at_start
 
         serial = not config.getoption("numprocesses", default=None)  # no xdist workers: this process runs the claims
-        for line in check_models_at_start(models, device=config.getoption("device"), dtype=config.getoption("dtype"),
+        for line in check_models_at_start(weighted_models(config, models), device=config.getoption("device"),
+                                           dtype=config.getoption("dtype"),
                                            model_args=config.stash[MODEL_ARGS_KEY], keep_first=serial):
             progress.emit(line)
+
+
+def weighted_models(config: pytest.Config, models: list[str]) -> list[str]:
+    """The ``models`` this run loads: all but those a reduce reads from their manifests
+    (:func:`harness.plugin.scale_out.manifest_for`), which nothing at start may load."""
+    from harness.plugin.scale_out import manifest_for
+
+    return [name for name in models if manifest_for(config, name, config.stash[MODEL_ARGS_KEY]) is None]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -46,7 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_LINE)
     handle_sigterm_as_interrupt()  # a scheduler's SIGTERM ends the run like Ctrl-C: with a report, marked
     workerinput = getattr(config, "workerinput", None)
-    if workerinput is None and not config.pluginmanager.has_plugin(PLUGIN_NAME):
+    sharded = config.getoption("shard", default=None) is not None  # a shard decides nothing: the reduce reports
+    if workerinput is None and not sharded and not config.pluginmanager.has_plugin(PLUGIN_NAME):
         config.pluginmanager.register(ClaimsReport(config), PLUGIN_NAME)
 
 

@@ -318,6 +318,17 @@ class MeasurementStore:
                 values[i] = value
         return values
 
+    def put(self, kind: str, parts: dict[str, Any], value: Any) -> None:
+        """Write ``value`` under ``parts`` whatever is stored there (atomic; nothing in ``off`` and ``read`` modes): for
+        a description of the run rather than a measurement (a model's manifest, a shard's record)."""
+        if self.mode in ("readwrite", "refresh"):
+            key = measurement_key({"kind": kind, **parts})
+            self._write(self.path(kind, key), key, value)
+
+    def reading_only(self) -> MeasurementStore:
+        """The same store, read-only and unable to compute: what a weightless reduce reads through."""
+        return MeasurementStore(self.root, "read", compute=False)
+
     def lookup(self, kind: str, parts: dict[str, Any]) -> Any:
         """The stored value of ``parts``, or the sentinel :data:`ABSENT` when it is not stored (nothing is computed;
         a store that may not compute raises :class:`MissingMeasurementError` instead)."""
