@@ -4,6 +4,7 @@ An installed kvclaims registers the first three through its ``pytest11`` entry p
 (:mod:`harness.plugin.pytest_entry`); both name the same modules, so each is registered once."""
 
 pytest_plugins = [
-    "harness.plugin.hooks", "harness.plugin.scale_out", "harness.plugin.fixtures", "harness.report.plugin",
+    "harness.plugin.hooks", "harness.plugin.scale_out", "harness.plugin.ray_executor", "harness.plugin.fixtures",
+    "harness.report.plugin",
     "fixtures.models",
 ]

@@ -20,8 +20,8 @@ from harness.models import GPUUnavailableError, LoadedModel, ModelUnavailableErr
 from harness.models.model_args import ModelArgsError
 from harness.plugin.hooks import MODEL_ARGS_KEY
 from harness.models.manifest import MANIFEST_KIND, ManifestError, is_skeleton, manifest_parts, model_manifest, skeleton_model
-from harness.plugin.layout_check import take_kept
-from harness.plugin.scale_out import manifest_for, shard_of, store_for
+from harness.plugin.layout_check import resident, take_kept
+from harness.plugin.scale_out import manifest_for, runs_on_ray, shard_of, store_for
 from harness.runtime.measurement_store import MeasurementStore
 
 if TYPE_CHECKING:
@@ -51,8 +51,9 @@ def lm(request: pytest.FixtureRequest, run_settings: RunSettings,
        measurement_store: MeasurementStore) -> Iterator[LoadedModel]:
     """The model under test (one per parameter, session scope, one resident per process). Read-only.
 
-    In a reduce (``--claims-cache read`` on a store holding the model's manifest) it is the manifest's weightless
-    skeleton (:mod:`harness.plugin.scale_out`); a run that writes the store writes the loaded model's manifest."""
+    In a reduce (``--claims-cache read`` on a store holding the model's manifest, or the driver of ``--executor
+    ray``) it is the manifest's weightless skeleton (:mod:`harness.plugin.scale_out`); a run that writes the store
+    writes the loaded model's manifest. In a process that holds the model resident (a Ray actor) it is that copy."""
     name = request.param
     model_args = request.config.stash.get(MODEL_ARGS_KEY, None)
     manifest = manifest_for(request.config, name, model_args)
@@ -63,9 +64,12 @@ def lm(request: pytest.FixtureRequest, run_settings: RunSettings,
             pytest.fail(str(exc), pytrace=False)
         yield skeleton
         return
+    if runs_on_ray(request.config):
+        pytest.fail(f"--executor ray: the store holds no manifest of {name}: no Ray actor loaded it (see the dispatch "
+                    "lines above)", pytrace=False)
+    options = {"device": run_settings.device, "dtype": run_settings.dtype, "model_args": model_args}
     try:
-        loaded = take_kept(name, device=run_settings.device, dtype=run_settings.dtype, model_args=model_args) \
-            or load_model(name, device=run_settings.device, dtype=run_settings.dtype, model_args=model_args)
+        loaded = resident(name, **options) or take_kept(name, **options) or load_model(name, **options)
     except GPUUnavailableError as exc:
         pytest.skip(str(exc))
     except (ModelUnavailableError, ModelArgsError) as exc:

@@ -36,6 +36,7 @@ from harness.models.model_args import (
     parse_model_args,
     resolve_dtype,
 )
+from harness.plugin.scale_out import runs_on_ray
 from harness.plugin.user_claims import load_user_claims
 from harness.runtime import progress
 from harness.runtime.gpu_assignment import cuda_index
@@ -299,7 +300,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--window must be at least 2")
     check_null_twin_option(config.getoption("null_twin"))
     if getattr(config, "workerinput", None) is None:  # the controller checks once; workers start after it
-        check_device_option(config.getoption("device"), per_worker=per_worker)
+        if not runs_on_ray(config):  # a Ray driver runs no model: its actors check --device where they run
+            check_device_option(config.getoption("device"), per_worker=per_worker)
         prepare_report_dir(config.getoption("report_dir"))
     bank_path = config.getoption("prompt_bank")
     if bank_path is not None:
@@ -322,11 +324,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def weighted_models(config: pytest.Config, models: list[str]) -> list[str]:
-    """The ``models`` this run loads: all but those a reduce reads from their manifests
-    (:func:`harness.plugin.scale_out.manifest_for`), which nothing at start may load."""
+    """The ``models`` this run loads at start: all but those a reduce reads from their manifests
+    (:func:`harness.plugin.scale_out.manifest_for`), which nothing at start may load, and those this process holds
+    resident (:func:`harness.plugin.layout_check.resident`: a Ray actor loaded and checked them once); none in the
+    driver of ``--executor ray``, whose actors load the models."""
+    from harness.plugin.layout_check import resident
     from harness.plugin.scale_out import manifest_for
 
-    return [name for name in models if manifest_for(config, name, config.stash[MODEL_ARGS_KEY]) is None]
+    if runs_on_ray(config):
+        return []
+    options = {"device": config.getoption("device"), "dtype": config.getoption("dtype"),
+               "model_args": config.stash[MODEL_ARGS_KEY]}
+    return [name for name in models
+            if manifest_for(config, name, options["model_args"]) is None and resident(name, **options) is None]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -11,6 +11,11 @@ the model again, its load running the same checks (a registry or ``hf:`` model w
 fp16 overflow on a GPU, is refused there: one line in each of its claim tests, and the run fails). In a serial run the
 first model's copy is kept for the ``lm`` fixture (:func:`take_kept`), so a local checkpoint is loaded once, and never
 more than one start-time copy stays resident.
+
+A process that serves many pytest sessions with one loaded model (a Ray actor of ``--executor ray``,
+:mod:`harness.plugin.ray_executor`) registers it with :func:`keep_resident`; the ``lm`` fixture of every session in
+that process takes it from :func:`resident` (never handed over, never released) instead of loading the model again,
+and nothing at start loads it either.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from harness.models.architectures import UnknownArchitectureError
 from harness.models.finite_probe import NonFiniteModelError
 from harness.models.model_args import ModelArgsError
 
-__all__ = ["LOCAL_CHECKPOINTS", "check_models_at_start", "take_kept"]
+__all__ = ["LOCAL_CHECKPOINTS", "check_models_at_start", "keep_resident", "resident", "take_kept"]
 
 LOCAL_CHECKPOINTS = ("path", "gguf-file")
 """Sources loaded at start whatever their layout: local checkpoints, where broken weights come from."""
@@ -33,6 +38,10 @@ LOCAL_CHECKPOINTS = ("path", "gguf-file")
 
 _KEPT: dict[tuple[str, str, str | None, str], LoadedModel] = {}
 """The start-time copy a serial run keeps for its ``lm`` fixture (at most one), by :func:`_load_key`."""
+
+
+_RESIDENT: dict[tuple[str, str, str | None, str], LoadedModel] = {}
+"""Models a long-lived process holds for all its sessions (:func:`keep_resident`), by :func:`_load_key`."""
 
 
 def _load_key(name: str, device: str, dtype: str | None, model_args: ModelArgs | None) -> tuple[str, str, str | None, str]:
@@ -48,6 +57,17 @@ def take_kept(name: str, *, device: str, dtype: str | None, model_args: ModelArg
         _KEPT.clear()
         gc.collect()
     return kept
+
+
+def keep_resident(loaded: LoadedModel, name: str, *, device: str, dtype: str | None,
+                  model_args: ModelArgs | None) -> None:
+    """Hold ``loaded`` (``name`` loaded with these options) for every later session of this process."""
+    _RESIDENT[_load_key(name, device, dtype, model_args)] = loaded
+
+
+def resident(name: str, *, device: str, dtype: str | None, model_args: ModelArgs | None) -> LoadedModel | None:
+    """The model :func:`keep_resident` holds for ``name`` and these options (it stays held), or None."""
+    return _RESIDENT.get(_load_key(name, device, dtype, model_args))
 
 
 def check_models_at_start(models: list[str], *, device: str, dtype: str | None, model_args: ModelArgs | None,

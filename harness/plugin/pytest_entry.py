@@ -4,7 +4,8 @@ repository, where both run, each registers once (pytest skips a module already r
 ``-p no:kvclaims`` turns it off."""
 
 pytest_plugins = [
-    "harness.plugin.hooks", "harness.plugin.scale_out", "harness.plugin.fixtures", "harness.report.plugin",
+    "harness.plugin.hooks", "harness.plugin.scale_out", "harness.plugin.ray_executor", "harness.plugin.fixtures",
+    "harness.report.plugin",
 ]
 """The plugin's modules by their own names, never the ``harness.plugin`` package: loading this entry module imports
 that package, and pytest warns in every run ("cannot be rewritten") about a listed module that is already imported."""

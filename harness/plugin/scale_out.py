@@ -9,6 +9,8 @@ the weightless reduce.
 - ``--claims-cache read`` on a store holding a model's manifest is a reduce: the model is a skeleton
   (:func:`harness.models.manifest.skeleton_model`, no weights read) and its claims read through a store that cannot
   compute; an absent entry fails its claim test in one line naming the entry and the shard that owed it.
+- ``--executor ray`` (:mod:`harness.plugin.ray_executor`) is the same reduce in the driver once its Ray actors have
+  measured every claim test into the run's store: the driver loads no model and reads every manifest from the store.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 from harness.runtime.measurement_store import MeasurementStore, MissingMeasurementError
 from harness.runtime.shards import SHARD_RECORD_KIND, Shard, ShardSyntaxError, owner, parse_shard, work_item
 
-__all__ = ["SHARD_KEY", "claim_work_item", "manifest_for", "shard_of", "store_for", "store_root"]
+__all__ = ["SHARD_KEY", "claim_work_item", "manifest_for", "runs_on_ray", "shard_of", "store_for", "store_root"]
 
 SHARD_KEY = pytest.StashKey[Shard | None]()
 """The run's ``--shard`` (None in a whole run), set in ``pytest_configure``."""
@@ -69,17 +71,22 @@ def store_for(config: pytest.Config) -> MeasurementStore:
     return MeasurementStore(store_root(config), config.getoption("claims_cache"))
 
 
+def runs_on_ray(config: pytest.Config) -> bool:
+    """Whether the run's claim tests are measured by Ray actors (``--executor ray``) and this process only reduces."""
+    return config.getoption("executor", default="local") == "ray"
+
+
 def manifest_for(config: pytest.Config, name: str, model_args: Any) -> dict[str, Any] | None:
     """The manifest of model ``name`` in the run's store under the run's load options, when the run is a reduce
-    (``--claims-cache read``) and the store holds one; None otherwise."""
+    (``--claims-cache read``, or the driver of ``--executor ray``) and the store holds one; None otherwise."""
     from harness.models.manifest import MANIFEST_KIND, manifest_parts
     from harness.runtime.measurement_store import ABSENT
 
-    if config.getoption("claims_cache") != "read":
+    if config.getoption("claims_cache") != "read" and not runs_on_ray(config):
         return None
     parts = manifest_parts(name, device=config.getoption("device"), dtype=config.getoption("dtype"),
                            model_args=model_args, decode_path=config.getoption("decode_path"))
-    found = store_for(config).lookup(MANIFEST_KIND, parts)
+    found = MeasurementStore(store_root(config), "read").lookup(MANIFEST_KIND, parts)
     return None if found is ABSENT else found
 
 
