@@ -43,7 +43,7 @@ import pytest
 
 from harness.plugin.hooks import positive_int
 from harness.plugin.ray_actor import ACTOR_SHARD, ActorSetup, ModelActor
-from harness.plugin.scale_out import claim_work_item, runs_on_ray, shard_of, store_for
+from harness.plugin.scale_out import claim_work_item, runs_on_ray, store_for
 from harness.runtime import progress
 
 __all__ = ["DIE_ONCE_ENV", "MAX_TRIES", "ActorPool", "ItemOutcome", "PoolResult", "actor_options", "run_on_ray"]
@@ -109,9 +109,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("numprocesses", default=None):
         raise pytest.UsageError("--executor ray runs the claim tests on Ray actors: drop -n (pytest-xdist workers); "
                                 "--ray-actors sets how many actors hold each model")
-    if shard_of(config) is not None:
-        raise pytest.UsageError(f"--executor ray with --shard {shard_of(config)}: use one or the other (the actors "
-                                "measure every claim test of the run)")
+    if config.getoption("shard", default=None) is not None:  # read as given: this may run before scale_out's check
+        raise pytest.UsageError(f"--executor ray with --shard {config.getoption('shard')}: use one or the other (the "
+                                "actors measure every claim test of the run)")
     if config.getoption("claims_cache") not in ("readwrite", "refresh"):
         raise pytest.UsageError(f"--executor ray: the actors fill the run's store; --claims-cache must be readwrite or "
                                 f"refresh, not {config.getoption('claims_cache')} (reduce a filled store with "
@@ -317,6 +317,8 @@ class ActorPool:
                     continue
                 idle.append(actor)
                 self._absorb(done, items[item], result)
+                progress.emit(f"[kvclaims] ray {self.setup.model}: {item} measured in {done['seconds']:.1f} s by "
+                              f"{done['where']}, {len(done['entries'])} new store entries")
                 meter.advance(1)
         finally:
             self._close(idle + [actor for actor, _ in running.values()])
