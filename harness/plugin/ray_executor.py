@@ -30,6 +30,7 @@ one actor death, exactly once, for the retry test. The marker path must not cont
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import tempfile
@@ -138,12 +139,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     reduce (returns None, so the next implementation runs the items)."""
     config = session.config
     if not runs_on_ray(config) or config.option.collectonly:
-        return None
+        return
     if session.testsfailed and not config.option.continue_on_collection_errors:
-        return None  # pytest's loop stops the run with the collection errors
+        return  # pytest's loop stops the run with the collection errors
     work = work_of(session.items)
     config.stash[OUTCOMES_KEY] = run_on_ray(config, work) if work else {}
-    return None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -376,10 +376,8 @@ class ActorPool:
 
     def _close(self, actors: list[Any]) -> None:
         """Remove the actors' temporary stores and end them."""
-        try:
+        with contextlib.suppress(Exception):  # a dead actor has nothing left to remove
             self.ray.get([actor.close.remote() for actor in actors], timeout=60)
-        except Exception:  # noqa: BLE001 - a dead actor has nothing left to remove
-            pass
         for actor in actors:
             self.ray.kill(actor)
 

@@ -20,7 +20,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray executor's tests need Ray: pip install 'kvclaims[ray]'")
 
-from harness.report.compare import compare, differences, load_records  # noqa: E402
+from harness.report.compare import compare, differences, load_records
 
 REPO = Path(__file__).resolve().parents[2]
 CLAIM_FILES = ("claims/test_kv_transfer.py", "claims/test_kv_transfer_specific.py", "claims/test_rv_contraction.py")
@@ -117,8 +117,8 @@ def test_an_actor_killed_mid_item_is_replaced_and_the_item_retried(serial: Path,
 @pytest.mark.parametrize(("args", "message"), [
     (("-n", "2"), "--executor ray runs the claim tests on Ray actors: drop -n (pytest-xdist workers)"),
     (("--shard", "0/2"), "--executor ray with --shard 0/2: use one or the other"),
-    (("--claims-cache", "read"), "--executor ray: the actors fill the run's store; --claims-cache must be readwrite or "
-                                 "refresh, not read"),
+    (("--claims-cache", "read"), ("--executor ray: the actors fill the run's store; --claims-cache must be readwrite "
+                                  "or refresh, not read")),
     (("--null-twin=passing",), "--executor ray: --null-twin is not supported"),
     (("--executor", "local", "--ray-actors", "2"), "--ray-actors is an option of --executor ray"),
     (("--no-ray",), "--executor ray needs Ray: pip install 'kvclaims[ray]'"),
