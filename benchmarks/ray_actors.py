@@ -10,7 +10,8 @@ distinct entries of the run's store. It prints work items per second, distinct s
 the reduce) as JSON. Each actor has one CPU (Ray's ``OMP_NUM_THREADS=1``), so on a 2-core machine the ideal ratio is
 2 less the units both actors compute (an actor only reuses what it computed itself) and the per-actor start.
 
-    python benchmarks/ray_actors.py --model toy-llama --limit 4 -k "kv_transfer or rv_contraction or v_patch"
+    python benchmarks/ray_actors.py                     # toy-llama, --limit 4, 14 claim tests (the default -k)
+    python benchmarks/ray_actors.py --model smollm2-135m --limit 8 -k "kv_transfer or rv_contraction"
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="toy-llama")
     parser.add_argument("--limit", type=int, default=4, help="--limit of the claims runs")
-    parser.add_argument("-k", default="kv_transfer or rv_contraction or v_patch_null or alpha_monotone or controls or "
-                                      "single_layer or reverse_patch or order_ablation or level_rv_trend or rv_confounds",
+    parser.add_argument("-k", default=("kv_transfer or rv_contraction or v_patch_null or alpha_monotone or controls or "
+                                       "single_layer or reverse_patch or order_ablation or level_rv_trend or "
+                                       "rv_confounds"),
                         help="which claim tests (pytest -k)")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local cluster (ray.init(num_cpus=...))")
     args = parser.parse_args()

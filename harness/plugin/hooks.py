@@ -317,26 +317,32 @@ def pytest_configure(config: pytest.Config) -> None:
         from harness.plugin.layout_check import check_models_at_start
 
         serial = not config.getoption("numprocesses", default=None)  # no xdist workers: this process runs the claims
-        for line in check_models_at_start(weighted_models(config, models), device=config.getoption("device"),
-                                           dtype=config.getoption("dtype"),
+        for line in check_models_at_start(models_to_load_at_start(config, models),
+                                           device=config.getoption("device"), dtype=config.getoption("dtype"),
                                            model_args=config.stash[MODEL_ARGS_KEY], keep_first=serial):
             progress.emit(line)
 
 
 def weighted_models(config: pytest.Config, models: list[str]) -> list[str]:
-    """The ``models`` this run loads at start: all but those a reduce reads from their manifests
-    (:func:`harness.plugin.scale_out.manifest_for`), which nothing at start may load, and those this process holds
-    resident (:func:`harness.plugin.layout_check.resident`: a Ray actor loaded and checked them once); none in the
-    driver of ``--executor ray``, whose actors load the models."""
-    from harness.plugin.layout_check import resident
+    """The ``models`` this run loads: all but those a reduce reads from their manifests
+    (:func:`harness.plugin.scale_out.manifest_for`), which nothing at start may load; none in the driver of
+    ``--executor ray``, whose actors load the models (and check them, and the prompt bank against them)."""
     from harness.plugin.scale_out import manifest_for
 
     if runs_on_ray(config):
         return []
+    return [name for name in models if manifest_for(config, name, config.stash[MODEL_ARGS_KEY]) is None]
+
+
+def models_to_load_at_start(config: pytest.Config, models: list[str]) -> list[str]:
+    """The :func:`weighted_models` the start-time check may load: not those this process holds resident
+    (:func:`harness.plugin.layout_check.resident`: a Ray actor loaded, and so checked, them once for all its
+    sessions)."""
+    from harness.plugin.layout_check import resident
+
     options = {"device": config.getoption("device"), "dtype": config.getoption("dtype"),
                "model_args": config.stash[MODEL_ARGS_KEY]}
-    return [name for name in models
-            if manifest_for(config, name, options["model_args"]) is None and resident(name, **options) is None]
+    return [name for name in weighted_models(config, models) if resident(name, **options) is None]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

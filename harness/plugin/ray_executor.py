@@ -198,6 +198,9 @@ def run_on_ray(config: pytest.Config, work: dict[str, dict[str, list[str]]]) -> 
         gpus = config.getoption("ray_gpus_per_actor")
         if gpus is None:
             gpus = 1 if config.getoption("device") != "cpu" and ray.cluster_resources().get("GPU", 0) > 0 else 0
+        if gpus > ray.cluster_resources().get("GPU", 0):  # an actor that can never be placed would wait forever
+            raise pytest.UsageError(f"--ray-gpus-per-actor {gpus}: the Ray cluster has "
+                                    f"{ray.cluster_resources().get('GPU', 0):g} GPUs in all")
         wanted = config.getoption("ray_actors") or 1
         actors = fitting_actors(ray.cluster_resources(), wanted, gpus)
         total = sum(len(items) for items in work.values())
@@ -239,9 +242,7 @@ def connect(ray: Any, address: str | None) -> bool:
 
 def fitting_actors(resources: dict[str, float], wanted: int, gpus: float) -> int:
     """How many of ``wanted`` actors (one CPU and ``gpus`` GPUs each) the cluster's ``resources`` hold at once (at
-    least 1: an actor that does not fit waits for resources, and Ray says why).
-
-    Actors beyond what fits would wait for a slot that frees only when the pool ends, with their items."""
+    least 1). Actors beyond what fits would wait, with their items, for a slot that frees only when the pool ends."""
     fits = int(resources.get("CPU", 0))
     if gpus > 0:
         fits = min(fits, int(resources.get("GPU", 0) / gpus + 1e-9))

@@ -8,6 +8,7 @@ import pytest
 from harness import transfer as tr
 from harness.prompts import pairing
 from harness.runtime.measurement_store import MeasurementStore
+from harness.transfer.disruption import next_token_kl
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +49,23 @@ def test_kl_summary_gives_mean_median_and_quartiles_in_nats():
     s = tr.kl_summary([0.0, 1.0, 2.0, 3.0, 4.0])
     assert s == {"mean": 2.0, "median": 2.0, "q25": 1.0, "q75": 3.0, "n": 5, "units": "nats"}
     assert tr.kl_summary([]) == {"n": 0, "units": "nats"}
+
+
+def test_next_token_kl_has_the_same_bits_on_any_number_of_threads():
+    """A serial run and a one-CPU Ray actor must store the same first-step KL (issue 25): torch's sum over one long
+    vocabulary row split the row among its threads, and the last bits moved with the thread count."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(49_152, generator=generator) * 3
+    rows = torch.stack([reference + torch.randn(49_152, generator=generator) * 0.1 for _ in range(3)])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = [next_token_kl(reference, row).item() for row in rows], next_token_kl(rows, rows.flip(0))
+        torch.set_num_threads(4)
+        four = [next_token_kl(reference, row).item() for row in rows], next_token_kl(rows, rows.flip(0))
+    finally:
+        torch.set_num_threads(threads)
+    assert one[0] == four[0] and np.array_equal(one[1], four[1])
+    assert all(value > 0 for value in one[0])
