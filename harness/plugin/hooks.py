@@ -36,7 +36,6 @@ from harness.models.model_args import (
     parse_model_args,
     resolve_dtype,
 )
-from harness.plugin.scale_out import runs_on_ray
 from harness.plugin.user_claims import load_user_claims
 from harness.runtime import progress
 from harness.runtime.gpu_assignment import cuda_index
@@ -300,6 +299,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--window must be at least 2")
     check_null_twin_option(config.getoption("null_twin"))
     if getattr(config, "workerinput", None) is None:  # the controller checks once; workers start after it
+        from harness.plugin.scale_out import runs_on_ray  # not at the top: pytest registers (rewrites) it after this
+
         if not runs_on_ray(config):  # a Ray driver runs no model: its actors check --device where they run
             check_device_option(config.getoption("device"), per_worker=per_worker)
         prepare_report_dir(config.getoption("report_dir"))
@@ -327,7 +328,7 @@ def weighted_models(config: pytest.Config, models: list[str]) -> list[str]:
     """The ``models`` this run loads: all but those a reduce reads from their manifests
     (:func:`harness.plugin.scale_out.manifest_for`), which nothing at start may load; none in the driver of
     ``--executor ray``, whose actors load the models (and check them, and the prompt bank against them)."""
-    from harness.plugin.scale_out import manifest_for
+    from harness.plugin.scale_out import manifest_for, runs_on_ray
 
     if runs_on_ray(config):
         return []

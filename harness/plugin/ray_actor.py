@@ -75,17 +75,18 @@ class ModelActor:
         self.load_error = _load_resident(setup)
 
     def run_item(self, item: str, nodeids: list[str]) -> dict[str, Any]:
-        """Run the claim tests ``nodeids`` of work item ``item``; return ``{"item", "exit", "outcomes", "entries",
-        "seconds", "log_tail", "where"}``: pytest's exit status, ``{nodeid: [outcome, phase, message, non_finite]}``
-        (the worst phase of each test), the store entries written meanwhile (``{"<kind>/<key>.json": bytes}``), the
-        wall time, the end of the run's output, and ``host:pid`` of this actor."""
+        """Run the claim tests ``nodeids`` of work item ``item``; return ``{"item", "exit", "outcomes", "load_error",
+        "entries", "seconds", "log_tail", "where"}``: pytest's exit status, ``{nodeid: [outcome, phase, message,
+        non_finite]}`` (the worst phase of each test), why the actor could not hold the model resident (None when it
+        does), the store entries written meanwhile (``{"<kind>/<key>.json": bytes}``), the wall time, the end of the
+        run's output, and ``host:pid`` of this actor."""
         before = set(_entries(self.store))
         outcomes = _Outcomes(die_marker(self.setup.die_once, item))
         started = time.perf_counter()
         with _captured() as log:
             code = pytest.main(self.arguments(nodeids), plugins=[outcomes])
         written = sorted(set(_entries(self.store)) - before)
-        return {"item": item, "exit": int(code), "outcomes": outcomes.by_node,
+        return {"item": item, "exit": int(code), "outcomes": outcomes.by_node, "load_error": self.load_error,
                 "entries": {name: (self.store / name).read_bytes() for name in written},
                 "seconds": time.perf_counter() - started, "log_tail": log.getvalue()[-3000:],
                 "where": f"{socket.gethostname()}:{os.getpid()}"}
@@ -93,7 +94,7 @@ class ModelActor:
     def arguments(self, nodeids: list[str]) -> list[str]:
         """``pytest.main``'s arguments for ``nodeids`` (absolute paths; nothing relies on this process's cwd)."""
         setup = self.setup
-        words = [str(Path(setup.rootdir) / nodeid) for nodeid in nodeids]
+        words = [os.path.join(setup.rootdir, nodeid) for nodeid in nodeids]  # not Path: a node id is no path
         words += [f"--rootdir={setup.rootdir}"] + (["-c", setup.inifile] if setup.inifile else [])
         return words + ["-p", "no:cacheprovider", "-q", "--shard", ACTOR_SHARD, "--store", str(self.store),
                         "--model", setup.model, *setup.options]

@@ -287,6 +287,7 @@ class ActorPool:
         self.actor_class = ray.remote(ModelActor).options(num_cpus=1, num_gpus=gpus, max_restarts=0,
                                                          max_task_retries=0)
         self.written: set[str] = set()
+        self.load_reported = False
 
     def run(self, items: dict[str, list[str]]) -> PoolResult:
         """Every item of ``items`` (``{work item: [node ids]}``) through the actors."""
@@ -348,6 +349,10 @@ class ActorPool:
         from harness.store.merge import MergeError
 
         item = done["item"]
+        if done.get("load_error") and not self.load_reported:
+            self.load_reported = True
+            progress.emit(f"[kvclaims] ray {self.setup.model}: an actor could not load the model "
+                          f"({done['load_error']}); each item's session loads it again and reports why")
         try:
             result.entries += self._merge(done["entries"])
         except MergeError as exc:
