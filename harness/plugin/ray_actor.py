@@ -33,7 +33,7 @@ import pytest
 
 from harness.runtime.shards import SHARD_RECORD_KIND
 
-__all__ = ["ACTOR_SHARD", "ActorSetup", "ModelActor", "die_marker"]
+__all__ = ["ACTOR_SHARD", "ActorSetup", "ModelActor", "die_marker", "scratch_folder"]
 
 ACTOR_SHARD = "0/1"
 """The ``--shard`` an actor runs its items as: measure everything, decide nothing."""
@@ -45,7 +45,8 @@ _RANK = {"passed": 0, "skipped": 1, "failed": 2}
 class ActorSetup:
     """What an actor needs from the driver: the model and how to load it (the options as given on the driver's
     command line), where the suite is, and the command-line words of the driver's options that change measurements.
-    ``die_once`` is the driver's ``KVCLAIMS_RAY_DIE_ONCE`` (:func:`die_marker`)."""
+    ``die_once`` is the driver's ``KVCLAIMS_RAY_DIE_ONCE`` (:func:`die_marker`); ``run`` names the driver's run (its
+    actors' stores are in one folder per node, :attr:`scratch`, which the driver removes on its own node)."""
 
     model: str
     device: str
@@ -55,6 +56,17 @@ class ActorSetup:
     inifile: str | None
     options: tuple[str, ...]
     die_once: str | None = None
+    run: str = "run"
+
+    @property
+    def scratch(self) -> Path:
+        """The folder of this run's actor stores on this node (:func:`scratch_folder`)."""
+        return scratch_folder(self.run)
+
+
+def scratch_folder(run: str) -> Path:
+    """The folder of run ``run``'s actor stores on this node, in its temporary folder."""
+    return Path(tempfile.gettempdir()) / f"kvclaims-ray-{run}"
 
 
 def die_marker(die_once: str | None, item: str) -> Path | None:
@@ -71,7 +83,8 @@ class ModelActor:
 
     def __init__(self, setup: ActorSetup) -> None:
         self.setup = setup
-        self.store = Path(tempfile.mkdtemp(prefix="kvclaims-ray-store-"))
+        setup.scratch.mkdir(parents=True, exist_ok=True)
+        self.store = Path(tempfile.mkdtemp(prefix="store-", dir=setup.scratch))
         self.load_error = _load_resident(setup)
 
     def run_item(self, item: str, nodeids: list[str]) -> dict[str, Any]:

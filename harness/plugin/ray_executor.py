@@ -33,8 +33,10 @@ import argparse
 import contextlib
 import importlib.util
 import os
+import shutil
 import tempfile
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,7 @@ from typing import Any
 import pytest
 
 from harness.plugin.hooks import positive_int
-from harness.plugin.ray_actor import ACTOR_SHARD, ActorSetup, ModelActor
+from harness.plugin.ray_actor import ACTOR_SHARD, ActorSetup, ModelActor, scratch_folder
 from harness.plugin.scale_out import claim_work_item, runs_on_ray, store_for
 from harness.runtime import progress
 
@@ -194,6 +196,7 @@ def run_on_ray(config: pytest.Config, work: dict[str, dict[str, list[str]]]) -> 
     import ray
 
     connected = connect(ray, config.getoption("ray_address"))
+    run = uuid.uuid4().hex[:12]
     try:
         gpus = config.getoption("ray_gpus_per_actor")
         if gpus is None:
@@ -211,7 +214,7 @@ def run_on_ray(config: pytest.Config, work: dict[str, dict[str, list[str]]]) -> 
         summary = PoolResult()
         root = store_for(config).root
         for model, items in work.items():
-            pool = ActorPool(ray, driver_setup(config, model), actors, gpus, root,
+            pool = ActorPool(ray, driver_setup(config, model, run), actors, gpus, root,
                              refresh=config.getoption("claims_cache") == "refresh")
             result = pool.run(items)
             outcomes.update(result.outcomes)
@@ -221,6 +224,7 @@ def run_on_ray(config: pytest.Config, work: dict[str, dict[str, list[str]]]) -> 
     finally:
         if connected:
             ray.shutdown()
+        shutil.rmtree(scratch_folder(run), ignore_errors=True)  # a dead actor's store, on this node
 
 
 def connect(ray: Any, address: str | None) -> bool:
@@ -249,12 +253,13 @@ def fitting_actors(resources: dict[str, float], wanted: int, gpus: float) -> int
     return max(1, min(wanted, fits))
 
 
-def driver_setup(config: pytest.Config, model: str) -> ActorSetup:
-    """What the actors of ``model`` need from this driver (:class:`~harness.plugin.ray_actor.ActorSetup`)."""
+def driver_setup(config: pytest.Config, model: str, run: str = "run") -> ActorSetup:
+    """What the actors of ``model`` need from this driver (:class:`~harness.plugin.ray_actor.ActorSetup`) in run
+    ``run``."""
     return ActorSetup(model=model, device=config.getoption("device"), dtype=config.getoption("dtype"),
                       model_args=config.getoption("model_args"), rootdir=str(config.rootpath),
                       inifile=str(config.inipath) if config.inipath else None, options=actor_options(config),
-                      die_once=os.environ.get(DIE_ONCE_ENV))
+                      die_once=os.environ.get(DIE_ONCE_ENV), run=run)
 
 
 @dataclass
