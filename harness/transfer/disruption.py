@@ -62,7 +62,9 @@ def _first_logits(lm: LoadedModel, jobs: Sequence[tuple[TransferPair, Any]], con
 
 def next_token_kl(reference: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
     """KL(softmax(reference) ‖ softmax(logits)) over the last (vocabulary) axis, in nats, computed in float64 and
-    clipped at 0 against rounding; the suite's one next-token KL.
+    clipped at 0 against rounding; the suite's one next-token KL. The terms are summed by numpy (pairwise, one
+    thread): torch's sum over one long vector splits it among its threads, so its last bits would depend on the
+    process's thread count (a serial run and a one-CPU Ray actor stored different first-step KLs).
 
     Both tensors are raw logits of one shape ``[..., vocab]``; the result is a float64 array of shape ``[...]``
     (0-d for two ``[vocab]`` vectors: ``float(next_token_kl(p, q))``).
@@ -72,8 +74,8 @@ def next_token_kl(reference: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
                          f"{tuple(reference.shape)} and {tuple(logits.shape)}")
     log_p = torch.log_softmax(reference.to(torch.float64), dim=-1)
     log_q = torch.log_softmax(logits.to(torch.float64), dim=-1)
-    kl = torch.nn.functional.kl_div(log_q, log_p, reduction="none", log_target=True).sum(dim=-1)
-    return kl.clamp_min(0.0).numpy()
+    terms = torch.nn.functional.kl_div(log_q, log_p, reduction="none", log_target=True).numpy()
+    return np.asarray(np.maximum(terms.sum(axis=-1), 0.0))
 
 
 def first_step_kl(
