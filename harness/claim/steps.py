@@ -94,7 +94,7 @@ def claim_pairs(
     """
     require_groups(claim)
     wanted = (claim.settings.n_cap or len(claim.bank.prompts)) if every else planned_count(claim)
-    selection = choose_pairs(claim.lm, claim.bank, wanted, roles=roles, keep=keep)
+    selection = choose_pairs(claim.lm, claim.bank, wanted, roles=roles, keep=keep, cap=claim.settings.n_cap)
     if len(selection.pairs) < 2:
         needs = ", ".join(r.value for r in roles)
         pytest.skip(
@@ -142,20 +142,22 @@ def run_conditions(
     """Each condition run on the claim's pairs (``selection``, or :func:`claim_pairs` with ``roles`` and ``keep``),
     decoded with the claim's registered regime; the runs carry the selection (:class:`ClaimRuns`)."""
     chosen = selection if selection is not None else claim_pairs(claim, roles, keep)
-    return ClaimRuns(chosen, run_on_pairs(claim, chosen.pairs, conditions))
+    return ClaimRuns(chosen, run_on_pairs(claim, chosen.pairs, conditions, candidates=chosen.candidates))
 
 
 def run_on_pairs(
-    claim: ClaimContext, pairs: Sequence[TransferPair], conditions: Sequence[Condition],
+    claim: ClaimContext, pairs: Sequence[TransferPair], conditions: Sequence[Condition], *,
+    candidates: Sequence[TransferPair] | None = None,
 ) -> dict[str, ConditionRun]:
-    """``{condition name: run}`` for each condition on ``pairs`` (pairs the claim built itself, e.g. donor-level
-    blocks), decoded with the claim's registered regime."""
+    """``{condition name: run}`` for each condition on ``pairs`` (a selection's pairs with its ``candidates``, whose
+    runs of pairs are the work units; or pairs the claim built itself, e.g. donor-level blocks, whose own runs are),
+    decoded with the claim's registered regime."""
     spec = claim.spec
     if spec.decoding is None:
         raise ValueError(f"claim {spec.id} registers no decoding regime; it is not a behavioural claim")
     return {
         c.name: run_condition(claim.lm, pairs, c, decoding=spec.decoding, run_seed=claim.settings.seed,
-                              store=claim.store, batch_size=claim.settings.batch_size)
+                              store=claim.store, batch_size=claim.settings.batch_size, candidates=candidates)
         for c in conditions
     }
 

@@ -127,6 +127,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.OK
 
 
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """A shard's last line: how many claim tests it measured, where, and what comes next."""
+    shard = shard_of(config)
+    if shard is None:
+        return
+    measured = len(terminalreporter.stats.get("skipped", []))
+    failed = len(terminalreporter.stats.get("failed", [])) + len(terminalreporter.stats.get("error", []))
+    root = store_for(config).root
+    terminalreporter.write_line(
+        f"shard {shard}: {measured} claim test(s) measured into {root}"
+        + (f", {failed} failed (their measurements are incomplete: run this shard again)" if failed else "")
+        + "; merge the shards' stores (python -m harness.store merge) and reduce (--claims-cache read)")
+
+
 def shard_counts(root: Path | None) -> dict[int, set[int]]:
     """``{N: {indices of the shards of N that recorded themselves}}`` in the store at ``root``."""
     folder = (root if root is not None else MeasurementStore().root) / SHARD_RECORD_KIND

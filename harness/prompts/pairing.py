@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from itertools import zip_longest
 from typing import Any, TypeVar
@@ -300,12 +300,16 @@ class PairSelection:
 
     ``variant`` is False for the primary design (exact-length pairs only) and True for the unmatched variant;
     ``exact_available`` counts the exact-length pairs having every role, ``wanted`` the pairs asked for.
+    ``candidates`` is the whole qualifying list of the design that ``pairs`` opens (capped at ``cap`` when
+    :func:`choose_pairs` was given one): the list whose runs of pairs are the work units of a condition run
+    (:func:`harness.transfer.run_condition`), so claims that ask for different numbers of the same pairs share units.
     """
 
     pairs: list[TransferPair]
     variant: bool
     exact_available: int
     wanted: int
+    candidates: list[TransferPair] = field(default_factory=list)
 
 
 EXACT_DESIGN_MINIMUM = 16
@@ -318,12 +322,13 @@ a larger set of nearest-length pairs."""
 
 def choose_pairs(
     lm: LoadedModel, bank: PromptBank, n: int, *, roles: Sequence[PairRole] = (PairRole.RECURSIVE, PairRole.BASELINE),
-    keep: Callable[[TransferPair], bool] = lambda p: True,
+    keep: Callable[[TransferPair], bool] = lambda p: True, cap: int | None = None,
 ) -> PairSelection:
     """Up to ``n`` pairs having every role in ``roles`` and satisfying ``keep``: exact-length pairs when the bank
     has enough of them (at least ``min(n, EXACT_DESIGN_MINIMUM)``; then the first ``n``, or all of them when the
     bank has fewer than ``n``), else the first ``n`` of :func:`unmatched_pairs` that qualify (which start with
-    those exact pairs). ``n`` is the claim's planned n capped by ``--n``."""
+    those exact pairs). ``n`` is the claim's planned n capped by ``--n``; ``cap`` is ``--n`` itself (None without
+    it), which caps the selection's ``candidates``."""
     if n < 1:
         raise ValueError(f"choose_pairs: n must be >= 1, got {n}")
 
@@ -332,8 +337,9 @@ def choose_pairs(
 
     exact = [p for p in transfer_pairs(lm, bank) if ok(p)]
     if len(exact) >= min(n, EXACT_DESIGN_MINIMUM):
-        return PairSelection(exact[:n], False, len(exact), n)
-    return PairSelection([p for p in unmatched_pairs(lm, bank) if ok(p)][:n], True, len(exact), n)
+        return PairSelection(exact[:n], False, len(exact), n, exact[:cap])
+    unmatched = [p for p in unmatched_pairs(lm, bank) if ok(p)]
+    return PairSelection(unmatched[:n], True, len(exact), n, unmatched[:cap])
 
 
 def pairing_summary(selection: PairSelection) -> dict[str, Any]:

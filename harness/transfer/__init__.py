@@ -19,16 +19,19 @@ Vocabulary
   conditions; :func:`kv_condition` and :func:`activation_condition` build new ones (layer ranges, token
   spans, the peak zone, explicit positions per pair).
 - :func:`run_condition` generates one continuation per (pair, sample) with :func:`harness.engine.generation.generate`
-  in batches, scores it with :func:`harness.behaviour.score_continuations` (generated tokens only) and
+  in work units (runs of ``--batch-size`` continuations counted from the request's first pair, each generated as
+  one batch per patch spec), scores it with :func:`harness.behaviour.score_continuations` (generated tokens only) and
   returns typed :class:`PairOutcome` s. Each pair's outcome is cached on disk through
   :class:`~harness.runtime.measurement_store.MeasurementStore`, keyed by the model identity, the pair id (it seeds
   the order-ablation and random controls), the recipient and donor texts, the resolved patch spec, the decoding
-  regime, the capture spec (by default V at the early and late layers, :func:`standard_capture`) and a
-  fingerprint of the engine source read at import; so claims that share a condition compute it once per
-  model and re-runs are free. The cache holds continuations, not scores: each run scores the texts with the
-  current scorers (each distinct text once per process), so a scorer change never needs regeneration.
-  Greedy continuations do not depend on batch composition except at numerical near-ties (top-2 logit gap
-  < 1e-4, see ``tests/parity/test_generation.py``), so an outcome cached from one batch stands for any other.
+  regime, the capture spec (by default V at the early and late layers, :func:`standard_capture`), a
+  fingerprint of the engine source read at import and the unit it was computed in; so claims that ask a condition
+  for the same run of pairs compute it once per model, and re-runs are free. The cache holds continuations, not
+  scores: each run scores the texts with the current scorers (each distinct text once per process), so a scorer
+  change never needs regeneration. Greedy continuations depend on batch composition only at numerical near-ties
+  (top-2 logit gap < 1e-4, see ``tests/parity/test_generation.py``) and their captured V only to rounding; the unit
+  in the key makes even that impossible: an outcome is the same bytes whichever claim, shard or order computed it
+  (docs/SCALE_OUT.md).
 - :func:`estimate_transfer` computes T = (mean score(B⊕A) − mean score(B)) / (mean score(A) − mean score(B)), paired
   by pair, with a bootstrap CI over pairs (:func:`harness.stats.transfer_ci`); T is undefined when the CI
   of the natural gap includes 0, and the result says why.

@@ -208,6 +208,20 @@ def _generate_halving(lm: LoadedModel, requests: list[GenerationRequest], condit
             + _generate_halving(lm, requests[half:], condition, **kwargs))
 
 
+def _unit_list(pairs: Sequence[TransferPair], candidates: Sequence[TransferPair] | None,
+               condition: Condition) -> list[TransferPair]:
+    """The list whose runs of pairs are the work units: the ``candidates`` that have the prompts ``condition`` needs
+    (every requested pair must be one of them), or ``pairs`` themselves."""
+    if candidates is None:
+        return list(pairs)
+    listed = [p for p in candidates if all(p.has(r) for r in (condition.recipient, condition.donor) if r is not None)]
+    known = {p.id for p in listed}
+    outside = [p.id for p in pairs if p.id not in known]
+    if outside:
+        raise ValueError(f"run_condition: pairs {outside[:3]} are not among the candidates the units are cut from")
+    return listed
+
+
 _SCORES: dict[str, BehaviourScore] = {}
 """Scores of texts seen in this process (the scorers are fixed while it runs; natural conditions recur in claims)."""
 
@@ -231,12 +245,16 @@ def run_condition(
     capture: CaptureSpec | None = None,
     batch_size: int | str = "auto",
     progress: bool = True,
+    candidates: Sequence[TransferPair] | None = None,
 ) -> ConditionRun:
     """Run ``condition`` on every pair (``decoding.samples_per_pair`` continuations each) and score them.
 
-    The pairs are cut into work units of :func:`unit_pairs` consecutive pairs from the first
-    (:meth:`MeasurementStore.get_or_compute_units`: an outcome's key names its unit, so it is the same bytes whoever
-    asks, in whatever order). Units already in ``store`` are read back; the others are generated, each in one batch per
+    Outcomes are computed in work units: runs of :func:`unit_pairs` consecutive pairs of ``candidates`` (the
+    claim's whole qualifying list, :class:`~harness.prompts.pairing.PairSelection`; those that have the prompts the
+    condition needs), or of ``pairs`` themselves without it, counted from the first; an outcome's key names its unit
+    (as :meth:`MeasurementStore.get_or_compute_units` does), so it is the same bytes whoever asks, in whatever order,
+    and claims asking for different numbers of the same candidates share units. Every unit holding a requested pair is
+    computed whole. Units already in ``store`` are read back; the others are generated, each in one batch per
     patch spec (a batch that runs out of memory is halved and retried, :data:`BACKOFFS`; a progress line per unit,
     :mod:`harness.runtime.progress`), and written as soon as the unit finishes (a kill loses at most one unit). Every continuation is then scored by the current scorers (new
     texts in one batch). ``capture`` defaults to :func:`standard_capture`; pass ``CaptureSpec()`` for none
@@ -253,25 +271,31 @@ def run_condition(
     store = store or MeasurementStore(mode="off")
     capture = capture if capture is not None else standard_capture(lm, condition)
     fingerprint = engine_fingerprint()
-    patches = {p.id: p.aligned(condition.patch_for(lm, p.id, run_seed), condition.recipient, condition.donor)
-               for p in pairs}
+    listed = _unit_list(pairs, candidates, condition)
+    position = {p.id: i for i, p in enumerate(listed)}
     size = unit_pairs(batch_size, decoding)
-    units = [list(range(start, min(start + size, len(pairs)))) for start in range(0, len(pairs), size)]
-    plain = [pair_key_parts(lm, p, condition, patches[p.id], decoding, run_seed, capture, fingerprint) for p in pairs]
-    keyed = [k for unit in units for k in unit_parts([plain[i] for i in unit])]
-    found = {p.id: store.lookup("transfer_outcome", keyed[i]) for i, p in enumerate(pairs)}
-    missing = [unit for unit in units if any(found[pairs[i].id] is ABSENT for i in unit)]
+    wanted = {position[p.id] // size for p in pairs}
+    units = [list(range(u * size, min((u + 1) * size, len(listed)))) for u in sorted(wanted)]
+    patches = {listed[i].id: listed[i].aligned(condition.patch_for(lm, listed[i].id, run_seed), condition.recipient,
+                                               condition.donor) for unit in units for i in unit}
+    keyed = {}
+    for unit in units:
+        plain = [pair_key_parts(lm, listed[i], condition, patches[listed[i].id], decoding, run_seed, capture,
+                                fingerprint) for i in unit]
+        keyed.update({listed[i].id: k for i, k in zip(unit, unit_parts(plain))})
+    found = {pair_id: store.lookup("transfer_outcome", parts) for pair_id, parts in keyed.items()}
+    missing = [unit for unit in units if any(found[listed[i].id] is ABSENT for i in unit)]
     if missing:
         def persist(done: dict[str, dict[str, Any]]) -> None:  # written per unit: a kill loses one unit at most
             for pair_id, stored in done.items():
-                found[pair_id] = store.get_or_compute("transfer_outcome", keyed[position[pair_id]], lambda s=stored: s)
+                found[pair_id] = store.get_or_compute("transfer_outcome", keyed[pair_id], lambda s=stored: s)
 
-        position = {p.id: i for i, p in enumerate(pairs)}
         # compute once: hold the missing units' locks, then generate only the units no other worker stored meanwhile
-        with store.holding("transfer_outcome", [keyed[i] for unit in missing for i in unit]):
-            found.update({pairs[i].id: store.lookup("transfer_outcome", keyed[i]) for unit in missing for i in unit})
-            todo = [[(pairs[i], patches[pairs[i].id]) for i in unit] for unit in missing
-                    if any(found[pairs[i].id] is ABSENT for i in unit)]
+        with store.holding("transfer_outcome", [keyed[listed[i].id] for unit in missing for i in unit]):
+            found.update({listed[i].id: store.lookup("transfer_outcome", keyed[listed[i].id])
+                          for unit in missing for i in unit})
+            todo = [[(listed[i], patches[listed[i].id]) for i in unit] for unit in missing
+                    if any(found[listed[i].id] is ABSENT for i in unit)]
             _generate_units(lm, todo, condition, decoding, run_seed, capture, progress, persist)
     # score every new text in one batch; _outcome then reads the scores back per pair
     score_texts([s["text"] for p in pairs for s in found[p.id]["samples"]])  # type: ignore[index]

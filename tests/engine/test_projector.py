@@ -141,10 +141,11 @@ def test_running_mean_matches_a_direct_mean(values: list[float], window: int) ->
 def test_gap_closed_is_zero_at_none_one_at_own(rows: list[tuple[float, float, float]]) -> None:
     none, projected, own = (list(c) for c in zip(*rows))
     for (a, p, o), g in zip(rows, gap_closed(none, projected, own)):
-        if a - o <= 0:
-            assert g is None
+        if a - o <= 0 or not math.isfinite((a - p) / (a - o)):
+            assert g is None  # no gap, or one so small (subnormal) that the ratio overflows
         else:
             assert g is not None and math.isclose(g * (a - o), a - p, rel_tol=1e-9, abs_tol=1e-9)
+    assert gap_closed([2.225073858507e-311], [1.0], [0.0]) == [None]  # the case hypothesis found
     defined = [g for g in gap_closed(none, own, own) if g is not None]
     assert all(math.isclose(g, 1.0) for g in defined)
     assert all(g == 0.0 for g in gap_closed(none, none, own) if g is not None)

@@ -402,3 +402,24 @@ def test_standard_capture_keeps_early_and_late_v_downstream_of_any_v_patch(toy_l
     bare = tr.run_condition(toy_llama, pairs[:1], tr.NATURAL_BASELINE, decoding=SHORT, run_seed=0,
                             capture=CaptureSpec(), progress=False)
     assert bare.outcomes[0].samples[0].v == {} and bare.outcomes[0].samples == natural.outcomes[0].samples
+
+
+def test_units_are_cut_from_the_candidates_so_prefix_requests_share_them(toy_llama, pairs, tmp_path, monkeypatch):
+    """With ``candidates`` (a selection's whole qualifying list), a request for its first k pairs computes the whole
+    unit it opens, and a later request for more of the same candidates reads that unit back."""
+    cache = _cache(tmp_path)
+    calls: list[list[str]] = []
+    real = runner.generate
+    monkeypatch.setattr(runner, "generate", lambda lm, requests, **kw: calls.append([r.pair_id for r in requests])
+                        or real(lm, requests, **kw))
+    short = tr.run_condition(toy_llama, pairs[:1], tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache, batch_size=2,
+                             progress=False, candidates=pairs)
+    assert short.pair_ids == (pairs[0].id,)
+    assert sorted(i for call in calls for i in call) == sorted(p.id for p in pairs[:2])  # the whole first unit
+    calls.clear()
+    longer = tr.run_condition(toy_llama, pairs[:2], tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache, batch_size=2,
+                              progress=False, candidates=pairs)
+    assert calls == [] and longer.outcomes[0] == short.outcomes[0]
+    with pytest.raises(ValueError, match="not among the candidates"):
+        tr.run_condition(toy_llama, pairs[2:], tr.KV_MAIN, decoding=SHORT, run_seed=0, store=cache, batch_size=2,
+                         progress=False, candidates=pairs[:2])

@@ -16,6 +16,8 @@ Conditions of the cache before a held-out text's continuation (losses in nats/to
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,10 +94,12 @@ def heldout_losses(sharer: LoadedModel, receiver: LoadedModel, projector: CacheP
 
 def gap_closed(l_none: Sequence[float], l_projected: Sequence[float], l_own: Sequence[float]) -> list[float | None]:
     """Per text (L_none − L_projected) / (L_none − L_own): 0 = no better than no context, 1 = as good as the
-    receiver's own cache; None where the own cache does not help (L_none − L_own ≤ 0: the ratio has no meaning)."""
+    receiver's own cache; None where the own cache does not help (L_none − L_own ≤ 0: the ratio has no meaning) or
+    where the gap is so small that the ratio overflows (a subnormal L_none − L_own)."""
     if not len(l_none) == len(l_projected) == len(l_own):
         raise ValueError("gap_closed: the three loss lists differ in length")
-    return [(a - p) / (a - o) if a - o > 0 else None for a, p, o in zip(l_none, l_projected, l_own)]
+    ratios = [(a - p) / (a - o) if a - o > 0 else None for a, p, o in zip(l_none, l_projected, l_own)]
+    return [r if r is not None and math.isfinite(r) else None for r in ratios]
 
 
 @dataclass(frozen=True)
