@@ -15,6 +15,7 @@ the weightless reduce.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SHARD_KEY] = shard
 
 
+_MANIFESTS_KEY = pytest.StashKey[dict[str, Any]]()
+"""Manifests :func:`manifest_for` has read in this process, by their key parts."""
+
+
 def shard_of(config: pytest.Config) -> Shard | None:
     """The run's ``--shard``, or None."""
     return config.stash.get(SHARD_KEY, None)
@@ -86,8 +91,12 @@ def manifest_for(config: pytest.Config, name: str, model_args: Any) -> dict[str,
         return None
     parts = manifest_parts(name, device=config.getoption("device"), dtype=config.getoption("dtype"),
                            model_args=model_args, decode_path=config.getoption("decode_path"))
-    found = MeasurementStore(store_root(config), "read").lookup(MANIFEST_KIND, parts)
-    return None if found is ABSENT else found
+    read = config.stash.setdefault(_MANIFESTS_KEY, {})  # a manifest is MBs: read and checked once per process
+    key = repr(sorted(parts.items()))
+    if key not in read:
+        found = MeasurementStore(store_root(config), "read").lookup(MANIFEST_KIND, parts)
+        read[key] = None if found is ABSENT else found
+    return read[key]
 
 
 def claim_work_item(item: pytest.Item) -> str | None:
@@ -147,8 +156,6 @@ def shard_counts(root: Path | None) -> dict[int, set[int]]:
     counts: dict[int, set[int]] = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            import json
-
             value = json.loads(path.read_text())["value"]
             counts.setdefault(int(value["count"]), set()).add(int(value["index"]))
         except (OSError, ValueError, KeyError, TypeError):
